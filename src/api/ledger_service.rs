@@ -1,0 +1,276 @@
+//! `complaint_ledger.v1.Ledger`: append, read a case, read the whole log,
+//! subscribe. Every call runs in a span carrying its case id.
+
+use super::caller::actor_of;
+use super::status::{invalid_field, to_status};
+use super::streaming::{channel, ResponseStream};
+use crate::domain::event_kind::EVENT_TYPES;
+use crate::domain::ids::id_problem;
+use crate::ledger::{Ledger, LedgerError};
+use crate::proto::v1::{self as pb, ledger_server::Ledger as LedgerApi};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// Events read from the store per blocking step of a stream.
+const READ_CHUNK: usize = 512;
+
+pub struct LedgerService {
+    ledger: Arc<Ledger>,
+}
+
+impl LedgerService {
+    pub fn new(ledger: Arc<Ledger>) -> Self {
+        Self { ledger }
+    }
+}
+
+/// Which events a read or subscription wants.
+#[derive(Clone, Default)]
+struct Filter {
+    types: HashSet<String>,
+    cases: HashSet<String>,
+}
+
+impl Filter {
+    fn parse(f: Option<pb::EventFilter>) -> Result<Self, Status> {
+        let f = f.unwrap_or_default();
+        for (i, t) in f.event_types.iter().enumerate() {
+            if !EVENT_TYPES.contains(&t.as_str()) {
+                return Err(invalid_field(
+                    &format!("filter.event_types[{i}]"),
+                    format!(
+                        "{t:?} is not an event type; known: {}",
+                        EVENT_TYPES.join(", ")
+                    ),
+                ));
+            }
+        }
+        for (i, c) in f.case_ids.iter().enumerate() {
+            if let Some(p) = id_problem(c) {
+                return Err(invalid_field(&format!("filter.case_ids[{i}]"), p));
+            }
+        }
+        Ok(Self {
+            types: f.event_types.into_iter().collect(),
+            cases: f.case_ids.into_iter().collect(),
+        })
+    }
+
+    fn matches(&self, e: &pb::RecordedEvent) -> bool {
+        (self.types.is_empty() || self.types.contains(&e.event_type))
+            && (self.cases.is_empty() || self.cases.contains(&e.case_id))
+    }
+}
+
+fn check_case_id(case_id: &str) -> Result<(), Status> {
+    match id_problem(case_id) {
+        Some(p) => Err(invalid_field("case_id", p)),
+        None => Ok(()),
+    }
+}
+
+#[tonic::async_trait]
+impl LedgerApi for LedgerService {
+    async fn append(
+        &self,
+        request: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        let actor = actor_of(&request)?;
+        let req = request.into_inner();
+        let span = tracing::info_span!("Append", case_id = %req.case_id, events = req.events.len(), actor = %actor);
+        async move {
+            match self.ledger.append(req, actor).await {
+                Ok(o) => {
+                    tracing::debug!(
+                        first = o.first_position,
+                        last = o.last_position,
+                        version = o.case_version,
+                        duplicate = o.duplicate,
+                        "appended"
+                    );
+                    Ok(Response::new(pb::AppendResponse {
+                        first_position: o.first_position,
+                        last_position: o.last_position,
+                        case_version: o.case_version,
+                        duplicate: o.duplicate,
+                    }))
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "append refused");
+                    Err(to_status(e))
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    type ReadCaseStream = ResponseStream<pb::RecordedEvent>;
+
+    async fn read_case(
+        &self,
+        request: Request<pb::ReadCaseRequest>,
+    ) -> Result<Response<Self::ReadCaseStream>, Status> {
+        let req = request.into_inner();
+        let _span = tracing::info_span!("ReadCase", case_id = %req.case_id).entered();
+        check_case_id(&req.case_id)?;
+        if !self.ledger.case_exists(&req.case_id) {
+            return Err(to_status(LedgerError::CaseNotFound(req.case_id)));
+        }
+        let backwards = match pb::ReadDirection::try_from(req.direction) {
+            Ok(d) => d == pb::ReadDirection::Backwards,
+            Err(_) => {
+                return Err(invalid_field(
+                    "direction",
+                    format!("{} is not a known value", req.direction),
+                ))
+            }
+        };
+        let ledger = self.ledger.clone();
+        let (tx, stream) = channel();
+        tokio::task::spawn_blocking(move || {
+            let mut remaining = if req.limit == 0 { u64::MAX } else { req.limit };
+            let mut from = req.from_version;
+            while remaining > 0 {
+                let n = remaining.min(READ_CHUNK as u64) as usize;
+                let chunk = match ledger.read_case(&req.case_id, from, backwards, n) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(to_status(e)));
+                        return;
+                    }
+                };
+                let Some(last) = chunk.last().map(|e| e.case_version) else {
+                    return;
+                };
+                let got = chunk.len();
+                for e in chunk {
+                    if tx.blocking_send(Ok(e)).is_err() {
+                        return;
+                    }
+                }
+                remaining -= got as u64;
+                if backwards {
+                    if last <= 1 {
+                        return;
+                    }
+                    from = last - 1;
+                } else {
+                    from = last + 1;
+                }
+                if got < n {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    type ReadAllStream = ResponseStream<pb::RecordedEvent>;
+
+    async fn read_all(
+        &self,
+        request: Request<pb::ReadAllRequest>,
+    ) -> Result<Response<Self::ReadAllStream>, Status> {
+        let req = request.into_inner();
+        let filter = Filter::parse(req.filter)?;
+        let ledger = self.ledger.clone();
+        let (tx, stream) = channel();
+        tokio::task::spawn_blocking(move || {
+            let mut remaining = if req.limit == 0 { u64::MAX } else { req.limit };
+            let mut from = req.from_position.max(1);
+            loop {
+                let chunk = match ledger.read_all(from, READ_CHUNK) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(to_status(e)));
+                        return;
+                    }
+                };
+                let Some(last) = chunk.last().map(|e| e.position) else {
+                    return;
+                };
+                for e in chunk.into_iter().filter(|e| filter.matches(e)) {
+                    if remaining == 0 || tx.blocking_send(Ok(e)).is_err() {
+                        return;
+                    }
+                    remaining -= 1;
+                }
+                if remaining == 0 {
+                    return;
+                }
+                from = last + 1;
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    type SubscribeStream = ResponseStream<pb::SubscribeResponse>;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let req = request.into_inner();
+        let filter = Filter::parse(req.filter)?;
+        let ledger = self.ledger.clone();
+        let (tx, stream) = channel();
+        let span = tracing::info_span!("Subscribe", from = req.from_position);
+        tokio::spawn(
+            async move {
+                let mut head_rx = ledger.head();
+                let mut next = req.from_position.max(1);
+                let mut caught_up = false;
+                loop {
+                    let head = *head_rx.borrow_and_update();
+                    while next <= head {
+                        let (l, from) = (ledger.clone(), next);
+                        let chunk = match tokio::task::spawn_blocking(move || l.read_all(from, READ_CHUNK)).await {
+                            Ok(Ok(c)) => c,
+                            Ok(Err(e)) => {
+                                let _ = tx.send(Err(to_status(e))).await;
+                                return;
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Err(Status::internal(format!("reader failed: {e}")))).await;
+                                return;
+                            }
+                        };
+                        let Some(last) = chunk.last().map(|e| e.position) else { break };
+                        for e in chunk.into_iter().filter(|e| filter.matches(e)) {
+                            let msg = pb::SubscribeResponse {
+                                kind: Some(pb::subscribe_response::Kind::Event(e)),
+                            };
+                            if tx.send(Ok(msg)).await.is_err() {
+                                return;
+                            }
+                        }
+                        next = last + 1;
+                    }
+                    if !caught_up {
+                        caught_up = true;
+                        let msg = pb::SubscribeResponse {
+                            kind: Some(pb::subscribe_response::Kind::CaughtUp(pb::CaughtUp { position: head })),
+                        };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    tokio::select! {
+                        changed = head_rx.changed() => {
+                            if changed.is_err() {
+                                let _ = tx.send(Err(Status::unavailable("the ledger is shutting down"))).await;
+                                return;
+                            }
+                        }
+                        _ = tx.closed() => return,
+                    }
+                }
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(stream))
+    }
+}

@@ -1,0 +1,10 @@
+//! The gRPC surface: the `Ledger` and `Cases` services, the mapping of
+//! ledger errors to gRPC statuses, and the server that hosts them with health
+//! and reflection.
+
+pub mod caller;
+pub mod cases_service;
+pub mod ledger_service;
+pub mod server;
+pub mod status;
+pub mod streaming;

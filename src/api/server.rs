@@ -1,0 +1,136 @@
+//! Hosts the services on one listener: Ledger, Cases, gRPC health and
+//! reflection (v1 and v1alpha, so grpcurl works with no proto files), and
+//! shuts down gracefully: stop accepting, let in-flight calls finish, commit
+//! every queued append, flush and sync the store.
+
+use super::cases_service::CasesService;
+use super::ledger_service::LedgerService;
+use crate::config::ServerConfig;
+use crate::ledger::Ledger;
+use crate::proto::v1::{cases_server::CasesServer, ledger_server::LedgerServer};
+use crate::proto::FILE_DESCRIPTOR_SET;
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// A server running in the background (used by tests and tools).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// `http://addr`, for clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops gracefully and waits until the store is closed.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.done.await.context("server task")?
+    }
+}
+
+/// Opens the ledger, binds, and serves in the background.
+pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    let (ledger, listener) = open_and_bind(&config).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(serve_on(config, ledger, listener, async {
+        let _ = stopped.await;
+    }));
+    Ok(RunningServer {
+        addr,
+        stop: Some(stop),
+        done,
+    })
+}
+
+/// Opens the ledger, binds, prints the address, and serves until `shutdown`.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (ledger, listener) = open_and_bind(&config).await?;
+    let addr = listener.local_addr()?;
+    // One plain line on stdout for scripts and tests; logs go to stderr.
+    println!("complaint-ledger listening on {addr}");
+    serve_on(config, ledger, listener, shutdown).await
+}
+
+async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Arc<Ledger>, TcpListener)> {
+    let (dir, sled, limits) = (config.data_dir.clone(), config.sled.clone(), config.limits);
+    let (ledger, report) = tokio::task::spawn_blocking(move || Ledger::open(&dir, &sled, limits))
+        .await?
+        .with_context(|| format!("opening the ledger in {}", config.data_dir.display()))?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        records = report.records,
+        cases = report.cases,
+        "ledger opened; every case's hash chain verified"
+    );
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::warn!(
+        "development mode: no authentication is configured; the actor is taken from the x-actor header"
+    );
+    Ok((Arc::new(ledger), listener))
+}
+
+async fn serve_on(
+    config: ServerConfig,
+    ledger: Arc<Ledger>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<LedgerServer<LedgerService>>().await;
+    health.set_serving::<CasesServer<CasesService>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    // Requests up to this size reach our own limit check, which answers
+    // RESOURCE_EXHAUSTED naming the limit; larger ones are cut by tonic.
+    let decode_cap = (config.limits.max_request_bytes * 4).max(16 * 1024 * 1024);
+    let ledger_api = LedgerServer::new(LedgerService::new(ledger.clone()))
+        .max_decoding_message_size(decode_cap)
+        .max_encoding_message_size(decode_cap);
+    let cases_api = CasesServer::new(CasesService::new(ledger.clone()))
+        .max_encoding_message_size(64 * 1024 * 1024);
+    tracing::info!(%addr, "serving complaint_ledger.v1.Ledger, complaint_ledger.v1.Cases, grpc.health.v1, reflection v1 and v1alpha");
+    let health_on_stop = health.clone();
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ledger_api)
+        .add_service(cases_api)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight calls");
+            health_on_stop
+                .set_not_serving::<LedgerServer<LedgerService>>()
+                .await;
+            health_on_stop
+                .set_not_serving::<CasesServer<CasesService>>()
+                .await;
+        })
+        .await;
+    ledger.shutdown().await;
+    tracing::info!("ledger closed");
+    result.context("gRPC server")
+}

@@ -1,0 +1,3 @@
+//! Command-line tools that speak to a running server as a client.
+
+pub mod replay;

@@ -1,0 +1,205 @@
+//! `complaint-ledger replay`: a case's timeline for a person — when, who,
+//! what, in one line each, with corrections marked beside the event they
+//! correct. This is the review KF-006 asks for before any survey or callback:
+//! nobody should make the customer tell the story again.
+
+use crate::proto::v1::{self as pb, case_event::Kind, ledger_client::LedgerClient};
+use crate::time::{format_local, DEFAULT_UTC_OFFSET_MINUTES};
+use std::fmt::Write as _;
+
+fn channel(c: i32) -> String {
+    pb::Channel::try_from(c)
+        .map(|c| {
+            c.as_str_name()
+                .trim_start_matches("CHANNEL_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| c.to_string())
+}
+
+fn short(s: &str, n: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= n {
+        one_line
+    } else {
+        format!("{}…", one_line.chars().take(n).collect::<String>())
+    }
+}
+
+/// One line describing an event.
+pub fn summarize(kind: &Kind) -> String {
+    match kind {
+        Kind::CaseOpened(e) => format!(
+            "customer {} · {} · {}",
+            e.customer_id, e.business_line, e.category
+        ),
+        Kind::ContactLogged(e) => {
+            let silences: u32 = e.silences.iter().map(|s| s.duration_seconds).sum();
+            let mut s = format!(
+                "{} {} {}s",
+                channel(e.channel),
+                pb::Direction::try_from(e.direction)
+                    .map(|d| d
+                        .as_str_name()
+                        .trim_start_matches("DIRECTION_")
+                        .to_lowercase())
+                    .unwrap_or_default(),
+                e.duration_seconds
+            );
+            if silences > 0 {
+                let _ = write!(s, " (silent {silences}s)");
+            }
+            if !e.threats.is_empty() {
+                let t: Vec<_> = e
+                    .threats
+                    .iter()
+                    .filter_map(|t| pb::Threat::try_from(*t).ok())
+                    .map(|t| t.as_str_name().trim_start_matches("THREAT_").to_lowercase())
+                    .collect();
+                let _ = write!(s, " threats: {}", t.join(","));
+            }
+            format!("{s} — {}", short(&e.summary, 60))
+        }
+        Kind::DemandRecorded(e) => format!("demand {}: {}", e.demand_id, short(&e.description, 60)),
+        Kind::PromiseMade(e) => format!("promise {}: {}", e.promise_id, short(&e.description, 60)),
+        Kind::TicketSubmitted(e) => format!("ticket {} submitted to {}", e.ticket_id, e.team),
+        Kind::TicketRejected(e) => format!(
+            "ticket {} REJECTED: {} (missing: {})",
+            e.ticket_id,
+            short(&e.reason, 40),
+            e.missing_fields.join(", ")
+        ),
+        Kind::TicketAppended(e) => format!(
+            "ticket {} appended: {}",
+            e.ticket_id,
+            short(&e.addition, 50)
+        ),
+        Kind::TicketResultGiven(e) => {
+            format!("ticket {} result: {}", e.ticket_id, short(&e.result, 50))
+        }
+        Kind::CallbackAttempted(e) => format!(
+            "callback attempt by {} (reached: {})",
+            channel(e.channel),
+            e.reached
+        ),
+        Kind::CallbackCompleted(e) => format!(
+            "callback by {} — {}",
+            channel(e.channel),
+            pb::CustomerResponse::try_from(e.customer_response)
+                .map(|r| r
+                    .as_str_name()
+                    .trim_start_matches("CUSTOMER_RESPONSE_")
+                    .to_lowercase())
+                .unwrap_or_default()
+        ),
+        Kind::DissatisfactionClassified(e) => format!(
+            "dissatisfied contact {} (factor {})",
+            e.contact_id, e.factor
+        ),
+        Kind::SurveyDone(e) => format!(
+            "survey of {} (resolved: {}, satisfied: {})",
+            e.contact_id, e.resolved, e.satisfied
+        ),
+        Kind::Escalated(e) => format!(
+            "escalated {} → {}: {}",
+            e.from_level().as_str_name(),
+            e.to_level().as_str_name(),
+            short(&e.reason, 50)
+        ),
+        Kind::WarningRaised(e) => format!("WARNING {}: {}", e.rule, short(&e.reason, 50)),
+        Kind::ExternalComplaintReceived(e) => format!(
+            "external complaint {} from {}",
+            e.reference_number,
+            e.body().as_str_name()
+        ),
+        Kind::ViolationJudged(e) => format!(
+            "agent {} judged on item {} (established: {})",
+            e.agent_id, e.item, e.established
+        ),
+        Kind::ViolationAppealed(e) => format!("judgement {} appealed", e.judgement_id),
+        Kind::AppealDecided(e) => format!(
+            "appeal on {} decided (upheld: {})",
+            e.judgement_id, e.upheld
+        ),
+        Kind::NoteAdded(e) => format!("note: {}", short(&e.text, 60)),
+        Kind::EventCorrected(e) => format!(
+            "CORRECTS {}: {}",
+            e.corrected_event_id,
+            short(&e.reason, 50)
+        ),
+        Kind::CaseResolved(e) => format!("resolved: {}", short(&e.resolution, 50)),
+        Kind::CaseClosed(e) => format!("closed: {}", short(&e.reason, 50)),
+        Kind::CaseReopened(e) => format!("reopened: {}", short(&e.reason, 50)),
+    }
+}
+
+/// Formats a timeline, one event a line, marking corrected events.
+pub fn format_timeline(events: &[pb::RecordedEvent]) -> String {
+    let offset = events
+        .iter()
+        .find_map(|e| match e.event.as_ref().and_then(|x| x.kind.as_ref()) {
+            Some(Kind::CaseOpened(o)) if o.utc_offset_minutes != 0 => Some(o.utc_offset_minutes),
+            _ => None,
+        })
+        .unwrap_or(DEFAULT_UTC_OFFSET_MINUTES);
+    let corrected: std::collections::HashMap<&str, Vec<&str>> =
+        events.iter().fold(Default::default(), |mut m, e| {
+            if let Some(Kind::EventCorrected(c)) = e.event.as_ref().and_then(|x| x.kind.as_ref()) {
+                m.entry(c.corrected_event_id.as_str())
+                    .or_default()
+                    .push(e.event_id.as_str());
+            }
+            m
+        });
+    let mut out = String::new();
+    for e in events {
+        let when = e
+            .occurred_at
+            .as_ref()
+            .map(|t| format_local(t, offset))
+            .unwrap_or_default();
+        let who = if e.acted_for_agent.is_empty() {
+            e.actor.clone()
+        } else {
+            format!("{} ({})", e.acted_for_agent, e.actor)
+        };
+        let what = e
+            .event
+            .as_ref()
+            .and_then(|x| x.kind.as_ref())
+            .map(summarize)
+            .unwrap_or_default();
+        let mark = match corrected.get(e.event_id.as_str()) {
+            Some(by) => format!("  [corrected by {}]", by.join(", ")),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "v{:<3} {when}  {who:<16} {:<26} {what}{mark}",
+            e.case_version, e.event_type
+        );
+    }
+    out
+}
+
+/// Reads a case from a server and prints its timeline.
+pub async fn run(server: &str, case_id: &str) -> anyhow::Result<()> {
+    let mut client = LedgerClient::connect(server.to_string()).await?;
+    let mut stream = client
+        .read_case(pb::ReadCaseRequest {
+            case_id: case_id.to_string(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(e) = stream.message().await? {
+        events.push(e);
+    }
+    print!(
+        "case {case_id}: {} events\n{}",
+        events.len(),
+        format_timeline(&events)
+    );
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! The two ways the domain refuses an event: it is malformed (a field is
+//! missing or wrong), or it is well-formed but the case's rules forbid it now.
+
+use std::fmt;
+
+/// One malformed field, named by its path in the request, e.g.
+/// `events[2].event.contact_logged.channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+/// A case rule that an event would break, e.g. `ticket_not_awaiting_review`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleViolation {
+    /// Stable, machine-readable rule name.
+    pub rule: &'static str,
+    /// What was wrong, for a person.
+    pub description: String,
+}
+
+impl RuleViolation {
+    pub fn new(rule: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            rule,
+            description: description.into(),
+        }
+    }
+}
+
+impl fmt::Display for RuleViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.rule, self.description)
+    }
+}

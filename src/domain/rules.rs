@@ -1,0 +1,370 @@
+//! The case rules: which event a case accepts in its current state
+//! (`decide`). A refused event is a `FAILED_PRECONDITION` naming the rule.
+//! Rules see only the case's own state; a correction's target is checked by
+//! the ledger, which can look events up.
+
+use super::error::RuleViolation;
+use super::state::{CaseState, CaseStatus, JudgementStage, TicketStage};
+use crate::proto::v1::{case_event::Kind, CaseEvent};
+
+/// Decides whether `event` may be appended to a case in `state`.
+pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation> {
+    let Some(kind) = &event.kind else {
+        return Err(RuleViolation::new(
+            "event_missing",
+            "the event names no kind",
+        ));
+    };
+    if !state.exists() {
+        return match kind {
+            Kind::CaseOpened(_) => Ok(()),
+            _ => Err(RuleViolation::new(
+                "case_not_opened",
+                "a case must be opened (CaseOpened) before anything else is recorded on it",
+            )),
+        };
+    }
+    if state.status == CaseStatus::Closed
+        && !matches!(
+            kind,
+            Kind::CaseReopened(_) | Kind::NoteAdded(_) | Kind::EventCorrected(_)
+        )
+    {
+        return Err(RuleViolation::new(
+            "case_closed",
+            "a closed case takes only CaseReopened, NoteAdded or EventCorrected",
+        ));
+    }
+    let unique = |set_has: bool, rule: &'static str, what: &str, id: &str| {
+        if set_has {
+            Err(RuleViolation::new(
+                rule,
+                format!("{what} {id:?} already exists on this case"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match kind {
+        Kind::CaseOpened(_) => Err(RuleViolation::new(
+            "case_already_opened",
+            "the case is already open; a case is opened once",
+        )),
+        Kind::ContactLogged(e) => unique(
+            state.contacts.contains(&e.contact_id),
+            "contact_already_logged",
+            "contact",
+            &e.contact_id,
+        ),
+        Kind::DemandRecorded(e) => {
+            unique(
+                state.demands.contains(&e.demand_id),
+                "demand_already_recorded",
+                "demand",
+                &e.demand_id,
+            )?;
+            known_contact(state, &e.contact_id)
+        }
+        Kind::PromiseMade(e) => {
+            unique(
+                state.promises.contains_key(&e.promise_id),
+                "promise_already_made",
+                "promise",
+                &e.promise_id,
+            )?;
+            known_contact(state, &e.contact_id)
+        }
+        Kind::TicketSubmitted(e) => {
+            unique(
+                state.tickets.contains_key(&e.ticket_id),
+                "ticket_already_submitted",
+                "ticket",
+                &e.ticket_id,
+            )?;
+            known_demands(state, &e.demand_ids)
+        }
+        Kind::TicketRejected(e) => match state.tickets.get(&e.ticket_id) {
+            Some(TicketStage::AwaitingReview) => Ok(()),
+            Some(_) => Err(RuleViolation::new(
+                "ticket_not_awaiting_review",
+                format!("ticket {:?} is not waiting for the second line; only a submitted or appended ticket can be rejected", e.ticket_id),
+            )),
+            None => Err(unknown_ticket(&e.ticket_id)),
+        },
+        Kind::TicketAppended(e) => {
+            if !state.tickets.contains_key(&e.ticket_id) {
+                return Err(unknown_ticket(&e.ticket_id));
+            }
+            known_demands(state, &e.demand_ids)
+        }
+        Kind::TicketResultGiven(e) => match state.tickets.get(&e.ticket_id) {
+            Some(TicketStage::AwaitingReview) => Ok(()),
+            Some(TicketStage::Rejected) => Err(RuleViolation::new(
+                "ticket_rejected_needs_append",
+                format!("ticket {:?} was rejected; append to it before a result can be given", e.ticket_id),
+            )),
+            Some(TicketStage::ResultGiven) => Err(RuleViolation::new(
+                "ticket_result_already_given",
+                format!("ticket {:?} already has a result; append to it to ask for another", e.ticket_id),
+            )),
+            None => Err(unknown_ticket(&e.ticket_id)),
+        },
+        Kind::CallbackAttempted(e) => {
+            unique(state.callbacks.contains(&e.callback_id), "callback_already_recorded", "callback", &e.callback_id)?;
+            callback_reference(state, &e.promise_id, &e.ticket_id)
+        }
+        Kind::CallbackCompleted(e) => {
+            unique(state.callbacks.contains(&e.callback_id), "callback_already_recorded", "callback", &e.callback_id)?;
+            callback_reference(state, &e.promise_id, &e.ticket_id)?;
+            known_demands(state, &e.demand_ids)
+        }
+        Kind::DissatisfactionClassified(e) => known_contact(state, &e.contact_id),
+        Kind::SurveyDone(e) => known_contact(state, &e.contact_id),
+        Kind::Escalated(e) => {
+            if e.from_level != state.escalation_level as i32 {
+                return Err(RuleViolation::new(
+                    "escalation_level_mismatch",
+                    format!(
+                        "the case is at {}, not at {}",
+                        state.escalation_level.as_str_name(),
+                        e.from_level().as_str_name()
+                    ),
+                ));
+            }
+            if e.to_level <= e.from_level {
+                return Err(RuleViolation::new(
+                    "escalation_not_upward",
+                    "an escalation goes up the ladder: agent, team lead, manager, client company, outside body",
+                ));
+            }
+            if !e.warning_id.is_empty() && !state.warnings.contains(&e.warning_id) {
+                return Err(RuleViolation::new(
+                    "warning_unknown",
+                    format!("warning {:?} was not raised on this case", e.warning_id),
+                ));
+            }
+            Ok(())
+        }
+        Kind::WarningRaised(e) => unique(
+            state.warnings.contains(&e.warning_id),
+            "warning_already_raised",
+            "warning",
+            &e.warning_id,
+        ),
+        Kind::ViolationJudged(e) => unique(
+            state.judgements.contains_key(&e.judgement_id),
+            "judgement_already_made",
+            "judgement",
+            &e.judgement_id,
+        ),
+        Kind::ViolationAppealed(e) => match state.judgements.get(&e.judgement_id) {
+            Some(JudgementStage::Judged { established: true }) => Ok(()),
+            Some(JudgementStage::Judged { established: false }) => Err(RuleViolation::new(
+                "judgement_not_established",
+                "only an established violation can be appealed",
+            )),
+            Some(_) => Err(RuleViolation::new(
+                "judgement_already_appealed",
+                "a judgement is appealed once",
+            )),
+            None => Err(unknown_judgement(&e.judgement_id)),
+        },
+        Kind::AppealDecided(e) => match state.judgements.get(&e.judgement_id) {
+            Some(JudgementStage::Appealed) => Ok(()),
+            Some(_) => Err(RuleViolation::new(
+                "judgement_not_appealed",
+                "only an appealed judgement can have its appeal decided",
+            )),
+            None => Err(unknown_judgement(&e.judgement_id)),
+        },
+        Kind::CaseResolved(_) => match state.status {
+            CaseStatus::Open => Ok(()),
+            _ => Err(RuleViolation::new(
+                "case_not_open",
+                "only an open case can be resolved",
+            )),
+        },
+        Kind::CaseClosed(_) => Ok(()),
+        Kind::CaseReopened(_) => match state.status {
+            CaseStatus::Open => Err(RuleViolation::new(
+                "case_not_closed",
+                "the case is open; only a resolved or closed case can be reopened",
+            )),
+            _ => Ok(()),
+        },
+        Kind::ExternalComplaintReceived(_) | Kind::NoteAdded(_) | Kind::EventCorrected(_) => {
+            Ok(())
+        }
+    }
+}
+
+fn unknown_ticket(id: &str) -> RuleViolation {
+    RuleViolation::new(
+        "ticket_unknown",
+        format!("ticket {id:?} was never submitted on this case"),
+    )
+}
+
+fn unknown_judgement(id: &str) -> RuleViolation {
+    RuleViolation::new(
+        "judgement_unknown",
+        format!("judgement {id:?} was never made on this case"),
+    )
+}
+
+fn known_contact(state: &CaseState, id: &str) -> Result<(), RuleViolation> {
+    if id.is_empty() || state.contacts.contains(id) {
+        Ok(())
+    } else {
+        Err(RuleViolation::new(
+            "contact_unknown",
+            format!("contact {id:?} was never logged on this case"),
+        ))
+    }
+}
+
+fn known_demands(state: &CaseState, ids: &[String]) -> Result<(), RuleViolation> {
+    match ids.iter().find(|d| !state.demands.contains(*d)) {
+        None => Ok(()),
+        Some(d) => Err(RuleViolation::new(
+            "demand_unknown",
+            format!("demand {d:?} was never recorded on this case"),
+        )),
+    }
+}
+
+/// A callback needs a promise to answer or a ticket result to deliver.
+fn callback_reference(state: &CaseState, promise: &str, ticket: &str) -> Result<(), RuleViolation> {
+    if !promise.is_empty() && !state.promises.contains_key(promise) {
+        return Err(RuleViolation::new(
+            "promise_unknown",
+            format!("promise {promise:?} was never made on this case"),
+        ));
+    }
+    if !ticket.is_empty() {
+        match state.tickets.get(ticket) {
+            None => return Err(unknown_ticket(ticket)),
+            Some(TicketStage::ResultGiven) => {}
+            Some(_) => {
+                return Err(RuleViolation::new(
+                    "ticket_has_no_result",
+                    format!("ticket {ticket:?} has no result yet; chase the second line before calling back"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1 as pb;
+
+    fn ev(kind: Kind) -> CaseEvent {
+        CaseEvent { kind: Some(kind) }
+    }
+
+    fn opened() -> CaseState {
+        let mut s = CaseState::default();
+        s.evolve(&ev(Kind::CaseOpened(pb::CaseOpened::default())));
+        s.version = 1;
+        s
+    }
+
+    #[test]
+    fn nothing_before_the_case_is_opened() {
+        let s = CaseState::default();
+        let e = decide(&s, &ev(Kind::NoteAdded(pb::NoteAdded { text: "x".into() }))).unwrap_err();
+        assert_eq!(e.rule, "case_not_opened");
+        assert!(decide(&s, &ev(Kind::CaseOpened(pb::CaseOpened::default()))).is_ok());
+    }
+
+    #[test]
+    fn a_rejection_needs_a_ticket_waiting_for_review() {
+        let mut s = opened();
+        let reject = ev(Kind::TicketRejected(pb::TicketRejected {
+            ticket_id: "t1".into(),
+            reason: "incomplete".into(),
+            missing_fields: vec![],
+        }));
+        assert_eq!(decide(&s, &reject).unwrap_err().rule, "ticket_unknown");
+        s.evolve(&ev(Kind::TicketSubmitted(pb::TicketSubmitted {
+            ticket_id: "t1".into(),
+            ..Default::default()
+        })));
+        assert!(decide(&s, &reject).is_ok());
+        s.evolve(&reject);
+        assert_eq!(
+            decide(&s, &reject).unwrap_err().rule,
+            "ticket_not_awaiting_review"
+        );
+    }
+
+    #[test]
+    fn a_closed_case_takes_only_reopen_note_or_correction() {
+        let mut s = opened();
+        s.evolve(&ev(Kind::CaseClosed(pb::CaseClosed::default())));
+        let contact = ev(Kind::ContactLogged(pb::ContactLogged {
+            contact_id: "c1".into(),
+            ..Default::default()
+        }));
+        assert_eq!(decide(&s, &contact).unwrap_err().rule, "case_closed");
+        assert!(decide(&s, &ev(Kind::NoteAdded(pb::NoteAdded { text: "n".into() }))).is_ok());
+        assert!(decide(
+            &s,
+            &ev(Kind::CaseReopened(pb::CaseReopened { reason: "r".into() }))
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn escalation_goes_up_from_the_current_level() {
+        let s = opened();
+        let esc = |from, to| {
+            ev(Kind::Escalated(pb::Escalated {
+                from_level: from as i32,
+                to_level: to as i32,
+                reason: "r".into(),
+                ..Default::default()
+            }))
+        };
+        use pb::EscalationLevel as L;
+        assert!(decide(&s, &esc(L::Agent, L::TeamLead)).is_ok());
+        assert_eq!(
+            decide(&s, &esc(L::Manager, L::ClientCompany))
+                .unwrap_err()
+                .rule,
+            "escalation_level_mismatch"
+        );
+        assert_eq!(
+            decide(&s, &esc(L::Agent, L::Agent)).unwrap_err().rule,
+            "escalation_not_upward"
+        );
+    }
+
+    #[test]
+    fn a_callback_needs_a_known_promise_or_a_ticket_result() {
+        let mut s = opened();
+        let cb = |promise: &str, ticket: &str| {
+            ev(Kind::CallbackCompleted(pb::CallbackCompleted {
+                callback_id: format!("cb-{promise}-{ticket}"),
+                promise_id: promise.into(),
+                ticket_id: ticket.into(),
+                ..Default::default()
+            }))
+        };
+        assert_eq!(
+            decide(&s, &cb("p1", "")).unwrap_err().rule,
+            "promise_unknown"
+        );
+        s.evolve(&ev(Kind::TicketSubmitted(pb::TicketSubmitted {
+            ticket_id: "t1".into(),
+            ..Default::default()
+        })));
+        assert_eq!(
+            decide(&s, &cb("", "t1")).unwrap_err().rule,
+            "ticket_has_no_result"
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! The write-side state of one case: just what the append rules need to
+//! decide, and what the case summary shows. It is folded from the case's
+//! events (`evolve`) and never stored on its own, so it can always be rebuilt.
+
+use crate::proto::v1::{case_event::Kind, CaseEvent, EscalationLevel};
+use std::collections::{HashMap, HashSet};
+
+/// Lifecycle of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaseStatus {
+    #[default]
+    Open,
+    Resolved,
+    Closed,
+}
+
+/// Where a ticket stands with the second line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketStage {
+    /// Submitted or resubmitted: waiting for the second line.
+    AwaitingReview,
+    /// Sent back; needs an append before it can be reviewed again.
+    Rejected,
+    /// A result was given.
+    ResultGiven,
+}
+
+/// Where a judgement against an agent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JudgementStage {
+    Judged { established: bool },
+    Appealed,
+    Decided,
+}
+
+/// Write-side state of one case.
+#[derive(Debug, Clone, Default)]
+pub struct CaseState {
+    /// Version of the last event (0: no event yet).
+    pub version: u64,
+    /// Record hash of the last event (zeros before the first).
+    pub last_hash: [u8; 32],
+    /// Position of the last event in the global log.
+    pub last_position: u64,
+    /// Server time of the last event, nanoseconds since the epoch.
+    pub last_recorded_at: i128,
+    pub status: CaseStatus,
+    pub customer_id: String,
+    pub business_line: String,
+    pub escalation_level: EscalationLevel,
+    pub contacts: HashSet<String>,
+    /// Agents with at least one contact, and their contact counts.
+    pub agents: HashMap<String, u32>,
+    pub demands: HashSet<String>,
+    /// All promises, and whether each is still waiting for a delivery.
+    pub promises: HashMap<String, bool>,
+    pub tickets: HashMap<String, TicketStage>,
+    pub callbacks: HashSet<String>,
+    pub warnings: HashSet<String>,
+    pub judgements: HashMap<String, JudgementStage>,
+}
+
+impl CaseState {
+    /// Whether the case has been opened (has at least one event).
+    pub fn exists(&self) -> bool {
+        self.version > 0
+    }
+
+    /// Promises made and not yet answered by any delivery.
+    pub fn open_promises(&self) -> usize {
+        self.promises.values().filter(|open| **open).count()
+    }
+
+    /// Applies one stored event to the state. Events reaching here were
+    /// accepted by the rules, so this never fails.
+    pub fn evolve(&mut self, event: &CaseEvent) {
+        let Some(kind) = &event.kind else { return };
+        match kind {
+            Kind::CaseOpened(e) => {
+                self.status = CaseStatus::Open;
+                self.customer_id = e.customer_id.clone();
+                self.business_line = e.business_line.clone();
+                self.escalation_level = EscalationLevel::Agent;
+            }
+            Kind::ContactLogged(e) => {
+                self.contacts.insert(e.contact_id.clone());
+                if !e.agent_id.is_empty() {
+                    *self.agents.entry(e.agent_id.clone()).or_default() += 1;
+                }
+            }
+            Kind::DemandRecorded(e) => {
+                self.demands.insert(e.demand_id.clone());
+            }
+            Kind::PromiseMade(e) => {
+                self.promises.insert(e.promise_id.clone(), true);
+            }
+            Kind::TicketSubmitted(e) => {
+                self.tickets
+                    .insert(e.ticket_id.clone(), TicketStage::AwaitingReview);
+            }
+            Kind::TicketRejected(e) => {
+                self.tickets
+                    .insert(e.ticket_id.clone(), TicketStage::Rejected);
+            }
+            Kind::TicketAppended(e) => {
+                self.tickets
+                    .insert(e.ticket_id.clone(), TicketStage::AwaitingReview);
+            }
+            Kind::TicketResultGiven(e) => {
+                self.tickets
+                    .insert(e.ticket_id.clone(), TicketStage::ResultGiven);
+            }
+            Kind::CallbackAttempted(e) => {
+                self.callbacks.insert(e.callback_id.clone());
+            }
+            Kind::CallbackCompleted(e) => {
+                self.callbacks.insert(e.callback_id.clone());
+                if e.reached {
+                    if let Some(open) = self.promises.get_mut(&e.promise_id) {
+                        *open = false;
+                    }
+                }
+            }
+            Kind::Escalated(e) => {
+                self.escalation_level = e.to_level();
+            }
+            Kind::WarningRaised(e) => {
+                self.warnings.insert(e.warning_id.clone());
+            }
+            Kind::ViolationJudged(e) => {
+                self.judgements.insert(
+                    e.judgement_id.clone(),
+                    JudgementStage::Judged {
+                        established: e.established,
+                    },
+                );
+            }
+            Kind::ViolationAppealed(e) => {
+                self.judgements
+                    .insert(e.judgement_id.clone(), JudgementStage::Appealed);
+            }
+            Kind::AppealDecided(e) => {
+                self.judgements
+                    .insert(e.judgement_id.clone(), JudgementStage::Decided);
+            }
+            Kind::CaseResolved(_) => self.status = CaseStatus::Resolved,
+            Kind::CaseClosed(_) => self.status = CaseStatus::Closed,
+            Kind::CaseReopened(_) => self.status = CaseStatus::Open,
+            Kind::DissatisfactionClassified(_)
+            | Kind::SurveyDone(_)
+            | Kind::ExternalComplaintReceived(_)
+            | Kind::NoteAdded(_)
+            | Kind::EventCorrected(_) => {}
+        }
+    }
+}

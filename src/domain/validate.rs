@@ -1,0 +1,461 @@
+//! Shape checks on an append request, run before anything touches the log:
+//! required fields, known enum values, id alphabet, timestamps, and the size
+//! limits. Every problem is reported with its field path, all at once, so a
+//! client can fix a request in one round trip.
+
+use super::error::FieldViolation;
+use super::event_kind::field_name;
+use super::ids::{id_problem, optional_id_problem};
+use crate::proto::v1::{self as pb, case_event::Kind};
+use prost::Message;
+use std::collections::HashSet;
+
+/// Size limits of one append. Each is configurable; exceeding one is
+/// `RESOURCE_EXHAUSTED` naming the limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Encoded size of a whole `AppendRequest`.
+    pub max_request_bytes: usize,
+    /// Events in one `AppendRequest`.
+    pub max_events_per_append: usize,
+    /// Encoded size of one event's payload (`CaseEvent`).
+    pub max_event_bytes: usize,
+    /// Bytes of any one text field.
+    pub max_text_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 4 * 1024 * 1024,
+            max_events_per_append: 1000,
+            max_event_bytes: 64 * 1024,
+            max_text_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// A limit an append request went past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitExceeded {
+    /// The limit's configuration name, e.g. `max_event_bytes`.
+    pub limit: &'static str,
+    /// The field that went past it.
+    pub field: String,
+    pub actual: usize,
+    pub max: usize,
+}
+
+/// Why a request was refused before it reached the case rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationError {
+    Invalid(Vec<FieldViolation>),
+    LimitExceeded(LimitExceeded),
+}
+
+struct Check<'a> {
+    limits: &'a Limits,
+    violations: Vec<FieldViolation>,
+    exceeded: Option<LimitExceeded>,
+}
+
+impl Check<'_> {
+    fn fail(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.violations
+            .push(FieldViolation::new(field, description));
+    }
+
+    fn id(&mut self, path: &str, v: &str) {
+        if let Some(p) = id_problem(v) {
+            self.fail(path, p);
+        }
+    }
+
+    fn opt_id(&mut self, path: &str, v: &str) {
+        if let Some(p) = optional_id_problem(v) {
+            self.fail(path, p);
+        }
+    }
+
+    fn text(&mut self, path: &str, v: &str, required: bool) {
+        if required && v.trim().is_empty() {
+            self.fail(path, "is required");
+        }
+        if v.len() > self.limits.max_text_bytes && self.exceeded.is_none() {
+            self.exceeded = Some(LimitExceeded {
+                limit: "max_text_bytes",
+                field: path.to_string(),
+                actual: v.len(),
+                max: self.limits.max_text_bytes,
+            });
+        }
+    }
+
+    fn enum_value<E: TryFrom<i32>>(&mut self, path: &str, v: i32, required: bool) {
+        if E::try_from(v).is_err() {
+            self.fail(path, format!("{v} is not a known value"));
+        } else if required && v == 0 {
+            self.fail(path, "is required (UNSPECIFIED is not a value)");
+        }
+    }
+
+    fn timestamp(&mut self, path: &str, v: Option<&prost_types::Timestamp>, required: bool) {
+        match v {
+            None if required => self.fail(path, "is required"),
+            None => {}
+            Some(ts) if !crate::time::is_valid(ts) => {
+                self.fail(path, "is not a valid timestamp between years 1900 and 9999")
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn ids(&mut self, path: &str, v: &[String]) {
+        for (i, id) in v.iter().enumerate() {
+            self.id(&format!("{path}[{i}]"), id);
+        }
+    }
+}
+
+/// Checks the shape of a whole append request.
+pub fn validate_append(req: &pb::AppendRequest, limits: &Limits) -> Result<(), ValidationError> {
+    let size = req.encoded_len();
+    if size > limits.max_request_bytes {
+        return Err(ValidationError::LimitExceeded(LimitExceeded {
+            limit: "max_request_bytes",
+            field: "request".into(),
+            actual: size,
+            max: limits.max_request_bytes,
+        }));
+    }
+    if req.events.len() > limits.max_events_per_append {
+        return Err(ValidationError::LimitExceeded(LimitExceeded {
+            limit: "max_events_per_append",
+            field: "events".into(),
+            actual: req.events.len(),
+            max: limits.max_events_per_append,
+        }));
+    }
+    let mut c = Check {
+        limits,
+        violations: Vec::new(),
+        exceeded: None,
+    };
+    c.id("case_id", &req.case_id);
+    if let Some(ev) = &req.expected_version {
+        if ev.kind.is_none() {
+            c.fail("expected_version", "set one of any, no_case or exact");
+        }
+    }
+    if req.events.is_empty() {
+        c.fail("events", "at least one event is required");
+    }
+    let mut seen = HashSet::new();
+    for (i, e) in req.events.iter().enumerate() {
+        let p = format!("events[{i}]");
+        c.id(&format!("{p}.event_id"), &e.event_id);
+        if !e.event_id.is_empty() && !seen.insert(e.event_id.as_str()) {
+            c.fail(
+                format!("{p}.event_id"),
+                "is used twice in this request; event ids must be unique",
+            );
+        }
+        c.timestamp(&format!("{p}.occurred_at"), e.occurred_at.as_ref(), true);
+        c.opt_id(&format!("{p}.acted_for_agent"), &e.acted_for_agent);
+        c.text(&format!("{p}.correlation_id"), &e.correlation_id, false);
+        c.text(&format!("{p}.causation_id"), &e.causation_id, false);
+        for (name, v) in [
+            ("correlation_id", &e.correlation_id),
+            ("causation_id", &e.causation_id),
+        ] {
+            if v.len() > 128 {
+                c.fail(format!("{p}.{name}"), "is longer than 128 bytes");
+            }
+        }
+        match &e.event {
+            None => c.fail(format!("{p}.event"), "is required"),
+            Some(ev) => {
+                let len = ev.encoded_len();
+                if len > limits.max_event_bytes && c.exceeded.is_none() {
+                    c.exceeded = Some(LimitExceeded {
+                        limit: "max_event_bytes",
+                        field: format!("{p}.event"),
+                        actual: len,
+                        max: limits.max_event_bytes,
+                    });
+                }
+                check_event(&mut c, &format!("{p}.event"), ev, true);
+            }
+        }
+    }
+    if let Some(x) = c.exceeded {
+        return Err(ValidationError::LimitExceeded(x));
+    }
+    if c.violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationError::Invalid(c.violations))
+    }
+}
+
+fn check_event(c: &mut Check<'_>, path: &str, ev: &pb::CaseEvent, top_level: bool) {
+    let Some(kind) = &ev.kind else {
+        c.fail(path, "names no event: set exactly one event kind");
+        return;
+    };
+    let p = format!("{path}.{}", field_name(kind));
+    let p = p.as_str();
+    let f = |name: &str| format!("{p}.{name}");
+    match kind {
+        Kind::CaseOpened(e) => {
+            c.id(&f("customer_id"), &e.customer_id);
+            c.id(&f("business_line"), &e.business_line);
+            c.text(&f("category"), &e.category, true);
+            c.text(&f("summary"), &e.summary, false);
+            for (i, d) in e.disputed_items.iter().enumerate() {
+                c.text(&f(&format!("disputed_items[{i}].title")), &d.title, true);
+                c.text(&f(&format!("disputed_items[{i}].detail")), &d.detail, false);
+            }
+            if let Some(pd) = &e.customer {
+                c.text(&f("customer.name"), &pd.name, false);
+                c.text(&f("customer.phone"), &pd.phone, false);
+                c.text(&f("customer.account"), &pd.account, false);
+            }
+            if !(-1439..=1439).contains(&e.utc_offset_minutes) {
+                c.fail(f("utc_offset_minutes"), "must be between -1439 and 1439");
+            }
+        }
+        Kind::ContactLogged(e) => {
+            c.id(&f("contact_id"), &e.contact_id);
+            c.enum_value::<pb::Channel>(&f("channel"), e.channel, true);
+            c.enum_value::<pb::Direction>(&f("direction"), e.direction, true);
+            c.opt_id(&f("agent_id"), &e.agent_id);
+            c.timestamp(&f("started_at"), e.started_at.as_ref(), true);
+            c.enum_value::<pb::EndedBy>(&f("ended_by"), e.ended_by, false);
+            c.enum_value::<pb::Emotion>(&f("customer_emotion"), e.customer_emotion, false);
+            c.text(&f("summary"), &e.summary, false);
+            for (i, t) in e.threats.iter().enumerate() {
+                c.enum_value::<pb::Threat>(&f(&format!("threats[{i}]")), *t, true);
+            }
+            for (i, s) in e.silences.iter().enumerate() {
+                if !matches!(s.silent_party.as_str(), "agent" | "customer") {
+                    c.fail(
+                        f(&format!("silences[{i}].silent_party")),
+                        "must be \"agent\" or \"customer\"",
+                    );
+                }
+                if s.duration_seconds == 0 {
+                    c.fail(
+                        f(&format!("silences[{i}].duration_seconds")),
+                        "must be positive",
+                    );
+                }
+            }
+        }
+        Kind::DemandRecorded(e) => {
+            c.id(&f("demand_id"), &e.demand_id);
+            c.opt_id(&f("contact_id"), &e.contact_id);
+            c.text(&f("description"), &e.description, true);
+            c.enum_value::<pb::Channel>(&f("required_channel"), e.required_channel, false);
+            for (i, ch) in e.refused_channels.iter().enumerate() {
+                c.enum_value::<pb::Channel>(&f(&format!("refused_channels[{i}]")), *ch, true);
+                if *ch != 0 && *ch == e.required_channel {
+                    c.fail(
+                        f(&format!("refused_channels[{i}]")),
+                        "refuses the channel the demand requires",
+                    );
+                }
+            }
+            c.timestamp(&f("due_by"), e.due_by.as_ref(), false);
+            if let Some(w) = &e.window {
+                if w.to_minute > 1440 || w.from_minute >= w.to_minute {
+                    c.fail(
+                        f("window"),
+                        "needs 0 <= from_minute < to_minute <= 1440 (minutes of the local day)",
+                    );
+                }
+            }
+        }
+        Kind::PromiseMade(e) => {
+            c.id(&f("promise_id"), &e.promise_id);
+            c.opt_id(&f("contact_id"), &e.contact_id);
+            c.opt_id(&f("agent_id"), &e.agent_id);
+            c.text(&f("description"), &e.description, true);
+            c.timestamp(&f("due_at"), e.due_at.as_ref(), true);
+            c.enum_value::<pb::Channel>(&f("channel"), e.channel, false);
+        }
+        Kind::TicketSubmitted(e) => {
+            c.id(&f("ticket_id"), &e.ticket_id);
+            c.opt_id(&f("contact_id"), &e.contact_id);
+            c.text(&f("team"), &e.team, false);
+            c.text(&f("content"), &e.content, true);
+            c.enum_value::<pb::Emotion>(&f("customer_emotion"), e.customer_emotion, false);
+            c.ids(&f("demand_ids"), &e.demand_ids);
+            c.enum_value::<pb::Channel>(&f("contact_preference"), e.contact_preference, false);
+            for (i, d) in e.disputed_items.iter().enumerate() {
+                c.text(&f(&format!("disputed_items[{i}].title")), &d.title, true);
+            }
+        }
+        Kind::TicketRejected(e) => {
+            c.id(&f("ticket_id"), &e.ticket_id);
+            c.text(&f("reason"), &e.reason, true);
+            for (i, m) in e.missing_fields.iter().enumerate() {
+                c.text(&f(&format!("missing_fields[{i}]")), m, true);
+            }
+        }
+        Kind::TicketAppended(e) => {
+            c.id(&f("ticket_id"), &e.ticket_id);
+            c.text(&f("addition"), &e.addition, true);
+            c.ids(&f("demand_ids"), &e.demand_ids);
+        }
+        Kind::TicketResultGiven(e) => {
+            c.id(&f("ticket_id"), &e.ticket_id);
+            c.text(&f("result"), &e.result, true);
+            c.enum_value::<pb::ResultFinality>(&f("finality"), e.finality, true);
+        }
+        Kind::CallbackAttempted(e) => {
+            c.id(&f("callback_id"), &e.callback_id);
+            c.enum_value::<pb::Channel>(&f("channel"), e.channel, true);
+            c.opt_id(&f("agent_id"), &e.agent_id);
+            c.opt_id(&f("promise_id"), &e.promise_id);
+            c.opt_id(&f("ticket_id"), &e.ticket_id);
+            if e.promise_id.is_empty() && e.ticket_id.is_empty() {
+                c.fail(p, "a callback answers a promise or delivers a ticket result: set promise_id or ticket_id");
+            }
+        }
+        Kind::CallbackCompleted(e) => {
+            c.id(&f("callback_id"), &e.callback_id);
+            c.enum_value::<pb::Channel>(&f("channel"), e.channel, true);
+            c.opt_id(&f("agent_id"), &e.agent_id);
+            c.opt_id(&f("promise_id"), &e.promise_id);
+            c.opt_id(&f("ticket_id"), &e.ticket_id);
+            c.text(&f("outcome"), &e.outcome, false);
+            c.enum_value::<pb::CustomerResponse>(
+                &f("customer_response"),
+                e.customer_response,
+                false,
+            );
+            c.ids(&f("demand_ids"), &e.demand_ids);
+            if e.promise_id.is_empty() && e.ticket_id.is_empty() {
+                c.fail(p, "a callback answers a promise or delivers a ticket result: set promise_id or ticket_id");
+            }
+        }
+        Kind::DissatisfactionClassified(e) => {
+            c.id(&f("contact_id"), &e.contact_id);
+            c.enum_value::<pb::DissatisfactionFactor>(&f("factor"), e.factor, true);
+        }
+        Kind::SurveyDone(e) => {
+            c.id(&f("contact_id"), &e.contact_id);
+            c.enum_value::<pb::DissatisfactionFactor>(&f("factor"), e.factor, false);
+            c.text(&f("notes"), &e.notes, false);
+        }
+        Kind::Escalated(e) => {
+            c.enum_value::<pb::EscalationLevel>(&f("from_level"), e.from_level, true);
+            c.enum_value::<pb::EscalationLevel>(&f("to_level"), e.to_level, true);
+            c.text(&f("reason"), &e.reason, true);
+            c.text(&f("to_whom"), &e.to_whom, false);
+            c.opt_id(&f("warning_id"), &e.warning_id);
+        }
+        Kind::WarningRaised(e) => {
+            c.id(&f("warning_id"), &e.warning_id);
+            c.id(&f("rule"), &e.rule);
+            c.text(&f("reason"), &e.reason, true);
+            c.enum_value::<pb::EscalationLevel>(&f("required_level"), e.required_level, true);
+            c.opt_id(&f("triggering_event_id"), &e.triggering_event_id);
+        }
+        Kind::ExternalComplaintReceived(e) => {
+            c.enum_value::<pb::OutsideBody>(&f("body"), e.body, true);
+            c.text(&f("reference_number"), &e.reference_number, true);
+            if e.reference_number.len() > 128 {
+                c.fail(f("reference_number"), "is longer than 128 bytes");
+            }
+            c.text(&f("summary"), &e.summary, false);
+            c.timestamp(&f("respond_by"), e.respond_by.as_ref(), false);
+        }
+        Kind::ViolationJudged(e) => {
+            c.id(&f("judgement_id"), &e.judgement_id);
+            c.id(&f("agent_id"), &e.agent_id);
+            if !(1..=15).contains(&e.item) {
+                c.fail(
+                    f("item"),
+                    format!("{} is not a violation item (1-15)", e.item),
+                );
+            }
+            check_elements(c, &f("elements"), e.elements.as_ref(), &e.agent_id);
+            c.timestamp(&f("notified_at"), e.notified_at.as_ref(), false);
+        }
+        Kind::ViolationAppealed(e) => {
+            c.id(&f("judgement_id"), &e.judgement_id);
+            c.text(&f("reason"), &e.reason, true);
+        }
+        Kind::AppealDecided(e) => {
+            c.id(&f("judgement_id"), &e.judgement_id);
+            c.text(&f("reason"), &e.reason, true);
+        }
+        Kind::NoteAdded(e) => c.text(&f("text"), &e.text, true),
+        Kind::EventCorrected(e) => {
+            c.id(&f("corrected_event_id"), &e.corrected_event_id);
+            c.text(&f("reason"), &e.reason, true);
+            match &e.replacement {
+                Some(r) if !top_level => {
+                    c.fail(f("replacement"), "a correction cannot nest another")
+                }
+                Some(r) => {
+                    if matches!(r.kind, Some(Kind::EventCorrected(_))) {
+                        c.fail(
+                            f("replacement"),
+                            "a correction cannot replace an event with another correction",
+                        );
+                    } else {
+                        check_event(c, &f("replacement"), r, false);
+                    }
+                }
+                None => {}
+            }
+        }
+        Kind::CaseResolved(e) => c.text(&f("resolution"), &e.resolution, true),
+        Kind::CaseClosed(e) => c.text(&f("reason"), &e.reason, false),
+        Kind::CaseReopened(e) => c.text(&f("reason"), &e.reason, true),
+    }
+}
+
+/// Standard 003: a complaint against an agent is processed only with its five
+/// elements (who complains, about whom, what, when, evidence).
+fn check_elements(c: &mut Check<'_>, p: &str, e: Option<&pb::ComplaintElements>, agent: &str) {
+    let Some(e) = e else {
+        c.fail(
+            p,
+            "a complaint against an agent needs its five elements: complainant, agent_id, what, when, evidence",
+        );
+        return;
+    };
+    let mut missing = Vec::new();
+    if e.complainant.trim().is_empty() {
+        missing.push("complainant");
+    }
+    if e.agent_id.trim().is_empty() {
+        missing.push("agent_id");
+    }
+    if e.what.trim().is_empty() {
+        missing.push("what");
+    }
+    if e.when.is_none() {
+        missing.push("when");
+    }
+    if e.evidence.trim().is_empty() {
+        missing.push("evidence");
+    }
+    for m in &missing {
+        c.fail(
+            format!("{p}.{m}"),
+            "is one of the five elements of a complaint and is missing",
+        );
+    }
+    if !e.agent_id.is_empty() && e.agent_id != agent {
+        c.fail(
+            format!("{p}.agent_id"),
+            "names another agent than the judgement's agent_id",
+        );
+    }
+    c.timestamp(&format!("{p}.when"), e.when.as_ref(), false);
+}

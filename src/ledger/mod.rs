@@ -1,0 +1,228 @@
+//! The ledger: the one place where an append is validated, decided, stored
+//! and projected, and where reads are served from.
+//!
+//! Opening a ledger replays the whole log: it checks every case's hash chain
+//! (refusing to start on a broken one) and rebuilds the in-memory case states
+//! and the case index. Appends go to the single [`writer`] thread, which
+//! group-commits them; reads go straight to the store.
+
+pub mod error;
+pub mod recorded;
+mod writer;
+
+pub use error::LedgerError;
+pub use writer::SCHEMA_VERSION;
+
+use crate::audit::ChainVerifier;
+use crate::domain::validate::{validate_append, Limits};
+use crate::domain::CaseState;
+use crate::projections::summary::{summarize, CaseIndex};
+use crate::proto::v1::{self as pb, CaseEvent};
+use crate::store::{EventLog, SledLog, SledOptions};
+use prost::Message;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, watch};
+use writer::{Command, Writer};
+
+/// The result of an accepted append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub first_position: u64,
+    pub last_position: u64,
+    pub case_version: u64,
+    /// Every event already existed: a retry, nothing was written.
+    pub duplicate: bool,
+}
+
+/// How many appends may wait for the writer before callers wait to enqueue.
+const QUEUE_DEPTH: usize = 8192;
+
+pub struct Ledger {
+    log: Arc<SledLog>,
+    index: Arc<CaseIndex>,
+    limits: Limits,
+    tx: mpsc::Sender<Command>,
+    head_rx: watch::Receiver<u64>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// What opening a ledger found.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveryReport {
+    pub records: u64,
+    pub cases: usize,
+}
+
+impl Ledger {
+    /// Opens the ledger in `dir`, verifying and replaying the whole log.
+    pub fn open(
+        dir: &Path,
+        opts: &SledOptions,
+        limits: Limits,
+    ) -> Result<(Self, RecoveryReport), LedgerError> {
+        let log = Arc::new(SledLog::open(dir, opts)?);
+        let mut verifier = ChainVerifier::new();
+        let mut cases: HashMap<String, CaseState> = HashMap::new();
+        let mut last_recorded_at = i128::MIN;
+        let mut from = 1;
+        loop {
+            let chunk = log.read_range(from, 4096)?;
+            let Some((last, _)) = chunk.last() else { break };
+            from = last + 1;
+            for (pos, bytes) in &chunk {
+                let (rec, hash) = verifier.check(*pos, bytes).map_err(|e| {
+                    LedgerError::Storage(format!(
+                        "the log does not verify, refusing to start: {e}. Run `complaint-ledger verify --data-dir` for details"
+                    ))
+                })?;
+                let event = CaseEvent::decode(rec.payload.as_slice()).map_err(|e| {
+                    LedgerError::Storage(format!("payload at position {pos} does not decode: {e}"))
+                })?;
+                let recorded = rec
+                    .recorded_at
+                    .as_ref()
+                    .map(crate::time::ts_nanos)
+                    .unwrap_or(0);
+                last_recorded_at = last_recorded_at.max(recorded);
+                let state = cases.entry(rec.case_id).or_default();
+                state.evolve(&event);
+                state.version = rec.case_version;
+                state.last_hash = hash;
+                state.last_position = *pos;
+                state.last_recorded_at = recorded;
+            }
+        }
+        let head = verifier.checked();
+        let index = Arc::new(CaseIndex::default());
+        for (id, s) in &cases {
+            index.upsert(summarize(id, s));
+        }
+        let report = RecoveryReport {
+            records: head,
+            cases: cases.len(),
+        };
+        let (head_tx, head_rx) = watch::channel(head);
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let writer = Writer {
+            log: log.clone(),
+            cases,
+            index: index.clone(),
+            head,
+            head_tx,
+            last_recorded_at: last_recorded_at.max(0),
+            failed: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
+        Ok((
+            Self {
+                log,
+                index,
+                limits,
+                tx,
+                head_rx,
+                writer_thread: Mutex::new(Some(handle)),
+            },
+            report,
+        ))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn log(&self) -> &Arc<SledLog> {
+        &self.log
+    }
+
+    pub fn index(&self) -> &CaseIndex {
+        &self.index
+    }
+
+    /// Last committed position, and a way to wait for the next one.
+    pub fn head(&self) -> watch::Receiver<u64> {
+        self.head_rx.clone()
+    }
+
+    /// Validates, decides and durably appends a request. `actor` is who asked,
+    /// as established by the caller's credentials, never by the request.
+    pub async fn append(
+        &self,
+        request: pb::AppendRequest,
+        actor: String,
+    ) -> Result<AppendOutcome, LedgerError> {
+        validate_append(&request, &self.limits)?;
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Append {
+                request,
+                actor,
+                reply,
+            })
+            .await
+            .map_err(|_| LedgerError::Unavailable("the ledger is shutting down".into()))?;
+        rx.await
+            .map_err(|_| LedgerError::Unavailable("the ledger writer stopped".into()))?
+    }
+
+    /// Stops taking appends once every queued one is committed, then flushes
+    /// and syncs the store. Idempotent.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+        let handle = self
+            .writer_thread
+            .lock()
+            .expect("writer handle lock")
+            .take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        if let Err(e) = self.log.close() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+
+    /// Whether a case exists.
+    pub fn case_exists(&self, case_id: &str) -> bool {
+        self.index.contains(case_id)
+    }
+
+    /// Events of a case: from `from_version` forwards (or backwards), at most
+    /// `limit`. Blocking; call from a blocking context.
+    pub fn read_case(
+        &self,
+        case_id: &str,
+        from_version: u64,
+        backwards: bool,
+        limit: usize,
+    ) -> Result<Vec<pb::RecordedEvent>, LedgerError> {
+        let mut out = Vec::new();
+        for (_, pos) in self
+            .log
+            .case_positions(case_id, from_version, backwards, limit)?
+        {
+            let bytes = self.log.read(pos)?.ok_or_else(|| {
+                LedgerError::Storage(format!("case index points at missing position {pos}"))
+            })?;
+            out.push(recorded::to_recorded(&bytes)?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` events of the global log from `from` (inclusive).
+    /// Blocking; call from a blocking context.
+    pub fn read_all(&self, from: u64, limit: usize) -> Result<Vec<pb::RecordedEvent>, LedgerError> {
+        self.log
+            .read_range(from, limit)?
+            .iter()
+            .map(|(_, bytes)| recorded::to_recorded(bytes).map_err(LedgerError::from))
+            .collect()
+    }
+}

@@ -1,0 +1,406 @@
+//! The single writer and its group commit.
+//!
+//! All appends go through one thread. It takes every request waiting in its
+//! queue (up to a batch limit), decides each against the case state as left
+//! by the requests before it in the same batch, stages the accepted records,
+//! then stores the whole batch in one atomic sled batch and one durable sync.
+//! Only after that sync does it update the in-memory state and projections,
+//! publish the new head, and answer: an acknowledged append is durable, and a
+//! refused request has written nothing. Concurrent appends share one sync,
+//! which is what makes durable appends fast.
+
+use super::error::LedgerError;
+use super::AppendOutcome;
+use crate::audit::record_hash;
+use crate::domain::rules::decide;
+use crate::domain::{event_type_name, CaseState, RuleViolation};
+use crate::projections::summary::{summarize, CaseIndex};
+use crate::proto::v1::{self as pb, case_event::Kind, expected_version};
+use crate::store::{EventLog, NewRecord};
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Schema version of records written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Most requests folded into one group commit.
+pub const MAX_BATCH_REQUESTS: usize = 1024;
+
+pub(crate) enum Command {
+    Append {
+        request: pb::AppendRequest,
+        actor: String,
+        reply: oneshot::Sender<Result<AppendOutcome, LedgerError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+type Reply = oneshot::Sender<Result<AppendOutcome, LedgerError>>;
+
+/// An event stored (or staged) under an id, as needed to answer a retry or
+/// check a correction.
+struct KnownEvent {
+    position: u64,
+    case_id: String,
+    case_version: u64,
+    event_type: String,
+    payload: Vec<u8>,
+    occurred_at: Option<prost_types::Timestamp>,
+}
+
+pub(crate) struct Writer<L: EventLog> {
+    pub log: Arc<L>,
+    pub cases: HashMap<String, CaseState>,
+    pub index: Arc<CaseIndex>,
+    pub head: u64,
+    pub head_tx: watch::Sender<u64>,
+    pub last_recorded_at: i128,
+    pub failed: Option<String>,
+}
+
+/// What one batch has staged but not yet stored.
+#[derive(Default)]
+struct Staged {
+    records: Vec<NewRecord>,
+    cases: HashMap<String, CaseState>,
+    events: HashMap<String, KnownEvent>,
+    replies: Vec<(Reply, AppendOutcome)>,
+}
+
+impl<L: EventLog> Writer<L> {
+    pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
+        while shutdown.is_none() {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH_REQUESTS {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            let mut staged = Staged::default();
+            for cmd in batch {
+                match cmd {
+                    Command::Append {
+                        request,
+                        actor,
+                        reply,
+                    } => {
+                        if let Some(why) = &self.failed {
+                            let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
+                            continue;
+                        }
+                        match self.stage(&mut staged, request, &actor) {
+                            Ok(outcome) => staged.replies.push((reply, outcome)),
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
+                    }
+                    Command::Shutdown { reply } => shutdown = Some(reply),
+                }
+            }
+            self.commit(staged);
+        }
+        // Queue closed or shutdown asked: everything before it is committed.
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            match cmd {
+                Command::Append { reply, .. } => {
+                    let _ = reply.send(Err(LedgerError::Unavailable(
+                        "the ledger is shutting down".into(),
+                    )));
+                }
+                Command::Shutdown { reply } => {
+                    let _ = reply.send(());
+                }
+            }
+        }
+        if let Some(reply) = shutdown {
+            let _ = reply.send(());
+        }
+    }
+
+    fn commit(&mut self, staged: Staged) {
+        let Staged {
+            records,
+            cases,
+            replies,
+            ..
+        } = staged;
+        if !records.is_empty() {
+            if let Err(e) = self.log.write_durable(&records) {
+                let why = format!(
+                    "a durable write failed ({e}); the ledger takes no appends until it is restarted and has recovered"
+                );
+                tracing::error!(error = %e, "durable write failed; refusing further appends");
+                self.failed = Some(why.clone());
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(LedgerError::Storage(why.clone())));
+                }
+                return;
+            }
+            self.head = records.last().map(|r| r.position).unwrap_or(self.head);
+            for (case_id, state) in cases {
+                self.index.upsert(summarize(&case_id, &state));
+                self.cases.insert(case_id, state);
+            }
+            self.head_tx.send_replace(self.head);
+        }
+        for (reply, outcome) in replies {
+            let _ = reply.send(Ok(outcome));
+        }
+    }
+
+    fn known_event(
+        &self,
+        staged: &Staged,
+        event_id: &str,
+    ) -> Result<Option<KnownEvent>, LedgerError> {
+        if let Some(k) = staged.events.get(event_id) {
+            return Ok(Some(KnownEvent {
+                position: k.position,
+                case_id: k.case_id.clone(),
+                case_version: k.case_version,
+                event_type: k.event_type.clone(),
+                payload: k.payload.clone(),
+                occurred_at: k.occurred_at,
+            }));
+        }
+        let Some(pos) = self.log.event_position(event_id)? else {
+            return Ok(None);
+        };
+        let bytes = self.log.read(pos)?.ok_or_else(|| {
+            LedgerError::Storage(format!("event index points at missing position {pos}"))
+        })?;
+        let rec = pb::StoredRecord::decode(bytes.as_slice())
+            .map_err(|e| LedgerError::Storage(format!("record {pos} does not decode: {e}")))?;
+        Ok(Some(KnownEvent {
+            position: pos,
+            case_id: rec.case_id,
+            case_version: rec.case_version,
+            event_type: rec.event_type,
+            payload: rec.payload,
+            occurred_at: rec.occurred_at,
+        }))
+    }
+
+    /// Decides one request and stages its records; touches nothing durable.
+    fn stage(
+        &mut self,
+        staged: &mut Staged,
+        req: pb::AppendRequest,
+        actor: &str,
+    ) -> Result<AppendOutcome, LedgerError> {
+        let payloads: Vec<Vec<u8>> = req
+            .events
+            .iter()
+            .map(|e| {
+                e.event
+                    .as_ref()
+                    .map(|ev| ev.encode_to_vec())
+                    .unwrap_or_default()
+            })
+            .collect();
+
+        // Idempotency: a retry of a stored request returns the original result.
+        let mut existing = Vec::new();
+        for (i, e) in req.events.iter().enumerate() {
+            if let Some(k) = self.known_event(staged, &e.event_id)? {
+                let same = k.case_id == req.case_id
+                    && k.payload == payloads[i]
+                    && k.occurred_at == e.occurred_at;
+                if !same {
+                    return Err(LedgerError::EventIdConflict {
+                        index: i,
+                        event_id: e.event_id.clone(),
+                        reason: format!(
+                            "stored at position {} (case {}) with other content",
+                            k.position, k.case_id
+                        ),
+                    });
+                }
+                existing.push((i, k));
+            }
+        }
+        if !existing.is_empty() {
+            let consecutive = existing.len() == req.events.len()
+                && existing
+                    .windows(2)
+                    .all(|w| w[1].1.position == w[0].1.position + 1);
+            if !consecutive {
+                let (i, k) = &existing[0];
+                return Err(LedgerError::EventIdConflict {
+                    index: *i,
+                    event_id: req.events[*i].event_id.clone(),
+                    reason: format!(
+                        "stored at position {} by an earlier request; a retry must repeat that request exactly",
+                        k.position
+                    ),
+                });
+            }
+            let first = &existing[0].1;
+            let last = &existing[existing.len() - 1].1;
+            return Ok(AppendOutcome {
+                first_position: first.position,
+                last_position: last.position,
+                case_version: last.case_version,
+                duplicate: true,
+            });
+        }
+
+        let mut state = match staged.cases.get(&req.case_id) {
+            Some(s) => s.clone(),
+            None => self.cases.get(&req.case_id).cloned().unwrap_or_default(),
+        };
+        if let Some(kind) = req.expected_version.as_ref().and_then(|e| e.kind.as_ref()) {
+            let ok = match kind {
+                expected_version::Kind::Any(_) => true,
+                expected_version::Kind::NoCase(_) => !state.exists(),
+                expected_version::Kind::Exact(v) => state.version == *v,
+            };
+            if !ok {
+                return Err(LedgerError::WrongExpectedVersion {
+                    case_id: req.case_id.clone(),
+                    expected: match kind {
+                        expected_version::Kind::NoCase(_) => "no case".into(),
+                        expected_version::Kind::Exact(v) => format!("version {v}"),
+                        expected_version::Kind::Any(_) => "any".into(),
+                    },
+                    actual: state.version,
+                });
+            }
+        }
+
+        let now = crate::time::now_nanos().max(self.last_recorded_at);
+        let recorded_at = crate::time::nanos_ts(now);
+        let mut next_position = self.head + staged.records.len() as u64 + 1;
+        let first_position = next_position;
+        let mut new_records = Vec::with_capacity(req.events.len());
+        let mut new_events = Vec::with_capacity(req.events.len());
+        for (i, (e, payload)) in req.events.into_iter().zip(payloads).enumerate() {
+            let event = e.event.unwrap_or_default();
+            decide(&state, &event).map_err(|violation| LedgerError::Rule {
+                index: i,
+                violation,
+            })?;
+            if let Some(Kind::EventCorrected(c)) = &event.kind {
+                self.check_correction(staged, &new_events, &req.case_id, c)
+                    .map_err(|violation| LedgerError::Rule {
+                        index: i,
+                        violation,
+                    })?;
+            }
+            let event_type = event.kind.as_ref().map(event_type_name).unwrap_or_default();
+            let record = pb::StoredRecord {
+                position: next_position,
+                case_id: req.case_id.clone(),
+                case_version: state.version + 1,
+                event_id: e.event_id.clone(),
+                event_type: event_type.to_string(),
+                schema_version: SCHEMA_VERSION,
+                occurred_at: e.occurred_at,
+                recorded_at: Some(recorded_at),
+                actor: actor.to_string(),
+                acted_for_agent: e.acted_for_agent,
+                correlation_id: e.correlation_id,
+                causation_id: e.causation_id,
+                payload,
+                prev_hash: state.last_hash.to_vec(),
+            };
+            let bytes = record.encode_to_vec();
+            let hash = record_hash(&bytes);
+            state.evolve(&event);
+            state.version += 1;
+            state.last_hash = hash;
+            state.last_position = next_position;
+            state.last_recorded_at = now;
+            new_events.push((
+                e.event_id.clone(),
+                KnownEvent {
+                    position: next_position,
+                    case_id: req.case_id.clone(),
+                    case_version: record.case_version,
+                    event_type: record.event_type,
+                    payload: record.payload,
+                    occurred_at: record.occurred_at,
+                },
+            ));
+            new_records.push(NewRecord {
+                position: next_position,
+                case_id: req.case_id.clone(),
+                case_version: record.case_version,
+                event_id: e.event_id,
+                bytes,
+            });
+            next_position += 1;
+        }
+        self.last_recorded_at = now;
+        let outcome = AppendOutcome {
+            first_position,
+            last_position: next_position - 1,
+            case_version: state.version,
+            duplicate: false,
+        };
+        staged.records.extend(new_records);
+        staged.events.extend(new_events);
+        staged.cases.insert(req.case_id, state);
+        Ok(outcome)
+    }
+
+    /// A correction names an earlier event of the same case, and its
+    /// replacement (if any) is a fact of the same kind.
+    fn check_correction(
+        &self,
+        staged: &Staged,
+        same_request: &[(String, KnownEvent)],
+        case_id: &str,
+        c: &pb::EventCorrected,
+    ) -> Result<(), RuleViolation> {
+        let target = match same_request
+            .iter()
+            .find(|(id, _)| *id == c.corrected_event_id)
+        {
+            Some((_, k)) => Some((k.case_id.clone(), k.event_type.clone())),
+            None => self
+                .known_event(staged, &c.corrected_event_id)
+                .map_err(|e| RuleViolation::new("correction_target_unreadable", e.to_string()))?
+                .map(|k| (k.case_id, k.event_type)),
+        };
+        let Some((target_case, target_type)) = target else {
+            return Err(RuleViolation::new(
+                "correction_target_unknown",
+                format!("event {:?} does not exist", c.corrected_event_id),
+            ));
+        };
+        if target_case != case_id {
+            return Err(RuleViolation::new(
+                "correction_target_other_case",
+                format!("event {:?} belongs to another case", c.corrected_event_id),
+            ));
+        }
+        if target_type == "EventCorrected" {
+            return Err(RuleViolation::new(
+                "correction_of_correction",
+                "a correction is corrected by a new correction of the original event",
+            ));
+        }
+        if let Some(kind) = c.replacement.as_ref().and_then(|r| r.kind.as_ref()) {
+            let rt = event_type_name(kind);
+            if rt != target_type {
+                return Err(RuleViolation::new(
+                    "correction_kind_mismatch",
+                    format!("the replacement is a {rt}, the corrected event a {target_type}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

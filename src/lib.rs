@@ -1,0 +1,17 @@
+//! complaint-ledger: an event-sourced, tamper-evident ledger of disputed
+//! customer complaints.
+//!
+//! Data flows one way: [`api`] → [`domain`] validation and rules → [`ledger`]
+//! (one group-committing writer) → [`store`] (the durable sled log) →
+//! [`projections`] → queries. [`audit`] verifies what the store holds.
+
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod ledger;
+pub mod projections;
+pub mod proto;
+pub mod store;
+pub mod time;

@@ -1,0 +1,320 @@
+//! The full projection of one case, folded from its events.
+//!
+//! Folding on request (rather than keeping every case's full view in memory)
+//! makes the view exact as of any version or recorded time, costs one pass
+//! over one case's events (tens, rarely hundreds), and cannot drift from the
+//! log. Corrections are shown beside what they correct; where an item is
+//! judged (promises, demands), the latest correction's replacement counts.
+
+use super::promises::{judge_demand, judge_promise, Delivery, DemandTerms};
+use super::summary::status_of;
+use crate::domain::CaseState;
+use crate::proto::v1::{self as pb, case_event::Kind, RecordedEvent};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What to fold up to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsOf {
+    /// Last version to include.
+    pub version: Option<u64>,
+    /// Last recorded time to include (nanoseconds since the epoch).
+    pub recorded_at: Option<i128>,
+}
+
+impl AsOf {
+    pub fn includes(&self, e: &RecordedEvent) -> bool {
+        self.version.is_none_or(|v| e.case_version <= v)
+            && self.recorded_at.is_none_or(|t| {
+                e.recorded_at
+                    .as_ref()
+                    .map(crate::time::ts_nanos)
+                    .is_some_and(|r| r <= t)
+            })
+    }
+}
+
+fn correction_view(e: &RecordedEvent, c: &pb::EventCorrected) -> pb::CorrectionView {
+    pb::CorrectionView {
+        event_id: e.event_id.clone(),
+        case_version: e.case_version,
+        occurred_at: e.occurred_at,
+        actor: e.actor.clone(),
+        acted_for_agent: e.acted_for_agent.clone(),
+        reason: c.reason.clone(),
+        replacement: c.replacement.as_deref().cloned(),
+    }
+}
+
+fn bump(map: &mut BTreeMap<String, u32>, key: &str) {
+    *map.entry(key.to_string()).or_default() += 1;
+}
+
+fn counts(map: BTreeMap<String, u32>) -> Vec<pb::CountByKey> {
+    map.into_iter()
+        .map(|(key, count)| pb::CountByKey { key, count })
+        .collect()
+}
+
+/// Folds a case's events (in version order) into its view. `now` is the time
+/// promises and demands are judged at, in nanoseconds since the epoch.
+pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128) -> pb::CaseView {
+    let mut corrections: HashMap<&str, Vec<pb::CorrectionView>> = HashMap::new();
+    for e in events {
+        if let Some(Kind::EventCorrected(c)) = e.event.as_ref().and_then(|x| x.kind.as_ref()) {
+            corrections
+                .entry(c.corrected_event_id.as_str())
+                .or_default()
+                .push(correction_view(e, c));
+        }
+    }
+    // The latest replacement of an event, if any.
+    let effective = |e: &RecordedEvent| -> Option<pb::CaseEvent> {
+        corrections
+            .get(e.event_id.as_str())
+            .and_then(|cs| cs.iter().rev().find_map(|c| c.replacement.clone()))
+            .or_else(|| e.event.clone())
+    };
+    // Events whose corrections are shown inline, beside them.
+    let mut inline: HashSet<&str> = HashSet::new();
+    let mut v = pb::CaseView {
+        case_id: case_id.to_string(),
+        ..Default::default()
+    };
+    let mut state = CaseState::default();
+    let mut by_channel = BTreeMap::new();
+    let mut by_agent = BTreeMap::new();
+    let mut tickets: Vec<pb::TicketView> = Vec::new();
+    let mut deliveries = Vec::new();
+    let mut demand_terms = Vec::new();
+    let mut offset = crate::time::DEFAULT_UTC_OFFSET_MINUTES;
+
+    for e in events {
+        let Some(event) = &e.event else { continue };
+        let Some(kind) = &event.kind else { continue };
+        state.evolve(event);
+        v.version = e.case_version;
+        v.last_recorded_at = e.recorded_at;
+        let fixes = corrections
+            .get(e.event_id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        if matches!(
+            kind,
+            Kind::ContactLogged(_)
+                | Kind::DemandRecorded(_)
+                | Kind::PromiseMade(_)
+                | Kind::NoteAdded(_)
+        ) {
+            inline.insert(e.event_id.as_str());
+        }
+        let at = e.occurred_at;
+        let eff = effective(e).and_then(|x| x.kind);
+        match kind {
+            Kind::CaseOpened(o) => {
+                v.customer_id = o.customer_id.clone();
+                v.business_line = o.business_line.clone();
+                v.category = o.category.clone();
+                v.disputed_items = o.disputed_items.clone();
+                v.opened_at = at;
+                if o.utc_offset_minutes != 0 {
+                    offset = o.utc_offset_minutes;
+                }
+            }
+            Kind::ContactLogged(c) => {
+                let counted = match &eff {
+                    Some(Kind::ContactLogged(x)) => x,
+                    _ => c,
+                };
+                bump(
+                    &mut by_channel,
+                    pb::Channel::try_from(counted.channel)
+                        .map(|c| c.as_str_name())
+                        .unwrap_or("UNKNOWN"),
+                );
+                if !counted.agent_id.is_empty() {
+                    bump(&mut by_agent, &counted.agent_id);
+                }
+                v.contacts.push(pb::ContactView {
+                    event_id: e.event_id.clone(),
+                    case_version: e.case_version,
+                    contact: Some(c.clone()),
+                    corrections: fixes,
+                });
+            }
+            Kind::DemandRecorded(d) => {
+                let d_eff = match eff {
+                    Some(Kind::DemandRecorded(x)) => x,
+                    _ => d.clone(),
+                };
+                demand_terms.push(DemandTerms {
+                    made_at: at.unwrap_or_default(),
+                    demand: d_eff.clone(),
+                });
+                v.demands.push(pb::DemandView {
+                    event_id: e.event_id.clone(),
+                    recorded_for: at,
+                    demand: Some(d_eff),
+                    corrections: fixes,
+                    ..Default::default()
+                });
+            }
+            Kind::PromiseMade(p) => {
+                let p_eff = match eff {
+                    Some(Kind::PromiseMade(x)) => x,
+                    _ => p.clone(),
+                };
+                v.promises.push(pb::PromiseView {
+                    event_id: e.event_id.clone(),
+                    made_at: at,
+                    promise: Some(p_eff),
+                    corrections: fixes,
+                    ..Default::default()
+                });
+            }
+            Kind::TicketSubmitted(t) => {
+                tickets.push(pb::TicketView {
+                    ticket_id: t.ticket_id.clone(),
+                    state: pb::TicketState::Submitted as i32,
+                    team: t.team.clone(),
+                    history: vec![step(e, "TicketSubmitted", &t.content, &[])],
+                    ..Default::default()
+                });
+            }
+            Kind::TicketRejected(t) => {
+                if let Some(tv) = tickets.iter_mut().find(|x| x.ticket_id == t.ticket_id) {
+                    tv.state = pb::TicketState::Rejected as i32;
+                    tv.rejections += 1;
+                    tv.history
+                        .push(step(e, "TicketRejected", &t.reason, &t.missing_fields));
+                }
+            }
+            Kind::TicketAppended(t) => {
+                if let Some(tv) = tickets.iter_mut().find(|x| x.ticket_id == t.ticket_id) {
+                    tv.state = pb::TicketState::Appended as i32;
+                    tv.history
+                        .push(step(e, "TicketAppended", &t.addition, &t.added_fields));
+                }
+            }
+            Kind::TicketResultGiven(t) => {
+                if let Some(tv) = tickets.iter_mut().find(|x| x.ticket_id == t.ticket_id) {
+                    tv.state = pb::TicketState::ResultGiven as i32;
+                    tv.result_final = t.finality == pb::ResultFinality::Final as i32;
+                    tv.history
+                        .push(step(e, "TicketResultGiven", &t.result, &[]));
+                }
+            }
+            Kind::CallbackAttempted(c) => v.callbacks.push(pb::CallbackView {
+                event_id: e.event_id.clone(),
+                event_type: "CallbackAttempted".into(),
+                at,
+                channel: c.channel,
+                agent_id: c.agent_id.clone(),
+                reached: c.reached,
+                customer_response: 0,
+                promise_id: c.promise_id.clone(),
+                ticket_id: c.ticket_id.clone(),
+            }),
+            Kind::CallbackCompleted(c) => {
+                v.callbacks.push(pb::CallbackView {
+                    event_id: e.event_id.clone(),
+                    event_type: "CallbackCompleted".into(),
+                    at,
+                    channel: c.channel,
+                    agent_id: c.agent_id.clone(),
+                    reached: c.reached,
+                    customer_response: c.customer_response,
+                    promise_id: c.promise_id.clone(),
+                    ticket_id: c.ticket_id.clone(),
+                });
+                if c.reached {
+                    deliveries.push(Delivery {
+                        event_id: e.event_id.clone(),
+                        at: at.unwrap_or_default(),
+                        channel: c.channel,
+                        promise_id: c.promise_id.clone(),
+                        demand_ids: c.demand_ids.clone(),
+                    });
+                }
+            }
+            Kind::DissatisfactionClassified(d) => v.dissatisfactions.push(d.clone()),
+            Kind::SurveyDone(s) => v.surveys.push(s.clone()),
+            Kind::Escalated(x) => v.escalations.push(pb::EscalationView {
+                event_id: e.event_id.clone(),
+                at,
+                escalation: Some(x.clone()),
+            }),
+            Kind::WarningRaised(w) => v.warnings.push(pb::WarningView {
+                event_id: e.event_id.clone(),
+                at,
+                warning: Some(w.clone()),
+            }),
+            Kind::ExternalComplaintReceived(x) => v.external_complaints.push(x.clone()),
+            Kind::ViolationJudged(j) => v.judgements.push(pb::JudgementView {
+                event_id: e.event_id.clone(),
+                judgement: Some(j.clone()),
+                ..Default::default()
+            }),
+            Kind::ViolationAppealed(a) => {
+                if let Some(j) = v.judgements.iter_mut().find(|j| {
+                    j.judgement
+                        .as_ref()
+                        .is_some_and(|x| x.judgement_id == a.judgement_id)
+                }) {
+                    j.appealed = true;
+                }
+            }
+            Kind::AppealDecided(a) => {
+                if let Some(j) = v.judgements.iter_mut().find(|j| {
+                    j.judgement
+                        .as_ref()
+                        .is_some_and(|x| x.judgement_id == a.judgement_id)
+                }) {
+                    j.appeal_decided = true;
+                    j.upheld = a.upheld;
+                }
+            }
+            Kind::NoteAdded(n) => v.notes.push(pb::NoteView {
+                event_id: e.event_id.clone(),
+                at,
+                actor: e.actor.clone(),
+                text: n.text.clone(),
+                corrections: fixes,
+            }),
+            Kind::EventCorrected(_)
+            | Kind::CaseResolved(_)
+            | Kind::CaseClosed(_)
+            | Kind::CaseReopened(_) => {}
+        }
+    }
+    // Corrections of events that have no list entry of their own.
+    for e in events {
+        if let Some(Kind::EventCorrected(c)) = e.event.as_ref().and_then(|x| x.kind.as_ref()) {
+            if !inline.contains(c.corrected_event_id.as_str()) {
+                v.other_corrections.push(correction_view(e, c));
+            }
+        }
+    }
+    for p in &mut v.promises {
+        judge_promise(p, &deliveries, &demand_terms, offset, now);
+    }
+    for d in &mut v.demands {
+        judge_demand(d, &deliveries, offset, now);
+    }
+    v.status = status_of(state.status) as i32;
+    v.escalation_level = state.escalation_level as i32;
+    v.contacts_by_channel = counts(by_channel);
+    v.contacts_by_agent = counts(by_agent);
+    v.tickets = tickets;
+    v.evaluated_at = Some(crate::time::nanos_ts(now));
+    v
+}
+
+fn step(e: &RecordedEvent, event_type: &str, detail: &str, fields: &[String]) -> pb::TicketStep {
+    pb::TicketStep {
+        event_id: e.event_id.clone(),
+        event_type: event_type.into(),
+        at: e.occurred_at,
+        detail: detail.to_string(),
+        fields: fields.to_vec(),
+    }
+}

@@ -1,0 +1,119 @@
+//! The case list: one summary per case, filterable by status, customer, agent
+//! and open promises. Maintained by the ledger's writer from the same state
+//! the rules decide on, and rebuilt from the log at every start.
+
+use crate::domain::{CaseState, CaseStatus};
+use crate::proto::v1 as pb;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::RwLock;
+
+/// One case in the list.
+#[derive(Debug, Clone)]
+pub struct SummaryEntry {
+    pub summary: pb::CaseSummary,
+    pub agents: HashSet<String>,
+}
+
+/// All case summaries, in case-id order.
+#[derive(Default)]
+pub struct CaseIndex {
+    rows: RwLock<BTreeMap<String, SummaryEntry>>,
+}
+
+/// Filter of `ListCases`.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub status: Option<pb::CaseStatus>,
+    pub customer_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub only_with_open_promises: bool,
+}
+
+pub fn status_of(s: CaseStatus) -> pb::CaseStatus {
+    match s {
+        CaseStatus::Open => pb::CaseStatus::Open,
+        CaseStatus::Resolved => pb::CaseStatus::Resolved,
+        CaseStatus::Closed => pb::CaseStatus::Closed,
+    }
+}
+
+/// The summary row of a case state.
+pub fn summarize(case_id: &str, s: &CaseState) -> SummaryEntry {
+    SummaryEntry {
+        summary: pb::CaseSummary {
+            case_id: case_id.to_string(),
+            version: s.version,
+            status: status_of(s.status) as i32,
+            customer_id: s.customer_id.clone(),
+            business_line: s.business_line.clone(),
+            contacts: s.contacts.len() as u32,
+            open_promises: s.open_promises() as u32,
+            escalation_level: s.escalation_level as i32,
+            last_recorded_at: Some(crate::time::nanos_ts(s.last_recorded_at)),
+        },
+        agents: s.agents.keys().cloned().collect(),
+    }
+}
+
+impl CaseIndex {
+    pub fn upsert(&self, entry: SummaryEntry) {
+        let mut rows = self.rows.write().expect("case index lock");
+        rows.insert(entry.summary.case_id.clone(), entry);
+    }
+
+    pub fn contains(&self, case_id: &str) -> bool {
+        self.rows
+            .read()
+            .expect("case index lock")
+            .contains_key(case_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.read().expect("case index lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Up to `limit` matching summaries with case id after `after`, and
+    /// whether more follow.
+    pub fn list(
+        &self,
+        filter: &CaseFilter,
+        after: &str,
+        limit: usize,
+    ) -> (Vec<pb::CaseSummary>, bool) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let rows = self.rows.read().expect("case index lock");
+        let lower = if after.is_empty() {
+            Unbounded
+        } else {
+            Excluded(after.to_string())
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        for (_, e) in rows.range::<String, _>((lower, Unbounded)) {
+            let s = &e.summary;
+            let keep = filter.status.is_none_or(|st| s.status == st as i32)
+                && filter
+                    .customer_id
+                    .as_ref()
+                    .is_none_or(|c| &s.customer_id == c)
+                && filter
+                    .agent_id
+                    .as_ref()
+                    .is_none_or(|a| e.agents.contains(a))
+                && (!filter.only_with_open_promises || s.open_promises > 0);
+            if !keep {
+                continue;
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            out.push(s.clone());
+        }
+        (out, more)
+    }
+}

@@ -1,0 +1,61 @@
+//! Key layout of the single sled tree. One tree, so that a record and its
+//! index entries commit in one atomic `apply_batch`:
+//!
+//! | key                                   | value            |
+//! |---------------------------------------|------------------|
+//! | `L` position (u64 BE)                 | record bytes     |
+//! | `C` case id `0x00` version (u64 BE)   | position (u64 BE)|
+//! | `E` event id                          | position (u64 BE)|
+//!
+//! Ids never contain `0x00` (see `domain::ids`), so prefixes are unambiguous;
+//! big-endian numbers make sled's byte order the numeric order.
+
+pub const LOG: u8 = b'L';
+pub const CASE: u8 = b'C';
+pub const EVENT: u8 = b'E';
+
+pub fn log_key(position: u64) -> [u8; 9] {
+    let mut k = [LOG; 9];
+    k[1..].copy_from_slice(&position.to_be_bytes());
+    k
+}
+
+pub fn case_prefix(case_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(case_id.len() + 10);
+    k.push(CASE);
+    k.extend_from_slice(case_id.as_bytes());
+    k.push(0);
+    k
+}
+
+pub fn case_key(case_id: &str, version: u64) -> Vec<u8> {
+    let mut k = case_prefix(case_id);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+pub fn event_key(event_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(event_id.len() + 1);
+    k.push(EVENT);
+    k.extend_from_slice(event_id.as_bytes());
+    k
+}
+
+/// The trailing big-endian u64 of a key or value.
+pub fn trailing_u64(bytes: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = bytes.get(bytes.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_numerically_and_cases_do_not_overlap() {
+        assert!(log_key(255) < log_key(256));
+        assert!(case_key("12", u64::MAX) < case_key("123", 0));
+        assert!(!case_key("123", 1).starts_with(&case_prefix("12")));
+        assert_eq!(trailing_u64(&case_key("a", 42)), Some(42));
+    }
+}

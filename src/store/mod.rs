@@ -1,0 +1,66 @@
+//! Durable storage of the event log behind a small trait, so the sled
+//! implementation can be replaced (e.g. by a clustered log) without touching
+//! the domain or the API.
+//!
+//! The store knows positions, case versions, event ids and record bytes; it
+//! does not interpret payloads or decide anything. One writer calls
+//! [`EventLog::write_durable`]; any number of readers read concurrently.
+
+pub mod durability;
+pub mod keys;
+pub mod sled_log;
+
+pub use sled_log::{SledLog, SledOptions};
+
+/// A record ready to be stored at its position.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub position: u64,
+    pub case_id: String,
+    pub case_version: u64,
+    pub event_id: String,
+    /// The encoded `StoredRecord`, stored and hashed as is.
+    pub bytes: Vec<u8>,
+}
+
+/// A storage failure. After a failed durable write the writer stops taking
+/// appends: the state of the disk is unknown until a restart recovers it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage engine: {0}")]
+    Engine(#[from] sled::Error),
+    #[error("storage i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The durable, append-only event log.
+pub trait EventLog: Send + Sync + 'static {
+    /// Position of the last stored record (0 when empty).
+    fn head(&self) -> Result<u64, StoreError>;
+
+    /// Stores records atomically (all or none) and makes them durable before
+    /// returning: after `Ok`, a crash or power cut loses none of them.
+    /// Positions must continue the log without a gap.
+    fn write_durable(&self, records: &[NewRecord]) -> Result<(), StoreError>;
+
+    /// The stored bytes of the record at `position`.
+    fn read(&self, position: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` records from `from` (inclusive) in position order.
+    fn read_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    /// `(version, position)` of up to `limit` events of a case, from
+    /// `from_version` (inclusive) forwards, or backwards from it.
+    fn case_positions(
+        &self,
+        case_id: &str,
+        from_version: u64,
+        backwards: bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64)>, StoreError>;
+
+    /// Position of the event with this id, if stored.
+    fn event_position(&self, event_id: &str) -> Result<Option<u64>, StoreError>;
+}

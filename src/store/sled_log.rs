@@ -1,0 +1,170 @@
+//! The event log on sled: one tree, one atomic batch per group commit, and a
+//! real `fdatasync` after sled's flush (see [`super::durability`]).
+
+use super::durability::Syncer;
+use super::keys::{self, trailing_u64};
+use super::{EventLog, NewRecord, StoreError};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Tuning of the sled engine.
+#[derive(Debug, Clone)]
+pub struct SledOptions {
+    /// Page cache size in bytes.
+    pub cache_capacity: u64,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Segment size of sled's log. sled stores any page larger than a quarter of a
+/// segment as a separate, never-synced blob file; 8 MiB segments put that
+/// threshold at 2 MiB, above the largest leaf our record limits allow
+/// (a leaf holds at most 17 entries of at most ~100 KiB).
+const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+
+pub struct SledLog {
+    db: sled::Db,
+    dir: PathBuf,
+    syncer: Mutex<Syncer>,
+}
+
+impl SledLog {
+    /// Opens (or creates) the log in `dir`. Fails if another process has it.
+    pub fn open(dir: &Path, opts: &SledOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_capacity)
+            .segment_size(SEGMENT_SIZE)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()?;
+        // Make the creation of a new store itself durable.
+        db.flush()?;
+        let mut syncer = Syncer::open(dir)?;
+        syncer.sync()?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            d.sync_all()?;
+        }
+        Ok(Self {
+            db,
+            dir: dir.to_path_buf(),
+            syncer: Mutex::new(syncer),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes sled uses on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Flushes and syncs; used at shutdown.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.syncer.lock().expect("syncer lock").sync()?;
+        Ok(())
+    }
+
+    /// Low-level access for tests that damage a store on purpose.
+    #[doc(hidden)]
+    pub fn raw(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+impl EventLog for SledLog {
+    fn head(&self) -> Result<u64, StoreError> {
+        let last = self.db.scan_prefix([keys::LOG]).next_back().transpose()?;
+        Ok(last.and_then(|(k, _)| trailing_u64(&k)).unwrap_or(0))
+    }
+
+    fn write_durable(&self, records: &[NewRecord]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for r in records {
+            let pos = r.position.to_be_bytes();
+            batch.insert(&keys::log_key(r.position)[..], r.bytes.as_slice());
+            batch.insert(keys::case_key(&r.case_id, r.case_version), &pos[..]);
+            batch.insert(keys::event_key(&r.event_id), &pos[..]);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        self.syncer.lock().expect("syncer lock").sync()?;
+        Ok(())
+    }
+
+    fn read(&self, position: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(keys::log_key(position))?.map(|v| v.to_vec()))
+    }
+
+    fn read_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for item in self
+            .db
+            .range(keys::log_key(from.max(1))..=keys::log_key(u64::MAX))
+            .take(limit)
+        {
+            let (k, v) = item?;
+            let pos = trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
+            out.push((pos, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn case_positions(
+        &self,
+        case_id: &str,
+        from_version: u64,
+        backwards: bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let decode =
+            |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<(u64, u64), StoreError> {
+                let (k, v) = item?;
+                match (trailing_u64(&k), trailing_u64(&v)) {
+                    (Some(ver), Some(pos)) => Ok((ver, pos)),
+                    _ => Err(StoreError::Corrupt(format!(
+                        "bad case index entry for {case_id}"
+                    ))),
+                }
+            };
+        let lo = keys::case_key(case_id, 0);
+        if backwards {
+            let hi = keys::case_key(
+                case_id,
+                if from_version == 0 {
+                    u64::MAX
+                } else {
+                    from_version
+                },
+            );
+            self.db
+                .range(lo..=hi)
+                .rev()
+                .take(limit)
+                .map(decode)
+                .collect()
+        } else {
+            let start = keys::case_key(case_id, from_version.max(1));
+            let hi = keys::case_key(case_id, u64::MAX);
+            self.db.range(start..=hi).take(limit).map(decode).collect()
+        }
+    }
+
+    fn event_position(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .db
+            .get(keys::event_key(event_id))?
+            .and_then(|v| trailing_u64(&v)))
+    }
+}
