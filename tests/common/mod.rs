@@ -1,0 +1,180 @@
+//! Helpers shared by the black-box tests: a real server on 127.0.0.1:0 over
+//! a temporary data directory, real gRPC clients, and event builders.
+#![allow(dead_code)]
+
+use complaint_ledger::api::server::{start, RunningServer};
+use complaint_ledger::config::ServerConfig;
+use complaint_ledger::proto::v1::{
+    self as pb, case_event::Kind, cases_client::CasesClient, ledger_client::LedgerClient,
+};
+use tonic::transport::Channel;
+
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = start(ServerConfig::ephemeral(dir.path()))
+            .await
+            .expect("server starts");
+        Self {
+            server: Some(server),
+            dir,
+        }
+    }
+
+    pub async fn start_with(config: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut c = ServerConfig::ephemeral(dir.path());
+        config(&mut c);
+        let server = start(c).await.expect("server starts");
+        Self {
+            server: Some(server),
+            dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.as_ref().expect("running").url()
+    }
+
+    pub async fn ledger(&self) -> LedgerClient<Channel> {
+        LedgerClient::connect(self.url()).await.expect("connect")
+    }
+
+    pub async fn cases(&self) -> CasesClient<Channel> {
+        CasesClient::connect(self.url()).await.expect("connect")
+    }
+
+    /// Stops gracefully and starts again on the same data directory.
+    pub async fn restart(&mut self) {
+        self.server
+            .take()
+            .expect("running")
+            .stop()
+            .await
+            .expect("clean stop");
+        let server = start(ServerConfig::ephemeral(self.dir.path()))
+            .await
+            .expect("restart");
+        self.server = Some(server);
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.server
+            .take()
+            .expect("running")
+            .stop()
+            .await
+            .expect("clean stop");
+        self.dir
+    }
+}
+
+/// An RFC 3339 time as a protobuf timestamp.
+pub fn ts(s: &str) -> prost_types::Timestamp {
+    complaint_ledger::time::parse_rfc3339(s).unwrap_or_else(|| panic!("bad time {s}"))
+}
+
+/// A proposed event.
+pub fn ev(id: &str, at: &str, agent: &str, kind: Kind) -> pb::ProposedEvent {
+    pb::ProposedEvent {
+        event_id: id.to_string(),
+        occurred_at: Some(ts(at)),
+        acted_for_agent: agent.to_string(),
+        correlation_id: String::new(),
+        causation_id: String::new(),
+        event: Some(pb::CaseEvent { kind: Some(kind) }),
+    }
+}
+
+pub fn opened(customer: &str) -> Kind {
+    Kind::CaseOpened(pb::CaseOpened {
+        customer_id: customer.into(),
+        business_line: "qidian".into(),
+        category: "功能设置/自动订阅".into(),
+        ..Default::default()
+    })
+}
+
+pub fn note(text: &str) -> Kind {
+    Kind::NoteAdded(pb::NoteAdded { text: text.into() })
+}
+
+pub fn append(case_id: &str, events: Vec<pb::ProposedEvent>) -> pb::AppendRequest {
+    pb::AppendRequest {
+        case_id: case_id.into(),
+        expected_version: None,
+        events,
+    }
+}
+
+pub fn expect_exact(v: u64) -> Option<pb::ExpectedVersion> {
+    Some(pb::ExpectedVersion {
+        kind: Some(pb::expected_version::Kind::Exact(v)),
+    })
+}
+
+pub fn expect_no_case() -> Option<pb::ExpectedVersion> {
+    Some(pb::ExpectedVersion {
+        kind: Some(pb::expected_version::Kind::NoCase(pb::Empty {})),
+    })
+}
+
+/// Opens a case with one event and returns nothing but success.
+pub async fn open_case(client: &mut LedgerClient<Channel>, case_id: &str, customer: &str) {
+    client
+        .append(append(
+            case_id,
+            vec![ev(
+                &format!("{case_id}-open"),
+                "2020-12-03T01:24:30+08:00",
+                "8030",
+                opened(customer),
+            )],
+        ))
+        .await
+        .expect("case opens");
+}
+
+/// Reads a whole case.
+pub async fn read_case(
+    client: &mut LedgerClient<Channel>,
+    case_id: &str,
+) -> Vec<pb::RecordedEvent> {
+    let mut s = client
+        .read_case(pb::ReadCaseRequest {
+            case_id: case_id.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("read case")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = s.message().await.expect("stream") {
+        out.push(e);
+    }
+    out
+}
+
+/// Drains a ReadAll stream.
+pub async fn read_all(
+    client: &mut LedgerClient<Channel>,
+    req: pb::ReadAllRequest,
+) -> Vec<pb::RecordedEvent> {
+    let mut s = client.read_all(req).await.expect("read all").into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = s.message().await.expect("stream") {
+        out.push(e);
+    }
+    out
+}
+
+/// The google.rpc details of a status.
+pub fn details(status: &tonic::Status) -> tonic_types::ErrorDetails {
+    use tonic_types::StatusExt;
+    status.get_error_details()
+}
