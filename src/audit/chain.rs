@@ -28,7 +28,8 @@ pub struct ChainError {
 /// Checks records one by one, in position order.
 #[derive(Default)]
 pub struct ChainVerifier {
-    heads: HashMap<String, (u64, [u8; 32])>,
+    /// Per case: last version, its record hash, its position.
+    heads: HashMap<String, (u64, [u8; 32], u64)>,
     last_position: u64,
 }
 
@@ -45,6 +46,45 @@ impl ChainVerifier {
     /// Cases seen so far.
     pub fn cases(&self) -> usize {
         self.heads.len()
+    }
+
+    /// After the last record: every case's last record must match the head
+    /// the store kept for it, which catches an altered or dropped last record
+    /// (no later record holds its hash).
+    pub fn finish(&self, log: &dyn EventLog) -> Result<(), VerifyError> {
+        let mut cases: Vec<_> = self.heads.iter().collect();
+        cases.sort_by_key(|(_, (_, _, pos))| *pos);
+        for (case_id, (version, hash, position)) in cases {
+            match log.case_head(case_id)? {
+                Some((v, h)) if v == *version && h == *hash => {}
+                Some((v, _)) if v != *version => {
+                    return Err(ChainError {
+                        position: *position,
+                        problem: format!(
+                            "case {case_id} ends at version {version} here, but the store's head says version {v} (records removed from the end)"
+                        ),
+                    }
+                    .into())
+                }
+                Some(_) => {
+                    return Err(ChainError {
+                        position: *position,
+                        problem: format!(
+                            "case {case_id} version {version}: the last record's hash does not match the case head (record altered)"
+                        ),
+                    }
+                    .into())
+                }
+                None => {
+                    return Err(ChainError {
+                        position: *position,
+                        problem: format!("case {case_id} has no head entry"),
+                    }
+                    .into())
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks the record stored under `position`, returning it decoded and its
@@ -70,11 +110,11 @@ impl ChainVerifier {
                 rec.position
             )));
         }
-        let (prev_version, prev_hash) = self
+        let (prev_version, prev_hash, prev_position) = self
             .heads
             .get(&rec.case_id)
             .copied()
-            .unwrap_or((0, ZERO_HASH));
+            .unwrap_or((0, ZERO_HASH, 0));
         if rec.case_version != prev_version + 1 {
             return Err(fail(format!(
                 "case {} version {} follows version {prev_version}",
@@ -83,13 +123,13 @@ impl ChainVerifier {
         }
         if rec.prev_hash.as_slice() != prev_hash {
             return Err(fail(format!(
-                "case {} version {}: previous-record hash does not match (record altered, removed or reordered)",
+                "case {} version {} does not chain to version {prev_version} at position {prev_position}: one of the two records was altered, or a record was removed or reordered",
                 rec.case_id, rec.case_version
             )));
         }
         let hash = record_hash(bytes);
         self.heads
-            .insert(rec.case_id.clone(), (rec.case_version, hash));
+            .insert(rec.case_id.clone(), (rec.case_version, hash, position));
         self.last_position = position;
         Ok((rec, hash))
     }
@@ -147,6 +187,7 @@ pub fn verify_log(log: &dyn EventLog) -> Result<VerifyReport, VerifyError> {
         }
         from = chunk.last().map(|(p, _)| p + 1).unwrap_or(from);
     }
+    v.finish(log)?;
     Ok(VerifyReport {
         records: v.checked(),
         cases: v.cases(),

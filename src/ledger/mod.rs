@@ -94,6 +94,11 @@ impl Ledger {
                 state.last_recorded_at = recorded;
             }
         }
+        verifier.finish(log.as_ref()).map_err(|e| {
+            LedgerError::Storage(format!(
+                "the log does not verify, refusing to start: {e}. Run `complaint-ledger verify --data-dir` for details"
+            ))
+        })?;
         let head = verifier.checked();
         let index = Arc::new(CaseIndex::default());
         for (id, s) in &cases {

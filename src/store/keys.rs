@@ -6,6 +6,7 @@
 //! | `L` position (u64 BE)                 | record bytes     |
 //! | `C` case id `0x00` version (u64 BE)   | position (u64 BE)|
 //! | `E` event id                          | position (u64 BE)|
+//! | `H` case id                           | version (u64 BE) ‖ SHA-256 of its last record |
 //!
 //! Ids never contain `0x00` (see `domain::ids`), so prefixes are unambiguous;
 //! big-endian numbers make sled's byte order the numeric order.
@@ -13,6 +14,7 @@
 pub const LOG: u8 = b'L';
 pub const CASE: u8 = b'C';
 pub const EVENT: u8 = b'E';
+pub const HEAD: u8 = b'H';
 
 pub fn log_key(position: u64) -> [u8; 9] {
     let mut k = [LOG; 9];
@@ -39,6 +41,28 @@ pub fn event_key(event_id: &str) -> Vec<u8> {
     k.push(EVENT);
     k.extend_from_slice(event_id.as_bytes());
     k
+}
+
+pub fn head_key(case_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(case_id.len() + 1);
+    k.push(HEAD);
+    k.extend_from_slice(case_id.as_bytes());
+    k
+}
+
+/// Encodes a case head: version, then the record hash.
+pub fn head_value(version: u64, hash: &[u8; 32]) -> [u8; 40] {
+    let mut v = [0; 40];
+    v[..8].copy_from_slice(&version.to_be_bytes());
+    v[8..].copy_from_slice(hash);
+    v
+}
+
+/// Decodes a case head.
+pub fn parse_head(v: &[u8]) -> Option<(u64, [u8; 32])> {
+    let version = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let hash: [u8; 32] = v.get(8..40)?.try_into().ok()?;
+    (v.len() == 40).then_some((version, hash))
 }
 
 /// The trailing big-endian u64 of a key or value.

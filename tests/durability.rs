@@ -1,0 +1,262 @@
+//! Durability: acknowledged appends survive a restart and a `kill -9` in the
+//! middle of a stream of appends, and the chain verifies afterwards; a
+//! tampered log is refused at start with its position named.
+
+mod common;
+
+use common::*;
+use complaint_ledger::audit::chain::verify_log;
+use complaint_ledger::proto::v1::{self as pb, ledger_client::LedgerClient};
+use complaint_ledger::store::{EventLog, SledLog, SledOptions};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[tokio::test]
+async fn state_survives_a_restart_and_appends_continue_the_chain() {
+    let mut server = TestServer::start().await;
+    let mut c = server.ledger().await;
+    for case in ["r1", "r2"] {
+        open_case(&mut c, case, "cust-r").await;
+        c.append(append(
+            case,
+            vec![ev(
+                &format!("{case}-p"),
+                "2020-12-03T02:00:00+08:00",
+                "8030",
+                pb::case_event::Kind::PromiseMade(pb::PromiseMade {
+                    promise_id: "p1".into(),
+                    description: "专员1-2个工作日回复".into(),
+                    due_at: Some(ts("2020-12-07T23:59:59+08:00")),
+                    ..Default::default()
+                }),
+            )],
+        ))
+        .await
+        .unwrap();
+    }
+    let before = read_all(&mut c, pb::ReadAllRequest::default()).await;
+    server.restart().await;
+    let mut c = server.ledger().await;
+    let after = read_all(&mut c, pb::ReadAllRequest::default()).await;
+    assert_eq!(before, after);
+    // The case list was rebuilt from the log.
+    let list = server
+        .cases()
+        .await
+        .list_cases(pb::ListCasesRequest {
+            only_with_open_promises: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        list.cases
+            .iter()
+            .map(|c| c.case_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r1", "r2"]
+    );
+    // The writer continues the positions, versions and chain.
+    let r = c
+        .append(pb::AppendRequest {
+            case_id: "r1".into(),
+            expected_version: expect_exact(2),
+            events: vec![ev(
+                "r1-n",
+                "2020-12-03T03:00:00+08:00",
+                "8030",
+                note("after restart"),
+            )],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.first_position, r.case_version), (5, 3));
+    let events = read_case(&mut c, "r1").await;
+    assert_eq!(events[2].prev_hash, events[1].record_hash);
+    let dir = server.stop().await;
+    let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+    assert_eq!(verify_log(&log).unwrap().records, 5);
+}
+
+struct Killable(Child);
+
+impl Drop for Killable {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the real binary and returns it with its address.
+fn spawn_server(dir: &std::path::Path) -> (Killable, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_complaint-ledger"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("COMPLAINT_LEDGER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read address");
+    let addr = line.trim().rsplit(' ').next().expect("address").to_string();
+    assert!(line.starts_with("complaint-ledger listening on"), "{line}");
+    (Killable(child), format!("http://{addr}"))
+}
+
+#[tokio::test]
+async fn every_acknowledged_append_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url) = spawn_server(dir.path());
+    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (url, acked) = (url.clone(), acked.clone());
+        writers.push(tokio::spawn(async move {
+            let mut c = LedgerClient::connect(url).await.unwrap();
+            let case = format!("k{w}");
+            open_case(&mut c, &case, "cust-k").await;
+            acked.lock().unwrap().push((format!("{case}-open"), 0));
+            for i in 0.. {
+                let id = format!("{case}-{i}");
+                match c
+                    .append(append(
+                        &case,
+                        vec![ev(&id, "2020-12-03T02:00:00+08:00", "8030", note("stream"))],
+                    ))
+                    .await
+                {
+                    Ok(r) => acked
+                        .lock()
+                        .unwrap()
+                        .push((id, r.into_inner().first_position)),
+                    Err(_) => return, // the server died under us
+                }
+            }
+        }));
+    }
+    // Let the stream run, then kill the server without warning.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.0.kill().expect("SIGKILL");
+    server.0.wait().unwrap();
+    for w in writers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 50,
+        "only {} appends were acknowledged before the kill",
+        acked.len()
+    );
+
+    // Offline: the chain verifies and every acknowledged event is there.
+    {
+        let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+        let report = verify_log(&log).expect("chain verifies after kill -9");
+        assert!(report.records as usize >= acked.len());
+        for (id, pos) in &acked {
+            let stored = log.event_position(id).unwrap();
+            assert!(stored.is_some(), "acknowledged event {id} lost");
+            if *pos != 0 {
+                assert_eq!(stored, Some(*pos));
+            }
+        }
+    }
+    // And the restarted server serves them all.
+    let (_server, url) = spawn_server(dir.path());
+    let mut c = LedgerClient::connect(url).await.unwrap();
+    let all = read_all(&mut c, pb::ReadAllRequest::default()).await;
+    let ids: std::collections::HashSet<_> = all.iter().map(|e| e.event_id.clone()).collect();
+    assert!(acked.iter().all(|(id, _)| ids.contains(id)));
+}
+
+#[tokio::test]
+async fn a_tampered_log_is_refused_at_start_naming_the_position() {
+    let server = TestServer::start().await;
+    let mut c = server.ledger().await;
+    open_case(&mut c, "t1", "cust-t").await;
+    for i in 0..4 {
+        c.append(append(
+            "t1",
+            vec![ev(
+                &format!("t1-{i}"),
+                "2020-12-03T02:00:00+08:00",
+                "8030",
+                note("original text"),
+            )],
+        ))
+        .await
+        .unwrap();
+    }
+    let dir = server.stop().await;
+    {
+        let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+        let mut bytes = log.read(3).unwrap().unwrap();
+        let at = bytes.windows(8).position(|w| w == b"original").unwrap();
+        bytes[at] = b'O';
+        log.raw()
+            .insert(complaint_ledger::store::keys::log_key(3), bytes)
+            .unwrap();
+        log.close().unwrap();
+    }
+    let err = match complaint_ledger::api::server::start(
+        complaint_ledger::config::ServerConfig::ephemeral(dir.path()),
+    )
+    .await
+    {
+        Ok(_) => panic!("a tampered log must not be served"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("position 4"), "{err}");
+    assert!(err.contains("refusing to start"), "{err}");
+    let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+    assert_eq!(
+        verify_log(&log).unwrap_err().to_string().split(':').next(),
+        Some("position 4")
+    );
+}
+
+#[tokio::test]
+async fn altering_or_dropping_the_last_record_of_a_case_is_detected() {
+    let server = TestServer::start().await;
+    let mut c = server.ledger().await;
+    open_case(&mut c, "a", "cust-t").await;
+    open_case(&mut c, "b", "cust-t").await;
+    c.append(append(
+        "a",
+        vec![ev(
+            "a-1",
+            "2020-12-03T02:00:00+08:00",
+            "8030",
+            note("last of a"),
+        )],
+    ))
+    .await
+    .unwrap();
+    let dir = server.stop().await;
+    let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+    let original = log.read(3).unwrap().unwrap();
+    let mut bytes = original.clone();
+    let at = bytes.windows(4).position(|w| w == b"last").unwrap();
+    bytes[at] = b'L';
+    log.raw()
+        .insert(complaint_ledger::store::keys::log_key(3), bytes)
+        .unwrap();
+    let err = verify_log(&log).unwrap_err().to_string();
+    assert!(
+        err.starts_with("position 3:") && err.contains("record altered"),
+        "{err}"
+    );
+    // Dropping it instead: the case head still names version 2.
+    log.raw()
+        .remove(complaint_ledger::store::keys::log_key(3))
+        .unwrap();
+    let err = verify_log(&log).unwrap_err().to_string();
+    assert!(err.contains("removed from the end"), "{err}");
+}

@@ -1,0 +1,481 @@
+//! Reading back: one case in either direction, the global log with filters,
+//! subscriptions (catch-up, caught-up marker, live, resume), case lists, the
+//! case as of a recorded time, and the health and reflection services.
+
+mod common;
+
+use common::*;
+use complaint_ledger::proto::v1::{self as pb, case_event::Kind, subscribe_response};
+use std::time::Duration;
+use tokio_stream::StreamExt;
+
+async fn seed(server: &TestServer) {
+    let mut c = server.ledger().await;
+    for (case, customer) in [("c1", "cust-a"), ("c2", "cust-b"), ("c3", "cust-a")] {
+        open_case(&mut c, case, customer).await;
+    }
+    for i in 0..5 {
+        for case in ["c1", "c2"] {
+            c.append(append(
+                case,
+                vec![ev(
+                    &format!("{case}-n{i}"),
+                    "2020-12-03T02:00:00+08:00",
+                    "8030",
+                    note(&format!("note {i}")),
+                )],
+            ))
+            .await
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn read_case_forwards_backwards_and_limited() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut c = server.ledger().await;
+    let read = |from_version, direction: pb::ReadDirection, limit| pb::ReadCaseRequest {
+        case_id: "c1".into(),
+        from_version,
+        direction: direction as i32,
+        limit,
+    };
+    let versions =
+        |events: Vec<pb::RecordedEvent>| events.iter().map(|e| e.case_version).collect::<Vec<_>>();
+    let collect = |s: tonic::Streaming<pb::RecordedEvent>| async move {
+        s.map(|e| e.unwrap()).collect::<Vec<_>>().await
+    };
+    let all = collect(
+        c.read_case(read(0, pb::ReadDirection::Forwards, 0))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    assert_eq!(versions(all), [1, 2, 3, 4, 5, 6]);
+    let some = collect(
+        c.read_case(read(3, pb::ReadDirection::Forwards, 2))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    assert_eq!(versions(some), [3, 4]);
+    let back = collect(
+        c.read_case(read(0, pb::ReadDirection::Backwards, 0))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    assert_eq!(versions(back), [6, 5, 4, 3, 2, 1]);
+    let back = collect(
+        c.read_case(read(4, pb::ReadDirection::Backwards, 2))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    assert_eq!(versions(back), [4, 3]);
+    let none = collect(
+        c.read_case(read(7, pb::ReadDirection::Forwards, 0))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn read_all_from_a_position_filtered_by_type_and_case() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut c = server.ledger().await;
+    let all = read_all(&mut c, pb::ReadAllRequest::default()).await;
+    assert_eq!(all.len(), 13);
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=13).collect::<Vec<_>>()
+    );
+    assert!(all
+        .iter()
+        .all(|e| e.actor == "anonymous" && e.schema_version == 1 && e.recorded_at.is_some()));
+    let from = read_all(
+        &mut c,
+        pb::ReadAllRequest {
+            from_position: 10,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(from.first().map(|e| e.position), Some(10));
+    let opened = read_all(
+        &mut c,
+        pb::ReadAllRequest {
+            filter: Some(pb::EventFilter {
+                event_types: vec!["CaseOpened".into()],
+                case_ids: vec![],
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        opened
+            .iter()
+            .map(|e| e.case_id.as_str())
+            .collect::<Vec<_>>(),
+        ["c1", "c2", "c3"]
+    );
+    let c2 = read_all(
+        &mut c,
+        pb::ReadAllRequest {
+            filter: Some(pb::EventFilter {
+                event_types: vec!["NoteAdded".into()],
+                case_ids: vec!["c2".into()],
+            }),
+            limit: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        c2.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(),
+        ["c2-n0", "c2-n1", "c2-n2"]
+    );
+}
+
+#[tokio::test]
+async fn subscribe_catches_up_marks_it_goes_live_and_resumes() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut c = server.ledger().await;
+    let mut sub = c
+        .subscribe(pb::SubscribeRequest {
+            from_position: 5,
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut positions = Vec::new();
+    loop {
+        match sub.message().await.unwrap().unwrap().kind.unwrap() {
+            subscribe_response::Kind::Event(e) => positions.push(e.position),
+            subscribe_response::Kind::CaughtUp(m) => {
+                assert_eq!(m.position, 13);
+                break;
+            }
+        }
+    }
+    assert_eq!(positions, (5..=13).collect::<Vec<_>>());
+    // Live: new events arrive as they are committed.
+    let mut w = server.ledger().await;
+    w.append(append(
+        "c3",
+        vec![ev(
+            "c3-live",
+            "2020-12-03T03:00:00+08:00",
+            "8030",
+            note("live"),
+        )],
+    ))
+    .await
+    .unwrap();
+    let live = tokio::time::timeout(Duration::from_secs(10), sub.message())
+        .await
+        .expect("live event")
+        .unwrap()
+        .unwrap();
+    match live.kind.unwrap() {
+        subscribe_response::Kind::Event(e) => {
+            assert_eq!((e.position, e.event_id.as_str()), (14, "c3-live"))
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(sub);
+    // Resume after a disconnect from the last position seen + 1, filtered.
+    w.append(append(
+        "c1",
+        vec![ev(
+            "c1-later",
+            "2020-12-03T03:00:00+08:00",
+            "8030",
+            note("later"),
+        )],
+    ))
+    .await
+    .unwrap();
+    let mut sub = c
+        .subscribe(pb::SubscribeRequest {
+            from_position: 15,
+            filter: Some(pb::EventFilter {
+                event_types: vec![],
+                case_ids: vec!["c1".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    match sub.message().await.unwrap().unwrap().kind.unwrap() {
+        subscribe_response::Kind::Event(e) => assert_eq!(e.event_id, "c1-later"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        sub.message().await.unwrap().unwrap().kind.unwrap(),
+        subscribe_response::Kind::CaughtUp(_)
+    ));
+}
+
+#[tokio::test]
+async fn list_cases_filters_and_pages() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut w = server.ledger().await;
+    w.append(append(
+        "c2",
+        vec![ev(
+            "c2-close",
+            "2020-12-04T00:00:00+08:00",
+            "8030",
+            Kind::CaseClosed(pb::CaseClosed {
+                reason: "done".into(),
+            }),
+        )],
+    ))
+    .await
+    .unwrap();
+    w.append(append(
+        "c3",
+        vec![ev(
+            "c3-contact",
+            "2020-12-04T00:00:00+08:00",
+            "8016",
+            Kind::ContactLogged(pb::ContactLogged {
+                contact_id: "x".into(),
+                channel: pb::Channel::Qq as i32,
+                direction: pb::Direction::Inbound as i32,
+                agent_id: "8016".into(),
+                started_at: Some(ts("2020-12-04T00:00:00+08:00")),
+                ..Default::default()
+            }),
+        )],
+    ))
+    .await
+    .unwrap();
+    let mut cases = server.cases().await;
+    let ids = |r: pb::ListCasesResponse| r.cases.into_iter().map(|c| c.case_id).collect::<Vec<_>>();
+    let list = |req: pb::ListCasesRequest| {
+        let mut cases = cases.clone();
+        async move { cases.list_cases(req).await.unwrap().into_inner() }
+    };
+    assert_eq!(
+        ids(list(pb::ListCasesRequest::default()).await),
+        ["c1", "c2", "c3"]
+    );
+    assert_eq!(
+        ids(list(pb::ListCasesRequest {
+            status: pb::CaseStatus::Open as i32,
+            ..Default::default()
+        })
+        .await),
+        ["c1", "c3"]
+    );
+    assert_eq!(
+        ids(list(pb::ListCasesRequest {
+            customer_id: "cust-a".into(),
+            ..Default::default()
+        })
+        .await),
+        ["c1", "c3"]
+    );
+    assert_eq!(
+        ids(list(pb::ListCasesRequest {
+            agent_id: "8016".into(),
+            ..Default::default()
+        })
+        .await),
+        ["c3"]
+    );
+    let page1 = list(pb::ListCasesRequest {
+        page_size: 2,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(page1.next_page_token, "c2");
+    let page2 = list(pb::ListCasesRequest {
+        page_size: 2,
+        page_token: page1.next_page_token.clone(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        (ids(page1), page2.next_page_token.clone(), ids(page2)),
+        (
+            vec!["c1".to_string(), "c2".to_string()],
+            String::new(),
+            vec!["c3".to_string()]
+        )
+    );
+    let c2 = cases
+        .list_cases(pb::ListCasesRequest {
+            customer_id: "cust-b".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (c2.cases[0].status, c2.cases[0].version),
+        (pb::CaseStatus::Closed as i32, 7)
+    );
+}
+
+#[tokio::test]
+async fn get_case_as_of_a_recorded_time() {
+    let server = TestServer::start().await;
+    let mut c = server.ledger().await;
+    open_case(&mut c, "t", "cust-a").await;
+    let first = read_case(&mut c, "t").await[0].recorded_at.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    c.append(append(
+        "t",
+        vec![ev(
+            "t-n",
+            "2020-12-03T02:00:00+08:00",
+            "8030",
+            note("later"),
+        )],
+    ))
+    .await
+    .unwrap();
+    let mut cases = server.cases().await;
+    let at = |ts: prost_types::Timestamp| pb::GetCaseRequest {
+        case_id: "t".into(),
+        as_of: Some(pb::get_case_request::AsOf::RecordedAt(ts)),
+        evaluate_at: None,
+    };
+    let v = cases.get_case(at(first)).await.unwrap().into_inner();
+    assert_eq!((v.version, v.notes.len()), (1, 0));
+    assert_eq!(v.evaluated_at, Some(first));
+    let v = cases
+        .get_case(pb::GetCaseRequest {
+            case_id: "t".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((v.version, v.notes.len()), (2, 1));
+    let before = prost_types::Timestamp {
+        seconds: first.seconds - 60,
+        nanos: 0,
+    };
+    assert_eq!(
+        cases.get_case(at(before)).await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    let future = cases
+        .get_case(pb::GetCaseRequest {
+            case_id: "t".into(),
+            as_of: Some(pb::get_case_request::AsOf::Version(9)),
+            evaluate_at: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(future.code(), tonic::Code::OutOfRange);
+}
+
+#[tokio::test]
+async fn health_and_reflection_v1_and_v1alpha_answer() {
+    let server = TestServer::start().await;
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    for service in ["complaint_ledger.v1.Ledger", "complaint_ledger.v1.Cases"] {
+        let r = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service}"
+        );
+    }
+    {
+        use tonic_reflection::pb::v1::{
+            server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+            ServerReflectionRequest,
+        };
+        let mut client = ServerReflectionClient::new(channel.clone());
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut resp = client
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(MessageResponse::ListServicesResponse(list)) =
+            resp.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("no list")
+        };
+        let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+        for s in [
+            "complaint_ledger.v1.Ledger",
+            "complaint_ledger.v1.Cases",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(names.contains(&s), "{s} not in {names:?}");
+        }
+    }
+    {
+        use tonic_reflection::pb::v1alpha::{
+            server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+            ServerReflectionRequest,
+        };
+        let mut client = ServerReflectionClient::new(channel);
+        // grpcurl resolves a service's file and then its imports, by name.
+        let reqs = vec![
+            ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::FileContainingSymbol(
+                    "complaint_ledger.v1.Ledger".into(),
+                )),
+            },
+            ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::FileByFilename(
+                    "google/protobuf/timestamp.proto".into(),
+                )),
+            },
+        ];
+        let mut resp = client
+            .server_reflection_info(tokio_stream::iter(reqs))
+            .await
+            .unwrap()
+            .into_inner();
+        for _ in 0..2 {
+            match resp.message().await.unwrap().unwrap().message_response {
+                Some(MessageResponse::FileDescriptorResponse(f)) => {
+                    assert!(!f.file_descriptor_proto.is_empty())
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
