@@ -177,6 +177,73 @@ async fn every_acknowledged_append_survives_kill_9() {
 }
 
 #[tokio::test]
+async fn sigterm_finishes_in_flight_appends_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url) = spawn_server(dir.path());
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (url, acked) = (url.clone(), acked.clone());
+        writers.push(tokio::spawn(async move {
+            let mut c = LedgerClient::connect(url).await.unwrap();
+            let case = format!("g{w}");
+            open_case(&mut c, &case, "cust-g").await;
+            for i in 0.. {
+                let id = format!("{case}-{i}");
+                match c
+                    .append(append(
+                        &case,
+                        vec![ev(&id, "2020-12-03T02:00:00+08:00", "8030", note("x"))],
+                    ))
+                    .await
+                {
+                    Ok(_) => acked.lock().unwrap().push(id),
+                    Err(s) => {
+                        // Refused during shutdown, never half-done.
+                        assert!(
+                            matches!(
+                                s.code(),
+                                tonic::Code::Unavailable
+                                    | tonic::Code::Unknown
+                                    | tonic::Code::Cancelled
+                            ),
+                            "{s:?}"
+                        );
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || {
+        let s = server.0.wait();
+        (s, server)
+    })
+    .await
+    .unwrap()
+    .0
+    .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    for w in writers {
+        w.await.unwrap();
+    }
+    let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+    verify_log(&log).unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty());
+    for id in &acked {
+        assert!(log.event_position(id).unwrap().is_some(), "{id} lost");
+    }
+}
+
+#[tokio::test]
 async fn a_tampered_log_is_refused_at_start_naming_the_position() {
     let server = TestServer::start().await;
     let mut c = server.ledger().await;

@@ -519,6 +519,7 @@ async fn the_replay_command_prints_the_timeline_with_corrections_marked() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
+    println!("{text}");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], format!("case {CASE}: {} events", story().len()));
     assert_eq!(lines.len(), story().len() + 1);

@@ -175,7 +175,7 @@ pub fn format_timeline(events: &[pb::RecordedEvent]) -> String {
         };
         let _ = writeln!(
             out,
-            "v{:<3} {when}  {who:<16} {:<26} {what}{mark}",
+            "v{:<3} {when}  {who:<18} {:<26} {what}{mark}",
             e.case_version, e.event_type
         );
     }
