@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/complaint_ledger/v1/events.proto",
         "proto/complaint_ledger/v1/ledger.proto",
         "proto/complaint_ledger/v1/cases.proto",
+        "proto/complaint_ledger/v1/audit.proto",
     ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");

@@ -2,8 +2,7 @@
 //! an environment variable (`COMPLAINT_LEDGER_*`), so the same binary runs on
 //! a laptop with no flags and in a container configured by its environment.
 
-use crate::domain::validate::Limits;
-use crate::store::SledOptions;
+use crate::ledger::LedgerOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -12,8 +11,7 @@ use std::path::PathBuf;
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub limits: Limits,
-    pub sled: SledOptions,
+    pub ledger: LedgerOptions,
 }
 
 impl ServerConfig {
@@ -23,8 +21,7 @@ impl ServerConfig {
         Self {
             listen: "127.0.0.1:0".parse().expect("loopback address"),
             data_dir: data_dir.into(),
-            limits: Limits::default(),
-            sled: SledOptions::default(),
+            ledger: LedgerOptions::default(),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The `complaint-ledger` command: `serve` runs the gRPC service; `replay`
-//! prints a case's timeline from a running server; `verify` checks a stopped
-//! server's data directory.
+//! prints a case's timeline; `checkpoint`, `export` and `verify` are the
+//! auditor's tools.
 
 use clap::{Parser, Subcommand};
+use complaint_ledger::cli::{audit, replay};
 use complaint_ledger::config::ServerConfig;
 use complaint_ledger::domain::validate::Limits;
+use complaint_ledger::ledger::LedgerOptions;
 use complaint_ledger::store::SledOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +23,8 @@ struct Cli {
     command: Command,
 }
 
+const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gRPC service.
@@ -30,18 +34,52 @@ enum Command {
         /// Case id, e.g. 124545.
         #[arg(long = "case")]
         case_id: String,
-        /// Server address.
-        #[arg(
-            long,
-            env = "COMPLAINT_LEDGER_SERVER",
-            default_value = "http://127.0.0.1:50051"
-        )]
+        /// Show the case as it stood at a version (a number) or a recorded
+        /// time (RFC 3339), with its promises as judged then.
+        #[arg(long)]
+        as_of: Option<replay::AsOf>,
+        #[arg(long, env = "COMPLAINT_LEDGER_SERVER", default_value = DEFAULT_SERVER)]
         server: String,
     },
-    /// Verify every hash chain and index of a stopped server's data directory.
+    /// Fetch, verify and keep the server's current signed checkpoint.
+    Checkpoint {
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+        /// Pinned public key (or a file holding it); default: the server's.
+        #[arg(long)]
+        pubkey: Option<String>,
+        #[arg(long, env = "COMPLAINT_LEDGER_SERVER", default_value = DEFAULT_SERVER)]
+        server: String,
+    },
+    /// Export a case as a self-contained bundle for offline verification.
+    Export {
+        #[arg(long = "case")]
+        case_id: String,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+        /// Include a consistency proof from this kept checkpoint.
+        #[arg(long)]
+        since: Option<PathBuf>,
+        #[arg(long, env = "COMPLAINT_LEDGER_SERVER", default_value = DEFAULT_SERVER)]
+        server: String,
+    },
+    /// Verify a bundle offline (FILE --pubkey), a stopped server's store
+    /// (--data-dir), or a server's growth since a kept checkpoint (--since
+    /// --server --pubkey).
     Verify {
-        #[arg(long, env = "COMPLAINT_LEDGER_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
+        /// A bundle written by `export`.
+        bundle: Option<PathBuf>,
+        /// Pinned public key, or a file holding it.
+        #[arg(long)]
+        pubkey: Option<String>,
+        /// A checkpoint kept earlier (by `checkpoint -o`).
+        #[arg(long)]
+        since: Option<PathBuf>,
+        /// Data directory of a stopped server.
+        #[arg(long, conflicts_with_all = ["bundle", "since"])]
+        data_dir: Option<PathBuf>,
+        #[arg(long, env = "COMPLAINT_LEDGER_SERVER")]
+        server: Option<String>,
     },
 }
 
@@ -57,6 +95,13 @@ struct ServeArgs {
     /// Directory of the sled store (created if missing).
     #[arg(long, env = "COMPLAINT_LEDGER_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// The log's origin: the name in its checkpoints and of its signing key.
+    #[arg(long, env = "COMPLAINT_LEDGER_ORIGIN", default_value = complaint_ledger::audit::checkpoint::DEFAULT_ORIGIN)]
+    origin: String,
+    /// Signed-note private key file for checkpoints; default: generated in
+    /// the data directory at first start.
+    #[arg(long, env = "COMPLAINT_LEDGER_SIGNING_KEY_FILE")]
+    signing_key_file: Option<PathBuf>,
     /// Largest encoded AppendRequest, bytes.
     #[arg(long, env = "COMPLAINT_LEDGER_MAX_REQUEST_BYTES", default_value_t = Limits::default().max_request_bytes)]
     max_request_bytes: usize,
@@ -111,57 +156,66 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing();
-    let result = match cli.command {
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(a) => {
             let config = ServerConfig {
                 listen: a.listen,
                 data_dir: a.data_dir,
-                limits: Limits {
-                    max_request_bytes: a.max_request_bytes,
-                    max_events_per_append: a.max_events_per_append,
-                    max_event_bytes: a.max_event_bytes as usize,
-                    max_text_bytes: a.max_text_bytes,
-                },
-                sled: SledOptions {
-                    cache_capacity: a.cache_bytes,
+                ledger: LedgerOptions {
+                    limits: Limits {
+                        max_request_bytes: a.max_request_bytes,
+                        max_events_per_append: a.max_events_per_append,
+                        max_event_bytes: a.max_event_bytes as usize,
+                        max_text_bytes: a.max_text_bytes,
+                    },
+                    sled: SledOptions {
+                        cache_capacity: a.cache_bytes,
+                    },
+                    origin: a.origin,
+                    signing_key_file: a.signing_key_file,
                 },
             };
             complaint_ledger::api::server::run(config, shutdown_signal()).await
         }
-        Command::Replay { case_id, server } => {
-            complaint_ledger::cli::replay::run(&server, &case_id).await
-        }
-        Command::Verify { data_dir } => verify(&data_dir),
-    };
-    match result {
+        Command::Replay { case_id, as_of, server } => replay::run(&server, &case_id, as_of).await,
+        Command::Checkpoint { out, pubkey, server } => audit::keep_checkpoint(&server, &out, pubkey.as_deref()).await,
+        Command::Export {
+            case_id,
+            out,
+            since,
+            server,
+        } => audit::export(&server, &case_id, &out, since.as_deref()).await,
+        Command::Verify {
+            bundle,
+            pubkey,
+            since,
+            data_dir,
+            server,
+        } => match (bundle, data_dir, since, server) {
+            (None, Some(dir), _, _) => audit::verify_data_dir(&dir),
+            (Some(file), None, since, _) => {
+                let key = pubkey.ok_or_else(|| anyhow::anyhow!("verifying a bundle needs --pubkey (the key you pinned)"))?;
+                audit::verify_bundle_file(&file, &key, since.as_deref())
+            }
+            (None, None, Some(since), Some(server)) => {
+                let key = pubkey.ok_or_else(|| anyhow::anyhow!("verifying growth needs --pubkey (the key you pinned)"))?;
+                audit::verify_growth(&server, &since, &key).await
+            }
+            _ => anyhow::bail!("say what to verify: a bundle FILE with --pubkey, --data-dir DIR, or --since CHECKPOINT --server URL --pubkey KEY"),
+        },
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-fn verify(dir: &std::path::Path) -> anyhow::Result<()> {
-    if !dir.join("db").exists() {
-        anyhow::bail!("{} holds no ledger", dir.display());
-    }
-    let log = complaint_ledger::store::SledLog::open(dir, &SledOptions::default())?;
-    match complaint_ledger::audit::chain::verify_log(&log) {
-        Ok(r) => {
-            println!(
-                "OK: {} records in {} cases; every hash chain and index verifies",
-                r.records, r.cases
-            );
-            Ok(())
-        }
-        Err(e) => {
-            println!("FAILED: {e}");
-            anyhow::bail!("verification failed")
         }
     }
 }

@@ -118,10 +118,10 @@ async fn a_wrong_enum_value_is_invalid_argument() {
 #[tokio::test]
 async fn oversize_requests_are_resource_exhausted_naming_the_limit() {
     let server = TestServer::start_with(|c| {
-        c.limits.max_events_per_append = 10;
-        c.limits.max_event_bytes = 2048;
-        c.limits.max_text_bytes = 1024;
-        c.limits.max_request_bytes = 8 * 1024;
+        c.ledger.limits.max_events_per_append = 10;
+        c.ledger.limits.max_event_bytes = 2048;
+        c.ledger.limits.max_text_bytes = 1024;
+        c.ledger.limits.max_request_bytes = 8 * 1024;
     })
     .await;
     let mut c = server.ledger().await;

@@ -2,6 +2,7 @@
 //! ledger errors to gRPC statuses, and the server that hosts them with health
 //! and reflection.
 
+pub mod audit_service;
 pub mod caller;
 pub mod cases_service;
 pub mod ledger_service;

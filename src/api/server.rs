@@ -3,11 +3,14 @@
 //! shuts down gracefully: stop accepting, let in-flight calls finish, commit
 //! every queued append, flush and sync the store.
 
+use super::audit_service::AuditService;
 use super::cases_service::CasesService;
 use super::ledger_service::LedgerService;
 use crate::config::ServerConfig;
 use crate::ledger::Ledger;
-use crate::proto::v1::{cases_server::CasesServer, ledger_server::LedgerServer};
+use crate::proto::v1::{
+    audit_server::AuditServer, cases_server::CasesServer, ledger_server::LedgerServer,
+};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use anyhow::Context;
 use std::future::Future;
@@ -67,15 +70,20 @@ pub async fn run(
 }
 
 async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Arc<Ledger>, TcpListener)> {
-    let (dir, sled, limits) = (config.data_dir.clone(), config.sled.clone(), config.limits);
-    let (ledger, report) = tokio::task::spawn_blocking(move || Ledger::open(&dir, &sled, limits))
+    let (dir, opts) = (config.data_dir.clone(), config.ledger.clone());
+    let (ledger, report) = tokio::task::spawn_blocking(move || Ledger::open(&dir, &opts))
         .await?
         .with_context(|| format!("opening the ledger in {}", config.data_dir.display()))?;
     tracing::info!(
         data_dir = %config.data_dir.display(),
         records = report.records,
         cases = report.cases,
-        "ledger opened; every case's hash chain verified"
+        "ledger opened; every hash chain, index and Merkle tree hash verified"
+    );
+    tracing::info!(
+        origin = ledger.origin(),
+        public_key = ledger.public_key(),
+        "checkpoints are signed with this key"
     );
     let listener = TcpListener::bind(config.listen)
         .await
@@ -96,6 +104,7 @@ async fn serve_on(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LedgerServer<LedgerService>>().await;
     health.set_serving::<CasesServer<CasesService>>().await;
+    health.set_serving::<AuditServer<AuditService>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -105,13 +114,15 @@ async fn serve_on(
     let reflection_v1alpha = reflection().build_v1alpha()?;
     // Requests up to this size reach our own limit check, which answers
     // RESOURCE_EXHAUSTED naming the limit; larger ones are cut by tonic.
-    let decode_cap = (config.limits.max_request_bytes * 4).max(16 * 1024 * 1024);
+    let decode_cap = (config.ledger.limits.max_request_bytes * 4).max(16 * 1024 * 1024);
     let ledger_api = LedgerServer::new(LedgerService::new(ledger.clone()))
         .max_decoding_message_size(decode_cap)
         .max_encoding_message_size(decode_cap);
     let cases_api = CasesServer::new(CasesService::new(ledger.clone()))
         .max_encoding_message_size(64 * 1024 * 1024);
-    tracing::info!(%addr, "serving complaint_ledger.v1.Ledger, complaint_ledger.v1.Cases, grpc.health.v1, reflection v1 and v1alpha");
+    let audit_api = AuditServer::new(AuditService::new(ledger.clone()))
+        .max_encoding_message_size(256 * 1024 * 1024);
+    tracing::info!(%addr, "serving complaint_ledger.v1.Ledger, .Cases, .Audit, grpc.health.v1, reflection v1 and v1alpha");
     let health_on_stop = health.clone();
     let result = tonic::transport::Server::builder()
         .add_service(health_service)
@@ -119,6 +130,7 @@ async fn serve_on(
         .add_service(reflection_v1alpha)
         .add_service(ledger_api)
         .add_service(cases_api)
+        .add_service(audit_api)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight calls");

@@ -4,7 +4,7 @@
 //! broken) and by offline verification of a stopped server's data directory.
 
 use crate::proto::v1::StoredRecord;
-use crate::store::{EventLog, StoreError};
+use crate::store::EventLog;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -51,7 +51,7 @@ impl ChainVerifier {
     /// After the last record: every case's last record must match the head
     /// the store kept for it, which catches an altered or dropped last record
     /// (no later record holds its hash).
-    pub fn finish(&self, log: &dyn EventLog) -> Result<(), VerifyError> {
+    pub fn finish(&self, log: &dyn EventLog) -> Result<(), super::verify::VerifyError> {
         let mut cases: Vec<_> = self.heads.iter().collect();
         cases.sort_by_key(|(_, (_, _, pos))| *pos);
         for (case_id, (version, hash, position)) in cases {
@@ -133,63 +133,4 @@ impl ChainVerifier {
         self.last_position = position;
         Ok((rec, hash))
     }
-}
-
-/// What a full verification found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub records: u64,
-    pub cases: usize,
-}
-
-/// Why a full verification failed.
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error(transparent)]
-    Chain(#[from] ChainError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Walks the whole log: the chain of every case, gapless positions, and the
-/// case and event-id indexes pointing at the right records.
-pub fn verify_log(log: &dyn EventLog) -> Result<VerifyReport, VerifyError> {
-    let mut v = ChainVerifier::new();
-    let mut from = 1;
-    loop {
-        let chunk = log.read_range(from, 4096)?;
-        if chunk.is_empty() {
-            break;
-        }
-        for (pos, bytes) in &chunk {
-            let (rec, _) = v.check(*pos, bytes)?;
-            let idx = log.case_positions(&rec.case_id, rec.case_version, false, 1)?;
-            if idx.first() != Some(&(rec.case_version, *pos)) {
-                return Err(ChainError {
-                    position: *pos,
-                    problem: format!(
-                        "case index of {} version {} does not point at this record",
-                        rec.case_id, rec.case_version
-                    ),
-                }
-                .into());
-            }
-            if log.event_position(&rec.event_id)? != Some(*pos) {
-                return Err(ChainError {
-                    position: *pos,
-                    problem: format!(
-                        "event-id index of {} does not point at this record",
-                        rec.event_id
-                    ),
-                }
-                .into());
-            }
-        }
-        from = chunk.last().map(|(p, _)| p + 1).unwrap_or(from);
-    }
-    v.finish(log)?;
-    Ok(VerifyReport {
-        records: v.checked(),
-        cases: v.cases(),
-    })
 }

@@ -182,8 +182,60 @@ pub fn format_timeline(events: &[pb::RecordedEvent]) -> String {
     out
 }
 
-/// Reads a case from a server and prints its timeline.
-pub async fn run(server: &str, case_id: &str) -> anyhow::Result<()> {
+/// A point in a case's history: a version, or a recorded (server) time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AsOf {
+    Version(u64),
+    RecordedAt(prost_types::Timestamp),
+}
+
+impl std::str::FromStr for AsOf {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(v) = s.parse::<u64>() {
+            return if v == 0 {
+                Err("versions start at 1".into())
+            } else {
+                Ok(AsOf::Version(v))
+            };
+        }
+        crate::time::parse_rfc3339(s)
+            .map(AsOf::RecordedAt)
+            .ok_or_else(|| format!("{s:?} is neither a version nor an RFC 3339 time"))
+    }
+}
+
+fn promise_line(p: &pb::PromiseView) -> String {
+    let id = p
+        .promise
+        .as_ref()
+        .map(|x| x.promise_id.as_str())
+        .unwrap_or("?");
+    let state = p
+        .state()
+        .as_str_name()
+        .trim_start_matches("PROMISE_STATE_")
+        .to_lowercase();
+    let reasons: Vec<String> = p
+        .breach_reasons
+        .iter()
+        .filter_map(|r| pb::BreachReason::try_from(*r).ok())
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("BREACH_REASON_")
+                .to_lowercase()
+        })
+        .collect();
+    if reasons.is_empty() {
+        format!("promise {id}: {state}")
+    } else {
+        format!("promise {id}: {state} ({})", reasons.join(", "))
+    }
+}
+
+/// Reads a case from a server and prints its timeline, optionally as it
+/// stood at a version or recorded time, with the promises as judged then.
+pub async fn run(server: &str, case_id: &str, as_of: Option<AsOf>) -> anyhow::Result<()> {
     let mut client = LedgerClient::connect(server.to_string()).await?;
     let mut stream = client
         .read_case(pb::ReadCaseRequest {
@@ -194,12 +246,63 @@ pub async fn run(server: &str, case_id: &str) -> anyhow::Result<()> {
         .into_inner();
     let mut events = Vec::new();
     while let Some(e) = stream.message().await? {
-        events.push(e);
+        let keep = match as_of {
+            None => true,
+            Some(AsOf::Version(v)) => e.case_version <= v,
+            Some(AsOf::RecordedAt(t)) => e
+                .recorded_at
+                .as_ref()
+                .is_some_and(|r| crate::time::ts_nanos(r) <= crate::time::ts_nanos(&t)),
+        };
+        if keep {
+            events.push(e);
+        }
     }
+    let Some(as_of) = as_of else {
+        print!(
+            "case {case_id}: {} events\n{}",
+            events.len(),
+            format_timeline(&events)
+        );
+        return Ok(());
+    };
+    let label = match as_of {
+        AsOf::Version(v) => format!("version {v}"),
+        AsOf::RecordedAt(t) => format!("recorded time {t}"),
+    };
     print!(
-        "case {case_id}: {} events\n{}",
+        "case {case_id} as of {label}: {} events\n{}",
         events.len(),
         format_timeline(&events)
     );
+    let mut cases =
+        crate::proto::v1::cases_client::CasesClient::connect(server.to_string()).await?;
+    let view = cases
+        .get_case(pb::GetCaseRequest {
+            case_id: case_id.to_string(),
+            as_of: Some(match as_of {
+                AsOf::Version(v) => pb::get_case_request::AsOf::Version(v),
+                AsOf::RecordedAt(t) => pb::get_case_request::AsOf::RecordedAt(t),
+            }),
+            evaluate_at: None,
+        })
+        .await?
+        .into_inner();
+    println!(
+        "status {} · escalation {} · {} contacts · {} demands",
+        view.status()
+            .as_str_name()
+            .trim_start_matches("CASE_STATUS_")
+            .to_lowercase(),
+        view.escalation_level()
+            .as_str_name()
+            .trim_start_matches("ESCALATION_LEVEL_")
+            .to_lowercase(),
+        view.contacts.len(),
+        view.demands.len()
+    );
+    for p in &view.promises {
+        println!("{}", promise_line(p));
+    }
     Ok(())
 }

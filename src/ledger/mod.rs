@@ -6,14 +6,17 @@
 //! and the case index. Appends go to the single [`writer`] thread, which
 //! group-commits them; reads go straight to the store.
 
+mod audit;
 pub mod error;
 pub mod recorded;
 mod writer;
 
+pub use audit::SignedCheckpoint;
 pub use error::LedgerError;
 pub use writer::SCHEMA_VERSION;
 
-use crate::audit::ChainVerifier;
+use crate::audit::checkpoint::CheckpointSigner;
+use crate::audit::verify::verify_store_with;
 use crate::domain::validate::{validate_append, Limits};
 use crate::domain::CaseState;
 use crate::projections::summary::{summarize, CaseIndex};
@@ -46,6 +49,30 @@ pub struct Ledger {
     tx: mpsc::Sender<Command>,
     head_rx: watch::Receiver<u64>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    signer: CheckpointSigner,
+    checkpoint_cache: Mutex<Option<SignedCheckpoint>>,
+}
+
+/// How to open a ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    pub sled: SledOptions,
+    pub limits: Limits,
+    /// The log's origin: the name in its checkpoints and of its key.
+    pub origin: String,
+    /// Signed-note private key file; default: generated in the data directory.
+    pub signing_key_file: Option<std::path::PathBuf>,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        Self {
+            sled: SledOptions::default(),
+            limits: Limits::default(),
+            origin: crate::audit::checkpoint::DEFAULT_ORIGIN.to_string(),
+            signing_key_file: None,
+        }
+    }
 }
 
 /// What opening a ledger found.
@@ -57,49 +84,38 @@ pub struct RecoveryReport {
 
 impl Ledger {
     /// Opens the ledger in `dir`, verifying and replaying the whole log.
-    pub fn open(
-        dir: &Path,
-        opts: &SledOptions,
-        limits: Limits,
-    ) -> Result<(Self, RecoveryReport), LedgerError> {
-        let log = Arc::new(SledLog::open(dir, opts)?);
-        let mut verifier = ChainVerifier::new();
+    pub fn open(dir: &Path, opts: &LedgerOptions) -> Result<(Self, RecoveryReport), LedgerError> {
+        let log = Arc::new(SledLog::open(dir, &opts.sled)?);
+        let limits = opts.limits;
+        let signer =
+            CheckpointSigner::load_or_generate(dir, opts.signing_key_file.as_deref(), &opts.origin)
+                .map_err(|e| LedgerError::Storage(e.to_string()))?;
         let mut cases: HashMap<String, CaseState> = HashMap::new();
         let mut last_recorded_at = i128::MIN;
-        let mut from = 1;
-        loop {
-            let chunk = log.read_range(from, 4096)?;
-            let Some((last, _)) = chunk.last() else { break };
-            from = last + 1;
-            for (pos, bytes) in &chunk {
-                let (rec, hash) = verifier.check(*pos, bytes).map_err(|e| {
-                    LedgerError::Storage(format!(
-                        "the log does not verify, refusing to start: {e}. Run `complaint-ledger verify --data-dir` for details"
-                    ))
-                })?;
+        let report = verify_store_with(
+            log.as_ref(),
+            |_, _| {},
+            |rec, hash| {
                 let event = CaseEvent::decode(rec.payload.as_slice()).map_err(|e| {
-                    LedgerError::Storage(format!("payload at position {pos} does not decode: {e}"))
+                    crate::audit::verify::bad(rec.position, format!("payload does not decode: {e}"))
                 })?;
-                let recorded = rec
-                    .recorded_at
-                    .as_ref()
-                    .map(crate::time::ts_nanos)
-                    .unwrap_or(0);
+                let recorded = rec.recorded_at.as_ref().map(crate::time::ts_nanos).unwrap_or(0);
                 last_recorded_at = last_recorded_at.max(recorded);
                 let state = cases.entry(rec.case_id).or_default();
                 state.evolve(&event);
                 state.version = rec.case_version;
                 state.last_hash = hash;
-                state.last_position = *pos;
+                state.last_position = rec.position;
                 state.last_recorded_at = recorded;
-            }
-        }
-        verifier.finish(log.as_ref()).map_err(|e| {
+                Ok(())
+            },
+        )
+        .map_err(|e| {
             LedgerError::Storage(format!(
                 "the log does not verify, refusing to start: {e}. Run `complaint-ledger verify --data-dir` for details"
             ))
         })?;
-        let head = verifier.checked();
+        let head = report.records;
         let index = Arc::new(CaseIndex::default());
         for (id, s) in &cases {
             index.upsert(summarize(id, s));
@@ -131,6 +147,8 @@ impl Ledger {
                 tx,
                 head_rx,
                 writer_thread: Mutex::new(Some(handle)),
+                signer,
+                checkpoint_cache: Mutex::new(None),
             },
             report,
         ))

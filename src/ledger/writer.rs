@@ -11,6 +11,7 @@
 
 use super::error::LedgerError;
 use super::AppendOutcome;
+use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
 use crate::audit::record_hash;
 use crate::domain::rules::decide;
 use crate::domain::{event_type_name, CaseState, RuleViolation};
@@ -66,6 +67,9 @@ pub(crate) struct Writer<L: EventLog> {
 #[derive(Default)]
 struct Staged {
     records: Vec<NewRecord>,
+    /// Merkle tree hashes the staged records complete, by stored index.
+    tree: HashMap<u64, [u8; 32]>,
+    tree_list: Vec<(u64, [u8; 32])>,
     cases: HashMap<String, CaseState>,
     events: HashMap<String, KnownEvent>,
     replies: Vec<(Reply, AppendOutcome)>,
@@ -133,10 +137,11 @@ impl<L: EventLog> Writer<L> {
             records,
             cases,
             replies,
+            tree_list,
             ..
         } = staged;
         if !records.is_empty() {
-            if let Err(e) = self.log.write_durable(&records) {
+            if let Err(e) = self.log.write_durable(&records, &tree_list) {
                 let why = format!(
                     "a durable write failed ({e}); the ledger takes no appends until it is restarted and has recovered"
                 );
@@ -342,6 +347,16 @@ impl<L: EventLog> Writer<L> {
                 record_hash: hash,
             });
             next_position += 1;
+        }
+        // Every event is accepted: extend the Merkle tree over the new records.
+        for r in &new_records {
+            let reader = StagedReader {
+                staged: &staged.tree,
+                log: self.log.as_ref(),
+            };
+            let hashes = hashes_for_new_leaf(r.position - 1, &r.bytes, &reader)?;
+            staged.tree.extend(hashes.iter().copied());
+            staged.tree_list.extend(hashes);
         }
         self.last_recorded_at = now;
         let outcome = AppendOutcome {

@@ -7,6 +7,7 @@
 //! | `C` case id `0x00` version (u64 BE)   | position (u64 BE)|
 //! | `E` event id                          | position (u64 BE)|
 //! | `H` case id                           | version (u64 BE) ‖ SHA-256 of its last record |
+//! | `T` stored-hash index (u64 BE)        | Merkle tree hash (32 bytes), see `audit::merkle` |
 //!
 //! Ids never contain `0x00` (see `domain::ids`), so prefixes are unambiguous;
 //! big-endian numbers make sled's byte order the numeric order.
@@ -15,6 +16,13 @@ pub const LOG: u8 = b'L';
 pub const CASE: u8 = b'C';
 pub const EVENT: u8 = b'E';
 pub const HEAD: u8 = b'H';
+pub const TREE: u8 = b'T';
+
+pub fn tree_key(index: u64) -> [u8; 9] {
+    let mut k = [TREE; 9];
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
 
 pub fn log_key(position: u64) -> [u8; 9] {
     let mut k = [LOG; 9];

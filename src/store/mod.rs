@@ -42,10 +42,22 @@ pub trait EventLog: Send + Sync + 'static {
     /// Position of the last stored record (0 when empty).
     fn head(&self) -> Result<u64, StoreError>;
 
-    /// Stores records atomically (all or none) and makes them durable before
-    /// returning: after `Ok`, a crash or power cut loses none of them.
-    /// Positions must continue the log without a gap.
-    fn write_durable(&self, records: &[NewRecord]) -> Result<(), StoreError>;
+    /// Stores records and the Merkle tree hashes they complete atomically
+    /// (all or none) and makes them durable before returning: after `Ok`, a
+    /// crash or power cut loses none of them. Positions must continue the log
+    /// without a gap.
+    fn write_durable(
+        &self,
+        records: &[NewRecord],
+        tree: &[(u64, [u8; 32])],
+    ) -> Result<(), StoreError>;
+
+    /// Stored Merkle tree hashes by stored-hash index (see `audit::merkle`).
+    /// A missing index is an error.
+    fn tree_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError>;
+
+    /// The highest stored-hash index present, if any.
+    fn last_tree_index(&self) -> Result<Option<u64>, StoreError>;
 
     /// The stored bytes of the record at `position`.
     fn read(&self, position: u64) -> Result<Option<Vec<u8>>, StoreError>;

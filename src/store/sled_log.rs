@@ -89,8 +89,15 @@ impl EventLog for SledLog {
         Ok(last.and_then(|(k, _)| trailing_u64(&k)).unwrap_or(0))
     }
 
-    fn write_durable(&self, records: &[NewRecord]) -> Result<(), StoreError> {
+    fn write_durable(
+        &self,
+        records: &[NewRecord],
+        tree: &[(u64, [u8; 32])],
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        for (index, hash) in tree {
+            batch.insert(&keys::tree_key(*index)[..], &hash[..]);
+        }
         for r in records {
             let pos = r.position.to_be_bytes();
             batch.insert(&keys::log_key(r.position)[..], r.bytes.as_slice());
@@ -164,6 +171,25 @@ impl EventLog for SledLog {
             let hi = keys::case_key(case_id, u64::MAX);
             self.db.range(start..=hi).take(limit).map(decode).collect()
         }
+    }
+
+    fn tree_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
+        indexes
+            .iter()
+            .map(|i| {
+                let v = self
+                    .db
+                    .get(keys::tree_key(*i))?
+                    .ok_or_else(|| StoreError::Corrupt(format!("tree hash {i} is missing")))?;
+                <[u8; 32]>::try_from(v.as_ref())
+                    .map_err(|_| StoreError::Corrupt(format!("tree hash {i} is not 32 bytes")))
+            })
+            .collect()
+    }
+
+    fn last_tree_index(&self) -> Result<Option<u64>, StoreError> {
+        let last = self.db.scan_prefix([keys::TREE]).next_back().transpose()?;
+        Ok(last.and_then(|(k, _)| trailing_u64(&k)))
     }
 
     fn case_head(&self, case_id: &str) -> Result<Option<(u64, [u8; 32])>, StoreError> {

@@ -1,0 +1,137 @@
+//! The full verification of a store: one walk over every record, checking
+//! gapless positions, each case's hash chain and head, the case and event-id
+//! indexes, and every stored Merkle tree hash (each leaf against its record,
+//! each node against its children). The first problem is reported with the
+//! position it was found at.
+
+use super::chain::{ChainError, ChainVerifier};
+use super::merkle::{hashes_for_new_leaf, stored_hash_count, StoreReader};
+use crate::proto::v1::StoredRecord;
+use crate::store::{EventLog, StoreError};
+
+/// What a full verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub records: u64,
+    pub cases: usize,
+    pub root: [u8; 32],
+}
+
+/// Why a full verification failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl VerifyError {
+    /// The position named, if the store could be read at all.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            VerifyError::Chain(c) => Some(c.position),
+            VerifyError::Store(_) => None,
+        }
+    }
+}
+
+pub(crate) fn bad(position: u64, problem: String) -> VerifyError {
+    ChainError { position, problem }.into()
+}
+
+/// Verifies a whole store; `progress(checked, total)` is called as it goes.
+pub fn verify_store(
+    log: &dyn EventLog,
+    progress: impl FnMut(u64, u64),
+) -> Result<VerifyReport, VerifyError> {
+    verify_store_with(log, progress, |_, _| Ok(()))
+}
+
+/// Like [`verify_store`], handing every verified record and its chain hash to
+/// `visit` in position order (the ledger rebuilds its state this way at start,
+/// in the same pass).
+pub fn verify_store_with(
+    log: &dyn EventLog,
+    mut progress: impl FnMut(u64, u64),
+    mut visit: impl FnMut(StoredRecord, [u8; 32]) -> Result<(), VerifyError>,
+) -> Result<VerifyReport, VerifyError> {
+    let total = log.head()?;
+    let mut v = ChainVerifier::new();
+    let mut from = 1;
+    loop {
+        let chunk = log.read_range(from, 4096)?;
+        if chunk.is_empty() {
+            break;
+        }
+        for (pos, bytes) in &chunk {
+            let (rec, hash) = v.check(*pos, bytes)?;
+            // Merkle: this record's leaf and the subtrees it completes.
+            let expected = hashes_for_new_leaf(pos - 1, bytes, &StoreReader(log))
+                .map_err(|e| bad(*pos, format!("Merkle tree hashes cannot be read: {e}")))?;
+            let indexes: Vec<u64> = expected.iter().map(|(i, _)| *i).collect();
+            let stored = log
+                .tree_hashes(&indexes)
+                .map_err(|e| bad(*pos, format!("Merkle tree hashes missing: {e}")))?;
+            if stored[0] != expected[0].1 {
+                return Err(bad(
+                    *pos,
+                    "record altered: its bytes do not match the Merkle leaf stored for it".into(),
+                ));
+            }
+            if let Some(k) = (1..expected.len()).find(|k| stored[*k] != expected[*k].1) {
+                return Err(bad(
+                    *pos,
+                    format!(
+                        "Merkle tree node {} does not match its children",
+                        indexes[k]
+                    ),
+                ));
+            }
+            let idx = log.case_positions(&rec.case_id, rec.case_version, false, 1)?;
+            if idx.first() != Some(&(rec.case_version, *pos)) {
+                return Err(bad(
+                    *pos,
+                    format!(
+                        "case index of {} version {} does not point at this record",
+                        rec.case_id, rec.case_version
+                    ),
+                ));
+            }
+            if log.event_position(&rec.event_id)? != Some(*pos) {
+                return Err(bad(
+                    *pos,
+                    format!(
+                        "event-id index of {} does not point at this record",
+                        rec.event_id
+                    ),
+                ));
+            }
+            visit(rec, hash)?;
+        }
+        from = chunk.last().map(|(p, _)| p + 1).unwrap_or(from);
+        progress(v.checked(), total);
+    }
+    let records = v.checked();
+    // Tree hashes beyond the last record: records were removed from the end.
+    let last_expected = stored_hash_count(records).checked_sub(1);
+    if let Some(last) = log.last_tree_index()? {
+        if Some(last) != last_expected && last_expected.is_none_or(|e| last > e) {
+            let mut leaves = records;
+            while stored_hash_count(leaves + 1) <= last + 1 {
+                leaves += 1;
+            }
+            return Err(bad(
+                records + 1,
+                format!("record missing: the Merkle tree holds {leaves} records but the log ends at position {records} (records removed from the end)"),
+            ));
+        }
+    }
+    v.finish(log)?;
+    let root = super::merkle::root(log, records)?;
+    Ok(VerifyReport {
+        records,
+        cases: v.cases(),
+        root,
+    })
+}

@@ -1,0 +1,220 @@
+//! Auditor commands: keep a checkpoint, export a case, and verify — a bundle
+//! offline, a stopped server's store, or a server's growth since a kept
+//! checkpoint. Every verification prints `OK: …` or `FAILED: …` and returns
+//! an error (exit code 1) on failure.
+
+use crate::audit::bundle::verify_bundle;
+use crate::audit::checkpoint::{verify_checkpoint, VerifiedCheckpoint};
+use crate::audit::merkle::verify_consistency;
+use crate::proto::v1::{self as pb, audit_client::AuditClient};
+use crate::store::{SledLog, SledOptions};
+use anyhow::{bail, Context};
+use prost::Message;
+use std::path::Path;
+
+/// A public key given inline (`name+id+base64`) or as a file holding one.
+pub fn read_public_key(arg: &str) -> anyhow::Result<String> {
+    let p = Path::new(arg);
+    if p.is_file() {
+        return Ok(std::fs::read_to_string(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .trim()
+            .to_string());
+    }
+    Ok(arg.trim().to_string())
+}
+
+async fn client(server: &str) -> anyhow::Result<AuditClient<tonic::transport::Channel>> {
+    Ok(AuditClient::connect(server.to_string())
+        .await
+        .with_context(|| format!("connecting to {server}"))?
+        .max_decoding_message_size(256 * 1024 * 1024))
+}
+
+/// `checkpoint -o FILE`: fetches, verifies and keeps the current checkpoint.
+pub async fn keep_checkpoint(server: &str, out: &Path, pubkey: Option<&str>) -> anyhow::Result<()> {
+    let cp = client(server)
+        .await?
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await?
+        .into_inner();
+    let key = match pubkey {
+        Some(k) => read_public_key(k)?,
+        None => cp.public_key.clone(),
+    };
+    let v = verify_checkpoint(&cp.signed_note, &key)
+        .context("the server's checkpoint does not verify")?;
+    std::fs::write(out, &cp.signed_note).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "kept checkpoint of {} at size {} (root {}) in {}",
+        v.origin,
+        v.size,
+        hex::encode(v.root),
+        out.display()
+    );
+    if pubkey.is_none() {
+        println!(
+            "public key (pin it for later verification): {}",
+            cp.public_key
+        );
+    }
+    Ok(())
+}
+
+fn read_kept(path: &Path, key: &str) -> anyhow::Result<VerifiedCheckpoint> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    verify_checkpoint(&bytes, key)
+        .with_context(|| format!("the kept checkpoint {} does not verify", path.display()))
+}
+
+/// `export --case ID -o FILE [--since CHECKPOINT]`.
+pub async fn export(
+    server: &str,
+    case_id: &str,
+    out: &Path,
+    since: Option<&Path>,
+) -> anyhow::Result<()> {
+    let since_size = match since {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let note = String::from_utf8_lossy(&bytes);
+            note.lines()
+                .nth(1)
+                .and_then(|l| l.parse::<u64>().ok())
+                .context("the kept checkpoint has no tree size line")?
+        }
+        None => 0,
+    };
+    let bundle = client(server)
+        .await?
+        .export_case(pb::ExportCaseRequest {
+            case_id: case_id.to_string(),
+            since_size,
+        })
+        .await?
+        .into_inner();
+    std::fs::write(out, bundle.encode_to_vec())
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "exported case {case_id}: {} records to {}",
+        bundle.records.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// `verify FILE --pubkey KEY [--since CHECKPOINT]`: a bundle, offline.
+pub fn verify_bundle_file(file: &Path, pubkey: &str, since: Option<&Path>) -> anyhow::Result<()> {
+    let key = read_public_key(pubkey)?;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let result = pb::CaseBundle::decode(bytes.as_slice())
+        .map_err(|e| anyhow::anyhow!("the file is not a case bundle: {e}"))
+        .and_then(|bundle| {
+            let kept = since.map(|p| read_kept(p, &key)).transpose()?;
+            Ok(verify_bundle(&bundle, &key, kept.as_ref())?)
+        });
+    match result {
+        Ok(r) => {
+            print!(
+                "OK: case {}: {} records, versions 1..{} chained without a gap, each included in the tree of {} records signed by {}",
+                r.case_id, r.records, r.records, r.checkpoint.size, r.checkpoint.origin
+            );
+            match r.extends {
+                Some(k) => println!("; that tree extends the kept checkpoint of {k} records"),
+                None => println!(),
+            }
+            Ok(())
+        }
+        Err(e) => {
+            println!("FAILED: {e:#}");
+            bail!("bundle verification failed")
+        }
+    }
+}
+
+/// `verify --data-dir DIR`: a stopped server's whole store.
+pub fn verify_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.join("db").exists() {
+        bail!("{} holds no ledger", dir.display());
+    }
+    let log = SledLog::open(dir, &SledOptions::default())
+        .context("opening the store (is a server still running on it?)")?;
+    match crate::audit::verify::verify_store(&log, |_, _| {}) {
+        Ok(r) => {
+            println!(
+                "OK: {} records in {} cases; every hash chain, index and Merkle tree hash verifies; root {}",
+                r.records,
+                r.cases,
+                hex::encode(r.root)
+            );
+            Ok(())
+        }
+        Err(e) => {
+            println!("FAILED: {e}");
+            bail!("verification failed")
+        }
+    }
+}
+
+/// `verify --since CHECKPOINT --server URL --pubkey KEY`: the log only grew.
+pub async fn verify_growth(server: &str, since: &Path, pubkey: &str) -> anyhow::Result<()> {
+    let key = read_public_key(pubkey)?;
+    let kept = read_kept(since, &key)?;
+    let mut c = client(server).await?;
+    let now = c
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await?
+        .into_inner();
+    let result = (|| -> anyhow::Result<VerifiedCheckpoint> {
+        let current = verify_checkpoint(&now.signed_note, &key)
+            .context("the server's checkpoint does not verify")?;
+        if current.origin != kept.origin {
+            bail!(
+                "the server signs log {:?}, the kept checkpoint is of {:?}",
+                current.origin,
+                kept.origin
+            );
+        }
+        if current.size < kept.size {
+            bail!(
+                "the server's log has {} records, fewer than the kept {}: it shrank",
+                current.size,
+                kept.size
+            );
+        }
+        Ok(current)
+    })();
+    let current = match result {
+        Ok(c) => c,
+        Err(e) => {
+            println!("FAILED: {e:#}");
+            bail!("growth verification failed");
+        }
+    };
+    let proof = c
+        .prove_consistency(pb::ProveConsistencyRequest {
+            old_size: kept.size,
+            new_size: current.size,
+        })
+        .await?
+        .into_inner();
+    match verify_consistency(
+        &proof.hashes,
+        kept.size,
+        &kept.root,
+        current.size,
+        &current.root,
+    ) {
+        Ok(()) => {
+            println!(
+                "OK: the log grew from {} to {} records and the kept checkpoint's tree is a prefix of the current one",
+                kept.size, current.size
+            );
+            Ok(())
+        }
+        Err(e) => {
+            println!("FAILED: the current log is not an extension of the kept checkpoint: {e}");
+            bail!("growth verification failed")
+        }
+    }
+}
