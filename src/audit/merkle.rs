@@ -260,6 +260,10 @@ mod tests {
     //! fail to verify.
     use super::*;
 
+    /// A mutated input: description, proof, size, root (or size1, root1,
+    /// size2, root2 for consistency), leaf index and leaf hash.
+    type Probe = (String, Vec<Vec<u8>>, u64, Vec<u8>, u64, Vec<u8>);
+
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s).unwrap()
     }
@@ -409,14 +413,13 @@ mod tests {
         }
     }
 
-    #[allow(clippy::type_complexity)]
     fn inclusion_mutations(
         proof: &[Vec<u8>],
         size: u64,
         root: &[u8],
         index: u64,
         leaf: &[u8],
-    ) -> Vec<(String, Vec<Vec<u8>>, u64, Vec<u8>, u64, Vec<u8>)> {
+    ) -> Vec<Probe> {
         let p = proof.to_vec();
         let (r, l) = (root.to_vec(), leaf.to_vec());
         let mut out = vec![
@@ -573,7 +576,7 @@ mod tests {
                 continue;
             }
             let p = proof.clone();
-            let mut probes: Vec<(String, Vec<Vec<u8>>, u64, Vec<u8>, u64, Vec<u8>)> = vec![
+            let mut probes: Vec<Probe> = vec![
                 (
                     "size1 - 1".into(),
                     p.clone(),
@@ -757,7 +760,7 @@ mod tests {
             "time travel to the past"
         );
         assert!(
-            verify_consistency(&[a.clone()], 1, &a, 1, &a).is_err(),
+            verify_consistency(std::slice::from_ref(&a), 1, &a, 1, &a).is_err(),
             "same size with a proof"
         );
         assert!(
