@@ -63,6 +63,27 @@ enum Command {
         #[arg(long, env = "COMPLAINT_LEDGER_SERVER", default_value = DEFAULT_SERVER)]
         server: String,
     },
+    /// Measure the ledger and its references; print a table, optionally JSON.
+    Bench {
+        /// A seconds-long smoke run instead of the full one.
+        #[arg(long)]
+        quick: bool,
+        /// Seconds per load level (default 5, or 0.5 with --quick).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Events in the large log (default 1,000,000, or 20,000 with --quick).
+        #[arg(long)]
+        events: Option<u64>,
+        /// PostgreSQL connection string for the event-table reference.
+        #[arg(long, env = "COMPLAINT_LEDGER_BENCH_POSTGRES")]
+        postgres: Option<String>,
+        /// Write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// (internal) The benchmark's no-op gRPC reference server.
+    #[command(hide = true)]
+    BenchNoopServer,
     /// Verify a bundle offline (FILE --pubkey), a stopped server's store
     /// (--data-dir), or a server's growth since a kept checkpoint (--since
     /// --server --pubkey).
@@ -178,6 +199,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             complaint_ledger::api::server::run(config, shutdown_signal()).await
         }
+        Command::Bench {
+            quick,
+            seconds,
+            events,
+            postgres,
+            json,
+        } => {
+            let mut o = if quick {
+                complaint_ledger::bench::BenchOptions::quick()
+            } else {
+                complaint_ledger::bench::BenchOptions::full()
+            };
+            o.seconds = seconds.unwrap_or(o.seconds);
+            o.events = events.unwrap_or(o.events);
+            o.postgres = postgres;
+            o.json = json;
+            complaint_ledger::bench::run(o).await.map(|_| ())
+        }
+        Command::BenchNoopServer => complaint_ledger::bench::reference::serve_noop().await,
         Command::Replay { case_id, as_of, server } => replay::run(&server, &case_id, as_of).await,
         Command::Checkpoint { out, pubkey, server } => audit::keep_checkpoint(&server, &out, pubkey.as_deref()).await,
         Command::Export {

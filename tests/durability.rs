@@ -248,6 +248,45 @@ async fn sigterm_finishes_in_flight_appends_and_exits_cleanly() {
 }
 
 #[tokio::test]
+async fn sigterm_ends_live_subscriptions_instead_of_waiting_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url) = spawn_server(dir.path());
+    let mut c = LedgerClient::connect(url).await.unwrap();
+    open_case(&mut c, "sub", "cust-s").await;
+    let mut sub = c
+        .subscribe(pb::SubscribeRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        sub.message().await.unwrap().unwrap().kind,
+        Some(pb::subscribe_response::Kind::Event(_))
+    ));
+    assert!(matches!(
+        sub.message().await.unwrap().unwrap().kind,
+        Some(pb::subscribe_response::Kind::CaughtUp(_))
+    ));
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // The subscriber is told, and the server exits although the client keeps its stream.
+    let end = tokio::time::timeout(Duration::from_secs(20), sub.message())
+        .await
+        .expect("subscription ended");
+    assert_eq!(end.unwrap_err().code(), tonic::Code::Unavailable);
+    let status = tokio::task::spawn_blocking(move || server.0.wait().map(|s| (s, server)))
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    assert!(status.success(), "{status:?}");
+    drop(sub);
+}
+
+#[tokio::test]
 async fn a_tampered_log_is_refused_at_start_naming_the_position() {
     let server = TestServer::start().await;
     let mut c = server.ledger().await;

@@ -479,3 +479,57 @@ async fn health_and_reflection_v1_and_v1alpha_answer() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_case_larger_than_one_read_chunk_streams_completely_both_ways() {
+    let server = TestServer::start().await;
+    let mut c = server.ledger().await;
+    open_case(&mut c, "big", "cust-a").await;
+    for b in 0..12 {
+        let events = (0..100)
+            .map(|k| {
+                ev(
+                    &format!("big-{b}-{k}"),
+                    "2020-12-03T02:00:00+08:00",
+                    "8030",
+                    note("n"),
+                )
+            })
+            .collect();
+        c.append(append("big", events)).await.unwrap();
+    }
+    let all = tokio::time::timeout(Duration::from_secs(20), read_case(&mut c, "big"))
+        .await
+        .expect("read completes");
+    assert_eq!(all.len(), 1201);
+    assert!(all
+        .windows(2)
+        .all(|w| w[1].case_version == w[0].case_version + 1));
+    let mut s = c
+        .read_case(pb::ReadCaseRequest {
+            case_id: "big".into(),
+            from_version: 0,
+            direction: pb::ReadDirection::Backwards as i32,
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while tokio::time::timeout(Duration::from_secs(20), s.message())
+        .await
+        .expect("no stall")
+        .unwrap()
+        .is_some()
+    {
+        n += 1;
+    }
+    assert_eq!(n, 1201);
+    let all = tokio::time::timeout(
+        Duration::from_secs(20),
+        read_all(&mut c, pb::ReadAllRequest::default()),
+    )
+    .await
+    .expect("read all completes");
+    assert_eq!(all.len(), 1201);
+}

@@ -18,11 +18,14 @@ const READ_CHUNK: usize = 512;
 
 pub struct LedgerService {
     ledger: Arc<Ledger>,
+    /// Becomes true when the server starts shutting down: live subscriptions
+    /// end then, or graceful shutdown would wait for them forever.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl LedgerService {
-    pub fn new(ledger: Arc<Ledger>) -> Self {
-        Self { ledger }
+    pub fn new(ledger: Arc<Ledger>, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self { ledger, stopping }
     }
 }
 
@@ -216,6 +219,7 @@ impl LedgerApi for LedgerService {
         let req = request.into_inner();
         let filter = Filter::parse(req.filter)?;
         let ledger = self.ledger.clone();
+        let mut stopping = self.stopping.clone();
         let (tx, stream) = channel();
         let span = tracing::info_span!("Subscribe", from = req.from_position);
         tokio::spawn(
@@ -266,6 +270,18 @@ impl LedgerApi for LedgerService {
                             }
                         }
                         _ = tx.closed() => return,
+                        r = stopping.changed() => {
+                            if r.is_err() {
+                                let _ = tx.send(Err(Status::unavailable("the server stopped"))).await;
+                                return;
+                            }
+                        }
+                    }
+                    if *stopping.borrow() {
+                        let _ = tx
+                            .send(Err(Status::unavailable("the server is shutting down; resume from the next position")))
+                            .await;
+                        return;
                     }
                 }
             }

@@ -6,6 +6,7 @@ pub mod audit_service;
 pub mod caller;
 pub mod cases_service;
 pub mod ledger_service;
+pub mod ops_service;
 pub mod server;
 pub mod status;
 pub mod streaming;

@@ -6,10 +6,12 @@
 use super::audit_service::AuditService;
 use super::cases_service::CasesService;
 use super::ledger_service::LedgerService;
+use super::ops_service::OpsService;
 use crate::config::ServerConfig;
 use crate::ledger::Ledger;
 use crate::proto::v1::{
     audit_server::AuditServer, cases_server::CasesServer, ledger_server::LedgerServer,
+    ops_server::OpsServer,
 };
 use crate::proto::FILE_DESCRIPTOR_SET;
 use anyhow::Context;
@@ -115,7 +117,8 @@ async fn serve_on(
     // Requests up to this size reach our own limit check, which answers
     // RESOURCE_EXHAUSTED naming the limit; larger ones are cut by tonic.
     let decode_cap = (config.ledger.limits.max_request_bytes * 4).max(16 * 1024 * 1024);
-    let ledger_api = LedgerServer::new(LedgerService::new(ledger.clone()))
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let ledger_api = LedgerServer::new(LedgerService::new(ledger.clone(), stopping))
         .max_decoding_message_size(decode_cap)
         .max_encoding_message_size(decode_cap);
     let cases_api = CasesServer::new(CasesService::new(ledger.clone()))
@@ -131,9 +134,11 @@ async fn serve_on(
         .add_service(ledger_api)
         .add_service(cases_api)
         .add_service(audit_api)
+        .add_service(OpsServer::new(OpsService::new(ledger.clone())))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
-            tracing::info!("shutting down: finishing in-flight calls");
+            tracing::info!("shutting down: finishing in-flight calls, ending subscriptions");
+            stopping_tx.send_replace(true);
             health_on_stop
                 .set_not_serving::<LedgerServer<LedgerService>>()
                 .await;

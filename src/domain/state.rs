@@ -71,6 +71,23 @@ impl CaseState {
         self.promises.values().filter(|open| **open).count()
     }
 
+    /// Applies a stored event with its envelope facts: the event itself, then
+    /// the version, chain hash, position and recorded time it was stored with.
+    pub fn apply_stored(
+        &mut self,
+        event: &CaseEvent,
+        version: u64,
+        hash: [u8; 32],
+        position: u64,
+        recorded_at: i128,
+    ) {
+        self.evolve(event);
+        self.version = version;
+        self.last_hash = hash;
+        self.last_position = position;
+        self.last_recorded_at = recorded_at;
+    }
+
     /// Applies one stored event to the state. Events reaching here were
     /// accepted by the rules, so this never fails.
     pub fn evolve(&mut self, event: &CaseEvent) {

@@ -13,7 +13,7 @@ mod writer;
 
 pub use audit::SignedCheckpoint;
 pub use error::LedgerError;
-pub use writer::SCHEMA_VERSION;
+pub use writer::{WriterStats, SCHEMA_VERSION};
 
 use crate::audit::checkpoint::CheckpointSigner;
 use crate::audit::verify::verify_store_with;
@@ -51,6 +51,7 @@ pub struct Ledger {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     signer: CheckpointSigner,
     checkpoint_cache: Mutex<Option<SignedCheckpoint>>,
+    stats: Arc<WriterStats>,
 }
 
 /// How to open a ledger.
@@ -101,12 +102,10 @@ impl Ledger {
                 })?;
                 let recorded = rec.recorded_at.as_ref().map(crate::time::ts_nanos).unwrap_or(0);
                 last_recorded_at = last_recorded_at.max(recorded);
-                let state = cases.entry(rec.case_id).or_default();
-                state.evolve(&event);
-                state.version = rec.case_version;
-                state.last_hash = hash;
-                state.last_position = rec.position;
-                state.last_recorded_at = recorded;
+                cases
+                    .entry(rec.case_id)
+                    .or_default()
+                    .apply_stored(&event, rec.case_version, hash, rec.position, recorded);
                 Ok(())
             },
         )
@@ -126,7 +125,9 @@ impl Ledger {
         };
         let (head_tx, head_rx) = watch::channel(head);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let stats = Arc::new(WriterStats::default());
         let writer = Writer {
+            stats: stats.clone(),
             log: log.clone(),
             cases,
             index: index.clone(),
@@ -149,9 +150,15 @@ impl Ledger {
                 writer_thread: Mutex::new(Some(handle)),
                 signer,
                 checkpoint_cache: Mutex::new(None),
+                stats,
             },
             report,
         ))
+    }
+
+    /// The writer's counters.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     pub fn limits(&self) -> &Limits {

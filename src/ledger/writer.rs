@@ -20,6 +20,7 @@ use crate::proto::v1::{self as pb, case_event::Kind, expected_version};
 use crate::store::{EventLog, NewRecord};
 use prost::Message;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -53,7 +54,17 @@ struct KnownEvent {
     occurred_at: Option<prost_types::Timestamp>,
 }
 
+/// Counters of the writer, read by `Ops.GetStats`.
+#[derive(Default)]
+pub struct WriterStats {
+    pub commits: AtomicU64,
+    pub records: AtomicU64,
+    pub requests: AtomicU64,
+    pub max_batch_requests: AtomicU64,
+}
+
 pub(crate) struct Writer<L: EventLog> {
+    pub stats: Arc<WriterStats>,
     pub log: Arc<L>,
     pub cases: HashMap<String, CaseState>,
     pub index: Arc<CaseIndex>,
@@ -153,6 +164,15 @@ impl<L: EventLog> Writer<L> {
                 return;
             }
             self.head = records.last().map(|r| r.position).unwrap_or(self.head);
+            let requests = replies.iter().filter(|(_, o)| !o.duplicate).count() as u64;
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .records
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            self.stats.requests.fetch_add(requests, Ordering::Relaxed);
+            self.stats
+                .max_batch_requests
+                .fetch_max(requests, Ordering::Relaxed);
             for (case_id, state) in cases {
                 self.index.upsert(summarize(&case_id, &state));
                 self.cases.insert(case_id, state);

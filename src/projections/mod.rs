@@ -9,4 +9,5 @@
 
 pub mod case_view;
 pub mod promises;
+pub mod rebuild;
 pub mod summary;

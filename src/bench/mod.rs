@@ -1,0 +1,481 @@
+//! `complaint-ledger bench`: the ledger measured end to end through gRPC,
+//! beside references measured in the same run with the same load generator
+//! (see [`reference`]). Prints a table and writes the same figures as JSON.
+//!
+//! The ledger runs as a separate `complaint-ledger serve` process on a
+//! temporary data directory, like the no-op reference server, so client and
+//! servers share the machine the same way in every measurement.
+
+pub mod load;
+pub mod reference;
+pub mod report;
+
+use crate::proto::v1::{self as pb, ledger_client::LedgerClient, ops_client::OpsClient};
+use anyhow::Context;
+use load::{LoadResult, Op};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Seconds per measured load level.
+    pub seconds: f64,
+    /// Events in the large log (rebuild, verification, memory, disk).
+    pub events: u64,
+    /// Cases the single appends spread over.
+    pub cases: u64,
+    /// Concurrency levels of the single-append runs.
+    pub clients: Vec<usize>,
+    /// PostgreSQL connection string for the event-table reference.
+    pub postgres: Option<String>,
+    /// Where to write the JSON figures.
+    pub json: Option<PathBuf>,
+    /// Parent of the temporary data directory.
+    pub work_dir: PathBuf,
+}
+
+impl BenchOptions {
+    /// The full run of the issue: 1, 16, 64, 256 clients over 10,000 cases,
+    /// 1,000,000 events.
+    pub fn full() -> Self {
+        Self {
+            seconds: 5.0,
+            events: 1_000_000,
+            cases: 10_000,
+            clients: vec![1, 16, 64, 256],
+            postgres: None,
+            json: None,
+            work_dir: std::env::temp_dir(),
+        }
+    }
+
+    /// A seconds-long smoke run (CI).
+    pub fn quick() -> Self {
+        Self {
+            seconds: 0.5,
+            events: 20_000,
+            cases: 500,
+            clients: vec![1, 16, 64],
+            ..Self::full()
+        }
+    }
+}
+
+/// Payload bytes of each benchmark event, as the issue sets it.
+pub const PAYLOAD_BYTES: usize = 300;
+
+/// A tiny xorshift generator for picking cases; no cryptographic use.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `complaint-ledger <args>` and reads the address from its first line.
+fn spawn(args: &[&str], dir: Option<&Path>) -> anyhow::Result<Server> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    if let Some(d) = dir {
+        cmd.arg("--data-dir").arg(d);
+    }
+    let mut child = cmd
+        .env(
+            "COMPLAINT_LEDGER_LOG",
+            std::env::var("COMPLAINT_LEDGER_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting a server")?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("server stdout")?).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    anyhow::ensure!(
+        line.contains("listening on"),
+        "server did not start: {line:?}"
+    );
+    Ok(Server {
+        child,
+        url: format!("http://{addr}"),
+    })
+}
+
+fn note_event(id: String, text: &str) -> pb::ProposedEvent {
+    pb::ProposedEvent {
+        event_id: id,
+        occurred_at: Some(crate::time::now_ts()),
+        acted_for_agent: "8030".into(),
+        correlation_id: String::new(),
+        causation_id: String::new(),
+        event: Some(pb::CaseEvent {
+            kind: Some(pb::case_event::Kind::NoteAdded(pb::NoteAdded {
+                text: text.to_string(),
+            })),
+        }),
+    }
+}
+
+fn open_event(id: String) -> pb::ProposedEvent {
+    pb::ProposedEvent {
+        event: Some(pb::CaseEvent {
+            kind: Some(pb::case_event::Kind::CaseOpened(pb::CaseOpened {
+                customer_id: "cust-bench".into(),
+                business_line: "qidian".into(),
+                category: "benchmark".into(),
+                ..Default::default()
+            })),
+        }),
+        ..note_event(id, "")
+    }
+}
+
+async fn connect_all(url: &str, n: usize) -> anyhow::Result<Vec<LedgerClient<Channel>>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(LedgerClient::connect(url.to_string()).await?);
+    }
+    Ok(out)
+}
+
+/// Appends of `per_request` notes each to random cases, at `clients`
+/// concurrency, for `duration`.
+async fn ledger_appends(
+    conns: &[LedgerClient<Channel>],
+    clients: usize,
+    cases: u64,
+    per_request: usize,
+    duration: Duration,
+    tag: &str,
+) -> LoadResult {
+    let text = "x".repeat(PAYLOAD_BYTES);
+    load::run(clients, duration, |c| {
+        let client = conns[c % conns.len()].clone();
+        let (text, tag) = (text.clone(), tag.to_string());
+        let mut rng = Rng::new(c as u64 + 7);
+        let op: Op = Box::new(move |i| {
+            let mut client = client.clone();
+            let case = format!("case-{}", rng.below(cases));
+            let events = (0..per_request)
+                .map(|k| note_event(format!("{tag}-{c}-{i}-{k}"), &text))
+                .collect();
+            Box::pin(async move {
+                client
+                    .append(pb::AppendRequest {
+                        case_id: case,
+                        expected_version: None,
+                        events,
+                    })
+                    .await
+                    .map(|_| per_request as u64)
+                    .map_err(|e| e.to_string())
+            })
+        });
+        op
+    })
+    .await
+}
+
+/// Opens cases `case-0..n` with 64 concurrent writers.
+async fn open_cases(conns: &[LedgerClient<Channel>], n: u64) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    for (w, client) in conns.iter().take(64).enumerate() {
+        let mut client = client.clone();
+        let stride = conns.len().min(64) as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut case = w as u64;
+            while case < n {
+                client
+                    .append(pb::AppendRequest {
+                        case_id: format!("case-{case}"),
+                        expected_version: None,
+                        events: vec![open_event(format!("open-{case}"))],
+                    })
+                    .await?;
+                case += stride;
+            }
+            Ok::<_, tonic::Status>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+async fn stats(url: &str) -> anyhow::Result<pb::Stats> {
+    Ok(OpsClient::connect(url.to_string())
+        .await?
+        .get_stats(pb::GetStatsRequest {})
+        .await?
+        .into_inner())
+}
+
+/// Runs the whole benchmark and returns the report.
+pub async fn run(opts: BenchOptions) -> anyhow::Result<report::Report> {
+    let dir = opts
+        .work_dir
+        .join(format!("complaint-ledger-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let result = run_in(&opts, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = result?;
+    println!("{}", report.table());
+    if let Some(path) = &opts.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report.json())?)?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(report)
+}
+
+async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Report> {
+    let data = dir.join("data");
+    let duration = Duration::from_secs_f64(opts.seconds);
+    let max_clients = opts.clients.iter().copied().max().unwrap_or(1).max(64);
+    let mut rep = report::Report::new(opts);
+
+    let server = spawn(&["serve", "--listen", "127.0.0.1:0"], Some(&data))?;
+    let noop = spawn(&["bench-noop-server"], None)?;
+    eprintln!(
+        "bench: ledger at {}, no-op reference at {}",
+        server.url, noop.url
+    );
+    let conns = connect_all(&server.url, max_clients).await?;
+    eprintln!("bench: opening {} cases", opts.cases);
+    open_cases(&conns, opts.cases).await?;
+    if let Some(url) = &opts.postgres {
+        reference::postgres_setup(url)
+            .await
+            .context("preparing the PostgreSQL table")?;
+    }
+
+    // 1. Durable single-event appends, with the references at each level.
+    let record_bytes = {
+        let s = stats(&server.url).await?;
+        (s.disk_bytes / s.head_position.max(1)).clamp(256, 4096) as usize
+    };
+    for &c in &opts.clients {
+        eprintln!("bench: single appends, {c} clients");
+        let before = stats(&server.url).await?;
+        let ledger = ledger_appends(&conns, c, opts.cases, 1, duration, &format!("s{c}")).await;
+        let after = stats(&server.url).await?;
+        let commits = after.commits.saturating_sub(before.commits).max(1);
+        let batch = after
+            .committed_records
+            .saturating_sub(before.committed_records) as f64
+            / commits as f64;
+        let grpc = reference::grpc_ceiling(&noop.url, c, duration, PAYLOAD_BYTES).await?;
+        let disk = reference::fdatasync_ceiling(
+            dir,
+            batch.round().max(1.0) as usize,
+            record_bytes,
+            duration,
+        )?;
+        let pg = match &opts.postgres {
+            Some(url) => Some(
+                reference::postgres(
+                    url,
+                    c,
+                    opts.cases,
+                    duration,
+                    PAYLOAD_BYTES,
+                    &format!("s{c}"),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        rep.single.push(report::SingleRow {
+            clients: c,
+            ledger,
+            batch,
+            grpc,
+            disk_events_per_second: disk,
+            postgres: pg,
+        });
+    }
+
+    // 2. Batched appends: 100 events per request.
+    eprintln!("bench: batched appends");
+    rep.batched = Some(ledger_appends(&conns, 16, opts.cases, 100, duration, "b").await);
+
+    // 3. Reads: a 1,000-event case, the whole log, a subscription's catch-up.
+    eprintln!("bench: reads");
+    let mut c = conns[0].clone();
+    c.append(pb::AppendRequest {
+        case_id: "read-1000".into(),
+        expected_version: None,
+        events: vec![open_event("read-1000-open".into())],
+    })
+    .await?;
+    eprintln!("bench: writing a 1,000-event case");
+    let text = "x".repeat(PAYLOAD_BYTES);
+    for b in 0..10 {
+        let events = (0..if b == 9 { 99 } else { 100 })
+            .map(|k| note_event(format!("read-1000-{b}-{k}"), &text))
+            .collect();
+        c.append(pb::AppendRequest {
+            case_id: "read-1000".into(),
+            expected_version: None,
+            events,
+        })
+        .await?;
+    }
+    eprintln!("bench: reading it");
+    rep.read_case = Some(
+        load::run(1, duration, |_| {
+            let client = conns[0].clone();
+            let op: Op = Box::new(move |_| {
+                let mut client = client.clone();
+                Box::pin(async move {
+                    let mut s = client
+                        .read_case(pb::ReadCaseRequest {
+                            case_id: "read-1000".into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .into_inner();
+                    let mut n = 0;
+                    while s.message().await.map_err(|e| e.to_string())?.is_some() {
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            });
+            op
+        })
+        .await,
+    );
+
+    // 4. Fill the log to the large size with batched appends.
+    let head = stats(&server.url).await?.head_position;
+    if head < opts.events {
+        eprintln!("bench: filling the log to {} events", opts.events);
+        let need = opts.events - head;
+        let per_writer = need.div_ceil(16 * 100);
+        let mut tasks = Vec::new();
+        for w in 0..16usize {
+            let mut client = conns[w].clone();
+            let (text, cases) = (text.clone(), opts.cases);
+            tasks.push(tokio::spawn(async move {
+                let mut rng = Rng::new(w as u64 + 99);
+                for i in 0..per_writer {
+                    let events = (0..100)
+                        .map(|k| note_event(format!("fill-{w}-{i}-{k}"), &text))
+                        .collect();
+                    client
+                        .append(pb::AppendRequest {
+                            case_id: format!("case-{}", rng.below(cases)),
+                            expected_version: None,
+                            events,
+                        })
+                        .await?;
+                }
+                Ok::<_, tonic::Status>(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+    }
+    let big = stats(&server.url).await?;
+    rep.large = Some(report::Large {
+        events: big.head_position,
+        resident_bytes: big.resident_bytes,
+        disk_bytes: big.disk_bytes,
+        ..Default::default()
+    });
+
+    // ReadAll and Subscribe over the large log.
+    let t = Instant::now();
+    let mut s = c
+        .read_all(pb::ReadAllRequest::default())
+        .await?
+        .into_inner();
+    let mut n = 0u64;
+    while s.message().await?.is_some() {
+        n += 1;
+    }
+    rep.read_all = Some((n, t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let mut s = c
+        .subscribe(pb::SubscribeRequest::default())
+        .await?
+        .into_inner();
+    let mut n = 0u64;
+    while let Some(m) = s.message().await? {
+        match m.kind {
+            Some(pb::subscribe_response::Kind::Event(_)) => n += 1,
+            _ => break,
+        }
+    }
+    rep.subscribe = Some((n, t.elapsed().as_secs_f64()));
+    drop(s);
+
+    // Stop the server (SIGTERM: a clean close), then rebuild, verify and
+    // restart on its data directory.
+    drop(conns);
+    drop(c);
+    let pid = server.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status()?;
+    let mut server = server;
+    let server = tokio::task::spawn_blocking(move || server.child.wait().map(|_| server)).await??;
+    drop(server);
+    drop(noop);
+
+    let log = crate::store::SledLog::open(&data, &crate::store::SledOptions::default())?;
+    eprintln!("bench: rebuilding projections");
+    let t = Instant::now();
+    let rebuilt = crate::projections::rebuild::rebuild(&log, |_, _| {})?;
+    let rebuild_s = t.elapsed().as_secs_f64();
+    eprintln!("bench: verifying the store");
+    let t = Instant::now();
+    let verified = crate::audit::verify::verify_store(&log, |_, _| {})?;
+    let verify_s = t.elapsed().as_secs_f64();
+    drop(log);
+    anyhow::ensure!(
+        rebuilt.records == verified.records,
+        "rebuild and verification saw different logs"
+    );
+    let t = Instant::now();
+    let restarted = spawn(&["serve", "--listen", "127.0.0.1:0"], Some(&data))?;
+    let startup_s = t.elapsed().as_secs_f64();
+    drop(restarted);
+    if let Some(l) = rep.large.as_mut() {
+        l.rebuild_seconds = rebuild_s;
+        l.verify_seconds = verify_s;
+        l.startup_seconds = startup_s;
+    }
+    Ok(rep)
+}

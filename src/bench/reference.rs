@@ -1,0 +1,180 @@
+//! The references measured beside the ledger, with the same load generator:
+//!
+//! - the gRPC ceiling: a unary RPC that does nothing, served by a separate
+//!   process like the ledger, with the same payload size;
+//! - the disk ceiling: a plain file appended with one `fdatasync` per batch,
+//!   at the batch sizes the ledger's group commit actually reached;
+//! - a PostgreSQL event table (`bigserial` position, unique (case, version),
+//!   unique event id, `synchronous_commit = on`), when a server is given.
+
+use super::load::{self, LoadResult, Op};
+use crate::proto::v1::{noop_client::NoopClient, noop_server, PingRequest, PingResponse};
+use std::io::Write;
+use std::time::{Duration, Instant};
+use tonic::{Request, Response, Status};
+
+/// The no-op service.
+#[derive(Default)]
+pub struct Noop;
+
+#[tonic::async_trait]
+impl noop_server::Noop for Noop {
+    async fn ping(&self, _: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
+        Ok(Response::new(PingResponse {}))
+    }
+}
+
+/// Serves the no-op service until the process ends (the hidden
+/// `bench-noop-server` command).
+pub async fn serve_noop() -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("noop listening on {}", listener.local_addr()?);
+    tonic::transport::Server::builder()
+        .add_service(noop_server::NoopServer::new(Noop))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .await?;
+    Ok(())
+}
+
+/// Drives the no-op RPC at `clients` concurrency.
+pub async fn grpc_ceiling(
+    url: &str,
+    clients: usize,
+    duration: Duration,
+    payload: usize,
+) -> anyhow::Result<LoadResult> {
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        conns.push(NoopClient::connect(url.to_string()).await?);
+    }
+    let body = vec![b'x'; payload];
+    Ok(load::run(clients, duration, |c| {
+        let client = conns[c].clone();
+        let body = body.clone();
+        let op: Op = Box::new(move |_| {
+            let mut client = client.clone();
+            let body = body.clone();
+            Box::pin(async move {
+                client
+                    .ping(PingRequest { payload: body })
+                    .await
+                    .map(|_| 1)
+                    .map_err(|e| e.to_string())
+            })
+        });
+        op
+    })
+    .await)
+}
+
+/// Appends `batch` records of `record_bytes` to a file with one `fdatasync`
+/// per batch, for `duration`; returns records per second.
+pub fn fdatasync_ceiling(
+    dir: &std::path::Path,
+    batch: usize,
+    record_bytes: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
+    let path = dir.join("fdatasync-reference.log");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    let buf = vec![0x5a; batch.max(1) * record_bytes];
+    let start = Instant::now();
+    let mut records = 0u64;
+    while start.elapsed() < duration {
+        f.write_all(&buf)?;
+        f.sync_data()?;
+        records += batch.max(1) as u64;
+    }
+    let rate = records as f64 / start.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(rate)
+}
+
+/// The PostgreSQL event table a team would otherwise build.
+pub const PG_SCHEMA: &str = "
+DROP TABLE IF EXISTS bench_events;
+CREATE TABLE bench_events (
+    position    bigserial PRIMARY KEY,
+    case_id     text        NOT NULL,
+    version     bigint      NOT NULL,
+    event_id    text        NOT NULL UNIQUE,
+    event_type  text        NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    actor       text        NOT NULL,
+    payload     bytea       NOT NULL,
+    UNIQUE (case_id, version)
+);";
+
+const PG_APPEND: &str = "
+INSERT INTO bench_events (case_id, version, event_id, event_type, occurred_at, actor, payload)
+SELECT $1, COALESCE(MAX(version), 0) + 1, $2, 'NoteAdded', now(), 'bench', $3
+FROM bench_events WHERE case_id = $1";
+
+/// Single-event appends to the PostgreSQL table, each its own durable
+/// transaction, at `clients` concurrency over `cases` cases. A version
+/// conflict (two writers on one case) is retried, as a client would.
+pub async fn postgres(
+    url: &str,
+    clients: usize,
+    cases: u64,
+    duration: Duration,
+    payload: usize,
+    tag: &str,
+) -> anyhow::Result<LoadResult> {
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client.batch_execute("SET synchronous_commit = on").await?;
+        let stmt = client.prepare(PG_APPEND).await?;
+        conns.push((std::sync::Arc::new(client), stmt));
+    }
+    let body = vec![b'x'; payload];
+    let tag = tag.to_string();
+    Ok(load::run(clients, duration, |c| {
+        let (client, stmt) = conns[c].clone();
+        let (body, tag) = (body.clone(), tag.clone());
+        let mut rng = super::Rng::new(c as u64 + 1);
+        let op: Op = Box::new(move |i| {
+            let (client, stmt, body) = (client.clone(), stmt.clone(), body.clone());
+            let case = format!("case-{}", rng.below(cases));
+            let id = format!("pg-{tag}-{c}-{i}");
+            Box::pin(async move {
+                loop {
+                    match client.execute(&stmt, &[&case, &id, &body]).await {
+                        Ok(_) => return Ok(1),
+                        Err(e)
+                            if e.code()
+                                == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+                                && e.as_db_error().is_some_and(|d| {
+                                    d.constraint() == Some("bench_events_case_id_version_key")
+                                }) =>
+                        {
+                            continue
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+            })
+        });
+        op
+    })
+    .await)
+}
+
+/// Creates the table (dropping an old one).
+pub async fn postgres_setup(url: &str) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client.batch_execute(PG_SCHEMA).await?;
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! The benchmark's figures: one table for people, the same as JSON.
+
+use super::load::LoadResult;
+use super::BenchOptions;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+/// One concurrency level of durable single-event appends.
+pub struct SingleRow {
+    pub clients: usize,
+    pub ledger: LoadResult,
+    /// Records per group commit the ledger reached.
+    pub batch: f64,
+    pub grpc: LoadResult,
+    pub disk_events_per_second: f64,
+    pub postgres: Option<LoadResult>,
+}
+
+/// The large log.
+#[derive(Default)]
+pub struct Large {
+    pub events: u64,
+    pub resident_bytes: u64,
+    pub disk_bytes: u64,
+    pub rebuild_seconds: f64,
+    pub verify_seconds: f64,
+    pub startup_seconds: f64,
+}
+
+pub struct Report {
+    pub seconds_per_level: f64,
+    pub cases: u64,
+    pub machine: String,
+    pub single: Vec<SingleRow>,
+    pub batched: Option<LoadResult>,
+    pub read_case: Option<LoadResult>,
+    /// (events, seconds)
+    pub read_all: Option<(u64, f64)>,
+    pub subscribe: Option<(u64, f64)>,
+    pub large: Option<Large>,
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cores} cores, {cpu}")
+}
+
+fn load_json(r: &LoadResult) -> Value {
+    json!({
+        "clients": r.clients,
+        "requests": r.requests,
+        "events": r.events,
+        "errors": r.errors,
+        "first_error": r.first_error,
+        "seconds": r.seconds,
+        "events_per_second": r.events_per_second(),
+        "requests_per_second": r.requests_per_second(),
+        "p50_ms": r.p_ms(0.5),
+        "p99_ms": r.p_ms(0.99),
+        "p999_ms": r.p_ms(0.999),
+    })
+}
+
+fn rate(n: u64, s: f64) -> f64 {
+    if s > 0.0 {
+        n as f64 / s
+    } else {
+        0.0
+    }
+}
+
+impl Report {
+    pub fn new(opts: &BenchOptions) -> Self {
+        Self {
+            seconds_per_level: opts.seconds,
+            cases: opts.cases,
+            machine: machine(),
+            single: Vec::new(),
+            batched: None,
+            read_case: None,
+            read_all: None,
+            subscribe: None,
+            large: None,
+        }
+    }
+
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "complaint-ledger benchmark · {} · {:.1} s per level · {} cases · {}-byte payloads",
+            self.machine,
+            self.seconds_per_level,
+            self.cases,
+            super::PAYLOAD_BYTES
+        );
+        let _ = writeln!(t, "\ndurable single-event appends through gRPC");
+        let _ = writeln!(
+            t,
+            "{:>7} {:>11} {:>7} {:>7} {:>8} {:>6} | {:>11} {:>7} | {:>12} | {:>11} {:>7}",
+            "clients",
+            "ledger ev/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "batch",
+            "no-op gRPC",
+            "÷gRPC",
+            "fdatasync/s",
+            "PostgreSQL",
+            "÷PG"
+        );
+        for r in &self.single {
+            let (pg, ratio) = match &r.postgres {
+                Some(p) => (
+                    format!("{:.0}", p.events_per_second()),
+                    format!(
+                        "{:.2}",
+                        r.ledger.events_per_second() / p.events_per_second().max(1e-9)
+                    ),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            let _ = writeln!(
+                t,
+                "{:>7} {:>11.0} {:>7.2} {:>7.2} {:>8.2} {:>6.1} | {:>11.0} {:>7.2} | {:>12.0} | {:>11} {:>7}",
+                r.clients,
+                r.ledger.events_per_second(),
+                r.ledger.p_ms(0.5),
+                r.ledger.p_ms(0.99),
+                r.ledger.p_ms(0.999),
+                r.batch,
+                r.grpc.requests_per_second(),
+                r.ledger.events_per_second() / r.grpc.requests_per_second().max(1e-9),
+                r.disk_events_per_second,
+                pg,
+                ratio
+            );
+            if r.ledger.errors > 0 {
+                let _ = writeln!(
+                    t,
+                    "        ({} errors; first: {})",
+                    r.ledger.errors,
+                    r.ledger.first_error.clone().unwrap_or_default()
+                );
+            }
+        }
+        if let Some(b) = &self.batched {
+            let _ = writeln!(t, "\nbatched appends (100 events per request, {} clients): {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms", b.clients, b.events_per_second(), b.p_ms(0.5), b.p_ms(0.99));
+        }
+        if let Some(r) = &self.read_case {
+            let _ = writeln!(
+                t,
+                "ReadCase of a 1,000-event case: {:.0} events/s, p50 {:.2} ms per read",
+                r.events_per_second(),
+                r.p_ms(0.5)
+            );
+        }
+        if let Some((n, s)) = self.read_all {
+            let _ = writeln!(
+                t,
+                "ReadAll streaming: {:.0} events/s ({n} events)",
+                rate(n, s)
+            );
+        }
+        if let Some((n, s)) = self.subscribe {
+            let _ = writeln!(
+                t,
+                "Subscribe catch-up: {:.0} events/s ({n} events)",
+                rate(n, s)
+            );
+        }
+        if let Some(l) = &self.large {
+            let _ = writeln!(t, "\nat {} events:", l.events);
+            let _ = writeln!(
+                t,
+                "  projection rebuild: {:.0} events/s ({:.2} s)",
+                rate(l.events, l.rebuild_seconds),
+                l.rebuild_seconds
+            );
+            let _ = writeln!(
+                t,
+                "  full verification: {:.0} events/s ({:.2} s)",
+                rate(l.events, l.verify_seconds),
+                l.verify_seconds
+            );
+            let _ = writeln!(
+                t,
+                "  server start (verify + rebuild): {:.2} s",
+                l.startup_seconds
+            );
+            let _ = writeln!(
+                t,
+                "  resident memory: {:.1} MB; disk: {:.0} bytes/event",
+                l.resident_bytes as f64 / 1e6,
+                l.disk_bytes as f64 / l.events.max(1) as f64
+            );
+        }
+        t
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "machine": self.machine,
+            "seconds_per_level": self.seconds_per_level,
+            "cases": self.cases,
+            "payload_bytes": super::PAYLOAD_BYTES,
+            "single_appends": self.single.iter().map(|r| json!({
+                "clients": r.clients,
+                "ledger": load_json(&r.ledger),
+                "records_per_group_commit": r.batch,
+                "grpc_noop": load_json(&r.grpc),
+                "ledger_over_grpc": r.ledger.events_per_second() / r.grpc.requests_per_second().max(1e-9),
+                "fdatasync_file_events_per_second": r.disk_events_per_second,
+                "postgres": r.postgres.as_ref().map(load_json),
+                "ledger_over_postgres": r.postgres.as_ref().map(|p| r.ledger.events_per_second() / p.events_per_second().max(1e-9)),
+            })).collect::<Vec<_>>(),
+            "batched_appends": self.batched.as_ref().map(load_json),
+            "read_case_1000": self.read_case.as_ref().map(load_json),
+            "read_all_events_per_second": self.read_all.map(|(n, s)| rate(n, s)),
+            "subscribe_catch_up_events_per_second": self.subscribe.map(|(n, s)| rate(n, s)),
+            "large": self.large.as_ref().map(|l| json!({
+                "events": l.events,
+                "rebuild_events_per_second": rate(l.events, l.rebuild_seconds),
+                "verify_events_per_second": rate(l.events, l.verify_seconds),
+                "startup_seconds": l.startup_seconds,
+                "resident_bytes": l.resident_bytes,
+                "disk_bytes_per_event": l.disk_bytes as f64 / l.events.max(1) as f64,
+            })),
+        })
+    }
+}
