@@ -385,8 +385,8 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
         let need = opts.events - head;
         let per_writer = need.div_ceil(16 * 100);
         let mut tasks = Vec::new();
-        for w in 0..16usize {
-            let mut client = conns[w].clone();
+        for (w, client) in conns.iter().take(16).enumerate() {
+            let mut client = client.clone();
             let (text, cases) = (text.clone(), opts.cases);
             tasks.push(tokio::spawn(async move {
                 let mut rng = Rng::new(w as u64 + 99);
