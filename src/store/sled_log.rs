@@ -22,12 +22,6 @@ impl Default for SledOptions {
     }
 }
 
-/// Segment size of sled's log. sled stores any page larger than a quarter of a
-/// segment as a separate, never-synced blob file; 8 MiB segments put that
-/// threshold at 2 MiB, above the largest leaf our record limits allow
-/// (a leaf holds at most 17 entries of at most ~100 KiB).
-const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
-
 pub struct SledLog {
     db: sled::Db,
     dir: PathBuf,
@@ -41,7 +35,6 @@ impl SledLog {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(opts.cache_capacity)
-            .segment_size(SEGMENT_SIZE)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None)
             .open()?;
