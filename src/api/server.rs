@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 /// A server running in the background (used by tests and tools).
 pub struct RunningServer {
@@ -135,17 +135,22 @@ async fn serve_on(
         .add_service(cases_api)
         .add_service(audit_api)
         .add_service(OpsServer::new(OpsService::new(ledger.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight calls, ending subscriptions");
-            stopping_tx.send_replace(true);
-            health_on_stop
-                .set_not_serving::<LedgerServer<LedgerService>>()
-                .await;
-            health_on_stop
-                .set_not_serving::<CasesServer<CasesService>>()
-                .await;
-        })
+        // TCP_NODELAY: without it, Nagle's algorithm meets the client's
+        // delayed ACKs and a stream's last frame waits ~40 ms.
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight calls, ending subscriptions");
+                stopping_tx.send_replace(true);
+                health_on_stop
+                    .set_not_serving::<LedgerServer<LedgerService>>()
+                    .await;
+                health_on_stop
+                    .set_not_serving::<CasesServer<CasesService>>()
+                    .await;
+            },
+        )
         .await;
     ledger.shutdown().await;
     tracing::info!("ledger closed");

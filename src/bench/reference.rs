@@ -31,7 +31,9 @@ pub async fn serve_noop() -> anyhow::Result<()> {
     println!("noop listening on {}", listener.local_addr()?);
     tonic::transport::Server::builder()
         .add_service(noop_server::NoopServer::new(Noop))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .serve_with_incoming(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        )
         .await?;
     Ok(())
 }
