@@ -7,7 +7,11 @@
 //! | `C` case id `0x00` version (u64 BE)   | position (u64 BE)|
 //! | `E` event id                          | position (u64 BE)|
 //! | `H` case id                           | version (u64 BE) ‖ SHA-256 of its last record |
-//! | `T` stored-hash index (u64 BE)        | Merkle tree hash (32 bytes), see `audit::merkle` |
+//! | `T` first stored-hash index (u64 BE)  | a run of Merkle tree hashes (32 bytes each) from that index, see `audit::merkle` |
+//!
+//! One group commit completes a contiguous run of stored-hash indexes, so its
+//! tree hashes are one `T` value rather than a key each (fewer sled inserts
+//! and fewer tree nodes); a hash is found with a "last key ≤ index" lookup.
 //!
 //! Ids never contain `0x00` (see `domain::ids`), so prefixes are unambiguous;
 //! big-endian numbers make sled's byte order the numeric order.

@@ -88,8 +88,18 @@ impl EventLog for SledLog {
         tree: &[(u64, [u8; 32])],
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        // The tree hashes of one commit have contiguous indexes: one value.
+        let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
         for (index, hash) in tree {
-            batch.insert(&keys::tree_key(*index)[..], &hash[..]);
+            match runs.last_mut() {
+                Some((start, bytes)) if *start + (bytes.len() / 32) as u64 == *index => {
+                    bytes.extend_from_slice(hash)
+                }
+                _ => runs.push((*index, hash.to_vec())),
+            }
+        }
+        for (start, bytes) in runs {
+            batch.insert(&keys::tree_key(start)[..], bytes);
         }
         for r in records {
             let pos = r.position.to_be_bytes();
@@ -167,22 +177,37 @@ impl EventLog for SledLog {
     }
 
     fn tree_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
-        indexes
-            .iter()
-            .map(|i| {
-                let v = self
-                    .db
-                    .get(keys::tree_key(*i))?
-                    .ok_or_else(|| StoreError::Corrupt(format!("tree hash {i} is missing")))?;
-                <[u8; 32]>::try_from(v.as_ref())
-                    .map_err(|_| StoreError::Corrupt(format!("tree hash {i} is not 32 bytes")))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(indexes.len());
+        // Consecutive lookups often fall in the same run: keep the last one.
+        let mut run: Option<(u64, sled::IVec)> = None;
+        for &i in indexes {
+            let hit = run
+                .as_ref()
+                .is_some_and(|(start, v)| i >= *start && i < start + (v.len() / 32) as u64);
+            if !hit {
+                let found = self.db.get_lt(keys::tree_key(i.saturating_add(1)))?;
+                run = match found {
+                    Some((k, v)) if k.first() == Some(&keys::TREE) => {
+                        trailing_u64(&k).map(|start| (start, v))
+                    }
+                    _ => None,
+                };
+            }
+            let hash = run.as_ref().and_then(|(start, v)| {
+                let at = usize::try_from(i.checked_sub(*start)?).ok()? * 32;
+                v.get(at..at + 32)
+                    .and_then(|h| <[u8; 32]>::try_from(h).ok())
+            });
+            out.push(hash.ok_or_else(|| StoreError::Corrupt(format!("tree hash {i} is missing")))?);
+        }
+        Ok(out)
     }
 
     fn last_tree_index(&self) -> Result<Option<u64>, StoreError> {
         let last = self.db.scan_prefix([keys::TREE]).next_back().transpose()?;
-        Ok(last.and_then(|(k, _)| trailing_u64(&k)))
+        Ok(last.and_then(|(k, v)| {
+            Some(trailing_u64(&k)? + (v.len() / 32) as u64).and_then(|end| end.checked_sub(1))
+        }))
     }
 
     fn case_head(&self, case_id: &str) -> Result<Option<(u64, [u8; 32])>, StoreError> {
