@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use complaint_ledger::audit::checkpoint::verify_checkpoint;
 use complaint_ledger::audit::merkle::{
-    leaf_hash, root_from, verify_consistency, verify_inclusion, MemoryTree,
+    leaf_hash, root, verify_consistency, verify_inclusion, MemoryTree,
 };
 use complaint_ledger::audit::verify::verify_store;
 use complaint_ledger::config::ServerConfig;
@@ -107,7 +107,7 @@ async fn checkpoints_and_proofs_verify_for_every_position_and_size() {
         verify_inclusion(&p.hashes, 15, &v.root, pos - 1, &leaf_hash(&p.record).0).unwrap();
         mine.push(&p.record);
     }
-    assert_eq!(root_from(&mine, 15).unwrap(), v.root);
+    assert_eq!(root(&mine, 15).unwrap(), v.root);
 
     // Grow the log; the growth is proven from every older size.
     seed(&server, &["a4"], 3).await;
@@ -139,14 +139,7 @@ async fn checkpoints_and_proofs_verify_for_every_position_and_size() {
             .unwrap()
             .into_inner();
         assert_eq!(p.new_size, 19);
-        verify_consistency(
-            &p.hashes,
-            old,
-            &root_from(&mine, old).unwrap(),
-            19,
-            &v2.root,
-        )
-        .unwrap();
+        verify_consistency(&p.hashes, old, &root(&mine, old).unwrap(), 19, &v2.root).unwrap();
     }
     // A proof for an old size stays valid against the old checkpoint.
     let p = a

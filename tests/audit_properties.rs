@@ -8,8 +8,8 @@ use common::*;
 use complaint_ledger::audit::bundle::verify_bundle;
 use complaint_ledger::audit::checkpoint::verify_checkpoint;
 use complaint_ledger::audit::merkle::{
-    leaf_hash, prove_consistency_from, prove_inclusion_from, root_from, verify_consistency,
-    verify_inclusion, MemoryTree,
+    leaf_hash, prove_consistency, prove_inclusion, root, verify_consistency, verify_inclusion,
+    MemoryTree,
 };
 use complaint_ledger::ledger::{Ledger, LedgerOptions};
 use proptest::prelude::*;
@@ -34,18 +34,18 @@ proptest! {
         for (a, b) in picks {
             let size = 1 + a % n;
             let index = b % size;
-            let root = root_from(&t, size).unwrap();
-            let proof = prove_inclusion_from(&t, size, index).unwrap();
+            let tree_root = root(&t, size).unwrap();
+            let proof = prove_inclusion(&t, size, index).unwrap();
             let leaf = leaf_hash(&leaves[index as usize]).0;
-            prop_assert!(verify_inclusion(&bytes(&proof), size, &root, index, &leaf).is_ok());
+            prop_assert!(verify_inclusion(&bytes(&proof), size, &tree_root, index, &leaf).is_ok());
             let old = 1 + b % size;
-            let proof = if old == size { vec![] } else { prove_consistency_from(&t, size, old).unwrap() };
-            let old_root = root_from(&t, old).unwrap();
-            prop_assert!(verify_consistency(&bytes(&proof), old, &old_root, size, &root).is_ok());
+            let proof = if old == size { vec![] } else { prove_consistency(&t, size, old).unwrap() };
+            let old_root = root(&t, old).unwrap();
+            prop_assert!(verify_consistency(&bytes(&proof), old, &old_root, size, &tree_root).is_ok());
             // A wrong old root never passes.
             let mut wrong = old_root;
             wrong[0] ^= 1;
-            prop_assert!(verify_consistency(&bytes(&proof), old, &wrong, size, &root).is_err());
+            prop_assert!(verify_consistency(&bytes(&proof), old, &wrong, size, &tree_root).is_err());
         }
     }
 }

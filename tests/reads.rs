@@ -533,3 +533,23 @@ async fn a_case_larger_than_one_read_chunk_streams_completely_both_ways() {
     .expect("read all completes");
     assert_eq!(all.len(), 1201);
 }
+
+#[tokio::test]
+async fn ops_stats_report_the_log_and_its_group_commits() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut ops = pb::ops_client::OpsClient::connect(server.url())
+        .await
+        .unwrap();
+    let s = ops
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((s.head_position, s.cases), (13, 3));
+    assert_eq!(s.committed_records, 13);
+    assert_eq!(s.committed_requests, 13);
+    assert!(s.commits >= 1 && s.commits <= 13 && s.max_batch_requests >= 1);
+    assert!(s.disk_bytes > 0);
+    assert!(s.resident_bytes > 0, "read from /proc on Linux");
+}

@@ -102,27 +102,14 @@ fn err(e: tlog::Error) -> StoreError {
     StoreError::Corrupt(format!("Merkle tree: {e}"))
 }
 
-/// Root hash of the tree of the first `size` records.
-pub fn root<L: EventLog + ?Sized>(log: &L, size: u64) -> Result<[u8; 32], StoreError> {
-    root_from(&StoreReader(log), size)
-}
-
-/// Root hash from any reader of stored hashes.
-pub fn root_from<R: HashReader>(reader: &R, size: u64) -> Result<[u8; 32], StoreError> {
+/// Root hash of the tree of the first `size` records (read from the store
+/// with [`StoreReader`], or from a [`MemoryTree`]).
+pub fn root<R: HashReader>(reader: &R, size: u64) -> Result<[u8; 32], StoreError> {
     tlog::tree_hash(size, reader).map(|h| h.0).map_err(err)
 }
 
 /// Inclusion proof of leaf `index` in the tree of `size` records.
-pub fn prove_inclusion<L: EventLog + ?Sized>(
-    log: &L,
-    size: u64,
-    index: u64,
-) -> Result<Vec<[u8; 32]>, StoreError> {
-    prove_inclusion_from(&StoreReader(log), size, index)
-}
-
-/// Inclusion proof from any reader of stored hashes.
-pub fn prove_inclusion_from<R: HashReader>(
+pub fn prove_inclusion<R: HashReader>(
     reader: &R,
     size: u64,
     index: u64,
@@ -134,16 +121,7 @@ pub fn prove_inclusion_from<R: HashReader>(
 
 /// Consistency proof that the tree of `old_size` records is a prefix of the
 /// tree of `new_size` records.
-pub fn prove_consistency<L: EventLog + ?Sized>(
-    log: &L,
-    new_size: u64,
-    old_size: u64,
-) -> Result<Vec<[u8; 32]>, StoreError> {
-    prove_consistency_from(&StoreReader(log), new_size, old_size)
-}
-
-/// Consistency proof from any reader of stored hashes.
-pub fn prove_consistency_from<R: HashReader>(
+pub fn prove_consistency<R: HashReader>(
     reader: &R,
     new_size: u64,
     old_size: u64,
@@ -383,13 +361,13 @@ mod tests {
         let t = tree();
         for (i, want) in ROOTS.iter().enumerate() {
             assert_eq!(
-                hex::encode(root_from(&t, i as u64 + 1).unwrap()),
+                hex::encode(root(&t, i as u64 + 1).unwrap()),
                 *want,
                 "size {}",
                 i + 1
             );
         }
-        assert_eq!(root_from(&t, 0).unwrap(), EMPTY_HASH.0);
+        assert_eq!(root(&t, 0).unwrap(), EMPTY_HASH.0);
     }
 
     #[test]
@@ -397,7 +375,7 @@ mod tests {
         let t = tree();
         for (leaf, size, want) in inclusion_vectors() {
             let index = leaf - 1;
-            let proof = prove_inclusion_from(&t, size, index).unwrap();
+            let proof = prove_inclusion(&t, size, index).unwrap();
             let got: Vec<String> = proof.iter().map(hex::encode).collect();
             assert_eq!(got, want, "leaf {leaf} of {size}");
             let proof: Vec<Vec<u8>> = want.iter().map(|x| h(x)).collect();
@@ -565,7 +543,7 @@ mod tests {
             let proof = if size1 == size2 {
                 vec![]
             } else {
-                prove_consistency_from(&t, size2, size1).unwrap()
+                prove_consistency(&t, size2, size1).unwrap()
             };
             let got: Vec<String> = proof.iter().map(hex::encode).collect();
             assert_eq!(got, want, "{size1} -> {size2}");

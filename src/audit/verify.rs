@@ -128,7 +128,7 @@ pub fn verify_store_with(
         }
     }
     v.finish(log)?;
-    let root = super::merkle::root(log, records)?;
+    let root = super::merkle::root(&StoreReader(log), records)?;
     Ok(VerifyReport {
         records,
         cases: v.cases(),

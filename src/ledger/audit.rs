@@ -35,7 +35,7 @@ impl Ledger {
         if let Some(c) = cached.as_ref().filter(|c| c.size == size) {
             return Ok(c.clone());
         }
-        let root = merkle::root(self.log.as_ref(), size)?;
+        let root = merkle::root(&merkle::StoreReader(self.log.as_ref()), size)?;
         let signed_at = crate::time::now_ts();
         let time = signed_at.to_string();
         let note = self
@@ -90,7 +90,8 @@ impl Ledger {
             .log
             .read(position)?
             .ok_or_else(|| LedgerError::Storage(format!("record {position} is missing")))?;
-        let hashes = merkle::prove_inclusion(self.log.as_ref(), size, position - 1)?;
+        let hashes =
+            merkle::prove_inclusion(&merkle::StoreReader(self.log.as_ref()), size, position - 1)?;
         Ok(pb::InclusionProof {
             position,
             tree_size: size,
@@ -115,7 +116,7 @@ impl Ledger {
         let hashes = if old_size == 0 || old_size == new {
             Vec::new()
         } else {
-            merkle::prove_consistency(self.log.as_ref(), new, old_size)?
+            merkle::prove_consistency(&merkle::StoreReader(self.log.as_ref()), new, old_size)?
         };
         Ok(pb::ConsistencyProof {
             old_size,
@@ -150,14 +151,15 @@ impl Ledger {
                 .log
                 .read(pos)?
                 .ok_or_else(|| LedgerError::Storage(format!("record {pos} is missing")))?;
-            let proof = merkle::prove_inclusion(self.log.as_ref(), cp.size, pos - 1)?;
+            let proof =
+                merkle::prove_inclusion(&merkle::StoreReader(self.log.as_ref()), cp.size, pos - 1)?;
             records.push(pb::BundleRecord {
                 record,
                 inclusion_proof: proof.into_iter().map(|h| h.to_vec()).collect(),
             });
         }
         let consistency = if since_size > 0 && since_size < cp.size {
-            merkle::prove_consistency(self.log.as_ref(), cp.size, since_size)?
+            merkle::prove_consistency(&merkle::StoreReader(self.log.as_ref()), cp.size, since_size)?
         } else {
             Vec::new()
         };
