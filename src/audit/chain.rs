@@ -4,7 +4,6 @@
 //! broken) and by offline verification of a stopped server's data directory.
 
 use crate::proto::v1::StoredRecord;
-use crate::store::EventLog;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -46,45 +45,6 @@ impl ChainVerifier {
     /// Cases seen so far.
     pub fn cases(&self) -> usize {
         self.heads.len()
-    }
-
-    /// After the last record: every case's last record must match the head
-    /// the store kept for it, which catches an altered or dropped last record
-    /// (no later record holds its hash).
-    pub fn finish(&self, log: &dyn EventLog) -> Result<(), super::verify::VerifyError> {
-        let mut cases: Vec<_> = self.heads.iter().collect();
-        cases.sort_by_key(|(_, (_, _, pos))| *pos);
-        for (case_id, (version, hash, position)) in cases {
-            match log.case_head(case_id)? {
-                Some((v, h)) if v == *version && h == *hash => {}
-                Some((v, _)) if v != *version => {
-                    return Err(ChainError {
-                        position: *position,
-                        problem: format!(
-                            "case {case_id} ends at version {version} here, but the store's head says version {v} (records removed from the end)"
-                        ),
-                    }
-                    .into())
-                }
-                Some(_) => {
-                    return Err(ChainError {
-                        position: *position,
-                        problem: format!(
-                            "case {case_id} version {version}: the last record's hash does not match the case head (record altered)"
-                        ),
-                    }
-                    .into())
-                }
-                None => {
-                    return Err(ChainError {
-                        position: *position,
-                        problem: format!("case {case_id} has no head entry"),
-                    }
-                    .into())
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Checks the record stored under `position`, returning it decoded and its

@@ -364,7 +364,6 @@ impl<L: EventLog> Writer<L> {
                 case_version: record.case_version,
                 event_id: e.event_id,
                 bytes,
-                record_hash: hash,
             });
             next_position += 1;
         }

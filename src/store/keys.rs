@@ -6,7 +6,6 @@
 //! | `L` position (u64 BE)                 | record bytes     |
 //! | `C` case id `0x00` version (u64 BE)   | position (u64 BE)|
 //! | `E` event id                          | position (u64 BE)|
-//! | `H` case id                           | version (u64 BE) ‖ SHA-256 of its last record |
 //! | `T` first stored-hash index (u64 BE)  | a run of Merkle tree hashes (32 bytes each) from that index, see `audit::merkle` |
 //!
 //! One group commit completes a contiguous run of stored-hash indexes, so its
@@ -19,7 +18,6 @@
 pub const LOG: u8 = b'L';
 pub const CASE: u8 = b'C';
 pub const EVENT: u8 = b'E';
-pub const HEAD: u8 = b'H';
 pub const TREE: u8 = b'T';
 
 pub fn tree_key(index: u64) -> [u8; 9] {
@@ -53,28 +51,6 @@ pub fn event_key(event_id: &str) -> Vec<u8> {
     k.push(EVENT);
     k.extend_from_slice(event_id.as_bytes());
     k
-}
-
-pub fn head_key(case_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(case_id.len() + 1);
-    k.push(HEAD);
-    k.extend_from_slice(case_id.as_bytes());
-    k
-}
-
-/// Encodes a case head: version, then the record hash.
-pub fn head_value(version: u64, hash: &[u8; 32]) -> [u8; 40] {
-    let mut v = [0; 40];
-    v[..8].copy_from_slice(&version.to_be_bytes());
-    v[8..].copy_from_slice(hash);
-    v
-}
-
-/// Decodes a case head.
-pub fn parse_head(v: &[u8]) -> Option<(u64, [u8; 32])> {
-    let version = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
-    let hash: [u8; 32] = v.get(8..40)?.try_into().ok()?;
-    (v.len() == 40).then_some((version, hash))
 }
 
 /// The trailing big-endian u64 of a key or value.

@@ -21,8 +21,6 @@ pub struct NewRecord {
     pub event_id: String,
     /// The encoded `StoredRecord`, stored and hashed as is.
     pub bytes: Vec<u8>,
-    /// SHA-256 of `bytes`, kept as the case's head after the write.
-    pub record_hash: [u8; 32],
 }
 
 /// A storage failure. After a failed durable write the writer stops taking
@@ -77,7 +75,4 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Position of the event with this id, if stored.
     fn event_position(&self, event_id: &str) -> Result<Option<u64>, StoreError>;
-
-    /// The stored head of a case: its last version and that record's hash.
-    fn case_head(&self, case_id: &str) -> Result<Option<(u64, [u8; 32])>, StoreError>;
 }

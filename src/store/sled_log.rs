@@ -106,11 +106,6 @@ impl EventLog for SledLog {
             batch.insert(&keys::log_key(r.position)[..], r.bytes.as_slice());
             batch.insert(keys::case_key(&r.case_id, r.case_version), &pos[..]);
             batch.insert(keys::event_key(&r.event_id), &pos[..]);
-            // Later records of the same case in this batch overwrite it.
-            batch.insert(
-                keys::head_key(&r.case_id),
-                &keys::head_value(r.case_version, &r.record_hash)[..],
-            );
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
@@ -208,15 +203,6 @@ impl EventLog for SledLog {
         Ok(last.and_then(|(k, v)| {
             Some(trailing_u64(&k)? + (v.len() / 32) as u64).and_then(|end| end.checked_sub(1))
         }))
-    }
-
-    fn case_head(&self, case_id: &str) -> Result<Option<(u64, [u8; 32])>, StoreError> {
-        match self.db.get(keys::head_key(case_id))? {
-            None => Ok(None),
-            Some(v) => keys::parse_head(&v)
-                .map(Some)
-                .ok_or_else(|| StoreError::Corrupt(format!("bad head entry for case {case_id}"))),
-        }
     }
 
     fn event_position(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
