@@ -93,6 +93,12 @@ async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Arc<Ledger>, Tc
     tracing::warn!(
         "development mode: no authentication is configured; the actor is taken from the x-actor header"
     );
+    if !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "listening beyond loopback with no authentication: anyone who can reach this address can append and read"
+        );
+    }
     Ok((Arc::new(ledger), listener))
 }
 
