@@ -4,7 +4,7 @@
 //! | key                                   | value            |
 //! |---------------------------------------|------------------|
 //! | `L` position (u64 BE)                 | record bytes     |
-//! | `C` case id `0x00` version (u64 BE)   | position (u64 BE)|
+//! | `C` case id `0x00` first version (u64 BE) | first position (u64 BE) ‖ count (u32 BE): a run of consecutive versions at consecutive positions |
 //! | `E` event id                          | position (u64 BE)|
 //! | `T` first stored-hash index (u64 BE)  | a run of Merkle tree hashes (32 bytes each) from that index, see `audit::merkle` |
 //!
@@ -53,6 +53,21 @@ pub fn event_key(event_id: &str) -> Vec<u8> {
     k
 }
 
+/// A case-index run: `count` versions stored from `position` on.
+pub fn case_run(position: u64, count: u32) -> [u8; 12] {
+    let mut v = [0; 12];
+    v[..8].copy_from_slice(&position.to_be_bytes());
+    v[8..].copy_from_slice(&count.to_be_bytes());
+    v
+}
+
+/// Decodes a case-index run: (first position, count).
+pub fn parse_case_run(v: &[u8]) -> Option<(u64, u64)> {
+    let position = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let count = u32::from_be_bytes(v.get(8..12)?.try_into().ok()?);
+    (v.len() == 12 && count > 0).then_some((position, u64::from(count)))
+}
+
 /// The trailing big-endian u64 of a key or value.
 pub fn trailing_u64(bytes: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = bytes.get(bytes.len().checked_sub(8)?..)?.try_into().ok()?;
@@ -69,5 +84,8 @@ mod tests {
         assert!(case_key("12", u64::MAX) < case_key("123", 0));
         assert!(!case_key("123", 1).starts_with(&case_prefix("12")));
         assert_eq!(trailing_u64(&case_key("a", 42)), Some(42));
+        assert_eq!(parse_case_run(&case_run(7, 100)), Some((7, 100)));
+        assert_eq!(parse_case_run(&case_run(7, 0)), None);
+        assert_eq!(parse_case_run(&[0; 8]), None);
     }
 }

@@ -101,10 +101,27 @@ impl EventLog for SledLog {
         for (start, bytes) in runs {
             batch.insert(&keys::tree_key(start)[..], bytes);
         }
+        // Case index: one entry per run of consecutive versions stored at
+        // consecutive positions (a request's events, or adjacent requests).
+        let mut runs: Vec<(&str, u64, u64, u32)> = Vec::new();
+        for r in records {
+            match runs.last_mut() {
+                Some((case, v0, p0, n))
+                    if *case == r.case_id
+                        && *v0 + u64::from(*n) == r.case_version
+                        && *p0 + u64::from(*n) == r.position =>
+                {
+                    *n += 1
+                }
+                _ => runs.push((r.case_id.as_str(), r.case_version, r.position, 1)),
+            }
+        }
+        for (case, v0, p0, n) in runs {
+            batch.insert(keys::case_key(case, v0), &keys::case_run(p0, n)[..]);
+        }
         for r in records {
             let pos = r.position.to_be_bytes();
             batch.insert(&keys::log_key(r.position)[..], r.bytes.as_slice());
-            batch.insert(keys::case_key(&r.case_id, r.case_version), &pos[..]);
             batch.insert(keys::event_key(&r.event_id), &pos[..]);
         }
         self.db.apply_batch(batch)?;
@@ -138,37 +155,63 @@ impl EventLog for SledLog {
         backwards: bool,
         limit: usize,
     ) -> Result<Vec<(u64, u64)>, StoreError> {
-        let decode =
-            |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<(u64, u64), StoreError> {
+        let run =
+            |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<(u64, u64, u64), StoreError> {
                 let (k, v) = item?;
-                match (trailing_u64(&k), trailing_u64(&v)) {
-                    (Some(ver), Some(pos)) => Ok((ver, pos)),
+                match (trailing_u64(&k), keys::parse_case_run(&v)) {
+                    (Some(version), Some((position, count))) => Ok((version, position, count)),
                     _ => Err(StoreError::Corrupt(format!(
                         "bad case index entry for {case_id}"
                     ))),
                 }
             };
-        let lo = keys::case_key(case_id, 0);
+        let mut out = Vec::new();
         if backwards {
-            let hi = keys::case_key(
-                case_id,
-                if from_version == 0 {
-                    u64::MAX
-                } else {
-                    from_version
-                },
-            );
-            self.db
-                .range(lo..=hi)
-                .rev()
-                .take(limit)
-                .map(decode)
-                .collect()
+            let last = if from_version == 0 {
+                u64::MAX
+            } else {
+                from_version
+            };
+            let range = keys::case_key(case_id, 0)..=keys::case_key(case_id, last);
+            for item in self.db.range(range).rev() {
+                let (v0, p0, count) = run(item)?;
+                for k in (0..count).rev() {
+                    if v0 + k > last {
+                        continue;
+                    }
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                    out.push((v0 + k, p0 + k));
+                }
+            }
         } else {
-            let start = keys::case_key(case_id, from_version.max(1));
-            let hi = keys::case_key(case_id, u64::MAX);
-            self.db.range(start..=hi).take(limit).map(decode).collect()
+            let first = from_version.max(1);
+            // The run holding `first` starts at or before it.
+            let start = match self
+                .db
+                .get_lt(keys::case_key(case_id, first.saturating_add(1)))?
+            {
+                Some((k, _)) if k.starts_with(&keys::case_prefix(case_id)) => {
+                    trailing_u64(&k).unwrap_or(first)
+                }
+                _ => first,
+            };
+            let range = keys::case_key(case_id, start)..=keys::case_key(case_id, u64::MAX);
+            for item in self.db.range(range) {
+                let (v0, p0, count) = run(item)?;
+                for k in 0..count {
+                    if v0 + k < first {
+                        continue;
+                    }
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                    out.push((v0 + k, p0 + k));
+                }
+            }
         }
+        Ok(out)
     }
 
     fn tree_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
