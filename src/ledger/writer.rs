@@ -368,15 +368,29 @@ impl<L: EventLog> Writer<L> {
             next_position += 1;
         }
         // Every event is accepted: extend the Merkle tree over the new records.
+        // The hashes go into the batch only if all of them can be computed:
+        // a refused request leaves nothing staged.
+        let mut request_tree: Vec<(u64, [u8; 32])> = Vec::new();
         for r in &new_records {
             let reader = StagedReader {
                 staged: &staged.tree,
                 log: self.log.as_ref(),
             };
-            let hashes = hashes_for_new_leaf(r.position - 1, &r.bytes, &reader)?;
-            staged.tree.extend(hashes.iter().copied());
-            staged.tree_list.extend(hashes);
+            match hashes_for_new_leaf(r.position - 1, &r.bytes, &reader) {
+                Ok(hashes) => {
+                    // Later leaves of this request read these, so they are visible now.
+                    staged.tree.extend(hashes.iter().copied());
+                    request_tree.extend(hashes);
+                }
+                Err(e) => {
+                    for (index, _) in &request_tree {
+                        staged.tree.remove(index);
+                    }
+                    return Err(e.into());
+                }
+            }
         }
+        staged.tree_list.extend(request_tree);
         self.last_recorded_at = now;
         let outcome = AppendOutcome {
             first_position,
@@ -437,5 +451,97 @@ impl<L: EventLog> Writer<L> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Fault injection: a store whose Merkle hash reads fail.
+    use super::*;
+    use crate::store::StoreError;
+
+    /// Two records stored; every tree-hash read fails.
+    struct UnreadableTree;
+
+    impl EventLog for UnreadableTree {
+        fn head(&self) -> Result<u64, StoreError> {
+            Ok(2)
+        }
+        fn write_durable(&self, _: &[NewRecord], _: &[(u64, [u8; 32])]) -> Result<(), StoreError> {
+            Err(StoreError::Corrupt("this test writes nothing".into()))
+        }
+        fn tree_hashes(&self, _: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
+            Err(StoreError::Corrupt("tree hashes unreadable".into()))
+        }
+        fn last_tree_index(&self) -> Result<Option<u64>, StoreError> {
+            Ok(Some(2))
+        }
+        fn read(&self, _: u64) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        fn read_range(&self, _: u64, _: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn case_positions(
+            &self,
+            _: &str,
+            _: u64,
+            _: bool,
+            _: usize,
+        ) -> Result<Vec<(u64, u64)>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn event_position(&self, _: &str) -> Result<Option<u64>, StoreError> {
+            Ok(None)
+        }
+    }
+
+    fn note(id: &str) -> pb::ProposedEvent {
+        pb::ProposedEvent {
+            event_id: id.into(),
+            occurred_at: Some(crate::time::now_ts()),
+            event: Some(pb::CaseEvent {
+                kind: Some(Kind::NoteAdded(pb::NoteAdded { text: "n".into() })),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_request_refused_while_extending_the_tree_leaves_nothing_staged() {
+        let mut opened = CaseState::default();
+        opened.apply_stored(
+            &pb::CaseEvent {
+                kind: Some(Kind::CaseOpened(pb::CaseOpened::default())),
+            },
+            2,
+            [0; 32],
+            2,
+            0,
+        );
+        let (head_tx, _) = watch::channel(2);
+        let mut writer = Writer {
+            stats: Arc::default(),
+            log: Arc::new(UnreadableTree),
+            cases: HashMap::from([("c".to_string(), opened)]),
+            index: Arc::default(),
+            head: 2,
+            head_tx,
+            last_recorded_at: 0,
+            failed: None,
+        };
+        let mut staged = Staged::default();
+        // Leaf 2 needs no earlier hash; leaf 3 needs leaf 2's (staged) and the
+        // stored subtree of leaves 0-1, whose read fails.
+        let request = pb::AppendRequest {
+            case_id: "c".into(),
+            expected_version: None,
+            events: vec![note("n1"), note("n2")],
+        };
+        let err = writer.stage(&mut staged, request, "test").unwrap_err();
+        assert!(matches!(err, LedgerError::Storage(_)), "{err:?}");
+        assert!(staged.tree.is_empty(), "leaf 2's hashes were left staged");
+        assert!(staged.tree_list.is_empty());
+        assert!(staged.records.is_empty() && staged.cases.is_empty() && staged.events.is_empty());
     }
 }
