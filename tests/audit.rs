@@ -377,6 +377,31 @@ async fn replay_as_of_shows_the_case_as_it_stood() {
     ])
     .await;
     assert!(!o.status.success());
+    // As of a recorded time: the time version 2 was recorded.
+    let at = read_case(&mut c, "r").await[1]
+        .recorded_at
+        .unwrap()
+        .to_string();
+    let o = cli(&[
+        "replay",
+        "--case",
+        "r",
+        "--as-of",
+        &at,
+        "--server",
+        &server.url(),
+    ])
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.starts_with(&format!("case r as of recorded time {at}: 2 events")),
+        "{t}"
+    );
+    assert!(
+        !t.contains("NoteAdded") && t.contains("promise p1: broken (never_done)"),
+        "{t}"
+    );
 }
 
 #[tokio::test]
@@ -621,4 +646,67 @@ async fn storage_corruption_is_detected_and_the_position_named() {
         "{}",
         text(&o)
     );
+}
+
+#[tokio::test]
+async fn verify_log_names_the_first_bad_position_of_a_damaged_store() {
+    use complaint_ledger::api::audit_service::AuditService;
+    use complaint_ledger::ledger::{Ledger, LedgerOptions};
+    use complaint_ledger::proto::v1::audit_server::AuditServer;
+    use std::sync::Arc;
+    // The real Audit service on a real gRPC server, over a ledger whose
+    // store is then damaged underneath it.
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), &LedgerOptions::default()).unwrap();
+    let ledger = Arc::new(ledger);
+    for case in ["d1", "d2"] {
+        let open = ev(
+            &format!("{case}-open"),
+            "2020-12-03T01:00:00+08:00",
+            "8030",
+            opened("cust-d"),
+        );
+        ledger
+            .append(append(case, vec![open]), "t".into())
+            .await
+            .unwrap();
+        let n = ev(
+            &format!("{case}-n"),
+            "2020-12-03T02:00:00+08:00",
+            "8030",
+            note("text to damage"),
+        );
+        ledger
+            .append(append(case, vec![n]), "t".into())
+            .await
+            .unwrap();
+    }
+    let log = ledger.log();
+    // Position 2 is d1's note.
+    let mut bytes = log.read(2).unwrap().unwrap();
+    let at = bytes.windows(6).position(|w| w == b"damage").unwrap();
+    bytes[at] ^= 0x20;
+    log.raw().insert(keys::log_key(2), bytes).unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AuditServer::new(AuditService::new(ledger.clone())))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let mut a = AuditClient::connect(url).await.unwrap();
+    let mut stream = a
+        .verify_log(pb::VerifyLogRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(m) = stream.message().await.unwrap() {
+        last = Some(m);
+    }
+    let last = last.unwrap();
+    assert!(last.done && !last.ok, "{last:?}");
+    assert_eq!(last.first_bad_position, 2);
+    assert!(last.problem.contains("record altered"), "{}", last.problem);
 }
