@@ -86,10 +86,7 @@ impl Ledger {
                 format!("{position} is not a position in a tree of {size} records"),
             ));
         }
-        let record = self
-            .log
-            .read(position)?
-            .ok_or_else(|| LedgerError::Storage(format!("record {position} is missing")))?;
+        let record = self.stored_record(position)?;
         let hashes =
             merkle::prove_inclusion(&merkle::StoreReader(self.log.as_ref()), size, position - 1)?;
         Ok(pb::InclusionProof {
@@ -147,10 +144,7 @@ impl Ledger {
             if pos > cp.size {
                 break;
             }
-            let record = self
-                .log
-                .read(pos)?
-                .ok_or_else(|| LedgerError::Storage(format!("record {pos} is missing")))?;
+            let record = self.stored_record(pos)?;
             let proof =
                 merkle::prove_inclusion(&merkle::StoreReader(self.log.as_ref()), cp.size, pos - 1)?;
             records.push(pb::BundleRecord {

@@ -238,12 +238,17 @@ impl Ledger {
             .log
             .case_positions(case_id, from_version, backwards, limit)?
         {
-            let bytes = self.log.read(pos)?.ok_or_else(|| {
-                LedgerError::Storage(format!("case index points at missing position {pos}"))
-            })?;
-            out.push(recorded::to_recorded(&bytes)?);
+            out.push(recorded::to_recorded(&self.stored_record(pos)?)?);
         }
         Ok(out)
+    }
+
+    /// The stored bytes of a committed position; its absence means the store
+    /// lost a record an index or the tree still names.
+    fn stored_record(&self, position: u64) -> Result<Vec<u8>, LedgerError> {
+        self.log.read(position)?.ok_or_else(|| {
+            LedgerError::Storage(format!("record {position} is missing from the store"))
+        })
     }
 
     /// Up to `limit` events of the global log from `from` (inclusive).
