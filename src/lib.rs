@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod ledger;
+pub mod policy;
 pub mod projections;
 pub mod proto;
 pub mod store;

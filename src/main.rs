@@ -3,14 +3,17 @@
 //! auditor's tools.
 
 use clap::{Parser, Subcommand};
-use complaint_ledger::cli::{audit, replay};
+use complaint_ledger::cli::{audit, rebuild, replay};
 use complaint_ledger::config::ServerConfig;
 use complaint_ledger::domain::validate::Limits;
 use complaint_ledger::ledger::LedgerOptions;
+use complaint_ledger::policy::config::PolicyConfig;
+use complaint_ledger::policy::Policy;
 use complaint_ledger::store::SledOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +84,15 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Recompute every projection from the log, with a progress bar: of a
+    /// stopped server's store (--data-dir), or inside a running server
+    /// (--server), compared with the projections it maintained.
+    Rebuild {
+        #[arg(long, conflicts_with = "server")]
+        data_dir: Option<PathBuf>,
+        #[arg(long, env = "COMPLAINT_LEDGER_SERVER")]
+        server: Option<String>,
+    },
     /// (internal) The benchmark's no-op gRPC reference server.
     #[command(hide = true)]
     BenchNoopServer,
@@ -136,6 +148,10 @@ struct ServeArgs {
     /// Largest single text field, bytes.
     #[arg(long, env = "COMPLAINT_LEDGER_MAX_TEXT_BYTES", default_value_t = Limits::default().max_text_bytes)]
     max_text_bytes: usize,
+    /// Policy file (calendars per business line, early-warning rules,
+    /// deadlines); default: the shipped config/policy.toml.
+    #[arg(long, env = "COMPLAINT_LEDGER_POLICY_FILE")]
+    policy_file: Option<PathBuf>,
     /// sled page cache, bytes.
     #[arg(long, env = "COMPLAINT_LEDGER_CACHE_BYTES", default_value_t = SledOptions::default().cache_capacity)]
     cache_bytes: u64,
@@ -180,6 +196,11 @@ async fn shutdown_signal() {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(a) => {
+            let policy = match &a.policy_file {
+                Some(p) => PolicyConfig::load(p).map_err(anyhow::Error::msg)?,
+                None => PolicyConfig::default(),
+            };
+            let policy = Arc::new(Policy::new(policy).map_err(anyhow::Error::msg)?);
             let config = ServerConfig {
                 listen: a.listen,
                 data_dir: a.data_dir,
@@ -195,6 +216,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     },
                     origin: a.origin,
                     signing_key_file: a.signing_key_file,
+                    policy,
                 },
             };
             complaint_ledger::api::server::run(config, shutdown_signal()).await
@@ -217,6 +239,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             o.json = json;
             complaint_ledger::bench::run(o).await.map(|_| ())
         }
+        Command::Rebuild { data_dir, server } => match (data_dir, server) {
+            (Some(dir), None) => rebuild::offline(&dir),
+            (None, Some(server)) => rebuild::online(&server).await,
+            _ => anyhow::bail!("say what to rebuild: --data-dir DIR (server stopped) or --server URL"),
+        },
         Command::BenchNoopServer => complaint_ledger::bench::reference::serve_noop().await,
         Command::Replay { case_id, as_of, server } => replay::run(&server, &case_id, as_of).await,
         Command::Checkpoint { out, pubkey, server } => audit::keep_checkpoint(&server, &out, pubkey.as_deref()).await,

@@ -57,6 +57,7 @@ fn sms_callback(id: &str, at: &str, promise: &str) -> pb::ProposedEvent {
             promise_id: promise.into(),
             ticket_id: "t01".into(),
             demand_ids: vec![],
+            ..Default::default()
         }),
     )
 }
@@ -89,14 +90,8 @@ fn demand(
     )
 }
 
-fn promise(
-    id: &str,
-    at: &str,
-    agent: &str,
-    contact: &str,
-    text: &str,
-    due: &str,
-) -> pb::ProposedEvent {
+/// A "1-2 working days" promise: the server computes its due time.
+fn promise(id: &str, at: &str, agent: &str, contact: &str, text: &str) -> pb::ProposedEvent {
     ev(
         &format!("{CASE}-{id}"),
         at,
@@ -106,9 +101,9 @@ fn promise(
             contact_id: contact.into(),
             agent_id: agent.into(),
             description: text.into(),
-            due_at: Some(ts(due)),
             channel: Channel::Unspecified as i32,
             working_days: 2,
+            ..Default::default()
         }),
     )
 }
@@ -147,7 +142,7 @@ fn story() -> Vec<pb::ProposedEvent> {
         },
         contact("c03", "2020-12-03T01:51:29+08:00", "8030", Channel::Hotline, 1200, Angry, &[], "自动订阅的书籍为什么不能删除; 询问何时回复, 电话还是短信; 要求电话回复"),
         demand("d01", "2020-12-03T01:51:29+08:00", "8030", "c03", "需要电话回复, 短信讲不清楚", None, None),
-        promise("p01", "2020-12-03T01:51:29+08:00", "8030", "c03", "1-2个工作日(节假日顺延)会有专员回复", "2020-12-07T23:59:59+08:00"),
+        promise("p01", "2020-12-03T01:51:29+08:00", "8030", "c03", "1-2个工作日(节假日顺延)会有专员回复"),
         ev(&format!("{CASE}-t01-submit"), "2020-12-03T02:10:00+08:00", "8030", Kind::TicketSubmitted(pb::TicketSubmitted {
             ticket_id: "t01".into(),
             contact_id: "c03".into(),
@@ -207,7 +202,7 @@ fn story() -> Vec<pb::ProposedEvent> {
         sms_callback("cb03", "2020-12-10T12:00:00+08:00", ""),
         contact("c07", "2020-12-10T22:01:51+08:00", "8030", Channel::Hotline, 1100, Angry, &[Threat::Visit], "对9号10号的短信不满意; 要求晚上5点以后打电话告知结果, 不要短信"),
         demand("d04", "2020-12-10T22:01:51+08:00", "8030", "c07", "晚上5点以后打电话告知结果, 不要短信", Some("2020-12-11T23:59:59+08:00"), Some((17 * 60, 24 * 60))),
-        promise("p02", "2020-12-10T22:01:51+08:00", "8030", "c07", "帮您反馈, 1-2个工作日回复", "2020-12-14T23:59:59+08:00"),
+        promise("p02", "2020-12-10T22:01:51+08:00", "8030", "c07", "帮您反馈, 1-2个工作日回复"),
         contact("c08", "2020-12-11T18:41:26+08:00", "8022", Channel::Hotline, 800, Angry, &[Threat::Visit], "星期二打电话, 星期五还没收到电话回复; 询问领导上班时间, 要上门"),
         contact("c09", "2020-12-11T21:25:25+08:00", "8028", Channel::Hotline, 200, Dissatisfied, &[], "询问双休日客服经理是否上班"),
         contact("c10", "2020-12-12T10:33:57+08:00", "8020", Channel::Hotline, 120, Angry, &[Threat::Visit], "用户在公司门口, 要求出来一人接待"),

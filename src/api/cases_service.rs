@@ -70,6 +70,7 @@ impl CasesApi for CasesService {
                 return Err(to_status(LedgerError::CaseNotFound(req.case_id)));
             }
             let ledger = self.ledger.clone();
+            let policy = self.ledger.policy().clone();
             let case_id = req.case_id.clone();
             let events = tokio::task::spawn_blocking(move || {
                 ledger.read_case(&case_id, 1, false, usize::MAX)
@@ -91,7 +92,12 @@ impl CasesApi for CasesService {
                     req.case_id
                 )));
             }
-            Ok(Response::new(fold(&req.case_id, &included, now)))
+            Ok(Response::new(fold(
+                &req.case_id,
+                &included,
+                now,
+                policy.as_ref(),
+            )))
         }
         .instrument(span)
         .await

@@ -1,12 +1,13 @@
-//! The gRPC surface: the `Ledger` and `Cases` services, the mapping of
-//! ledger errors to gRPC statuses, and the server that hosts them with health
-//! and reflection.
+//! The gRPC surface: the `Ledger`, `Cases`, `Policies`, `Audit` and `Ops`
+//! services, the mapping of ledger errors to gRPC statuses, and the server
+//! that hosts them with health and reflection.
 
 pub mod audit_service;
 pub mod caller;
 pub mod cases_service;
 pub mod ledger_service;
 pub mod ops_service;
+pub mod policies_service;
 pub mod server;
 pub mod status;
 pub mod streaming;

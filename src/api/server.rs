@@ -7,11 +7,12 @@ use super::audit_service::AuditService;
 use super::cases_service::CasesService;
 use super::ledger_service::LedgerService;
 use super::ops_service::OpsService;
+use super::policies_service::PoliciesService;
 use crate::config::ServerConfig;
 use crate::ledger::Ledger;
 use crate::proto::v1::{
     audit_server::AuditServer, cases_server::CasesServer, ledger_server::LedgerServer,
-    ops_server::OpsServer,
+    ops_server::OpsServer, policies_server::PoliciesServer,
 };
 use crate::proto::FILE_DESCRIPTOR_SET;
 use anyhow::Context;
@@ -113,6 +114,9 @@ async fn serve_on(
     health.set_serving::<LedgerServer<LedgerService>>().await;
     health.set_serving::<CasesServer<CasesService>>().await;
     health.set_serving::<AuditServer<AuditService>>().await;
+    health
+        .set_serving::<PoliciesServer<PoliciesService>>()
+        .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -124,6 +128,10 @@ async fn serve_on(
     // RESOURCE_EXHAUSTED naming the limit; larger ones are cut by tonic.
     let decode_cap = (config.ledger.limits.max_request_bytes * 4).max(16 * 1024 * 1024);
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let early_warning = tokio::spawn(crate::policy::early_warning::run(
+        ledger.clone(),
+        stopping.clone(),
+    ));
     let ledger_api = LedgerServer::new(LedgerService::new(ledger.clone(), stopping))
         .max_decoding_message_size(decode_cap)
         .max_encoding_message_size(decode_cap);
@@ -131,7 +139,7 @@ async fn serve_on(
         .max_encoding_message_size(64 * 1024 * 1024);
     let audit_api = AuditServer::new(AuditService::new(ledger.clone()))
         .max_encoding_message_size(256 * 1024 * 1024);
-    tracing::info!(%addr, "serving complaint_ledger.v1.Ledger, .Cases, .Audit, grpc.health.v1, reflection v1 and v1alpha");
+    tracing::info!(%addr, "serving complaint_ledger.v1.Ledger, .Cases, .Policies, .Audit, .Ops, grpc.health.v1, reflection v1 and v1alpha");
     let health_on_stop = health.clone();
     let result = tonic::transport::Server::builder()
         .add_service(health_service)
@@ -140,6 +148,10 @@ async fn serve_on(
         .add_service(ledger_api)
         .add_service(cases_api)
         .add_service(audit_api)
+        .add_service(
+            PoliciesServer::new(PoliciesService::new(ledger.clone()))
+                .max_encoding_message_size(64 * 1024 * 1024),
+        )
         .add_service(OpsServer::new(OpsService::new(ledger.clone())))
         // TCP_NODELAY: without it, Nagle's algorithm meets the client's
         // delayed ACKs and a stream's last frame waits ~40 ms.
@@ -158,6 +170,8 @@ async fn serve_on(
             },
         )
         .await;
+    // The early-warning process saw `stopping`; let it finish its append.
+    let _ = early_warning.await;
     ledger.shutdown().await;
     tracing::info!("ledger closed");
     result.context("gRPC server")

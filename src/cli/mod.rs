@@ -1,4 +1,6 @@
-//! Command-line tools that speak to a running server as a client.
+//! Command-line tools: clients of a running server, and offline tools that
+//! open a stopped server's store.
 
 pub mod audit;
+pub mod rebuild;
 pub mod replay;

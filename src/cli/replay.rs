@@ -117,6 +117,11 @@ pub fn summarize(kind: &Kind) -> String {
             e.agent_id, e.item, e.established
         ),
         Kind::ViolationAppealed(e) => format!("judgement {} appealed", e.judgement_id),
+        Kind::ExternalComplaintAnswered(e) => format!(
+            "external complaint {} answered{}",
+            e.reference_number,
+            if e.resolved { " (settled)" } else { "" }
+        ),
         Kind::AppealDecided(e) => format!(
             "appeal on {} decided (upheld: {})",
             e.judgement_id, e.upheld

@@ -28,6 +28,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "CaseResolved",
     "CaseClosed",
     "CaseReopened",
+    "ExternalComplaintAnswered",
 ];
 
 /// The stored type name of an event payload.
@@ -56,6 +57,7 @@ pub fn event_type_name(kind: &Kind) -> &'static str {
         Kind::CaseResolved(_) => "CaseResolved",
         Kind::CaseClosed(_) => "CaseClosed",
         Kind::CaseReopened(_) => "CaseReopened",
+        Kind::ExternalComplaintAnswered(_) => "ExternalComplaintAnswered",
     }
 }
 
@@ -85,5 +87,6 @@ pub fn field_name(kind: &Kind) -> &'static str {
         Kind::CaseResolved(_) => "case_resolved",
         Kind::CaseClosed(_) => "case_closed",
         Kind::CaseReopened(_) => "case_reopened",
+        Kind::ExternalComplaintAnswered(_) => "external_complaint_answered",
     }
 }

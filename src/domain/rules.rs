@@ -5,7 +5,7 @@
 
 use super::error::RuleViolation;
 use super::state::{CaseState, CaseStatus, JudgementStage, TicketStage};
-use crate::proto::v1::{case_event::Kind, CaseEvent};
+use crate::proto::v1::{self as pb, case_event::Kind, CaseEvent};
 
 /// Decides whether `event` may be appended to a case in `state`.
 pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation> {
@@ -51,7 +51,7 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
             "the case is already open; a case is opened once",
         )),
         Kind::ContactLogged(e) => unique(
-            state.contacts.contains(&e.contact_id),
+            state.contacts.contains_key(&e.contact_id),
             "contact_already_logged",
             "contact",
             &e.contact_id,
@@ -116,10 +116,17 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         Kind::CallbackCompleted(e) => {
             unique(state.callbacks.contains(&e.callback_id), "callback_already_recorded", "callback", &e.callback_id)?;
             callback_reference(state, &e.promise_id, &e.ticket_id)?;
+            known_contact(state, &e.dissatisfied_contact_id)?;
             known_demands(state, &e.demand_ids)
         }
-        Kind::DissatisfactionClassified(e) => known_contact(state, &e.contact_id),
-        Kind::SurveyDone(e) => known_contact(state, &e.contact_id),
+        Kind::DissatisfactionClassified(e) => {
+            known_contact(state, &e.contact_id)?;
+            channel_factor(state, &e.contact_id, e.factor)
+        }
+        Kind::SurveyDone(e) => {
+            known_contact(state, &e.contact_id)?;
+            channel_factor(state, &e.contact_id, e.factor)
+        }
         Kind::Escalated(e) => {
             if e.from_level != state.escalation_level as i32 {
                 return Err(RuleViolation::new(
@@ -192,10 +199,77 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
             )),
             _ => Ok(()),
         },
+        Kind::ExternalComplaintAnswered(e) => {
+            if state.external_complaints.contains(&e.reference_number) {
+                Ok(())
+            } else {
+                Err(RuleViolation::new(
+                    "external_complaint_unknown",
+                    format!(
+                        "no outside complaint with reference number {:?} was received on this case",
+                        e.reference_number
+                    ),
+                ))
+            }
+        }
         Kind::ExternalComplaintReceived(_) | Kind::NoteAdded(_) | Kind::EventCorrected(_) => {
             Ok(())
         }
     }
+}
+
+/// KF-006: the QQ channel classifies dissatisfaction with its own eight
+/// factors (a subset of the hotline's 1-13).
+pub const QQ_FACTORS: [pb::DissatisfactionFactor; 8] = [
+    pb::DissatisfactionFactor::Attitude,
+    pb::DissatisfactionFactor::Expertise,
+    pb::DissatisfactionFactor::RejectionDelay,
+    pb::DissatisfactionFactor::Other,
+    pb::DissatisfactionFactor::PolicyContent,
+    pb::DissatisfactionFactor::CallbackResult,
+    pb::DissatisfactionFactor::FeatureSettings,
+    pb::DissatisfactionFactor::UserMissetting,
+];
+
+fn channel_factor(state: &CaseState, contact: &str, factor: i32) -> Result<(), RuleViolation> {
+    let qq = state.contacts.get(contact) == Some(&(pb::Channel::Qq as i32));
+    if qq && factor != 0 && !QQ_FACTORS.iter().any(|f| *f as i32 == factor) {
+        return Err(RuleViolation::new(
+            "factor_not_used_on_qq",
+            format!(
+                "contact {contact:?} was on QQ, whose dissatisfaction factors are {}",
+                QQ_FACTORS.map(|f| f.as_str_name()).join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Rules that depend on when the event happened (`occurred_at`, nanoseconds
+/// since the epoch), checked after [`decide`].
+pub fn decide_at(
+    state: &CaseState,
+    event: &CaseEvent,
+    occurred_at: i128,
+) -> Result<(), RuleViolation> {
+    if let Some(Kind::ViolationAppealed(e)) = &event.kind {
+        if let Some(deadline) = state.appeal_deadlines.get(&e.judgement_id) {
+            if occurred_at > *deadline {
+                return Err(RuleViolation::new(
+                    "appeal_window_closed",
+                    format!(
+                        "judgement {:?} could be appealed until {} (2 working days after notice)",
+                        e.judgement_id,
+                        crate::time::format_local(
+                            &crate::time::nanos_ts(*deadline),
+                            crate::time::DEFAULT_UTC_OFFSET_MINUTES
+                        )
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unknown_ticket(id: &str) -> RuleViolation {
@@ -213,7 +287,7 @@ fn unknown_judgement(id: &str) -> RuleViolation {
 }
 
 fn known_contact(state: &CaseState, id: &str) -> Result<(), RuleViolation> {
-    if id.is_empty() || state.contacts.contains(id) {
+    if id.is_empty() || state.contacts.contains_key(id) {
         Ok(())
     } else {
         Err(RuleViolation::new(

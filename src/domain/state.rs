@@ -48,7 +48,8 @@ pub struct CaseState {
     pub customer_id: String,
     pub business_line: String,
     pub escalation_level: EscalationLevel,
-    pub contacts: HashSet<String>,
+    /// Contacts logged, with their channel (KF-006 factors depend on it).
+    pub contacts: HashMap<String, i32>,
     /// Agents with at least one contact, and their contact counts.
     pub agents: HashMap<String, u32>,
     pub demands: HashSet<String>,
@@ -58,6 +59,10 @@ pub struct CaseState {
     pub callbacks: HashSet<String>,
     pub warnings: HashSet<String>,
     pub judgements: HashMap<String, JudgementStage>,
+    /// Appeal deadlines of judgements (nanoseconds), as stamped by the server.
+    pub appeal_deadlines: HashMap<String, i128>,
+    /// Reference numbers of outside complaints received.
+    pub external_complaints: HashSet<String>,
 }
 
 impl CaseState {
@@ -100,7 +105,7 @@ impl CaseState {
                 self.escalation_level = EscalationLevel::Agent;
             }
             Kind::ContactLogged(e) => {
-                self.contacts.insert(e.contact_id.clone());
+                self.contacts.insert(e.contact_id.clone(), e.channel);
                 if !e.agent_id.is_empty() {
                     *self.agents.entry(e.agent_id.clone()).or_default() += 1;
                 }
@@ -145,6 +150,10 @@ impl CaseState {
                 self.warnings.insert(e.warning_id.clone());
             }
             Kind::ViolationJudged(e) => {
+                if let Some(d) = &e.appeal_deadline {
+                    self.appeal_deadlines
+                        .insert(e.judgement_id.clone(), crate::time::ts_nanos(d));
+                }
                 self.judgements.insert(
                     e.judgement_id.clone(),
                     JudgementStage::Judged {
@@ -163,9 +172,12 @@ impl CaseState {
             Kind::CaseResolved(_) => self.status = CaseStatus::Resolved,
             Kind::CaseClosed(_) => self.status = CaseStatus::Closed,
             Kind::CaseReopened(_) => self.status = CaseStatus::Open,
+            Kind::ExternalComplaintReceived(e) => {
+                self.external_complaints.insert(e.reference_number.clone());
+            }
             Kind::DissatisfactionClassified(_)
             | Kind::SurveyDone(_)
-            | Kind::ExternalComplaintReceived(_)
+            | Kind::ExternalComplaintAnswered(_)
             | Kind::NoteAdded(_)
             | Kind::EventCorrected(_) => {}
         }

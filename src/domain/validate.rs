@@ -10,6 +10,9 @@ use crate::proto::v1::{self as pb, case_event::Kind};
 use prost::Message;
 use std::collections::HashSet;
 
+/// The longest "within N working days" a promise may state.
+pub const MAX_WORKING_DAYS: u32 = 60;
+
 /// Size limits of one append. Each is configurable; exceeding one is
 /// `RESOURCE_EXHAUSTED` naming the limit.
 #[derive(Debug, Clone, Copy)]
@@ -107,6 +110,13 @@ impl Check<'_> {
                 self.fail(path, "is not a valid timestamp between years 1900 and 9999")
             }
             Some(_) => {}
+        }
+    }
+
+    /// A field only the server sets.
+    fn server_stamped(&mut self, path: &str, empty: bool) {
+        if !empty {
+            self.fail(path, "is set by the server; leave it empty");
         }
     }
 
@@ -281,7 +291,23 @@ fn check_event(c: &mut Check<'_>, path: &str, ev: &pb::CaseEvent, top_level: boo
             c.opt_id(&f("contact_id"), &e.contact_id);
             c.opt_id(&f("agent_id"), &e.agent_id);
             c.text(&f("description"), &e.description, true);
-            c.timestamp(&f("due_at"), e.due_at.as_ref(), true);
+            if e.working_days > 0 {
+                if e.due_at.is_some() {
+                    c.fail(
+                        f("due_at"),
+                        "is computed by the server from working_days and the business line's calendar; leave it empty or set working_days to 0",
+                    );
+                }
+                if e.working_days > MAX_WORKING_DAYS {
+                    c.fail(
+                        f("working_days"),
+                        format!("{} is more than {MAX_WORKING_DAYS}", e.working_days),
+                    );
+                }
+            } else {
+                c.timestamp(&f("due_at"), e.due_at.as_ref(), true);
+            }
+            c.server_stamped(&f("due_calendar"), e.due_calendar.is_empty());
             c.enum_value::<pb::Channel>(&f("channel"), e.channel, false);
         }
         Kind::TicketSubmitted(e) => {
@@ -336,6 +362,7 @@ fn check_event(c: &mut Check<'_>, path: &str, ev: &pb::CaseEvent, top_level: boo
                 false,
             );
             c.ids(&f("demand_ids"), &e.demand_ids);
+            c.opt_id(&f("dissatisfied_contact_id"), &e.dissatisfied_contact_id);
             if e.promise_id.is_empty() && e.ticket_id.is_empty() {
                 c.fail(p, "a callback answers a promise or delivers a ticket result: set promise_id or ticket_id");
             }
@@ -371,6 +398,12 @@ fn check_event(c: &mut Check<'_>, path: &str, ev: &pb::CaseEvent, top_level: boo
             }
             c.text(&f("summary"), &e.summary, false);
             c.timestamp(&f("respond_by"), e.respond_by.as_ref(), false);
+            c.timestamp(&f("resolve_by"), e.resolve_by.as_ref(), false);
+            c.server_stamped(&f("deadline_calendar"), e.deadline_calendar.is_empty());
+        }
+        Kind::ExternalComplaintAnswered(e) => {
+            c.text(&f("reference_number"), &e.reference_number, true);
+            c.text(&f("answer"), &e.answer, true);
         }
         Kind::ViolationJudged(e) => {
             c.id(&f("judgement_id"), &e.judgement_id);
@@ -383,6 +416,9 @@ fn check_event(c: &mut Check<'_>, path: &str, ev: &pb::CaseEvent, top_level: boo
             }
             check_elements(c, &f("elements"), e.elements.as_ref(), &e.agent_id);
             c.timestamp(&f("notified_at"), e.notified_at.as_ref(), false);
+            c.server_stamped(&f("contact_deadline"), e.contact_deadline.is_none());
+            c.server_stamped(&f("appeal_deadline"), e.appeal_deadline.is_none());
+            c.server_stamped(&f("deadline_calendar"), e.deadline_calendar.is_empty());
         }
         Kind::ViolationAppealed(e) => {
             c.id(&f("judgement_id"), &e.judgement_id);

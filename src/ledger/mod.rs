@@ -19,13 +19,16 @@ use crate::audit::checkpoint::CheckpointSigner;
 use crate::audit::verify::verify_store_with;
 use crate::domain::validate::{validate_append, Limits};
 use crate::domain::CaseState;
+use crate::policy::Policy;
+use crate::projections::board::Board;
+use crate::projections::fact::Fact;
 use crate::projections::summary::{summarize, CaseIndex};
 use crate::proto::v1::{self as pb, CaseEvent};
 use crate::store::{EventLog, SledLog, SledOptions};
 use prost::Message;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 use writer::{Command, Writer};
 
@@ -52,6 +55,8 @@ pub struct Ledger {
     signer: CheckpointSigner,
     checkpoint_cache: Mutex<Option<SignedCheckpoint>>,
     stats: Arc<WriterStats>,
+    policy: Arc<Policy>,
+    board: Arc<RwLock<Board>>,
 }
 
 /// How to open a ledger.
@@ -63,6 +68,8 @@ pub struct LedgerOptions {
     pub origin: String,
     /// Signed-note private key file; default: generated in the data directory.
     pub signing_key_file: Option<std::path::PathBuf>,
+    /// Calendars, deadlines and early-warning rules.
+    pub policy: Arc<Policy>,
 }
 
 impl Default for LedgerOptions {
@@ -72,6 +79,7 @@ impl Default for LedgerOptions {
             limits: Limits::default(),
             origin: crate::audit::checkpoint::DEFAULT_ORIGIN.to_string(),
             signing_key_file: None,
+            policy: Arc::new(Policy::default()),
         }
     }
 }
@@ -93,6 +101,7 @@ impl Ledger {
                 .map_err(|e| LedgerError::Storage(e.to_string()))?;
         let mut cases: HashMap<String, CaseState> = HashMap::new();
         let mut last_recorded_at = i128::MIN;
+        let mut board = Board::default();
         let report = verify_store_with(
             log.as_ref(),
             |_, _| {},
@@ -102,6 +111,15 @@ impl Ledger {
                 })?;
                 let recorded = rec.recorded_at.as_ref().map(crate::time::ts_nanos).unwrap_or(0);
                 last_recorded_at = last_recorded_at.max(recorded);
+                board.apply(&Fact {
+                    position: rec.position,
+                    case_id: &rec.case_id,
+                    event_id: &rec.event_id,
+                    occurred_at: rec.occurred_at,
+                    recorded_at: recorded,
+                    correlation_id: &rec.correlation_id,
+                    event: &event,
+                });
                 cases
                     .entry(rec.case_id)
                     .or_default()
@@ -126,7 +144,10 @@ impl Ledger {
         let (head_tx, head_rx) = watch::channel(head);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
+        let board = Arc::new(RwLock::new(board));
         let writer = Writer {
+            board: board.clone(),
+            policy: opts.policy.clone(),
             stats: stats.clone(),
             log: log.clone(),
             cases,
@@ -151,9 +172,26 @@ impl Ledger {
                 signer,
                 checkpoint_cache: Mutex::new(None),
                 stats,
+                policy: opts.policy.clone(),
+                board,
             },
             report,
         ))
+    }
+
+    /// The policy this ledger computes deadlines with.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// The cross-case policy projections, as of the last commit.
+    pub fn board(&self) -> &RwLock<Board> {
+        &self.board
+    }
+
+    /// Replaces the policy board (after a rebuild).
+    pub fn replace_board(&self, board: Board) {
+        *self.board.write().expect("board lock") = board;
     }
 
     /// The writer's counters.

@@ -13,15 +13,18 @@ use super::error::LedgerError;
 use super::AppendOutcome;
 use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
 use crate::audit::record_hash;
-use crate::domain::rules::decide;
+use crate::domain::rules::{decide, decide_at};
 use crate::domain::{event_type_name, CaseState, RuleViolation};
+use crate::policy::Policy;
+use crate::projections::board::Board;
+use crate::projections::fact::Fact;
 use crate::projections::summary::{summarize, CaseIndex};
 use crate::proto::v1::{self as pb, case_event::Kind, expected_version};
 use crate::store::{EventLog, NewRecord};
 use prost::Message;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Schema version of records written by this build.
@@ -68,6 +71,8 @@ pub(crate) struct Writer<L: EventLog> {
     pub log: Arc<L>,
     pub cases: HashMap<String, CaseState>,
     pub index: Arc<CaseIndex>,
+    pub board: Arc<RwLock<Board>>,
+    pub policy: Arc<Policy>,
     pub head: u64,
     pub head_tx: watch::Sender<u64>,
     pub last_recorded_at: i128,
@@ -84,6 +89,19 @@ struct Staged {
     cases: HashMap<String, CaseState>,
     events: HashMap<String, KnownEvent>,
     replies: Vec<(Reply, AppendOutcome)>,
+    /// The accepted events, for the policy board once they are durable.
+    facts: Vec<OwnedFact>,
+}
+
+/// An accepted event as the board needs it.
+struct OwnedFact {
+    position: u64,
+    case_id: String,
+    event_id: String,
+    occurred_at: Option<prost_types::Timestamp>,
+    recorded_at: i128,
+    correlation_id: String,
+    event: pb::CaseEvent,
 }
 
 impl<L: EventLog> Writer<L> {
@@ -149,6 +167,7 @@ impl<L: EventLog> Writer<L> {
             cases,
             replies,
             tree_list,
+            facts,
             ..
         } = staged;
         if !records.is_empty() {
@@ -176,6 +195,20 @@ impl<L: EventLog> Writer<L> {
             for (case_id, state) in cases {
                 self.index.upsert(summarize(&case_id, &state));
                 self.cases.insert(case_id, state);
+            }
+            {
+                let mut board = self.board.write().expect("board lock");
+                for f in &facts {
+                    board.apply(&Fact {
+                        position: f.position,
+                        case_id: &f.case_id,
+                        event_id: &f.event_id,
+                        occurred_at: f.occurred_at,
+                        recorded_at: f.recorded_at,
+                        correlation_id: &f.correlation_id,
+                        event: &f.event,
+                    });
+                }
             }
             self.head_tx.send_replace(self.head);
         }
@@ -221,9 +254,10 @@ impl<L: EventLog> Writer<L> {
     fn stage(
         &mut self,
         staged: &mut Staged,
-        req: pb::AppendRequest,
+        mut req: pb::AppendRequest,
         actor: &str,
     ) -> Result<AppendOutcome, LedgerError> {
+        self.stamp_deadlines(staged, &mut req)?;
         let payloads: Vec<Vec<u8>> = req
             .events
             .iter()
@@ -310,9 +344,19 @@ impl<L: EventLog> Writer<L> {
         let first_position = next_position;
         let mut new_records = Vec::with_capacity(req.events.len());
         let mut new_events = Vec::with_capacity(req.events.len());
+        let mut staged_facts = Vec::with_capacity(req.events.len());
         for (i, (e, payload)) in req.events.into_iter().zip(payloads).enumerate() {
             let event = e.event.unwrap_or_default();
             decide(&state, &event).map_err(|violation| LedgerError::Rule {
+                index: i,
+                violation,
+            })?;
+            let occurred = e
+                .occurred_at
+                .as_ref()
+                .map(crate::time::ts_nanos)
+                .unwrap_or(0);
+            decide_at(&state, &event, occurred).map_err(|violation| LedgerError::Rule {
                 index: i,
                 violation,
             })?;
@@ -335,7 +379,7 @@ impl<L: EventLog> Writer<L> {
                 recorded_at: Some(recorded_at),
                 actor: actor.to_string(),
                 acted_for_agent: e.acted_for_agent,
-                correlation_id: e.correlation_id,
+                correlation_id: e.correlation_id.clone(),
                 causation_id: e.causation_id,
                 payload,
                 prev_hash: state.last_hash.to_vec(),
@@ -343,6 +387,15 @@ impl<L: EventLog> Writer<L> {
             let bytes = record.encode_to_vec();
             let hash = record_hash(&bytes);
             state.evolve(&event);
+            staged_facts.push(OwnedFact {
+                position: next_position,
+                case_id: req.case_id.clone(),
+                event_id: e.event_id.clone(),
+                occurred_at: e.occurred_at,
+                recorded_at: now,
+                correlation_id: e.correlation_id,
+                event,
+            });
             state.version += 1;
             state.last_hash = hash;
             state.last_position = next_position;
@@ -400,8 +453,79 @@ impl<L: EventLog> Writer<L> {
         };
         staged.records.extend(new_records);
         staged.events.extend(new_events);
+        staged.facts.extend(staged_facts);
         staged.cases.insert(req.case_id, state);
         Ok(outcome)
+    }
+
+    /// Computes and stamps the deadlines of the request's events from the
+    /// case's business-line calendar (see `policy::deadlines`). A
+    /// correction's replacement is stamped as of the corrected event's time.
+    fn stamp_deadlines(
+        &self,
+        staged: &Staged,
+        req: &mut pb::AppendRequest,
+    ) -> Result<(), LedgerError> {
+        let needs = |k: &Option<Kind>| {
+            matches!(
+                k,
+                Some(Kind::PromiseMade(_))
+                    | Some(Kind::ExternalComplaintReceived(_))
+                    | Some(Kind::ViolationJudged(_))
+                    | Some(Kind::EventCorrected(_))
+            )
+        };
+        if !req
+            .events
+            .iter()
+            .any(|e| e.event.as_ref().is_some_and(|x| needs(&x.kind)))
+        {
+            return Ok(());
+        }
+        let mut business_line = staged
+            .cases
+            .get(&req.case_id)
+            .or_else(|| self.cases.get(&req.case_id))
+            .map(|s| s.business_line.clone())
+            .unwrap_or_default();
+        let mut times: HashMap<String, i128> = HashMap::new();
+        for (i, e) in req.events.iter_mut().enumerate() {
+            let occurred = e
+                .occurred_at
+                .as_ref()
+                .map(crate::time::ts_nanos)
+                .unwrap_or(0);
+            times.insert(e.event_id.clone(), occurred);
+            let Some(event) = e.event.as_mut() else {
+                continue;
+            };
+            let result = match event.kind.as_mut() {
+                Some(Kind::CaseOpened(o)) => {
+                    business_line = o.business_line.clone();
+                    Ok(())
+                }
+                Some(Kind::EventCorrected(c)) => {
+                    let at = match times.get(&c.corrected_event_id) {
+                        Some(t) => *t,
+                        None => self
+                            .known_event(staged, &c.corrected_event_id)?
+                            .and_then(|k| k.occurred_at)
+                            .map(|t| crate::time::ts_nanos(&t))
+                            .unwrap_or(occurred),
+                    };
+                    match c.replacement.as_deref_mut() {
+                        Some(r) => self.policy.stamp_deadlines(r, at, &business_line),
+                        None => Ok(()),
+                    }
+                }
+                _ => self.policy.stamp_deadlines(event, occurred, &business_line),
+            };
+            result.map_err(|violation| LedgerError::Rule {
+                index: i,
+                violation,
+            })?;
+        }
+        Ok(())
     }
 
     /// A correction names an earlier event of the same case, and its
@@ -525,6 +649,8 @@ mod tests {
             log: Arc::new(UnreadableTree),
             cases: HashMap::from([("c".to_string(), opened)]),
             index: Arc::default(),
+            board: Arc::default(),
+            policy: Arc::default(),
             head: 2,
             head_tx,
             last_recorded_at: 0,

@@ -9,7 +9,9 @@
 use super::promises::{judge_demand, judge_promise, Delivery, DemandTerms};
 use super::summary::status_of;
 use crate::domain::CaseState;
+use crate::policy::Policy;
 use crate::proto::v1::{self as pb, case_event::Kind, RecordedEvent};
+use crate::time::{nanos_ts, ts_nanos};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What to fold up to.
@@ -57,7 +59,8 @@ fn counts(map: BTreeMap<String, u32>) -> Vec<pb::CountByKey> {
 
 /// Folds a case's events (in version order) into its view. `now` is the time
 /// promises and demands are judged at, in nanoseconds since the epoch.
-pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128) -> pb::CaseView {
+/// `policy` gives the case's calendar, for working times.
+pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy) -> pb::CaseView {
     let mut corrections: HashMap<&str, Vec<pb::CorrectionView>> = HashMap::new();
     for e in events {
         if let Some(Kind::EventCorrected(c)) = e.event.as_ref().and_then(|x| x.kind.as_ref()) {
@@ -87,6 +90,7 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128) -> pb::CaseView 
     let mut deliveries = Vec::new();
     let mut demand_terms = Vec::new();
     let mut offset = crate::time::DEFAULT_UTC_OFFSET_MINUTES;
+    let mut heard: HashSet<String> = HashSet::new();
 
     for e in events {
         let Some(event) = &e.event else { continue };
@@ -248,7 +252,31 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128) -> pb::CaseView 
                 at,
                 warning: Some(w.clone()),
             }),
-            Kind::ExternalComplaintReceived(x) => v.external_complaints.push(x.clone()),
+            Kind::ExternalComplaintReceived(x) => {
+                v.external_complaints.push(x.clone());
+                v.external_complaint_deadlines
+                    .push(pb::ExternalComplaintView {
+                        event_id: e.event_id.clone(),
+                        received_at: at,
+                        complaint: Some(x.clone()),
+                        ..Default::default()
+                    });
+            }
+            Kind::ExternalComplaintAnswered(a) => {
+                if let Some(x) = v.external_complaint_deadlines.iter_mut().find(|x| {
+                    x.complaint
+                        .as_ref()
+                        .is_some_and(|c| c.reference_number == a.reference_number)
+                }) {
+                    if x.answered_at.is_none() {
+                        x.answered_at = at;
+                        x.answered_by_event_id = e.event_id.clone();
+                    }
+                    if a.resolved && x.resolved_at.is_none() {
+                        x.resolved_at = at;
+                    }
+                }
+            }
             Kind::ViolationJudged(j) => v.judgements.push(pb::JudgementView {
                 event_id: e.event_id.clone(),
                 judgement: Some(j.clone()),
@@ -261,6 +289,10 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128) -> pb::CaseView 
                         .is_some_and(|x| x.judgement_id == a.judgement_id)
                 }) {
                     j.appealed = true;
+                    let deadline = j.judgement.as_ref().and_then(|x| x.contact_deadline);
+                    if deadline.is_none_or(|d| at.is_some_and(|a| ts_nanos(&a) <= ts_nanos(&d))) {
+                        heard.insert(a.judgement_id.clone());
+                    }
                 }
             }
             Kind::AppealDecided(a) => {
@@ -300,13 +332,49 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128) -> pb::CaseView 
     for d in &mut v.demands {
         judge_demand(d, &deliveries, offset, now);
     }
+    for j in &mut v.judgements {
+        let Some(x) = &j.judgement else { continue };
+        j.appeal_window_open = !j.appealed
+            && x.appeal_deadline
+                .as_ref()
+                .is_some_and(|d| now <= ts_nanos(d));
+        j.judged_without_agent = !heard.contains(&x.judgement_id)
+            && x.contact_deadline
+                .as_ref()
+                .is_some_and(|d| now > ts_nanos(d));
+    }
+    for x in &mut v.external_complaint_deadlines {
+        let c = x.complaint.clone().unwrap_or_default();
+        x.respond_state = deadline_state(c.respond_by.as_ref(), x.answered_at.as_ref(), now) as i32;
+        x.resolve_state = deadline_state(c.resolve_by.as_ref(), x.resolved_at.as_ref(), now) as i32;
+    }
+    let calendar = policy.calendar_for(&v.business_line);
+    v.timely_duties = super::timely::duty_clocks(events, now, calendar);
+    v.calendar = calendar.stamp();
     v.status = status_of(state.status) as i32;
     v.escalation_level = state.escalation_level as i32;
     v.contacts_by_channel = counts(by_channel);
     v.contacts_by_agent = counts(by_agent);
     v.tickets = tickets;
-    v.evaluated_at = Some(crate::time::nanos_ts(now));
+    v.evaluated_at = Some(nanos_ts(now));
     v
+}
+
+/// Where a deadline stands at `now`, given when the duty was done.
+pub fn deadline_state(
+    due: Option<&prost_types::Timestamp>,
+    done: Option<&prost_types::Timestamp>,
+    now: i128,
+) -> pb::DeadlineState {
+    let Some(due) = due.map(ts_nanos) else {
+        return pb::DeadlineState::Unspecified;
+    };
+    match done.map(ts_nanos) {
+        Some(d) if d <= due => pb::DeadlineState::Met,
+        Some(_) => pb::DeadlineState::Missed,
+        None if now > due => pb::DeadlineState::Overdue,
+        None => pb::DeadlineState::Pending,
+    }
 }
 
 fn step(e: &RecordedEvent, event_type: &str, detail: &str, fields: &[String]) -> pb::TicketStep {

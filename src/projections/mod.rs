@@ -6,8 +6,20 @@
 //! - [`case_view`]: the full picture of one case, folded from its events on
 //!   request, so it is exact as of any version or recorded time.
 //! - [`promises`]: whether promises and demands were kept, and why not.
+//! - [`timely`]: the six timely duties (六及时) of a case as clocks.
+//! - [`board`]: the cross-case policy projections (promises, warnings,
+//!   KF-006 queues, scorecards, customer histories), fed by [`fact`]s, and
+//!   queried through [`listings`], [`kf006`] and [`scorecard`].
+//! - [`rebuild`]: all of it folded afresh from the log.
 
+pub mod board;
 pub mod case_view;
+pub mod fact;
+pub mod kf006;
+pub mod listings;
+pub mod promise_book;
 pub mod promises;
 pub mod rebuild;
+pub mod scorecard;
 pub mod summary;
+pub mod timely;

@@ -14,7 +14,7 @@ use crate::proto::v1::{self as pb, BreachReason, Channel, DemandState, PromiseSt
 use crate::time::{local_minute_of_day, ts_nanos};
 
 /// A reached delivery to the customer (a completed callback).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub event_id: String,
     pub at: prost_types::Timestamp,
@@ -24,7 +24,7 @@ pub struct Delivery {
 }
 
 /// A demand with the time it was made, for judging deliveries after it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DemandTerms {
     pub made_at: prost_types::Timestamp,
     pub demand: pb::DemandRecorded,

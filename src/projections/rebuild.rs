@@ -1,8 +1,12 @@
-//! Rebuilding the projections from the log alone: every case's state and the
-//! case index, folded from the stored records in position order. The server
-//! does this (with full verification) at every start; `rebuild` exposes it
-//! on its own so its speed can be measured and its result compared.
+//! Rebuilding the projections from the log alone: every case's state, the
+//! case index and the policy board, folded from the stored records in
+//! position order. The server does this (with full verification) at every
+//! start; `complaint-ledger rebuild` runs it on its own with a progress bar,
+//! and `Ops.RebuildProjections` runs it inside a live server and compares the
+//! result with the projections the server maintained incrementally.
 
+use super::board::Board;
+use super::fact::Fact;
 use super::summary::{summarize, CaseIndex};
 use crate::audit::record_hash;
 use crate::domain::CaseState;
@@ -11,26 +15,31 @@ use crate::store::{EventLog, StoreError};
 use prost::Message;
 use std::collections::HashMap;
 
-/// Case states and the case index, as folded from the log.
+/// Case states, the case index and the policy board, as folded from the log.
 pub struct Rebuilt {
     pub cases: HashMap<String, CaseState>,
     pub index: CaseIndex,
+    pub board: Board,
     pub records: u64,
 }
 
-/// Folds the whole log; `progress(done, total)` is called as it goes.
-pub fn rebuild(
+/// Folds records `from..=to` of the log into `cases` and `board`, calling
+/// `progress(done)` after each chunk. Returns the records folded.
+pub fn fold_range(
     log: &dyn EventLog,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<Rebuilt, StoreError> {
-    let total = log.head()?;
-    let mut cases: HashMap<String, CaseState> = HashMap::new();
-    let mut from = 1;
+    from: u64,
+    to: u64,
+    cases: &mut HashMap<String, CaseState>,
+    board: &mut Board,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, StoreError> {
+    let mut next = from;
     let mut records = 0;
-    loop {
-        let chunk = log.read_range(from, 8192)?;
+    while next <= to {
+        let want = (to - next + 1).min(8192) as usize;
+        let chunk = log.read_range(next, want)?;
         let Some((last, _)) = chunk.last() else { break };
-        from = last + 1;
+        next = last + 1;
         for (pos, bytes) in &chunk {
             let rec = StoredRecord::decode(bytes.as_slice())
                 .map_err(|e| StoreError::Corrupt(format!("record {pos} does not decode: {e}")))?;
@@ -41,6 +50,15 @@ pub fn rebuild(
                 .as_ref()
                 .map(crate::time::ts_nanos)
                 .unwrap_or(0);
+            board.apply(&Fact {
+                position: *pos,
+                case_id: &rec.case_id,
+                event_id: &rec.event_id,
+                occurred_at: rec.occurred_at,
+                recorded_at: recorded,
+                correlation_id: &rec.correlation_id,
+                event: &event,
+            });
             cases.entry(rec.case_id).or_default().apply_stored(
                 &event,
                 rec.case_version,
@@ -50,8 +68,22 @@ pub fn rebuild(
             );
             records += 1;
         }
-        progress(records, total);
+        progress(records);
     }
+    Ok(records)
+}
+
+/// Folds the whole log; `progress(done, total)` is called as it goes.
+pub fn rebuild(
+    log: &dyn EventLog,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Rebuilt, StoreError> {
+    let total = log.head()?;
+    let mut cases = HashMap::new();
+    let mut board = Board::default();
+    let records = fold_range(log, 1, total, &mut cases, &mut board, |done| {
+        progress(done, total)
+    })?;
     let index = CaseIndex::default();
     for (id, s) in &cases {
         index.upsert(summarize(id, s));
@@ -59,6 +91,7 @@ pub fn rebuild(
     Ok(Rebuilt {
         cases,
         index,
+        board,
         records,
     })
 }

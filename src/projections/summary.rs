@@ -56,9 +56,32 @@ pub fn summarize(case_id: &str, s: &CaseState) -> SummaryEntry {
 }
 
 impl CaseIndex {
+    /// SHA-256 of every row in case-id order (agents sorted): equal indexes,
+    /// equal digests.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let rows = self.rows.read().expect("case index lock");
+        let mut h = Sha256::new();
+        for (id, e) in rows.iter() {
+            let mut agents: Vec<_> = e.agents.iter().collect();
+            agents.sort();
+            h.update(format!("{id}\n{:?}\n{agents:?}\n", e.summary).as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+
     pub fn upsert(&self, entry: SummaryEntry) {
         let mut rows = self.rows.write().expect("case index lock");
         rows.insert(entry.summary.case_id.clone(), entry);
+    }
+
+    /// A case's current version.
+    pub fn version(&self, case_id: &str) -> Option<u64> {
+        self.rows
+            .read()
+            .expect("case index lock")
+            .get(case_id)
+            .map(|e| e.summary.version)
     }
 
     pub fn contains(&self, case_id: &str) -> bool {

@@ -4,37 +4,67 @@
 
 use complaint_ledger::api::server::{start, RunningServer};
 use complaint_ledger::config::ServerConfig;
+use complaint_ledger::policy::config::PolicyConfig;
+use complaint_ledger::policy::Policy;
+use complaint_ledger::proto::v1::policies_client::PoliciesClient;
 use complaint_ledger::proto::v1::{
     self as pb, case_event::Kind, cases_client::CasesClient, ledger_client::LedgerClient,
 };
+use std::sync::Arc;
 use tonic::transport::Channel;
 
 pub struct TestServer {
     pub server: Option<RunningServer>,
     pub dir: tempfile::TempDir,
+    early_warning: bool,
+}
+
+/// The test configuration. Tests of the core ledger assert the exact
+/// versions of the cases they write; the early-warning process would
+/// interleave its WarningRaised events into those cases, so it runs only in
+/// the tests that ask for it (`start_with_policy`), as it does in production.
+pub fn config(dir: &std::path::Path, early_warning: bool) -> ServerConfig {
+    let mut c = ServerConfig::ephemeral(dir);
+    let mut p = PolicyConfig::default();
+    p.early_warning.enabled = early_warning;
+    p.early_warning.tick_seconds = 1;
+    c.ledger.policy = Arc::new(Policy::new(p).expect("policy"));
+    c
 }
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server running the early-warning process (checking due promises
+    /// every second).
+    pub async fn start_with_policy() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server = start(ServerConfig::ephemeral(dir.path()))
+        let server = start(config(dir.path(), true))
             .await
             .expect("server starts");
         Self {
             server: Some(server),
             dir,
+            early_warning: true,
         }
     }
 
-    pub async fn start_with(config: impl FnOnce(&mut ServerConfig)) -> Self {
+    pub async fn start_with(f: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut c = ServerConfig::ephemeral(dir.path());
-        config(&mut c);
+        let mut c = config(dir.path(), false);
+        f(&mut c);
         let server = start(c).await.expect("server starts");
         Self {
             server: Some(server),
             dir,
+            early_warning: false,
         }
+    }
+
+    pub async fn policies(&self) -> PoliciesClient<Channel> {
+        PoliciesClient::connect(self.url()).await.expect("connect")
     }
 
     pub fn url(&self) -> String {
@@ -57,7 +87,7 @@ impl TestServer {
             .stop()
             .await
             .expect("clean stop");
-        let server = start(ServerConfig::ephemeral(self.dir.path()))
+        let server = start(config(self.dir.path(), self.early_warning))
             .await
             .expect("restart");
         self.server = Some(server);

@@ -1,0 +1,390 @@
+//! The early-warning rules (预警机制) as a pure fold over committed events.
+//!
+//! Feeding events in log order yields the warnings the policy's rules raise
+//! ([`Hit`]); [`WarningRules::due`] yields those that time alone raises (a
+//! promise due and never answered). Every hit has a deterministic id derived
+//! from its rule and the event that triggered it, and is appended with that
+//! id as its event id, so the ledger's idempotent append (a durable event-id
+//! index) makes raising it twice impossible — across restarts and even if two
+//! processes ran at once.
+
+use super::config::{Trigger, WarningRule};
+use crate::projections::fact::Fact;
+use crate::projections::promise_book::CasePromises;
+use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+/// A warning a rule raised, ready to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub case_id: String,
+    /// Deterministic: the event id and the warning id.
+    pub event_id: String,
+    pub occurred_at: i128,
+    pub causation_id: String,
+    pub correlation_id: String,
+    pub warning: pb::WarningRaised,
+}
+
+/// The event id of the warning `rule` raises for `trigger` (an event id, or
+/// a promise's event id for promise rules).
+pub fn warning_event_id(rule: &str, trigger: &str) -> String {
+    let h = Sha256::digest(format!("{rule}\n{trigger}").as_bytes());
+    format!("warning-{}", &hex::encode(h)[..32])
+}
+
+#[derive(Default)]
+struct CaseTrack {
+    customer: String,
+    offset: i32,
+    refusals: u32,
+    rejections: HashMap<String, u32>,
+    promises: CasePromises,
+    /// Promise event ids already judged broken (or warned about).
+    broken: BTreeSet<String>,
+}
+
+/// The rule state, folded from the log.
+pub struct WarningRules {
+    rules: Vec<WarningRule>,
+    cases: HashMap<String, CaseTrack>,
+    /// Inbound contact start times per customer, oldest first.
+    contacts: HashMap<String, VecDeque<i128>>,
+    /// Open promises by due time: (due, case, promise event id).
+    due: BTreeSet<(i128, String, String)>,
+    /// Warning event ids already in the log.
+    raised: BTreeSet<String>,
+}
+
+impl WarningRules {
+    pub fn new(rules: Vec<WarningRule>) -> Self {
+        Self {
+            rules,
+            cases: HashMap::new(),
+            contacts: HashMap::new(),
+            due: BTreeSet::new(),
+            raised: BTreeSet::new(),
+        }
+    }
+
+    /// Whether a warning with this event id is already in the log.
+    pub fn is_raised(&self, event_id: &str) -> bool {
+        self.raised.contains(event_id)
+    }
+
+    fn hit(rule: &WarningRule, f: &Fact<'_>, trigger: &str, at: i128, reason: String) -> Hit {
+        let event_id = warning_event_id(&rule.name, trigger);
+        Hit {
+            case_id: f.case_id.to_string(),
+            event_id: event_id.clone(),
+            occurred_at: at,
+            causation_id: f.event_id.to_string(),
+            correlation_id: f.correlation_id.to_string(),
+            warning: pb::WarningRaised {
+                warning_id: event_id,
+                rule: rule.name.clone(),
+                reason,
+                required_level: rule.required_level.escalation() as i32,
+                triggering_event_id: f.event_id.to_string(),
+            },
+        }
+    }
+
+    /// Folds one committed event; returns the warnings it raises.
+    pub fn apply(&mut self, f: &Fact<'_>) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        let Some(kind) = f.event.kind.as_ref() else {
+            return hits;
+        };
+        let at = f.at();
+        let track = self.cases.entry(f.case_id.to_string()).or_default();
+        match kind {
+            Kind::CaseOpened(o) => {
+                track.customer = if o.customer_id.is_empty() {
+                    format!("case:{}", f.case_id)
+                } else {
+                    o.customer_id.clone()
+                };
+                track.offset = o.utc_offset_minutes;
+            }
+            Kind::WarningRaised(_) => {
+                self.raised.insert(f.event_id.to_string());
+            }
+            _ => {}
+        }
+        let track = self.cases.get_mut(f.case_id).expect("inserted above");
+        if matches!(
+            kind,
+            Kind::PromiseMade(_)
+                | Kind::DemandRecorded(_)
+                | Kind::CallbackCompleted(_)
+                | Kind::EventCorrected(_)
+        ) {
+            track.promises.apply(f);
+        }
+        let customer = track.customer.clone();
+        let offset = track.offset;
+        let rules = self.rules.clone();
+        for rule in &rules {
+            match (&rule.trigger, kind) {
+                (
+                    Trigger::RepeatedContacts {
+                        contacts,
+                        window_hours,
+                    },
+                    Kind::ContactLogged(c),
+                ) if c.direction != pb::Direction::Outbound as i32 => {
+                    let started = c
+                        .started_at
+                        .as_ref()
+                        .map(crate::time::ts_nanos)
+                        .unwrap_or(at);
+                    let window = i128::from(*window_hours) * 3_600_000_000_000;
+                    let times = self.contacts.entry(customer.clone()).or_default();
+                    let i = times.partition_point(|t| *t <= started);
+                    times.insert(i, started);
+                    let in_window = times
+                        .iter()
+                        .filter(|t| **t <= started && started - **t <= window)
+                        .count();
+                    if in_window == *contacts as usize {
+                        hits.push(Self::hit(
+                            rule,
+                            f,
+                            f.event_id,
+                            at,
+                            format!(
+                                "contact {} is the customer's {in_window}th within {window_hours} hours",
+                                c.contact_id
+                            ),
+                        ));
+                    }
+                }
+                (Trigger::Threat, Kind::ContactLogged(c)) if !c.threats.is_empty() => {
+                    let names: Vec<_> = c
+                        .threats
+                        .iter()
+                        .filter_map(|t| pb::Threat::try_from(*t).ok())
+                        .map(|t| t.as_str_name().trim_start_matches("THREAT_").to_lowercase())
+                        .collect();
+                    hits.push(Self::hit(
+                        rule,
+                        f,
+                        f.event_id,
+                        at,
+                        format!(
+                            "the customer threatened: {} (contact {})",
+                            names.join(", "),
+                            c.contact_id
+                        ),
+                    ));
+                }
+                (Trigger::TicketRejected { times }, Kind::TicketRejected(t)) => {
+                    let track = self.cases.get_mut(f.case_id).expect("case tracked");
+                    let n = track.rejections.entry(t.ticket_id.clone()).or_default();
+                    *n += 1;
+                    if *n == *times {
+                        let n = *n;
+                        hits.push(Self::hit(
+                            rule,
+                            f,
+                            f.event_id,
+                            at,
+                            format!("ticket {} rejected {n} times", t.ticket_id),
+                        ));
+                    }
+                }
+                (Trigger::ResultRefused { times }, Kind::CallbackCompleted(c))
+                    if c.customer_response == pb::CustomerResponse::Refused as i32 =>
+                {
+                    let track = self.cases.get_mut(f.case_id).expect("case tracked");
+                    track.refusals += 1;
+                    if track.refusals == *times {
+                        let n = track.refusals;
+                        hits.push(Self::hit(
+                            rule,
+                            f,
+                            f.event_id,
+                            at,
+                            format!("the customer refused a result {n} times"),
+                        ));
+                    }
+                }
+                (Trigger::ExternalComplaint, Kind::ExternalComplaintReceived(x)) => {
+                    hits.push(Self::hit(
+                        rule,
+                        f,
+                        f.event_id,
+                        at,
+                        format!(
+                            "complaint {} from {}",
+                            x.reference_number,
+                            x.body()
+                                .as_str_name()
+                                .trim_start_matches("OUTSIDE_BODY_")
+                                .to_lowercase()
+                        ),
+                    ));
+                }
+                (
+                    Trigger::PromiseBroken,
+                    Kind::PromiseMade(_) | Kind::CallbackCompleted(_) | Kind::EventCorrected(_),
+                ) => {
+                    // Judge the case's promises as of this event: an answer
+                    // that came late or on the wrong terms breaks a promise now.
+                    hits.extend(self.judge_promises(rule, f, at, offset));
+                }
+                _ => {}
+            }
+        }
+        hits
+    }
+
+    /// Re-judges one case's promises at `now`; updates the due queue.
+    fn judge_promises(
+        &mut self,
+        rule: &WarningRule,
+        f: &Fact<'_>,
+        now: i128,
+        offset: i32,
+    ) -> Vec<Hit> {
+        let track = self.cases.get_mut(f.case_id).expect("case tracked");
+        let offset = if offset == 0 {
+            crate::time::DEFAULT_UTC_OFFSET_MINUTES
+        } else {
+            offset
+        };
+        let mut broken = Vec::new();
+        for v in track.promises.judged(offset, now) {
+            let due = v
+                .promise
+                .as_ref()
+                .and_then(|p| p.due_at.as_ref())
+                .map(crate::time::ts_nanos);
+            if let Some(due) = due {
+                let key = (due, f.case_id.to_string(), v.event_id.clone());
+                if v.state == PromiseState::Open as i32 {
+                    self.due.insert(key);
+                } else {
+                    self.due.remove(&key);
+                }
+            }
+            if v.state == PromiseState::Broken as i32 && track.broken.insert(v.event_id.clone()) {
+                broken.push(v);
+            }
+        }
+        let case_id = f.case_id.to_string();
+        broken
+            .into_iter()
+            .map(|v| promise_hit(rule, &case_id, &v, f.event_id, f.correlation_id, now))
+            .collect()
+    }
+
+    /// Promises that fell due by `now` without an answer.
+    pub fn due(&mut self, now: i128) -> Vec<Hit> {
+        let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| r.trigger == Trigger::PromiseBroken)
+            .cloned()
+        else {
+            return Vec::new();
+        };
+        let mut hits = Vec::new();
+        while let Some(first) = self.due.first().cloned() {
+            if first.0 >= now {
+                break;
+            }
+            self.due.pop_first();
+            let (due, case_id, promise_event) = first;
+            let Some(track) = self.cases.get_mut(&case_id) else {
+                continue;
+            };
+            let offset = if track.offset == 0 {
+                crate::time::DEFAULT_UTC_OFFSET_MINUTES
+            } else {
+                track.offset
+            };
+            let Some(v) = track
+                .promises
+                .judged(offset, due + 1)
+                .into_iter()
+                .find(|v| v.event_id == promise_event)
+            else {
+                continue;
+            };
+            if v.state == PromiseState::Broken as i32 && track.broken.insert(v.event_id.clone()) {
+                hits.push(promise_hit(&rule, &case_id, &v, &promise_event, "", due));
+            }
+        }
+        hits
+    }
+}
+
+fn promise_hit(
+    rule: &WarningRule,
+    case_id: &str,
+    v: &pb::PromiseView,
+    cause: &str,
+    correlation: &str,
+    at: i128,
+) -> Hit {
+    let event_id = warning_event_id(&rule.name, &v.event_id);
+    let reasons: Vec<_> = v
+        .breach_reasons
+        .iter()
+        .filter_map(|r| pb::BreachReason::try_from(*r).ok())
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("BREACH_REASON_")
+                .to_lowercase()
+        })
+        .collect();
+    let promise_id = v
+        .promise
+        .as_ref()
+        .map(|p| p.promise_id.as_str())
+        .unwrap_or("");
+    Hit {
+        case_id: case_id.to_string(),
+        event_id: event_id.clone(),
+        occurred_at: at,
+        causation_id: cause.to_string(),
+        correlation_id: correlation.to_string(),
+        warning: pb::WarningRaised {
+            warning_id: event_id,
+            rule: rule.name.clone(),
+            reason: format!("promise {promise_id} broken: {}", reasons.join(", ")),
+            required_level: rule.required_level.escalation() as i32,
+            triggering_event_id: cause.to_string(),
+        },
+    }
+}
+
+/// Hits collected while catching up, minus those whose warnings the log
+/// already holds: what is left must still be appended.
+#[derive(Default)]
+pub struct Pending {
+    hits: BTreeMap<String, Hit>,
+}
+
+impl Pending {
+    pub fn add(&mut self, rules: &WarningRules, hits: Vec<Hit>) {
+        for h in hits {
+            if !rules.is_raised(&h.event_id) {
+                self.hits.entry(h.event_id.clone()).or_insert(h);
+            }
+        }
+    }
+
+    /// Drops hits whose warnings have since appeared in the log.
+    pub fn settle(&mut self, rules: &WarningRules) -> Vec<Hit> {
+        let mut v: Vec<Hit> = std::mem::take(&mut self.hits)
+            .into_values()
+            .filter(|h| !rules.is_raised(&h.event_id))
+            .collect();
+        v.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+        v
+    }
+}

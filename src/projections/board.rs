@@ -1,0 +1,303 @@
+//! The policy board: the cross-case read models ops and supervisors ask for —
+//! promises due or broken, warnings and whether they were escalated, the
+//! KF-006 survey and callback queues, agent scorecards, customer histories.
+//!
+//! It is a pure fold over committed events ([`Board::apply`]): the writer
+//! applies each commit before it acknowledges (so a read after an append sees
+//! it), a start replays the log into it, and `rebuild` folds a fresh one from
+//! the log to compare. Everything is kept in ordered maps, so two boards
+//! folded from the same log are equal, and their digests too.
+
+use super::fact::Fact;
+use super::promise_book::CasePromises;
+use crate::proto::v1::{self as pb, case_event::Kind, CustomerResponse, Direction};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the board keeps of one case.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseFacts {
+    pub customer_id: String,
+    pub business_line: String,
+    pub utc_offset_minutes: i32,
+    pub opened_at: Option<prost_types::Timestamp>,
+    pub status: i32,
+    pub contacts: u32,
+    /// Contacts by id: (event id, started at, channel, agent).
+    pub contact_info: BTreeMap<String, ContactInfo>,
+    pub warnings: u32,
+    pub escalation_level: i32,
+    /// Escalations in log order.
+    pub escalations: Vec<EscalationFact>,
+    /// Results the customer refused.
+    pub refusals: u32,
+    /// The last resolution: whether the customer accepted it.
+    pub resolution_accepted: Option<bool>,
+    /// Tickets waiting for the second line's result.
+    pub tickets_waiting: BTreeSet<String>,
+    pub external_complaints: u32,
+    pub promises: CasePromises,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContactInfo {
+    pub event_id: String,
+    pub started_at: Option<prost_types::Timestamp>,
+    pub channel: i32,
+    pub agent_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscalationFact {
+    pub event_id: String,
+    pub at: i128,
+    pub to_level: i32,
+    pub warning_id: String,
+}
+
+/// A raised warning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarningFact {
+    pub case_id: String,
+    pub event_id: String,
+    pub at: i128,
+    pub warning: pb::WarningRaised,
+}
+
+/// A contact classified as dissatisfied (KF-006), and what was done about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dissatisfied {
+    pub case_id: String,
+    pub contact: ContactInfo,
+    pub classification: pb::DissatisfactionClassified,
+    pub classified_event_id: String,
+    pub survey: Option<(String, pb::SurveyDone)>,
+    /// The reached callback that followed it up: (event id, at, callback).
+    pub callback: Option<(
+        String,
+        Option<prost_types::Timestamp>,
+        pb::CallbackCompleted,
+    )>,
+}
+
+/// A judgement against an agent (standard 003), with its appeal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgementFact {
+    pub case_id: String,
+    pub event_id: String,
+    pub judgement: pb::ViolationJudged,
+    pub appealed_at: Option<i128>,
+    /// `Some(upheld)` once the appeal is decided.
+    pub appeal_upheld: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Board {
+    pub cases: BTreeMap<String, CaseFacts>,
+    /// Cases of each customer.
+    pub customers: BTreeMap<String, BTreeSet<String>>,
+    /// Warnings by log position.
+    pub warnings: BTreeMap<u64, WarningFact>,
+    /// Dissatisfied contacts by (case, contact).
+    pub dissatisfied: BTreeMap<(String, String), Dissatisfied>,
+    /// Judgements by (agent, case, judgement id).
+    pub judgements: BTreeMap<(String, String, String), JudgementFact>,
+    /// Events folded.
+    pub events: u64,
+}
+
+fn nanos(ts: &Option<prost_types::Timestamp>) -> i128 {
+    ts.as_ref().map(crate::time::ts_nanos).unwrap_or(0)
+}
+
+impl Board {
+    /// Folds one committed event.
+    pub fn apply(&mut self, f: &Fact<'_>) {
+        self.events += 1;
+        let Some(kind) = f.event.kind.as_ref() else {
+            return;
+        };
+        let case = self.cases.entry(f.case_id.to_string()).or_default();
+        match kind {
+            Kind::CaseOpened(o) => {
+                case.customer_id = o.customer_id.clone();
+                case.business_line = o.business_line.clone();
+                case.utc_offset_minutes = if o.utc_offset_minutes == 0 {
+                    crate::time::DEFAULT_UTC_OFFSET_MINUTES
+                } else {
+                    o.utc_offset_minutes
+                };
+                case.opened_at = f.occurred_at;
+                case.status = pb::CaseStatus::Open as i32;
+                case.escalation_level = pb::EscalationLevel::Agent as i32;
+                self.customers
+                    .entry(o.customer_id.clone())
+                    .or_default()
+                    .insert(f.case_id.to_string());
+            }
+            Kind::ContactLogged(c) => {
+                case.contacts += 1;
+                case.contact_info.insert(
+                    c.contact_id.clone(),
+                    ContactInfo {
+                        event_id: f.event_id.to_string(),
+                        started_at: c.started_at.or(f.occurred_at),
+                        channel: c.channel,
+                        agent_id: c.agent_id.clone(),
+                    },
+                );
+            }
+            Kind::TicketSubmitted(t) => {
+                case.tickets_waiting.insert(t.ticket_id.clone());
+            }
+            Kind::TicketResultGiven(t) => {
+                case.tickets_waiting.remove(&t.ticket_id);
+            }
+            Kind::CallbackCompleted(c) => {
+                if c.customer_response == CustomerResponse::Refused as i32 {
+                    case.refusals += 1;
+                }
+                if c.reached && !c.dissatisfied_contact_id.is_empty() {
+                    let key = (f.case_id.to_string(), c.dissatisfied_contact_id.clone());
+                    if let Some(d) = self.dissatisfied.get_mut(&key) {
+                        if d.callback.is_none() {
+                            d.callback = Some((f.event_id.to_string(), f.occurred_at, c.clone()));
+                        }
+                    }
+                }
+            }
+            Kind::DissatisfactionClassified(d) => {
+                let contact = case
+                    .contact_info
+                    .get(&d.contact_id)
+                    .cloned()
+                    .unwrap_or_default();
+                let key = (f.case_id.to_string(), d.contact_id.clone());
+                let entry = self
+                    .dissatisfied
+                    .entry(key)
+                    .or_insert_with(|| Dissatisfied {
+                        case_id: f.case_id.to_string(),
+                        contact,
+                        classification: d.clone(),
+                        classified_event_id: f.event_id.to_string(),
+                        survey: None,
+                        callback: None,
+                    });
+                entry.classification = d.clone();
+                entry.classified_event_id = f.event_id.to_string();
+            }
+            Kind::SurveyDone(s) => {
+                let key = (f.case_id.to_string(), s.contact_id.clone());
+                if let Some(d) = self.dissatisfied.get_mut(&key) {
+                    d.survey = Some((f.event_id.to_string(), s.clone()));
+                }
+            }
+            Kind::Escalated(e) => {
+                case.escalation_level = e.to_level;
+                case.escalations.push(EscalationFact {
+                    event_id: f.event_id.to_string(),
+                    at: f.at(),
+                    to_level: e.to_level,
+                    warning_id: e.warning_id.clone(),
+                });
+            }
+            Kind::WarningRaised(w) => {
+                case.warnings += 1;
+                self.warnings.insert(
+                    f.position,
+                    WarningFact {
+                        case_id: f.case_id.to_string(),
+                        event_id: f.event_id.to_string(),
+                        at: f.at(),
+                        warning: w.clone(),
+                    },
+                );
+            }
+            Kind::ExternalComplaintReceived(_) => case.external_complaints += 1,
+            Kind::ViolationJudged(j) => {
+                self.judgements.insert(
+                    (
+                        j.agent_id.clone(),
+                        f.case_id.to_string(),
+                        j.judgement_id.clone(),
+                    ),
+                    JudgementFact {
+                        case_id: f.case_id.to_string(),
+                        event_id: f.event_id.to_string(),
+                        judgement: j.clone(),
+                        appealed_at: None,
+                        appeal_upheld: None,
+                    },
+                );
+            }
+            Kind::ViolationAppealed(a) => {
+                if let Some(j) = self.judgement_mut(f.case_id, &a.judgement_id) {
+                    j.appealed_at = Some(f.at());
+                }
+            }
+            Kind::AppealDecided(a) => {
+                if let Some(j) = self.judgement_mut(f.case_id, &a.judgement_id) {
+                    j.appeal_upheld = Some(a.upheld);
+                }
+            }
+            Kind::CaseResolved(r) => {
+                case.status = pb::CaseStatus::Resolved as i32;
+                case.resolution_accepted = Some(r.customer_accepted);
+            }
+            Kind::CaseClosed(_) => case.status = pb::CaseStatus::Closed as i32,
+            Kind::CaseReopened(_) => case.status = pb::CaseStatus::Open as i32,
+            _ => {}
+        }
+        if matches!(
+            kind,
+            Kind::PromiseMade(_)
+                | Kind::DemandRecorded(_)
+                | Kind::CallbackCompleted(_)
+                | Kind::EventCorrected(_)
+        ) {
+            if let Some(case) = self.cases.get_mut(f.case_id) {
+                case.promises.apply(f);
+            }
+        }
+    }
+
+    fn judgement_mut(&mut self, case_id: &str, judgement_id: &str) -> Option<&mut JudgementFact> {
+        self.judgements
+            .values_mut()
+            .find(|j| j.case_id == case_id && j.judgement.judgement_id == judgement_id)
+    }
+
+    /// SHA-256 of the board's canonical rendering: equal boards, equal digests.
+    pub fn digest(&self) -> String {
+        hex::encode(Sha256::digest(format!("{self:?}").as_bytes()))
+    }
+
+    /// Whether a contact came from the customer (not one we made).
+    pub fn inbound(direction: i32) -> bool {
+        direction != Direction::Outbound as i32
+    }
+
+    /// The escalation level a case had reached by `t`, and the escalation
+    /// that first reached at least `level` by then, if any.
+    pub fn escalation_reaching(
+        &self,
+        case_id: &str,
+        level: i32,
+        by: i128,
+    ) -> Option<&EscalationFact> {
+        self.cases
+            .get(case_id)?
+            .escalations
+            .iter()
+            .find(|e| e.to_level >= level && e.at <= by)
+    }
+
+    /// Occurred-at time of a case's opening (0 when unknown).
+    pub fn opened_at(&self, case_id: &str) -> i128 {
+        self.cases
+            .get(case_id)
+            .map(|c| nanos(&c.opened_at))
+            .unwrap_or(0)
+    }
+}

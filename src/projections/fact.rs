@@ -1,0 +1,45 @@
+//! One committed event as the cross-case projections see it: borrowed from
+//! whoever holds it (the writer after a commit, the startup replay, a
+//! rebuild), so feeding a projection never copies an event.
+
+use crate::proto::v1::{CaseEvent, RecordedEvent};
+use prost_types::Timestamp;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Fact<'a> {
+    pub position: u64,
+    pub case_id: &'a str,
+    pub event_id: &'a str,
+    pub occurred_at: Option<Timestamp>,
+    /// Server time, nanoseconds since the epoch.
+    pub recorded_at: i128,
+    pub correlation_id: &'a str,
+    pub event: &'a CaseEvent,
+}
+
+impl<'a> Fact<'a> {
+    /// The fact of a recorded event (one that has a payload).
+    pub fn of(e: &'a RecordedEvent) -> Option<Self> {
+        Some(Fact {
+            position: e.position,
+            case_id: &e.case_id,
+            event_id: &e.event_id,
+            occurred_at: e.occurred_at,
+            recorded_at: e
+                .recorded_at
+                .as_ref()
+                .map(crate::time::ts_nanos)
+                .unwrap_or(0),
+            correlation_id: &e.correlation_id,
+            event: e.event.as_ref()?,
+        })
+    }
+
+    /// Business time in nanoseconds (0 when absent).
+    pub fn at(&self) -> i128 {
+        self.occurred_at
+            .as_ref()
+            .map(crate::time::ts_nanos)
+            .unwrap_or(0)
+    }
+}
