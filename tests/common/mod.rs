@@ -2,6 +2,8 @@
 //! a temporary data directory, real gRPC clients, and event builders.
 #![allow(dead_code)]
 
+pub mod seed_000;
+
 use complaint_ledger::api::server::{start, RunningServer};
 use complaint_ledger::config::ServerConfig;
 use complaint_ledger::policy::config::PolicyConfig;

@@ -1,0 +1,408 @@
+//! The complaint-handling policies through the real gRPC API: case 124545
+//! raising its early warnings as it happens, promise clocks from the
+//! working-day calendar, escalation checks, and restarts that never raise a
+//! warning twice.
+
+mod common;
+
+use common::seed_000::*;
+use common::*;
+use complaint_ledger::proto::v1::{
+    self as pb, case_event::Kind, BreachReason, Channel, PromiseState,
+};
+use complaint_ledger::time::format_local;
+use std::time::Duration;
+
+const CASE: &str = "124545";
+
+async fn replay_story_any(server: &TestServer) {
+    let mut client = server.ledger().await;
+    for (i, e) in story().into_iter().enumerate() {
+        client
+            .append(append(CASE, vec![e]))
+            .await
+            .unwrap_or_else(|s| panic!("event {i} refused: {s:?}"));
+    }
+}
+
+async fn warnings(server: &TestServer, unanswered_only: bool) -> Vec<pb::WarningEntry> {
+    server
+        .policies()
+        .await
+        .list_warnings(pb::ListWarningsRequest {
+            unanswered_only,
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .expect("list warnings")
+        .into_inner()
+        .warnings
+}
+
+/// Waits until the early-warning process has raised at least `n` warnings.
+async fn wait_for_warnings(server: &TestServer, n: usize) -> Vec<pb::WarningEntry> {
+    for _ in 0..100 {
+        let w = warnings(server, false).await;
+        if w.len() >= n {
+            return w;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "fewer than {n} warnings: {:#?}",
+        warnings(server, false).await
+    );
+}
+
+fn by_rule<'a>(w: &'a [pb::WarningEntry], rule: &str) -> Vec<&'a pb::WarningEntry> {
+    w.iter()
+        .filter(|x| x.warning.as_ref().unwrap().rule == rule)
+        .collect()
+}
+
+fn local(ts: &Option<prost_types::Timestamp>) -> String {
+    format_local(ts.as_ref().expect("timestamp"), 480)
+}
+
+// Warnings case 124545 must raise: the third call of the night of 12-03;
+// threats on c07, c08, c10 and c11; the result refused twice (SMS of 12-09);
+// promises p01 (late, wrong channel) and p02 (never done).
+const EXPECTED_WARNINGS: usize = 1 + 4 + 1 + 2;
+
+#[tokio::test]
+async fn case_124545_raises_its_warnings_as_it_happens_and_never_twice() {
+    let mut server = TestServer::start_with_policy().await;
+    replay_story_any(&server).await;
+    let all = wait_for_warnings(&server, EXPECTED_WARNINGS).await;
+
+    // The "three calls in one night" rule fired at the third call, 01:51:29.
+    let night = by_rule(&all, "three_contacts_in_12h");
+    assert_eq!(night.len(), 1, "{all:#?}");
+    let w = night[0].warning.as_ref().unwrap();
+    assert_eq!(w.triggering_event_id, format!("{CASE}-c03"));
+    assert_eq!(w.required_level, pb::EscalationLevel::TeamLead as i32);
+    assert_eq!(local(&night[0].raised_at), "2020-12-03 01:51:29 +08:00");
+    // ...and was never escalated to the team lead in time.
+    assert!(night[0].overdue);
+    assert!(night[0].answered_by_event_id.is_empty());
+
+    let threats = by_rule(&all, "threat_on_contact");
+    let triggers: Vec<_> = threats
+        .iter()
+        .map(|w| w.warning.as_ref().unwrap().triggering_event_id.clone())
+        .collect();
+    assert_eq!(
+        triggers,
+        ["c07", "c08", "c10", "c11"].map(|c| format!("{CASE}-{c}"))
+    );
+    assert!(threats
+        .iter()
+        .all(|w| w.warning.as_ref().unwrap().required_level
+            == pb::EscalationLevel::ClientCompany as i32));
+    // The visit at HQ (c10, c11) was escalated to the client at 10:50 —
+    // within the hour; the threat of 12-10 (c07) and 12-11 (c08) never was.
+    let answered: Vec<bool> = threats
+        .iter()
+        .map(|w| !w.answered_by_event_id.is_empty())
+        .collect();
+    assert_eq!(answered, [false, false, true, true]);
+    assert_eq!(threats[3].answered_by_event_id, format!("{CASE}-escalate"));
+
+    let refused = by_rule(&all, "result_refused_twice");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        refused[0].warning.as_ref().unwrap().triggering_event_id,
+        format!("{CASE}-cb02")
+    );
+    let broken = by_rule(&all, "promise_broken");
+    assert_eq!(broken.len(), 2, "{all:#?}");
+    assert!(broken.iter().any(|w| w
+        .warning
+        .as_ref()
+        .unwrap()
+        .reason
+        .starts_with("promise p01 broken")));
+    assert!(by_rule(&all, "ticket_rejected_twice").is_empty());
+
+    // In the log: WarningRaised caused by the triggering event, stamped with
+    // the policy process as actor.
+    let events = read_case(&mut server.ledger().await, CASE).await;
+    let stored: Vec<&pb::RecordedEvent> = events
+        .iter()
+        .filter(|e| e.event_type == "WarningRaised")
+        .collect();
+    assert_eq!(stored.len(), EXPECTED_WARNINGS);
+    let third_call = stored
+        .iter()
+        .find(|e| e.causation_id == format!("{CASE}-c03"))
+        .expect("warning caused by c03");
+    assert_eq!(third_call.actor, "policy:early-warning");
+    assert_eq!(local(&third_call.occurred_at), "2020-12-03 01:51:29 +08:00");
+
+    // p02 fell due on 12-14, when the case already stood at the client
+    // company: no further escalation was needed.
+    let p02 = broken
+        .iter()
+        .find(|w| {
+            w.warning
+                .as_ref()
+                .unwrap()
+                .reason
+                .starts_with("promise p02 broken")
+        })
+        .unwrap();
+    assert_eq!(local(&p02.raised_at), "2020-12-14 18:00:00 +08:00");
+    assert_eq!(p02.answered_by_event_id, format!("{CASE}-escalate"));
+
+    // Unanswered warnings: the night of 12-03, the threats of 12-10 and
+    // 12-11, the refused results, the broken p01.
+    let unanswered = warnings(&server, true).await;
+    assert!(unanswered.iter().any(|w| w.event_id == night[0].event_id));
+    assert!(unanswered
+        .iter()
+        .all(|w| w.overdue && w.answered_by_event_id.is_empty()));
+    assert_eq!(unanswered.len(), EXPECTED_WARNINGS - 3);
+
+    // Restart twice, let the process catch up and tick: nothing is raised again.
+    for _ in 0..2 {
+        server.restart().await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let events = read_case(&mut server.ledger().await, CASE).await;
+        let n = events
+            .iter()
+            .filter(|e| e.event_type == "WarningRaised")
+            .count();
+        assert_eq!(n, EXPECTED_WARNINGS, "a restart raised a warning twice");
+    }
+}
+
+#[tokio::test]
+async fn promises_get_due_times_from_the_calendar_and_are_judged_against_demands() {
+    let server = TestServer::start().await;
+    replay_story_any(&server).await;
+    let v = server
+        .cases()
+        .await
+        .get_case(pb::GetCaseRequest {
+            case_id: CASE.into(),
+            evaluate_at: Some(ts("2020-12-12T12:00:00+08:00")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let p = |id: &str| {
+        v.promises
+            .iter()
+            .find(|p| p.promise.as_ref().unwrap().promise_id == id)
+            .unwrap()
+            .clone()
+    };
+    // "1-2 working days (holidays postponed)" on Thursday 12-03 01:51: the
+    // weekend is skipped, due at the close of Monday 12-07.
+    let p01 = p("p01");
+    let made = p01.promise.as_ref().unwrap();
+    assert_eq!(local(&made.due_at), "2020-12-07 18:00:00 +08:00");
+    assert_eq!(made.due_calendar, "cn-mainland@2026.1");
+    assert_eq!(p01.state, PromiseState::Broken as i32);
+    // Answered on Tuesday by SMS where a phone call was demanded.
+    assert_eq!(
+        p01.breach_reasons,
+        [BreachReason::Late as i32, BreachReason::WrongChannel as i32]
+    );
+    // 12-10 (Thursday) 22:01 -> Monday 12-14, still open on 12-12.
+    let p02 = p("p02");
+    assert_eq!(
+        local(&p02.promise.as_ref().unwrap().due_at),
+        "2020-12-14 18:00:00 +08:00"
+    );
+    assert_eq!(p02.state, PromiseState::Open as i32);
+
+    // The six timely duties as clocks: accept (opened 01:24:30 -> ticket
+    // 02:10), track (ticket -> the second line's result on Tue 12-08 15:00:
+    // Thu, Fri, Mon 9 working hours each and Tue 09:00-15:00 = 33 h).
+    let clock = |d: pb::TimelyDuty| {
+        v.timely_duties
+            .iter()
+            .find(|c| c.duty == d as i32)
+            .unwrap_or_else(|| panic!("no {d:?} clock"))
+            .clone()
+    };
+    let accept = clock(pb::TimelyDuty::Accept);
+    assert_eq!(accept.elapsed.unwrap().seconds, 45 * 60 + 30);
+    assert_eq!(accept.ended_by_event_id, format!("{CASE}-t01-submit"));
+    let track = clock(pb::TimelyDuty::Track);
+    assert_eq!(local(&track.ended_at), "2020-12-08 15:00:00 +08:00");
+    assert_eq!(track.working_time.unwrap().seconds, 33 * 3600);
+    // Call back: result 12-08 15:00 -> the SMS at 16:00.
+    let call_back = clock(pb::TimelyDuty::CallBack);
+    assert_eq!(call_back.elapsed.unwrap().seconds, 3600);
+    // Not resolved: the clock runs to the evaluation time.
+    let resolve = clock(pb::TimelyDuty::Resolve);
+    assert!(resolve.ended_at.is_none());
+    assert_eq!(v.calendar, "cn-mainland@2026.1");
+
+    // Had the second line phoned on Friday 12-11 at 16:00 with the result
+    // of p02, it would still have broken the customer's "after 17:00" demand.
+    let mut client = server.ledger().await;
+    client
+        .append(append(
+            CASE,
+            vec![ev(
+                "124545-what-if",
+                "2020-12-11T16:00:00+08:00",
+                "second-line",
+                Kind::CallbackCompleted(pb::CallbackCompleted {
+                    callback_id: "cb-what-if".into(),
+                    channel: Channel::OutboundCall as i32,
+                    reached: true,
+                    promise_id: "p02".into(),
+                    demand_ids: vec!["d04".into()],
+                    ..Default::default()
+                }),
+            )],
+        ))
+        .await
+        .unwrap();
+    let v = server
+        .cases()
+        .await
+        .get_case(pb::GetCaseRequest {
+            case_id: CASE.into(),
+            evaluate_at: Some(ts("2020-12-12T12:00:00+08:00")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let p02 = v
+        .promises
+        .iter()
+        .find(|p| p.promise.as_ref().unwrap().promise_id == "p02")
+        .unwrap();
+    assert_eq!(p02.breach_reasons, [BreachReason::OutsideWindow as i32]);
+    let d04 = v
+        .demands
+        .iter()
+        .find(|d| d.demand.as_ref().unwrap().demand_id == "d04")
+        .unwrap();
+    assert!(d04
+        .breaches
+        .iter()
+        .any(|b| b.reason == BreachReason::OutsideWindow as i32 && b.event_id == "124545-what-if"));
+}
+
+#[tokio::test]
+async fn promises_are_listed_across_cases_by_due_time() {
+    let server = TestServer::start().await;
+    replay_story_any(&server).await;
+    let mut p = server.policies().await;
+    let list = |state: PromiseState, at: &str, token: &str| pb::ListPromisesRequest {
+        state: state as i32,
+        evaluate_at: Some(ts(at)),
+        page_size: 1,
+        page_token: token.into(),
+        ..Default::default()
+    };
+    // On 12-12, p01 is broken and p02 open; on 12-15 both are broken.
+    let broken = p
+        .list_promises(list(PromiseState::Broken, "2020-12-12T12:00:00+08:00", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(broken.promises.len(), 1);
+    assert_eq!(
+        broken.promises[0].promise.as_ref().unwrap().event_id,
+        "124545-p01"
+    );
+    assert!(broken.next_page_token.is_empty());
+    let first = p
+        .list_promises(list(PromiseState::Broken, "2020-12-15T12:00:00+08:00", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        first.promises[0].promise.as_ref().unwrap().event_id,
+        "124545-p01"
+    );
+    let second = p
+        .list_promises(list(
+            PromiseState::Broken,
+            "2020-12-15T12:00:00+08:00",
+            &first.next_page_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        second.promises[0].promise.as_ref().unwrap().event_id,
+        "124545-p02"
+    );
+    assert_eq!(second.promises[0].customer_id, "cust-5c1e9a");
+    let bad = p
+        .list_promises(pb::ListPromisesRequest {
+            page_token: "not-a-token".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("page_token"), "{}", bad.message());
+}
+
+#[tokio::test]
+async fn a_promise_in_working_days_takes_no_client_due_time_and_needs_a_covered_date() {
+    let server = TestServer::start().await;
+    let mut client = server.ledger().await;
+    open_case(&mut client, "c1", "u1").await;
+    let promise = |at: &str, due: Option<&str>, calendar: &str| {
+        append(
+            "c1",
+            vec![ev(
+                &format!("p-{}", &at[..10]),
+                at,
+                "8030",
+                Kind::PromiseMade(pb::PromiseMade {
+                    promise_id: format!("p-{}", &at[..10]),
+                    description: "1-2个工作日".into(),
+                    working_days: 2,
+                    due_at: due.map(ts),
+                    due_calendar: calendar.into(),
+                    ..Default::default()
+                }),
+            )],
+        )
+    };
+    let e = client
+        .append(promise(
+            "2020-12-03T10:00:00+08:00",
+            Some("2020-12-04T10:00:00+08:00"),
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("promise_made.due_at"),
+        "{}",
+        e.message()
+    );
+    let e = client
+        .append(promise("2020-12-03T10:00:00+08:00", None, "forged@1"))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("due_calendar"), "{}", e.message());
+    // 2019 is not covered by the shipped calendar: refused, nothing written.
+    let e = client
+        .append(promise("2019-12-03T10:00:00+08:00", None, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        e.message().contains("calendar_does_not_cover"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(read_case(&mut client, "c1").await.len(), 1);
+}
