@@ -363,8 +363,11 @@ fn check_event(c: &mut Check<'_>, path: &str, ev: &pb::CaseEvent, top_level: boo
             );
             c.ids(&f("demand_ids"), &e.demand_ids);
             c.opt_id(&f("dissatisfied_contact_id"), &e.dissatisfied_contact_id);
-            if e.promise_id.is_empty() && e.ticket_id.is_empty() {
-                c.fail(p, "a callback answers a promise or delivers a ticket result: set promise_id or ticket_id");
+            if e.promise_id.is_empty()
+                && e.ticket_id.is_empty()
+                && e.dissatisfied_contact_id.is_empty()
+            {
+                c.fail(p, "a callback answers a promise, delivers a ticket result or follows up a dissatisfied contact (KF-006): set promise_id, ticket_id or dissatisfied_contact_id");
             }
         }
         Kind::DissatisfactionClassified(e) => {
