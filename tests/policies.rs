@@ -406,3 +406,71 @@ async fn a_promise_in_working_days_takes_no_client_due_time_and_needs_a_covered_
     );
     assert_eq!(read_case(&mut client, "c1").await.len(), 1);
 }
+
+#[tokio::test]
+async fn rebuild_inside_the_server_and_offline_gives_the_incremental_projections() {
+    let server = TestServer::start().await;
+    replay_story_any(&server).await;
+    let url = server.url();
+    let bin = env!("CARGO_BIN_EXE_complaint-ledger");
+    let online = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(["rebuild", "--server", &url])
+            .output()
+            .expect("run rebuild")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&online.stdout).to_string();
+    assert!(
+        online.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&online.stderr)
+    );
+    assert!(
+        text.contains("OK: the rebuilt projections are identical"),
+        "{text}"
+    );
+    let digest = |text: &str, label: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(|d| d.trim().to_string())
+            .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+    };
+    let live = digest(&text, "incremental digest");
+    assert_eq!(live, digest(&text, "rebuilt digest"));
+    // The server keeps answering from the swapped-in projections.
+    assert_eq!(warnings(&server, false).await.len(), 0);
+    let promises = server
+        .policies()
+        .await
+        .list_promises(pb::ListPromisesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(promises.promises.len(), 2);
+
+    // Offline, on the stopped server's store: the same board.
+    let dir = server.stop().await;
+    let path = dir.path().to_path_buf();
+    let offline = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(["rebuild", "--data-dir"])
+            .arg(&path)
+            .output()
+            .expect("run rebuild")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&offline.stdout).to_string();
+    assert!(
+        offline.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    assert!(
+        text.contains(&format!("rebuilt from {} events", story().len())),
+        "{text}"
+    );
+    assert_eq!(digest(&text, "policy board digest"), live);
+}
