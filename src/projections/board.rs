@@ -10,7 +10,7 @@
 
 use super::fact::Fact;
 use super::promise_book::CasePromises;
-use crate::proto::v1::{self as pb, case_event::Kind, CustomerResponse, Direction};
+use crate::proto::v1::{self as pb, case_event::Kind, CustomerResponse};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -106,10 +106,6 @@ pub struct Board {
     pub events: u64,
 }
 
-fn nanos(ts: &Option<prost_types::Timestamp>) -> i128 {
-    ts.as_ref().map(crate::time::ts_nanos).unwrap_or(0)
-}
-
 impl Board {
     /// Folds one committed event.
     pub fn apply(&mut self, f: &Fact<'_>) {
@@ -117,7 +113,11 @@ impl Board {
         let Some(kind) = f.event.kind.as_ref() else {
             return;
         };
-        let case = self.cases.entry(f.case_id.to_string()).or_default();
+        if !self.cases.contains_key(f.case_id) {
+            self.cases
+                .insert(f.case_id.to_string(), CaseFacts::default());
+        }
+        let case = self.cases.get_mut(f.case_id).expect("inserted above");
         match kind {
             Kind::CaseOpened(o) => {
                 case.customer_id = o.customer_id.clone();
@@ -273,13 +273,8 @@ impl Board {
         hex::encode(Sha256::digest(format!("{self:?}").as_bytes()))
     }
 
-    /// Whether a contact came from the customer (not one we made).
-    pub fn inbound(direction: i32) -> bool {
-        direction != Direction::Outbound as i32
-    }
-
-    /// The escalation level a case had reached by `t`, and the escalation
-    /// that first reached at least `level` by then, if any.
+    /// The first escalation of a case to at least `level` that happened by
+    /// `by` (nanoseconds), if any.
     pub fn escalation_reaching(
         &self,
         case_id: &str,
@@ -291,13 +286,5 @@ impl Board {
             .escalations
             .iter()
             .find(|e| e.to_level >= level && e.at <= by)
-    }
-
-    /// Occurred-at time of a case's opening (0 when unknown).
-    pub fn opened_at(&self, case_id: &str) -> i128 {
-        self.cases
-            .get(case_id)
-            .map(|c| nanos(&c.opened_at))
-            .unwrap_or(0)
     }
 }
