@@ -55,6 +55,8 @@ pub struct WarningRules {
     due: BTreeSet<(i128, String, String)>,
     /// Warning event ids already in the log.
     raised: BTreeSet<String>,
+    /// When a repeated-contacts rule last fired for a customer.
+    fired: HashMap<(String, String), i128>,
 }
 
 impl WarningRules {
@@ -65,6 +67,7 @@ impl WarningRules {
             contacts: HashMap::new(),
             due: BTreeSet::new(),
             raised: BTreeSet::new(),
+            fired: HashMap::new(),
         }
     }
 
@@ -148,7 +151,15 @@ impl WarningRules {
                         .iter()
                         .filter(|t| **t <= started && started - **t <= window)
                         .count();
-                    if in_window == *contacts as usize {
+                    // One warning per episode: not again until a whole window
+                    // has passed since the last one for this customer.
+                    let key = (rule.name.clone(), customer.clone());
+                    let quiet = self
+                        .fired
+                        .get(&key)
+                        .is_none_or(|last| started - *last > window);
+                    if in_window >= *contacts as usize && quiet {
+                        self.fired.insert(key, started);
                         hits.push(Self::hit(
                             rule,
                             f,
@@ -386,5 +397,205 @@ impl Pending {
             .collect();
         v.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::config::PolicyConfig;
+    use crate::time::{parse_rfc3339, ts_nanos};
+
+    struct Log {
+        rules: WarningRules,
+        n: usize,
+    }
+
+    impl Log {
+        fn new() -> Self {
+            Self {
+                rules: WarningRules::new(PolicyConfig::default().early_warning.rules),
+                n: 0,
+            }
+        }
+
+        fn add(&mut self, case: &str, at: &str, kind: Kind) -> Vec<Hit> {
+            let id = format!("e{}", self.n + 1);
+            self.add_as(&id, case, at, kind)
+        }
+
+        fn add_as(&mut self, id: &str, case: &str, at: &str, kind: Kind) -> Vec<Hit> {
+            self.n += 1;
+            let event = pb::CaseEvent { kind: Some(kind) };
+            self.rules.apply(&Fact {
+                position: self.n as u64,
+                case_id: case,
+                event_id: id,
+                occurred_at: parse_rfc3339(at),
+                recorded_at: 0,
+                correlation_id: "",
+                event: &event,
+            })
+        }
+    }
+
+    fn opened(customer: &str) -> Kind {
+        Kind::CaseOpened(pb::CaseOpened {
+            customer_id: customer.into(),
+            ..Default::default()
+        })
+    }
+
+    fn call(at: &str) -> Kind {
+        Kind::ContactLogged(pb::ContactLogged {
+            contact_id: at.into(),
+            direction: pb::Direction::Inbound as i32,
+            started_at: parse_rfc3339(at),
+            ..Default::default()
+        })
+    }
+
+    fn rules_of(hits: &[Hit]) -> Vec<&str> {
+        hits.iter().map(|h| h.warning.rule.as_str()).collect()
+    }
+
+    #[test]
+    fn three_contacts_within_12_hours_across_cases_of_one_customer() {
+        let mut log = Log::new();
+        log.add("a", "2020-12-03T01:00:00+08:00", opened("u"));
+        log.add("b", "2020-12-03T01:00:00+08:00", opened("u"));
+        assert!(log
+            .add(
+                "a",
+                "2020-12-03T01:24:30+08:00",
+                call("2020-12-03T01:24:30+08:00")
+            )
+            .is_empty());
+        assert!(log
+            .add(
+                "b",
+                "2020-12-03T09:00:00+08:00",
+                call("2020-12-03T09:00:00+08:00")
+            )
+            .is_empty());
+        let hits = log.add(
+            "a",
+            "2020-12-03T13:00:00+08:00",
+            call("2020-12-03T13:00:00+08:00"),
+        );
+        assert_eq!(rules_of(&hits), ["three_contacts_in_12h"]);
+        assert_eq!(hits[0].case_id, "a");
+        assert_eq!(hits[0].causation_id, "e5");
+        // Later contacts of the same episode do not warn again...
+        for at in ["2020-12-03T14:00:00+08:00", "2020-12-03T23:00:00+08:00"] {
+            assert!(log.add("a", at, call(at)).is_empty(), "{at}");
+        }
+        // ...a new night does.
+        for at in ["2020-12-05T01:00:00+08:00", "2020-12-05T02:00:00+08:00"] {
+            assert!(log.add("b", at, call(at)).is_empty(), "{at}");
+        }
+        let hits = log.add(
+            "b",
+            "2020-12-05T03:00:00+08:00",
+            call("2020-12-05T03:00:00+08:00"),
+        );
+        assert_eq!(rules_of(&hits), ["three_contacts_in_12h"]);
+    }
+
+    #[test]
+    fn three_contacts_spread_over_more_than_12_hours_do_not_warn() {
+        let mut log = Log::new();
+        log.add("a", "2020-12-03T01:00:00+08:00", opened("u"));
+        for at in [
+            "2020-12-03T01:00:00+08:00",
+            "2020-12-03T08:00:00+08:00",
+            "2020-12-03T13:00:01+08:00",
+        ] {
+            assert!(log.add("a", at, call(at)).is_empty(), "{at}");
+        }
+        // Outbound calls are ours, not the customer's.
+        let mut outbound = call("2020-12-03T13:30:00+08:00");
+        if let Kind::ContactLogged(c) = &mut outbound {
+            c.direction = pb::Direction::Outbound as i32;
+        }
+        assert!(log
+            .add("a", "2020-12-03T13:30:00+08:00", outbound)
+            .is_empty());
+    }
+
+    #[test]
+    fn a_ticket_rejected_twice_and_a_result_refused_twice() {
+        let mut log = Log::new();
+        log.add("a", "2020-12-03T01:00:00+08:00", opened("u"));
+        let reject = || {
+            Kind::TicketRejected(pb::TicketRejected {
+                ticket_id: "t1".into(),
+                reason: "不详细".into(),
+                ..Default::default()
+            })
+        };
+        assert!(log
+            .add("a", "2020-12-03T10:00:00+08:00", reject())
+            .is_empty());
+        let hits = log.add("a", "2020-12-04T10:00:00+08:00", reject());
+        assert_eq!(rules_of(&hits), ["ticket_rejected_twice"]);
+        assert_eq!(
+            hits[0].warning.required_level,
+            pb::EscalationLevel::TeamLead as i32
+        );
+        let refused = || {
+            Kind::CallbackCompleted(pb::CallbackCompleted {
+                reached: true,
+                customer_response: pb::CustomerResponse::Refused as i32,
+                ..Default::default()
+            })
+        };
+        assert!(log
+            .add("a", "2020-12-05T10:00:00+08:00", refused())
+            .is_empty());
+        let hits = log.add("a", "2020-12-06T10:00:00+08:00", refused());
+        assert_eq!(rules_of(&hits), ["result_refused_twice"]);
+        assert_eq!(
+            hits[0].warning.required_level,
+            pb::EscalationLevel::Manager as i32
+        );
+    }
+
+    #[test]
+    fn a_promise_due_and_unanswered_is_raised_by_time_once() {
+        let mut log = Log::new();
+        log.add("a", "2020-12-03T01:00:00+08:00", opened("u"));
+        let promise = Kind::PromiseMade(pb::PromiseMade {
+            promise_id: "p1".into(),
+            due_at: parse_rfc3339("2020-12-07T18:00:00+08:00"),
+            ..Default::default()
+        });
+        assert!(log
+            .add("a", "2020-12-03T01:51:29+08:00", promise)
+            .is_empty());
+        let before = ts_nanos(&parse_rfc3339("2020-12-07T17:00:00+08:00").unwrap());
+        assert!(log.rules.due(before).is_empty());
+        let after = ts_nanos(&parse_rfc3339("2020-12-08T09:00:00+08:00").unwrap());
+        let hits = log.rules.due(after);
+        assert_eq!(rules_of(&hits), ["promise_broken"]);
+        assert_eq!(hits[0].event_id, warning_event_id("promise_broken", "e2"));
+        assert!(log.rules.due(after + 1).is_empty());
+        // Its warning in the log marks it raised; a later late answer is no new warning.
+        let id = hits[0].event_id.clone();
+        assert!(!log.rules.is_raised(&id));
+        log.add_as(
+            &id,
+            "a",
+            "2020-12-08T09:00:01+08:00",
+            Kind::WarningRaised(hits[0].warning.clone()),
+        );
+        assert!(log.rules.is_raised(&id));
+        let late = Kind::CallbackCompleted(pb::CallbackCompleted {
+            reached: true,
+            promise_id: "p1".into(),
+            channel: pb::Channel::OutboundCall as i32,
+            ..Default::default()
+        });
+        assert!(log.add("a", "2020-12-09T10:00:00+08:00", late).is_empty());
     }
 }
