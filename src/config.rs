@@ -3,6 +3,7 @@
 //! a laptop with no flags and in a container configured by its environment.
 
 use crate::ledger::LedgerOptions;
+use crate::security::tokens::TokenVerifier;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -12,7 +13,30 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub ledger: LedgerOptions,
+    pub auth: AuthConfig,
 }
+
+/// How callers are authenticated. With no token verifier the server runs in
+/// development mode, and only on a loopback address.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub tokens: Option<TokenVerifier>,
+    pub tls: Option<TlsFiles>,
+    /// Requests per second per caller (0: unlimited).
+    pub rate_limit_per_second: u32,
+}
+
+/// PEM files of the server's TLS identity and, for mTLS, the CA that signs
+/// client certificates.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Default per-caller rate limit, requests per second.
+pub const DEFAULT_RATE_LIMIT: u32 = 2000;
 
 impl ServerConfig {
     /// Defaults, with the data in `data_dir`, listening on an ephemeral
@@ -22,6 +46,10 @@ impl ServerConfig {
             listen: "127.0.0.1:0".parse().expect("loopback address"),
             data_dir: data_dir.into(),
             ledger: LedgerOptions::default(),
+            auth: AuthConfig {
+                rate_limit_per_second: DEFAULT_RATE_LIMIT,
+                ..AuthConfig::default()
+            },
         }
     }
 }

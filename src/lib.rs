@@ -15,5 +15,6 @@ pub mod ledger;
 pub mod policy;
 pub mod projections;
 pub mod proto;
+pub mod security;
 pub mod store;
 pub mod time;

@@ -4,11 +4,12 @@
 
 use clap::{Parser, Subcommand};
 use complaint_ledger::cli::{audit, rebuild, replay};
-use complaint_ledger::config::ServerConfig;
+use complaint_ledger::config::{AuthConfig, ServerConfig, TlsFiles};
 use complaint_ledger::domain::validate::Limits;
 use complaint_ledger::ledger::LedgerOptions;
 use complaint_ledger::policy::config::PolicyConfig;
 use complaint_ledger::policy::Policy;
+use complaint_ledger::security::tokens::TokenVerifier;
 use complaint_ledger::store::SledOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 #[derive(Subcommand)]
 enum Command {
     /// Run the gRPC service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a case's timeline from a running server.
     Replay {
         /// Case id, e.g. 124545.
@@ -152,6 +153,32 @@ struct ServeArgs {
     /// deadlines); default: the shipped config/policy.toml.
     #[arg(long, env = "COMPLAINT_LEDGER_POLICY_FILE")]
     policy_file: Option<PathBuf>,
+    /// JWT verification key: the shared secret (HS256) or a PEM public key
+    /// (EdDSA, RS256, ES256). Without it the server runs in development
+    /// mode, on loopback only.
+    #[arg(long, env = "COMPLAINT_LEDGER_JWT_KEY_FILE", requires_all = ["jwt_issuer", "jwt_audience"])]
+    jwt_key_file: Option<PathBuf>,
+    /// JWT algorithm: HS256, EdDSA, RS256 or ES256.
+    #[arg(long, env = "COMPLAINT_LEDGER_JWT_ALGORITHM", default_value = "EdDSA")]
+    jwt_algorithm: String,
+    /// Required `iss` of bearer tokens.
+    #[arg(long, env = "COMPLAINT_LEDGER_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Required `aud` of bearer tokens.
+    #[arg(long, env = "COMPLAINT_LEDGER_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "COMPLAINT_LEDGER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "COMPLAINT_LEDGER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) that signs client certificates: requires mTLS.
+    #[arg(long, env = "COMPLAINT_LEDGER_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Requests per second per caller (0: unlimited).
+    #[arg(long, env = "COMPLAINT_LEDGER_RATE_LIMIT_PER_SECOND", default_value_t = complaint_ledger::config::DEFAULT_RATE_LIMIT)]
+    rate_limit_per_second: u32,
     /// sled page cache, bytes.
     #[arg(long, env = "COMPLAINT_LEDGER_CACHE_BYTES", default_value_t = SledOptions::default().cache_capacity)]
     cache_bytes: u64,
@@ -201,7 +228,32 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 None => PolicyConfig::default(),
             };
             let policy = Arc::new(Policy::new(policy).map_err(anyhow::Error::msg)?);
+            let tokens = match &a.jwt_key_file {
+                Some(f) => Some(
+                    TokenVerifier::new(
+                        &a.jwt_algorithm,
+                        f,
+                        a.jwt_issuer.as_deref().unwrap_or(""),
+                        a.jwt_audience.as_deref().unwrap_or(""),
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                ),
+                None => None,
+            };
+            let tls = match (a.tls_cert, a.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca: a.tls_client_ca,
+                }),
+                _ => None,
+            };
             let config = ServerConfig {
+                auth: AuthConfig {
+                    tokens,
+                    tls,
+                    rate_limit_per_second: a.rate_limit_per_second,
+                },
                 listen: a.listen,
                 data_dir: a.data_dir,
                 ledger: LedgerOptions {

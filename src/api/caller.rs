@@ -1,27 +1,33 @@
-//! Who is calling. The actor stamped on every stored event comes from here,
-//! never from the request body.
-//!
-//! Until authentication is configured, the caller names itself in the
-//! `x-actor` metadata header (an id of the closed id alphabet), or is
-//! `anonymous`; that is development mode, and the server says so at start.
+//! Who is calling, as the auth layer established it ([`crate::api::auth`]).
+//! The actor stamped on every stored event comes from here, never from the
+//! request body or a header a client could set (outside development mode).
 
-use tonic::Request;
+use crate::security::roles::Caller;
+use tonic::{Request, Status};
 
-/// Metadata header naming the caller in development mode.
-pub const ACTOR_HEADER: &str = "x-actor";
+/// The caller of a request. Every non-public request carries one; a request
+/// without one did not pass the auth layer and is refused.
+pub fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the request was not authenticated"))
+}
 
 /// The actor of a request.
-pub fn actor_of<T>(req: &Request<T>) -> Result<String, tonic::Status> {
-    match req.metadata().get(ACTOR_HEADER) {
-        None => Ok("anonymous".to_string()),
-        Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| super::status::invalid_field(ACTOR_HEADER, "is not ASCII text"))?;
-            if let Some(p) = crate::domain::ids::id_problem(s) {
-                return Err(super::status::invalid_field(ACTOR_HEADER, p));
-            }
-            Ok(format!("dev:{s}"))
-        }
+pub fn actor_of<T>(req: &Request<T>) -> Result<String, Status> {
+    caller_of(req).map(|c| c.actor)
+}
+
+/// Refuses a case of a business line the caller may not touch.
+pub fn check_line(caller: &Caller, case_id: &str, line: &str) -> Result<(), Status> {
+    if caller.may_access_line(line) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "case {case_id} belongs to business line {line:?}; {} may only touch cases of {:?}",
+            caller.actor,
+            caller.business_line.as_deref().unwrap_or("")
+        )))
     }
 }

@@ -3,6 +3,7 @@
 //! that hosts them with health and reflection.
 
 pub mod audit_service;
+pub mod auth;
 pub mod caller;
 pub mod cases_service;
 pub mod ledger_service;

@@ -4,6 +4,7 @@
 //! every queued append, flush and sync the store.
 
 use super::audit_service::AuditService;
+use super::auth::{AuthLayer, AuthState};
 use super::cases_service::CasesService;
 use super::ledger_service::LedgerService;
 use super::ops_service::OpsService;
@@ -72,7 +73,44 @@ pub async fn run(
     serve_on(config, ledger, listener, shutdown).await
 }
 
+/// Refuses a configuration that would expose the ledger without
+/// authentication, and says which mode the server runs in.
+fn check_auth(config: &ServerConfig) -> anyhow::Result<()> {
+    let auth = &config.auth;
+    if auth.tokens.is_none() {
+        if !config.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to listen on {} without authentication: configure JWT verification (--jwt-key-file, --jwt-issuer, --jwt-audience), or listen on a loopback address for development",
+                config.listen
+            );
+        }
+        if auth.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
+            anyhow::bail!("client certificates (mTLS) authenticate the connection but name no role: configure JWT verification too");
+        }
+        tracing::warn!("development mode: no authentication is configured; every caller has every role and is named by the x-actor header (loopback only)");
+    } else if auth.tls.is_none() && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "bearer tokens travel without TLS: terminate TLS in front of this server or configure --tls-cert/--tls-key");
+    }
+    Ok(())
+}
+
+/// The TLS configuration of the server, if any.
+fn tls_config(
+    files: &crate::config::TlsFiles,
+) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let read =
+        |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let mut tls =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    if let Some(ca) = &files.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(tls)
+}
+
 async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Arc<Ledger>, TcpListener)> {
+    check_auth(config)?;
     let (dir, opts) = (config.data_dir.clone(), config.ledger.clone());
     let (ledger, report) = tokio::task::spawn_blocking(move || Ledger::open(&dir, &opts))
         .await?
@@ -91,15 +129,6 @@ async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Arc<Ledger>, Tc
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    tracing::warn!(
-        "development mode: no authentication is configured; the actor is taken from the x-actor header"
-    );
-    if !config.listen.ip().is_loopback() {
-        tracing::warn!(
-            listen = %config.listen,
-            "listening beyond loopback with no authentication: anyone who can reach this address can append and read"
-        );
-    }
     Ok((Arc::new(ledger), listener))
 }
 
@@ -141,7 +170,25 @@ async fn serve_on(
         .max_encoding_message_size(256 * 1024 * 1024);
     tracing::info!(%addr, "serving complaint_ledger.v1.Ledger, .Cases, .Policies, .Audit, .Ops, grpc.health.v1, reflection v1 and v1alpha");
     let health_on_stop = health.clone();
-    let result = tonic::transport::Server::builder()
+    let auth = Arc::new(AuthState::new(
+        config.auth.tokens.clone(),
+        config.auth.rate_limit_per_second,
+    ));
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(files) = &config.auth.tls {
+        builder = builder.tls_config(tls_config(files)?)?;
+    }
+    let sweeper = {
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                auth.forget_idle();
+            }
+        })
+    };
+    let result = builder
+        .layer(AuthLayer::new(auth))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -170,6 +217,7 @@ async fn serve_on(
             },
         )
         .await;
+    sweeper.abort();
     // The early-warning process saw `stopping`; let it finish its append.
     let _ = early_warning.await;
     ledger.shutdown().await;
