@@ -1,6 +1,7 @@
 //! `complaint_ledger.v1.Cases`: the case projection (now or as of a version or
 //! recorded time) and the filtered, paginated case list.
 
+use super::caller::{caller_of, check_line};
 use super::status::{invalid_field, to_status};
 use crate::domain::ids::id_problem;
 use crate::ledger::{Ledger, LedgerError};
@@ -43,6 +44,7 @@ impl CasesApi for CasesService {
         &self,
         request: Request<pb::GetCaseRequest>,
     ) -> Result<Response<pb::CaseView>, Status> {
+        let caller = caller_of(&request)?;
         let req = request.into_inner();
         let span = tracing::info_span!("GetCase", case_id = %req.case_id);
         async move {
@@ -66,9 +68,10 @@ impl CasesApi for CasesService {
                 Some(ts) => checked_ts("evaluate_at", ts)?,
                 None => as_of.recorded_at.unwrap_or_else(now_nanos),
             };
-            if !self.ledger.case_exists(&req.case_id) {
+            let Some(line) = self.ledger.index().business_line(&req.case_id) else {
                 return Err(to_status(LedgerError::CaseNotFound(req.case_id)));
-            }
+            };
+            check_line(&caller, &req.case_id, &line)?;
             let ledger = self.ledger.clone();
             let policy = self.ledger.policy().clone();
             let case_id = req.case_id.clone();
@@ -107,6 +110,7 @@ impl CasesApi for CasesService {
         &self,
         request: Request<pb::ListCasesRequest>,
     ) -> Result<Response<pb::ListCasesResponse>, Status> {
+        let caller = caller_of(&request)?;
         let req = request.into_inner();
         let status = match pb::CaseStatus::try_from(req.status) {
             Ok(pb::CaseStatus::Unspecified) => None,
@@ -134,6 +138,7 @@ impl CasesApi for CasesService {
             customer_id: Some(req.customer_id).filter(|s| !s.is_empty()),
             agent_id: Some(req.agent_id).filter(|s| !s.is_empty()),
             only_with_open_promises: req.only_with_open_promises,
+            business_line: caller.line_scope().map(str::to_string),
         };
         let size = match req.page_size as usize {
             0 => DEFAULT_PAGE_SIZE,

@@ -1,7 +1,7 @@
 //! `complaint_ledger.v1.Ledger`: append, read a case, read the whole log,
 //! subscribe. Every call runs in a span carrying its case id.
 
-use super::caller::actor_of;
+use super::caller::{caller_of, check_line};
 use super::status::{invalid_field, to_status};
 use super::streaming::{channel, ResponseStream};
 use crate::domain::event_kind::EVENT_TYPES;
@@ -80,11 +80,20 @@ impl LedgerApi for LedgerService {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = caller_of(&request)?;
+        let actor = caller.actor.clone();
         let req = request.into_inner();
+        for (i, e) in req.events.iter().enumerate() {
+            if let Some(kind) = e.event.as_ref().and_then(|x| x.kind.as_ref()) {
+                caller
+                    .may_append(kind)
+                    .map_err(|why| Status::permission_denied(format!("events[{i}]: {why}")))?;
+            }
+        }
         let span = tracing::info_span!("Append", case_id = %req.case_id, events = req.events.len(), actor = %actor);
         async move {
-            match self.ledger.append(req, actor).await {
+            let scope = caller.line_scope().map(str::to_string);
+            match self.ledger.append_scoped(req, actor, scope).await {
                 Ok(o) => {
                     tracing::debug!(
                         first = o.first_position,
@@ -116,12 +125,14 @@ impl LedgerApi for LedgerService {
         &self,
         request: Request<pb::ReadCaseRequest>,
     ) -> Result<Response<Self::ReadCaseStream>, Status> {
+        let caller = caller_of(&request)?;
         let req = request.into_inner();
         let _span = tracing::info_span!("ReadCase", case_id = %req.case_id).entered();
         check_case_id(&req.case_id)?;
-        if !self.ledger.case_exists(&req.case_id) {
+        let Some(line) = self.ledger.index().business_line(&req.case_id) else {
             return Err(to_status(LedgerError::CaseNotFound(req.case_id)));
-        }
+        };
+        check_line(&caller, &req.case_id, &line)?;
         let backwards = match pb::ReadDirection::try_from(req.direction) {
             Ok(d) => d == pb::ReadDirection::Backwards,
             Err(_) => {

@@ -78,6 +78,7 @@ pub fn to_status(e: LedgerError) -> Status {
         LedgerError::CaseNotFound(_) => Status::not_found(message),
         LedgerError::Storage(_) => Status::internal(message),
         LedgerError::Unavailable(_) => Status::unavailable(message),
+        LedgerError::PermissionDenied(_) => Status::permission_denied(message),
     }
 }
 

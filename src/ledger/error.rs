@@ -40,6 +40,9 @@ pub enum LedgerError {
     /// The ledger is shutting down or stopped after a storage failure.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The caller may not touch this case (another business line).
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 impl From<ValidationError> for LedgerError {

@@ -223,12 +223,25 @@ impl Ledger {
         request: pb::AppendRequest,
         actor: String,
     ) -> Result<AppendOutcome, LedgerError> {
+        self.append_scoped(request, actor, None).await
+    }
+
+    /// Like [`Ledger::append`], for a caller confined to one business line:
+    /// the writer refuses a case of another line (checked against the case
+    /// state it decides on, so no concurrent opening can slip past).
+    pub async fn append_scoped(
+        &self,
+        request: pb::AppendRequest,
+        actor: String,
+        line_scope: Option<String>,
+    ) -> Result<AppendOutcome, LedgerError> {
         validate_append(&request, &self.limits)?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Append {
                 request,
                 actor,
+                line_scope,
                 reply,
             })
             .await

@@ -37,6 +37,7 @@ pub(crate) enum Command {
     Append {
         request: pb::AppendRequest,
         actor: String,
+        line_scope: Option<String>,
         reply: oneshot::Sender<Result<AppendOutcome, LedgerError>>,
     },
     Shutdown {
@@ -124,13 +125,14 @@ impl<L: EventLog> Writer<L> {
                     Command::Append {
                         request,
                         actor,
+                        line_scope,
                         reply,
                     } => {
                         if let Some(why) = &self.failed {
                             let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
                             continue;
                         }
-                        match self.stage(&mut staged, request, &actor) {
+                        match self.stage(&mut staged, request, &actor, line_scope.as_deref()) {
                             Ok(outcome) => staged.replies.push((reply, outcome)),
                             Err(e) => {
                                 let _ = reply.send(Err(e));
@@ -256,6 +258,7 @@ impl<L: EventLog> Writer<L> {
         staged: &mut Staged,
         mut req: pb::AppendRequest,
         actor: &str,
+        line_scope: Option<&str>,
     ) -> Result<AppendOutcome, LedgerError> {
         self.stamp_deadlines(staged, &mut req)?;
         let payloads: Vec<Vec<u8>> = req
@@ -319,6 +322,25 @@ impl<L: EventLog> Writer<L> {
             Some(s) => s.clone(),
             None => self.cases.get(&req.case_id).cloned().unwrap_or_default(),
         };
+        if let Some(scope) = line_scope {
+            let opening = req.events.iter().find_map(|e| {
+                match e.event.as_ref().and_then(|x| x.kind.as_ref()) {
+                    Some(Kind::CaseOpened(o)) => Some(o.business_line.as_str()),
+                    _ => None,
+                }
+            });
+            let line = if state.exists() {
+                Some(state.business_line.as_str())
+            } else {
+                opening
+            };
+            if let Some(line) = line.filter(|l| *l != scope) {
+                return Err(LedgerError::PermissionDenied(format!(
+                    "case {} belongs to business line {line:?}; this caller may only touch cases of {scope:?}",
+                    req.case_id
+                )));
+            }
+        }
         if let Some(kind) = req.expected_version.as_ref().and_then(|e| e.kind.as_ref()) {
             let ok = match kind {
                 expected_version::Kind::Any(_) => true,
@@ -664,7 +686,9 @@ mod tests {
             expected_version: None,
             events: vec![note("n1"), note("n2")],
         };
-        let err = writer.stage(&mut staged, request, "test").unwrap_err();
+        let err = writer
+            .stage(&mut staged, request, "test", None)
+            .unwrap_err();
         assert!(matches!(err, LedgerError::Storage(_)), "{err:?}");
         assert!(staged.tree.is_empty(), "leaf 2's hashes were left staged");
         assert!(staged.tree_list.is_empty());

@@ -27,6 +27,8 @@ pub struct CaseFilter {
     pub customer_id: Option<String>,
     pub agent_id: Option<String>,
     pub only_with_open_promises: bool,
+    /// Only cases of this business line (a scoped caller's own).
+    pub business_line: Option<String>,
 }
 
 pub fn status_of(s: CaseStatus) -> pb::CaseStatus {
@@ -73,6 +75,15 @@ impl CaseIndex {
     pub fn upsert(&self, entry: SummaryEntry) {
         let mut rows = self.rows.write().expect("case index lock");
         rows.insert(entry.summary.case_id.clone(), entry);
+    }
+
+    /// A case's business line.
+    pub fn business_line(&self, case_id: &str) -> Option<String> {
+        self.rows
+            .read()
+            .expect("case index lock")
+            .get(case_id)
+            .map(|e| e.summary.business_line.clone())
     }
 
     /// A case's current version.
@@ -127,7 +138,11 @@ impl CaseIndex {
                     .agent_id
                     .as_ref()
                     .is_none_or(|a| e.agents.contains(a))
-                && (!filter.only_with_open_promises || s.open_promises > 0);
+                && (!filter.only_with_open_promises || s.open_promises > 0)
+                && filter
+                    .business_line
+                    .as_ref()
+                    .is_none_or(|b| &s.business_line == b);
             if !keep {
                 continue;
             }

@@ -1,0 +1,552 @@
+//! Authentication and authorization through real servers: every RPC × every
+//! role, missing and bad credentials, actors stamped from the token, business
+//! line scopes, the per-caller rate limit, TLS with client certificates, and
+//! the refusal to listen beyond loopback without authentication.
+
+mod common;
+
+use common::*;
+use complaint_ledger::config::{ServerConfig, TlsFiles};
+use complaint_ledger::proto::v1::{self as pb, case_event::Kind};
+use complaint_ledger::security::tokens::TokenVerifier;
+use prost::Message;
+use std::time::Duration;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::Channel;
+use tonic::Code;
+
+const SECRET: &str = "a-test-secret-of-at-least-32-bytes-0123456789";
+const ISSUER: &str = "https://sso.example.test";
+const AUDIENCE: &str = "complaint-ledger";
+
+fn verifier(dir: &std::path::Path) -> TokenVerifier {
+    let path = dir.join("jwt.secret");
+    std::fs::write(&path, SECRET).unwrap();
+    TokenVerifier::new("HS256", &path, ISSUER, AUDIENCE).unwrap()
+}
+
+async fn secured(f: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    let keys = tempfile::tempdir().unwrap();
+    let v = verifier(keys.path());
+    TestServer::start_with(move |c| {
+        c.auth.tokens = Some(v);
+        f(c);
+    })
+    .await
+}
+
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    iss: &'a str,
+    aud: &'a str,
+    exp: u64,
+    roles: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    business_line: Option<&'a str>,
+    permissions: Vec<&'a str>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token_with(claims: &Claims<'_>, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn token(sub: &str, roles: &[&str], line: Option<&str>) -> String {
+    token_with(
+        &Claims {
+            sub,
+            iss: ISSUER,
+            aud: AUDIENCE,
+            exp: now() + 600,
+            roles: roles.to_vec(),
+            business_line: line,
+            permissions: vec![],
+        },
+        SECRET,
+    )
+}
+
+/// A unary call of any method with an empty request, as `token`; the code
+/// it ends with (OK when it passed and its handler answered, or kept
+/// streaming past the deadline).
+async fn call(url: &str, path: &'static str, token: Option<&str>) -> Code {
+    let channel = Channel::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let mut req = tonic::Request::new(());
+    if let Some(t) = token {
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    match tokio::time::timeout(
+        Duration::from_secs(2),
+        grpc.unary(req, PathAndQuery::from_static(path), codec),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Code::Ok,
+        Ok(Err(s)) => s.code(),
+        Err(_) => Code::Ok,
+    }
+}
+
+/// The documented access matrix (README), independent of the code.
+const MATRIX: &[(&str, &[&str])] = &[
+    (
+        "/complaint_ledger.v1.Ledger/Append",
+        &["agent", "supervisor", "service"],
+    ),
+    (
+        "/complaint_ledger.v1.Ledger/ReadCase",
+        &["agent", "supervisor", "auditor", "service"],
+    ),
+    (
+        "/complaint_ledger.v1.Ledger/ReadAll",
+        &["supervisor", "auditor"],
+    ),
+    (
+        "/complaint_ledger.v1.Ledger/Subscribe",
+        &["supervisor", "auditor"],
+    ),
+    (
+        "/complaint_ledger.v1.Cases/GetCase",
+        &["agent", "supervisor", "auditor", "service"],
+    ),
+    (
+        "/complaint_ledger.v1.Cases/ListCases",
+        &["agent", "supervisor", "auditor", "ops", "service"],
+    ),
+    (
+        "/complaint_ledger.v1.Policies/ListPromises",
+        &["supervisor", "auditor", "ops"],
+    ),
+    (
+        "/complaint_ledger.v1.Policies/ListWarnings",
+        &["supervisor", "auditor", "ops"],
+    ),
+    (
+        "/complaint_ledger.v1.Policies/GetQueue",
+        &["supervisor", "auditor", "ops"],
+    ),
+    (
+        "/complaint_ledger.v1.Policies/GetFactorStatistics",
+        &["supervisor", "auditor", "ops"],
+    ),
+    (
+        "/complaint_ledger.v1.Policies/GetScorecard",
+        &["supervisor", "auditor", "ops"],
+    ),
+    (
+        "/complaint_ledger.v1.Policies/GetCustomerHistory",
+        &["supervisor", "auditor", "ops"],
+    ),
+    ("/complaint_ledger.v1.Audit/GetCheckpoint", &["auditor"]),
+    ("/complaint_ledger.v1.Audit/ProveInclusion", &["auditor"]),
+    ("/complaint_ledger.v1.Audit/ProveConsistency", &["auditor"]),
+    ("/complaint_ledger.v1.Audit/VerifyLog", &["auditor"]),
+    ("/complaint_ledger.v1.Audit/ExportCase", &["auditor"]),
+    ("/complaint_ledger.v1.Ops/GetStats", &["ops"]),
+    ("/complaint_ledger.v1.Ops/RebuildProjections", &["ops"]),
+];
+
+const ROLES: [&str; 5] = ["agent", "supervisor", "auditor", "ops", "service"];
+
+/// Every RPC the server serves (from its descriptor set), but health,
+/// reflection and the benchmark's Noop.
+fn served_methods() -> Vec<String> {
+    let fds = prost_types::FileDescriptorSet::decode(complaint_ledger::proto::FILE_DESCRIPTOR_SET)
+        .unwrap();
+    let mut out = Vec::new();
+    for f in &fds.file {
+        for s in &f.service {
+            if s.name() == "Noop" {
+                continue;
+            }
+            for m in &s.method {
+                out.push(format!("/{}.{}/{}", f.package(), s.name(), m.name()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn every_rpc_times_every_role() {
+    let mut listed: Vec<String> = MATRIX.iter().map(|(p, _)| p.to_string()).collect();
+    listed.sort();
+    assert_eq!(listed, served_methods(), "the matrix must name every RPC");
+    let server = secured(|_| {}).await;
+    let url = server.url();
+    for (path, allowed) in MATRIX {
+        // No credential at all.
+        assert_eq!(
+            call(&url, path, None).await,
+            Code::Unauthenticated,
+            "{path} without a token"
+        );
+        for role in ROLES {
+            let t = token(&format!("who-{role}"), &[role], Some("qidian"));
+            let code = call(&url, path, Some(&t)).await;
+            if allowed.contains(&role) {
+                assert!(
+                    !matches!(code, Code::PermissionDenied | Code::Unauthenticated),
+                    "{role} must reach {path}, got {code:?}"
+                );
+            } else {
+                assert_eq!(code, Code::PermissionDenied, "{role} must not reach {path}");
+            }
+        }
+    }
+    // Health and reflection need no credential.
+    assert_eq!(
+        call(&url, "/grpc.health.v1.Health/Check", None).await,
+        Code::Ok
+    );
+}
+
+#[tokio::test]
+async fn bad_tokens_are_unauthenticated() {
+    let server = secured(|_| {}).await;
+    let url = server.url();
+    let path = "/complaint_ledger.v1.Cases/ListCases";
+    let claims = |iss, aud, exp| Claims {
+        sub: "8030",
+        iss,
+        aud,
+        exp,
+        roles: vec!["supervisor"],
+        business_line: None,
+        permissions: vec![],
+    };
+    for (why, t) in [
+        (
+            "expired",
+            token_with(&claims(ISSUER, AUDIENCE, now() - 3600), SECRET),
+        ),
+        (
+            "other issuer",
+            token_with(&claims("https://evil.test", AUDIENCE, now() + 600), SECRET),
+        ),
+        (
+            "other audience",
+            token_with(&claims(ISSUER, "another-service", now() + 600), SECRET),
+        ),
+        (
+            "other key",
+            token_with(
+                &claims(ISSUER, AUDIENCE, now() + 600),
+                "another-secret-of-at-least-32-bytes-xxxxxx",
+            ),
+        ),
+        ("not a JWT", "hello".to_string()),
+        ("unknown role", token("8030", &["janitor"], None)),
+        ("agent without a line", token("8030", &["agent"], None)),
+    ] {
+        assert_eq!(
+            call(&url, path, Some(&t)).await,
+            Code::Unauthenticated,
+            "{why}"
+        );
+    }
+}
+
+fn with_token<T>(msg: T, t: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    r
+}
+
+#[tokio::test]
+async fn the_actor_comes_from_the_token_and_agents_stay_in_their_line() {
+    let server = secured(|_| {}).await;
+    let mut c = server.ledger().await;
+    let agent = token("8030", &["agent"], Some("qidian"));
+    let supervisor = token("lead-7", &["supervisor"], None);
+    // A forged actor header is ignored: the actor is the token's subject.
+    let mut req = with_token(
+        append(
+            "q1",
+            vec![ev(
+                "q1-open",
+                "2020-12-03T01:24:30+08:00",
+                "8030",
+                opened("u1"),
+            )],
+        ),
+        &agent,
+    );
+    req.metadata_mut()
+        .insert("x-actor", "boss".parse().unwrap());
+    c.append(req).await.unwrap();
+    let mut read = c
+        .read_case(with_token(
+            pb::ReadCaseRequest {
+                case_id: "q1".into(),
+                ..Default::default()
+            },
+            &agent,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = read.message().await.unwrap().unwrap();
+    assert_eq!(first.actor, "8030");
+    assert_eq!(first.acted_for_agent, "8030");
+
+    // A case of another line: neither opened, read nor appended to by the agent.
+    let other = || {
+        let mut k = opened("u2");
+        if let Kind::CaseOpened(o) = &mut k {
+            o.business_line = "other-line".into();
+        }
+        k
+    };
+    let e = c
+        .append(with_token(
+            append(
+                "x1",
+                vec![ev("x1-open", "2020-12-03T01:24:30+08:00", "", other())],
+            ),
+            &agent,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    c.append(with_token(
+        append(
+            "x1",
+            vec![ev("x1-open", "2020-12-03T01:24:30+08:00", "", other())],
+        ),
+        &supervisor,
+    ))
+    .await
+    .unwrap();
+    let e = c
+        .append(with_token(
+            append(
+                "x1",
+                vec![ev("x1-n", "2020-12-03T02:00:00+08:00", "", note("n"))],
+            ),
+            &agent,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.message().contains("other-line"), "{}", e.message());
+    let e = server
+        .cases()
+        .await
+        .get_case(with_token(
+            pb::GetCaseRequest {
+                case_id: "x1".into(),
+                ..Default::default()
+            },
+            &agent,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let listed = server
+        .cases()
+        .await
+        .list_cases(with_token(pb::ListCasesRequest::default(), &agent))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed
+            .cases
+            .iter()
+            .map(|c| c.case_id.as_str())
+            .collect::<Vec<_>>(),
+        ["q1"]
+    );
+
+    // Escalation is a supervisor's; the refused request wrote nothing.
+    let escalate = || {
+        append(
+            "q1",
+            vec![ev(
+                "q1-esc",
+                "2020-12-03T03:00:00+08:00",
+                "8030",
+                Kind::Escalated(pb::Escalated {
+                    from_level: pb::EscalationLevel::Agent as i32,
+                    to_level: pb::EscalationLevel::TeamLead as i32,
+                    reason: "三通电话".into(),
+                    ..Default::default()
+                }),
+            )],
+        )
+    };
+    let e = c.append(with_token(escalate(), &agent)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let r = c
+        .append(with_token(escalate(), &supervisor))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.case_version, 2);
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_per_caller_and_named() {
+    let server = secured(|c| c.auth.rate_limit_per_second = 5).await;
+    let ops = token("ops-1", &["ops"], None);
+    let mut codes = Vec::new();
+    for _ in 0..20 {
+        let r = server
+            .cases()
+            .await
+            .list_cases(with_token(pb::ListCasesRequest::default(), &ops))
+            .await;
+        codes.push(r.map(|_| Code::Ok).unwrap_or_else(|s| {
+            if s.code() == Code::ResourceExhausted {
+                assert!(s.message().contains("rate limit"), "{}", s.message());
+                let d = details(&s);
+                assert_eq!(
+                    d.quota_failure().unwrap().violations[0].subject,
+                    "rate_limit_per_second"
+                );
+            }
+            s.code()
+        }));
+    }
+    assert!(codes.contains(&Code::ResourceExhausted), "{codes:?}");
+    assert!(
+        codes.iter().filter(|c| **c == Code::Ok).count() >= 5,
+        "{codes:?}"
+    );
+    // Another caller has its own budget.
+    let other = token("ops-2", &["ops"], None);
+    server
+        .cases()
+        .await
+        .list_cases(with_token(pb::ListCasesRequest::default(), &other))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn listening_beyond_loopback_without_authentication_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), false);
+    c.listen = "0.0.0.0:0".parse().unwrap();
+    let e = complaint_ledger::api::server::start(c)
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(
+        e.to_string()
+            .contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{e}"
+    );
+    // The binary says so and exits non-zero.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_complaint-ledger"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to listen"));
+}
+
+#[tokio::test]
+async fn tls_with_client_certificates() {
+    let pki = tempfile::tempdir().unwrap();
+    let p = pki.path();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issue = |name: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = issue("localhost");
+    let (client_cert, client_key) = issue("crm-service");
+    std::fs::write(p.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(p.join("server.pem"), &server_cert).unwrap();
+    std::fs::write(p.join("server.key"), &server_key).unwrap();
+    let files = TlsFiles {
+        cert: p.join("server.pem"),
+        key: p.join("server.key"),
+        client_ca: Some(p.join("ca.pem")),
+    };
+    let server = secured(move |c| c.auth.tls = Some(files)).await;
+    let url = format!(
+        "https://localhost:{}",
+        server.server.as_ref().unwrap().addr.port()
+    );
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca.pem()))
+        .domain_name("localhost");
+    // With a client certificate signed by the CA, and a token: served.
+    let channel = Channel::from_shared(url.clone())
+        .unwrap()
+        .tls_config(tls.clone().identity(tonic::transport::Identity::from_pem(
+            client_cert,
+            client_key,
+        )))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut cases = pb::cases_client::CasesClient::new(channel);
+    cases
+        .list_cases(with_token(
+            pb::ListCasesRequest::default(),
+            &token("crm", &["service"], Some("qidian")),
+        ))
+        .await
+        .unwrap();
+    // Without a client certificate: the handshake or the call fails.
+    let refused = async {
+        let channel = Channel::from_shared(url.clone())
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await?;
+        pb::cases_client::CasesClient::new(channel)
+            .list_cases(with_token(
+                pb::ListCasesRequest::default(),
+                &token("crm", &["service"], Some("qidian")),
+            ))
+            .await
+            .map_err(|s| anyhow_like(s.to_string()))?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    }
+    .await;
+    assert!(
+        refused.is_err(),
+        "a client without a certificate was served"
+    );
+}
+
+fn anyhow_like(s: String) -> Box<dyn std::error::Error> {
+    s.into()
+}
