@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/complaint_ledger/v1/cases.proto",
         "proto/complaint_ledger/v1/audit.proto",
         "proto/complaint_ledger/v1/policies.proto",
+        "proto/complaint_ledger/v1/privacy.proto",
         "proto/complaint_ledger/v1/ops.proto",
         "proto/complaint_ledger/v1/bench.proto",
     ];

@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod ledger;
 pub mod policy;
+pub mod privacy;
 pub mod projections;
 pub mod proto;
 pub mod security;

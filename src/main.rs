@@ -94,6 +94,15 @@ enum Command {
         #[arg(long, env = "COMPLAINT_LEDGER_SERVER")]
         server: Option<String>,
     },
+    /// Re-wrap every customer's data key under the first key of a master-key
+    /// file (a stopped server's store; the log is not touched).
+    RotateMasterKey {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// `id base64key` lines: the new key first, the old ones after it.
+        #[arg(long)]
+        master_key_file: PathBuf,
+    },
     /// (internal) The benchmark's no-op gRPC reference server.
     #[command(hide = true)]
     BenchNoopServer,
@@ -176,6 +185,11 @@ struct ServeArgs {
     /// CA certificate (PEM) that signs client certificates: requires mTLS.
     #[arg(long, env = "COMPLAINT_LEDGER_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Master keys wrapping customers' data keys (`id base64key` lines, the
+    /// first current); default: generated at first start as
+    /// `<data-dir>/pii-master.key`. Keep a copy apart from the data.
+    #[arg(long, env = "COMPLAINT_LEDGER_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
     /// Requests per second per caller (0: unlimited).
     #[arg(long, env = "COMPLAINT_LEDGER_RATE_LIMIT_PER_SECOND", default_value_t = complaint_ledger::config::DEFAULT_RATE_LIMIT)]
     rate_limit_per_second: u32,
@@ -269,6 +283,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     origin: a.origin,
                     signing_key_file: a.signing_key_file,
                     policy,
+                    master_key_file: a.master_key_file,
                 },
             };
             complaint_ledger::api::server::run(config, shutdown_signal()).await
@@ -296,6 +311,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             (None, Some(server)) => rebuild::online(&server).await,
             _ => anyhow::bail!("say what to rebuild: --data-dir DIR (server stopped) or --server URL"),
         },
+        Command::RotateMasterKey {
+            data_dir,
+            master_key_file,
+        } => complaint_ledger::cli::keys::rotate_master_key(&data_dir, &master_key_file),
         Command::BenchNoopServer => complaint_ledger::bench::reference::serve_noop().await,
         Command::Replay { case_id, as_of, server } => replay::run(&server, &case_id, as_of).await,
         Command::Checkpoint { out, pubkey, server } => audit::keep_checkpoint(&server, &out, pubkey.as_deref()).await,

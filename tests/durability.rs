@@ -342,8 +342,9 @@ async fn a_tampered_log_is_refused_at_start_naming_the_position() {
     {
         let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
         let mut bytes = log.read(3).unwrap().unwrap();
-        let at = bytes.windows(8).position(|w| w == b"original").unwrap();
-        bytes[at] = b'O';
+        // The note's text is sealed; damage the record's event id instead.
+        let at = bytes.windows(4).position(|w| w == b"t1-1").unwrap();
+        bytes[at] = b'T';
         log.raw()
             .insert(complaint_ledger::store::keys::log_key(3), bytes)
             .unwrap();
@@ -387,8 +388,8 @@ async fn altering_or_dropping_the_last_record_of_a_case_is_detected() {
     let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
     let original = log.read(3).unwrap().unwrap();
     let mut bytes = original.clone();
-    let at = bytes.windows(4).position(|w| w == b"last").unwrap();
-    bytes[at] = b'L';
+    let at = bytes.windows(3).position(|w| w == b"a-1").unwrap();
+    bytes[at] = b'A';
     log.raw()
         .insert(complaint_ledger::store::keys::log_key(3), bytes)
         .unwrap();

@@ -164,6 +164,15 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("/complaint_ledger.v1.Audit/ExportCase", &["auditor"]),
     ("/complaint_ledger.v1.Ops/GetStats", &["ops"]),
     ("/complaint_ledger.v1.Ops/RebuildProjections", &["ops"]),
+    (
+        "/complaint_ledger.v1.Privacy/EraseCustomerData",
+        &["supervisor"],
+    ),
+    (
+        "/complaint_ledger.v1.Privacy/FindCustomerCases",
+        &["agent", "supervisor", "auditor", "service"],
+    ),
+    ("/complaint_ledger.v1.Privacy/ListPiiAccess", &["auditor"]),
 ];
 
 const ROLES: [&str; 5] = ["agent", "supervisor", "auditor", "ops", "service"];

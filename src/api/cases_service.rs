@@ -2,6 +2,7 @@
 //! recorded time) and the filtered, paginated case list.
 
 use super::caller::{caller_of, check_line};
+use super::pii::Presenter;
 use super::status::{invalid_field, to_status};
 use crate::domain::ids::id_problem;
 use crate::ledger::{Ledger, LedgerError};
@@ -45,6 +46,7 @@ impl CasesApi for CasesService {
         request: Request<pb::GetCaseRequest>,
     ) -> Result<Response<pb::CaseView>, Status> {
         let caller = caller_of(&request)?;
+        let presenter = Presenter::new(self.ledger.clone(), &caller, &request, "Cases.GetCase");
         let req = request.into_inner();
         let span = tracing::info_span!("GetCase", case_id = %req.case_id);
         async move {
@@ -75,20 +77,28 @@ impl CasesApi for CasesService {
             let ledger = self.ledger.clone();
             let policy = self.ledger.policy().clone();
             let case_id = req.case_id.clone();
-            let events = tokio::task::spawn_blocking(move || {
-                ledger.read_case(&case_id, 1, false, usize::MAX)
+            // Read the case, keep what the as-of point includes, and only
+            // then decrypt (and log) what the response will show.
+            let (current, included) = tokio::task::spawn_blocking(move || {
+                let events = ledger
+                    .read_case(&case_id, 1, false, usize::MAX)
+                    .map_err(to_status)?;
+                let current = events.last().map(|e| e.case_version).unwrap_or(0);
+                let mut included: Vec<_> =
+                    events.into_iter().filter(|e| as_of.includes(e)).collect();
+                if as_of.version.is_none_or(|v| v <= current) {
+                    presenter.present(&mut included)?;
+                }
+                Ok::<_, Status>((current, included))
             })
             .await
-            .map_err(|e| Status::internal(format!("reader failed: {e}")))?
-            .map_err(to_status)?;
-            let current = events.last().map(|e| e.case_version).unwrap_or(0);
+            .map_err(|e| Status::internal(format!("reader failed: {e}")))??;
             if let Some(v) = as_of.version.filter(|v| *v > current) {
                 return Err(Status::out_of_range(format!(
                     "case {} has {current} versions; version {v} does not exist yet",
                     req.case_id
                 )));
             }
-            let included: Vec<_> = events.into_iter().filter(|e| as_of.includes(e)).collect();
             if included.is_empty() {
                 return Err(Status::not_found(format!(
                     "case {} did not exist at that recorded time",

@@ -2,6 +2,7 @@
 //! subscribe. Every call runs in a span carrying its case id.
 
 use super::caller::{caller_of, check_line};
+use super::pii::Presenter;
 use super::status::{invalid_field, to_status};
 use super::streaming::{channel, ResponseStream};
 use crate::domain::event_kind::EVENT_TYPES;
@@ -126,6 +127,8 @@ impl LedgerApi for LedgerService {
         request: Request<pb::ReadCaseRequest>,
     ) -> Result<Response<Self::ReadCaseStream>, Status> {
         let caller = caller_of(&request)?;
+        let request_meta =
+            tonic::Request::from_parts(request.metadata().clone(), Default::default(), ());
         let req = request.into_inner();
         let _span = tracing::info_span!("ReadCase", case_id = %req.case_id).entered();
         check_case_id(&req.case_id)?;
@@ -133,6 +136,12 @@ impl LedgerApi for LedgerService {
             return Err(to_status(LedgerError::CaseNotFound(req.case_id)));
         };
         check_line(&caller, &req.case_id, &line)?;
+        let presenter = Presenter::new(
+            self.ledger.clone(),
+            &caller,
+            &request_meta,
+            "Ledger.ReadCase",
+        );
         let backwards = match pb::ReadDirection::try_from(req.direction) {
             Ok(d) => d == pb::ReadDirection::Backwards,
             Err(_) => {
@@ -149,13 +158,17 @@ impl LedgerApi for LedgerService {
             let mut from = req.from_version;
             while remaining > 0 {
                 let n = remaining.min(READ_CHUNK as u64) as usize;
-                let chunk = match ledger.read_case(&req.case_id, from, backwards, n) {
+                let mut chunk = match ledger.read_case(&req.case_id, from, backwards, n) {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = tx.blocking_send(Err(to_status(e)));
                         return;
                     }
                 };
+                if let Err(s) = presenter.present(&mut chunk) {
+                    let _ = tx.blocking_send(Err(s));
+                    return;
+                }
                 let Some(last) = chunk.last().map(|e| e.case_version) else {
                     return;
                 };
@@ -188,6 +201,8 @@ impl LedgerApi for LedgerService {
         &self,
         request: Request<pb::ReadAllRequest>,
     ) -> Result<Response<Self::ReadAllStream>, Status> {
+        let caller = caller_of(&request)?;
+        let presenter = Presenter::new(self.ledger.clone(), &caller, &request, "Ledger.ReadAll");
         let req = request.into_inner();
         let filter = Filter::parse(req.filter)?;
         let ledger = self.ledger.clone();
@@ -206,7 +221,12 @@ impl LedgerApi for LedgerService {
                 let Some(last) = chunk.last().map(|e| e.position) else {
                     return;
                 };
-                for e in chunk.into_iter().filter(|e| filter.matches(e)) {
+                let mut chunk: Vec<_> = chunk.into_iter().filter(|e| filter.matches(e)).collect();
+                if let Err(s) = presenter.present(&mut chunk) {
+                    let _ = tx.blocking_send(Err(s));
+                    return;
+                }
+                for e in chunk {
                     if remaining == 0 || tx.blocking_send(Ok(e)).is_err() {
                         return;
                     }
@@ -227,6 +247,13 @@ impl LedgerApi for LedgerService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = caller_of(&request)?;
+        let presenter = Arc::new(Presenter::new(
+            self.ledger.clone(),
+            &caller,
+            &request,
+            "Ledger.Subscribe",
+        ));
         let req = request.into_inner();
         let filter = Filter::parse(req.filter)?;
         let ledger = self.ledger.clone();
@@ -241,11 +268,16 @@ impl LedgerApi for LedgerService {
                 loop {
                     let head = *head_rx.borrow_and_update();
                     while next <= head {
-                        let (l, from) = (ledger.clone(), next);
-                        let chunk = match tokio::task::spawn_blocking(move || l.read_all(from, READ_CHUNK)).await {
+                        let (l, from, p) = (ledger.clone(), next, presenter.clone());
+                        let read = move || {
+                            let mut c = l.read_all(from, READ_CHUNK).map_err(to_status)?;
+                            p.present(&mut c)?;
+                            Ok::<_, Status>(c)
+                        };
+                        let chunk = match tokio::task::spawn_blocking(read).await {
                             Ok(Ok(c)) => c,
                             Ok(Err(e)) => {
-                                let _ = tx.send(Err(to_status(e))).await;
+                                let _ = tx.send(Err(e)).await;
                                 return;
                             }
                             Err(e) => {

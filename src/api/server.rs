@@ -9,11 +9,12 @@ use super::cases_service::CasesService;
 use super::ledger_service::LedgerService;
 use super::ops_service::OpsService;
 use super::policies_service::PoliciesService;
+use super::privacy_service::PrivacyService;
 use crate::config::ServerConfig;
 use crate::ledger::Ledger;
 use crate::proto::v1::{
     audit_server::AuditServer, cases_server::CasesServer, ledger_server::LedgerServer,
-    ops_server::OpsServer, policies_server::PoliciesServer,
+    ops_server::OpsServer, policies_server::PoliciesServer, privacy_server::PrivacyServer,
 };
 use crate::proto::FILE_DESCRIPTOR_SET;
 use anyhow::Context;
@@ -143,6 +144,7 @@ async fn serve_on(
     health.set_serving::<LedgerServer<LedgerService>>().await;
     health.set_serving::<CasesServer<CasesService>>().await;
     health.set_serving::<AuditServer<AuditService>>().await;
+    health.set_serving::<PrivacyServer<PrivacyService>>().await;
     health
         .set_serving::<PoliciesServer<PoliciesService>>()
         .await;
@@ -195,6 +197,7 @@ async fn serve_on(
         .add_service(ledger_api)
         .add_service(cases_api)
         .add_service(audit_api)
+        .add_service(PrivacyServer::new(PrivacyService::new(ledger.clone())))
         .add_service(
             PoliciesServer::new(PoliciesService::new(ledger.clone()))
                 .max_encoding_message_size(64 * 1024 * 1024),

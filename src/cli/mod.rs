@@ -2,5 +2,6 @@
 //! open a stopped server's store.
 
 pub mod audit;
+pub mod keys;
 pub mod rebuild;
 pub mod replay;

@@ -117,6 +117,10 @@ pub fn summarize(kind: &Kind) -> String {
             e.agent_id, e.item, e.established
         ),
         Kind::ViolationAppealed(e) => format!("judgement {} appealed", e.judgement_id),
+        Kind::PersonalDataErased(e) => format!(
+            "personal data of customer {} ERASED: {}",
+            e.customer_id, e.reason
+        ),
         Kind::ExternalComplaintAnswered(e) => format!(
             "external complaint {} answered{}",
             e.reference_number,

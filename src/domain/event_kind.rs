@@ -29,6 +29,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "CaseClosed",
     "CaseReopened",
     "ExternalComplaintAnswered",
+    "PersonalDataErased",
 ];
 
 /// The stored type name of an event payload.
@@ -58,6 +59,7 @@ pub fn event_type_name(kind: &Kind) -> &'static str {
         Kind::CaseClosed(_) => "CaseClosed",
         Kind::CaseReopened(_) => "CaseReopened",
         Kind::ExternalComplaintAnswered(_) => "ExternalComplaintAnswered",
+        Kind::PersonalDataErased(_) => "PersonalDataErased",
     }
 }
 
@@ -88,5 +90,6 @@ pub fn field_name(kind: &Kind) -> &'static str {
         Kind::CaseClosed(_) => "case_closed",
         Kind::CaseReopened(_) => "case_reopened",
         Kind::ExternalComplaintAnswered(_) => "external_complaint_answered",
+        Kind::PersonalDataErased(_) => "personal_data_erased",
     }
 }

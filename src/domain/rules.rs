@@ -27,7 +27,10 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
     if state.status == CaseStatus::Closed
         && !matches!(
             kind,
-            Kind::CaseReopened(_) | Kind::NoteAdded(_) | Kind::EventCorrected(_)
+            Kind::CaseReopened(_)
+                | Kind::NoteAdded(_)
+                | Kind::EventCorrected(_)
+                | Kind::PersonalDataErased(_)
         )
     {
         return Err(RuleViolation::new(
@@ -209,6 +212,16 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
                         "no outside complaint with reference number {:?} was received on this case",
                         e.reference_number
                     ),
+                ))
+            }
+        }
+        Kind::PersonalDataErased(e) => {
+            if e.customer_id == state.customer_id {
+                Ok(())
+            } else {
+                Err(RuleViolation::new(
+                    "erasure_of_another_customer",
+                    format!("the case belongs to customer {:?}, not {:?}", state.customer_id, e.customer_id),
                 ))
             }
         }

@@ -178,6 +178,7 @@ impl CaseState {
             Kind::DissatisfactionClassified(_)
             | Kind::SurveyDone(_)
             | Kind::ExternalComplaintAnswered(_)
+            | Kind::PersonalDataErased(_)
             | Kind::NoteAdded(_)
             | Kind::EventCorrected(_) => {}
         }

@@ -404,6 +404,10 @@ fn check_event(c: &mut Check<'_>, path: &str, ev: &pb::CaseEvent, top_level: boo
             c.timestamp(&f("resolve_by"), e.resolve_by.as_ref(), false);
             c.server_stamped(&f("deadline_calendar"), e.deadline_calendar.is_empty());
         }
+        Kind::PersonalDataErased(e) => {
+            c.id(&f("customer_id"), &e.customer_id);
+            c.text(&f("reason"), &e.reason, true);
+        }
         Kind::ExternalComplaintAnswered(e) => {
             c.text(&f("reference_number"), &e.reference_number, true);
             c.text(&f("answer"), &e.answer, true);

@@ -20,6 +20,9 @@ use crate::audit::verify::verify_store_with;
 use crate::domain::validate::{validate_append, Limits};
 use crate::domain::CaseState;
 use crate::policy::Policy;
+use crate::privacy::access_log::AccessLog;
+use crate::privacy::blind_index::BlindIndex;
+use crate::privacy::keystore::{KeyStore, MasterKeys};
 use crate::projections::board::Board;
 use crate::projections::fact::Fact;
 use crate::projections::summary::{summarize, CaseIndex};
@@ -57,6 +60,9 @@ pub struct Ledger {
     stats: Arc<WriterStats>,
     policy: Arc<Policy>,
     board: Arc<RwLock<Board>>,
+    keys: Arc<KeyStore>,
+    access: AccessLog,
+    blind: Arc<BlindIndex>,
 }
 
 /// How to open a ledger.
@@ -70,6 +76,9 @@ pub struct LedgerOptions {
     pub signing_key_file: Option<std::path::PathBuf>,
     /// Calendars, deadlines and early-warning rules.
     pub policy: Arc<Policy>,
+    /// Master keys wrapping customers' data keys; default: generated at
+    /// first start as `<data-dir>/pii-master.key`.
+    pub master_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for LedgerOptions {
@@ -80,6 +89,7 @@ impl Default for LedgerOptions {
             origin: crate::audit::checkpoint::DEFAULT_ORIGIN.to_string(),
             signing_key_file: None,
             policy: Arc::new(Policy::default()),
+            master_key_file: None,
         }
     }
 }
@@ -99,6 +109,16 @@ impl Ledger {
         let signer =
             CheckpointSigner::load_or_generate(dir, opts.signing_key_file.as_deref(), &opts.origin)
                 .map_err(|e| LedgerError::Storage(e.to_string()))?;
+        let master_path = opts
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| dir.join("pii-master.key"));
+        let master = MasterKeys::load_or_generate(&master_path).map_err(LedgerError::Storage)?;
+        let blind = Arc::new(BlindIndex::new(
+            master.derive("complaint-ledger blind index v1"),
+        ));
+        let keys = Arc::new(KeyStore::new(log.side_tree("customer-keys")?, master));
+        let access = AccessLog::open(log.side_tree("pii-access")?).map_err(LedgerError::Storage)?;
         let mut cases: HashMap<String, CaseState> = HashMap::new();
         let mut last_recorded_at = i128::MIN;
         let mut board = Board::default();
@@ -111,6 +131,9 @@ impl Ledger {
                 })?;
                 let recorded = rec.recorded_at.as_ref().map(crate::time::ts_nanos).unwrap_or(0);
                 last_recorded_at = last_recorded_at.max(recorded);
+                if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
+                    index_customer(&keys, &blind, o);
+                }
                 board.apply(&Fact {
                     position: rec.position,
                     case_id: &rec.case_id,
@@ -146,6 +169,8 @@ impl Ledger {
         let stats = Arc::new(WriterStats::default());
         let board = Arc::new(RwLock::new(board));
         let writer = Writer {
+            keys: keys.clone(),
+            blind: blind.clone(),
             board: board.clone(),
             policy: opts.policy.clone(),
             stats: stats.clone(),
@@ -174,6 +199,9 @@ impl Ledger {
                 stats,
                 policy: opts.policy.clone(),
                 board,
+                keys,
+                access,
+                blind,
             },
             report,
         ))
@@ -192,6 +220,21 @@ impl Ledger {
     /// Replaces the policy board (after a rebuild).
     pub fn replace_board(&self, board: Board) {
         *self.board.write().expect("board lock") = board;
+    }
+
+    /// Customers' data keys.
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// The PII-access log.
+    pub fn access_log(&self) -> &AccessLog {
+        &self.access
+    }
+
+    /// The blind index of phones and accounts.
+    pub fn blind_index(&self) -> &BlindIndex {
+        &self.blind
     }
 
     /// The writer's counters.
@@ -311,4 +354,21 @@ impl Ledger {
             .map(|(_, bytes)| recorded::to_recorded(bytes).map_err(LedgerError::from))
             .collect()
     }
+}
+
+/// Adds a stored `CaseOpened`'s phone and account to the blind index, if the
+/// customer's key still opens them.
+fn index_customer(keys: &KeyStore, blind: &BlindIndex, o: &pb::CaseOpened) {
+    let Some(c) = &o.customer else { return };
+    let Ok(Some(key)) = keys.get(&o.customer_id) else {
+        return;
+    };
+    let open = |path: &str, v: &str| {
+        crate::privacy::crypto::open(&key, &o.customer_id, path, v).unwrap_or_default()
+    };
+    let tokens = blind.tokens_of(
+        &open("customer.phone", &c.phone),
+        &open("customer.account", &c.account),
+    );
+    blind.add(&o.customer_id, &tokens);
 }

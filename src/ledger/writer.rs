@@ -16,6 +16,10 @@ use crate::audit::record_hash;
 use crate::domain::rules::{decide, decide_at};
 use crate::domain::{event_type_name, CaseState, RuleViolation};
 use crate::policy::Policy;
+use crate::privacy::blind_index::BlindIndex;
+use crate::privacy::crypto::seal;
+use crate::privacy::fields::personal_fields_mut;
+use crate::privacy::keystore::{KeyError, KeyStore};
 use crate::projections::board::Board;
 use crate::projections::fact::Fact;
 use crate::projections::summary::{summarize, CaseIndex};
@@ -74,6 +78,8 @@ pub(crate) struct Writer<L: EventLog> {
     pub index: Arc<CaseIndex>,
     pub board: Arc<RwLock<Board>>,
     pub policy: Arc<Policy>,
+    pub keys: Arc<KeyStore>,
+    pub blind: Arc<BlindIndex>,
     pub head: u64,
     pub head_tx: watch::Sender<u64>,
     pub last_recorded_at: i128,
@@ -92,7 +98,12 @@ struct Staged {
     replies: Vec<(Reply, AppendOutcome)>,
     /// The accepted events, for the policy board once they are durable.
     facts: Vec<OwnedFact>,
+    /// Blind-index tokens of customers opened in this batch.
+    blind: Vec<BlindTokens>,
 }
+
+/// A customer and the blind-index tokens of its phone and account.
+type BlindTokens = (String, Vec<[u8; 32]>);
 
 /// An accepted event as the board needs it.
 struct OwnedFact {
@@ -170,6 +181,7 @@ impl<L: EventLog> Writer<L> {
             replies,
             tree_list,
             facts,
+            blind,
             ..
         } = staged;
         if !records.is_empty() {
@@ -197,6 +209,9 @@ impl<L: EventLog> Writer<L> {
             for (case_id, state) in cases {
                 self.index.upsert(summarize(&case_id, &state));
                 self.cases.insert(case_id, state);
+            }
+            for (customer, tokens) in &blind {
+                self.blind.add(customer, tokens);
             }
             {
                 let mut board = self.board.write().expect("board lock");
@@ -261,6 +276,7 @@ impl<L: EventLog> Writer<L> {
         line_scope: Option<&str>,
     ) -> Result<AppendOutcome, LedgerError> {
         self.stamp_deadlines(staged, &mut req)?;
+        let blind = self.seal_personal_data(staged, &mut req)?;
         let payloads: Vec<Vec<u8>> = req
             .events
             .iter()
@@ -476,8 +492,58 @@ impl<L: EventLog> Writer<L> {
         staged.records.extend(new_records);
         staged.events.extend(new_events);
         staged.facts.extend(staged_facts);
+        staged.blind.extend(blind);
         staged.cases.insert(req.case_id, state);
         Ok(outcome)
+    }
+
+    /// Encrypts every personal field of the request under the customer's
+    /// data key (created with its first personal data), and computes the
+    /// blind-index tokens of a newly opened customer's phone and account.
+    fn seal_personal_data(
+        &self,
+        staged: &Staged,
+        req: &mut pb::AppendRequest,
+    ) -> Result<Vec<BlindTokens>, LedgerError> {
+        let mut customer = staged
+            .cases
+            .get(&req.case_id)
+            .or_else(|| self.cases.get(&req.case_id))
+            .map(|s| s.customer_id.clone())
+            .unwrap_or_default();
+        let mut tokens = Vec::new();
+        for (i, e) in req.events.iter_mut().enumerate() {
+            let Some(event) = e.event.as_mut() else {
+                continue;
+            };
+            if let Some(Kind::CaseOpened(o)) = event.kind.as_ref() {
+                customer = o.customer_id.clone();
+                if let Some(c) = &o.customer {
+                    let t = self.blind.tokens_of(&c.phone, &c.account);
+                    if !t.is_empty() {
+                        tokens.push((customer.clone(), t));
+                    }
+                }
+            }
+            let fields = personal_fields_mut(event);
+            if fields.iter().all(|(_, v)| v.is_empty()) {
+                continue;
+            }
+            let key = self
+                .keys
+                .get_or_create(&customer)
+                .map_err(|err| match err {
+                    KeyError::Erased(_) => LedgerError::Rule {
+                        index: i,
+                        violation: RuleViolation::new("customer_erased", err.to_string()),
+                    },
+                    KeyError::Store(s) => LedgerError::Storage(s),
+                })?;
+            for (path, value) in fields {
+                *value = seal(&key, &customer, &e.event_id, &path, value);
+            }
+        }
+        Ok(tokens)
     }
 
     /// Computes and stamps the deadlines of the request's events from the
@@ -673,6 +739,19 @@ mod tests {
             index: Arc::default(),
             board: Arc::default(),
             policy: Arc::default(),
+            keys: Arc::new(KeyStore::new(
+                sled::Config::new()
+                    .temporary(true)
+                    .open()
+                    .unwrap()
+                    .open_tree("k")
+                    .unwrap(),
+                crate::privacy::keystore::MasterKeys::parse(
+                    "k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                )
+                .unwrap(),
+            )),
+            blind: Arc::new(BlindIndex::new([0; 32])),
             head: 2,
             head_tx,
             last_recorded_at: 0,

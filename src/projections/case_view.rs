@@ -312,6 +312,7 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                 text: n.text.clone(),
                 corrections: fixes,
             }),
+            Kind::PersonalDataErased(_) => v.personal_data_erased = true,
             Kind::EventCorrected(_)
             | Kind::CaseResolved(_)
             | Kind::CaseClosed(_)

@@ -77,6 +77,15 @@ impl CaseIndex {
         rows.insert(entry.summary.case_id.clone(), entry);
     }
 
+    /// A case's customer.
+    pub fn customer_id(&self, case_id: &str) -> Option<String> {
+        self.rows
+            .read()
+            .expect("case index lock")
+            .get(case_id)
+            .map(|e| e.summary.customer_id.clone())
+    }
+
     /// A case's business line.
     pub fn business_line(&self, case_id: &str) -> Option<String> {
         self.rows

@@ -86,7 +86,9 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         ("complaint_ledger.v1.Ledger", "ReadAll" | "Subscribe") => &[Supervisor, Auditor],
         ("complaint_ledger.v1.Cases", "GetCase") => &[Agent, Supervisor, Auditor, Service],
         ("complaint_ledger.v1.Cases", "ListCases") => &[Agent, Supervisor, Auditor, Ops, Service],
-        ("complaint_ledger.v1.Cases", "FindCases") => &[Agent, Supervisor, Auditor, Service],
+        ("complaint_ledger.v1.Privacy", "FindCustomerCases") => {
+            &[Agent, Supervisor, Auditor, Service]
+        }
         ("complaint_ledger.v1.Policies", _) => &[Supervisor, Auditor, Ops],
         ("complaint_ledger.v1.Audit", _) => &[Auditor],
         ("complaint_ledger.v1.Ops", _) => &[Ops],

@@ -69,6 +69,17 @@ impl SledLog {
         Ok(())
     }
 
+    /// A side tree of the same database (keys, access log): written with the
+    /// log's own durability, never part of the hashed log.
+    pub fn side_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
+    /// Makes everything written so far durable (flush, then fdatasync).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.close()
+    }
+
     /// Low-level access for tests that damage a store on purpose.
     #[doc(hidden)]
     pub fn raw(&self) -> &sled::Db {

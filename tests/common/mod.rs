@@ -95,6 +95,32 @@ impl TestServer {
         self.server = Some(server);
     }
 
+    /// Stops gracefully and starts again on the same data directory with
+    /// changed configuration.
+    pub async fn restart_with(&mut self, f: impl FnOnce(&mut ServerConfig)) {
+        self.server
+            .take()
+            .expect("running")
+            .stop()
+            .await
+            .expect("clean stop");
+        let mut c = config(self.dir.path(), self.early_warning);
+        f(&mut c);
+        self.server = Some(start(c).await.expect("restart"));
+    }
+
+    /// Starts on an existing data directory.
+    pub async fn start_in(dir: tempfile::TempDir, f: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut c = config(dir.path(), false);
+        f(&mut c);
+        let server = start(c).await.expect("server starts");
+        Self {
+            server: Some(server),
+            dir,
+            early_warning: false,
+        }
+    }
+
     pub async fn stop(mut self) -> tempfile::TempDir {
         self.server
             .take()

@@ -1,0 +1,93 @@
+//! Personal data on the way out: every event a response carries passes
+//! here, is decrypted for callers allowed to see personal data or masked for
+//! the others (and reads "[erased]" for erased customers), and each response
+//! that revealed personal data is written to the PII-access log with the
+//! caller, case, fields, RPC and stated purpose (`x-purpose` header).
+
+use crate::ledger::Ledger;
+use crate::privacy::reveal::present;
+use crate::proto::v1 as pb;
+use crate::security::roles::Caller;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Metadata header stating why personal data is read.
+pub const PURPOSE_HEADER: &str = "x-purpose";
+
+/// Presents the events of one response.
+pub struct Presenter {
+    ledger: Arc<Ledger>,
+    reveal: bool,
+    actor: String,
+    purpose: String,
+    rpc: &'static str,
+}
+
+impl Presenter {
+    pub fn new<T>(
+        ledger: Arc<Ledger>,
+        caller: &Caller,
+        req: &tonic::Request<T>,
+        rpc: &'static str,
+    ) -> Self {
+        let purpose = req
+            .metadata()
+            .get(PURPOSE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        Self {
+            ledger,
+            reveal: caller.sees_personal_data(),
+            actor: caller.actor.clone(),
+            purpose,
+            rpc,
+        }
+    }
+
+    /// Decrypts or masks a batch of events in place and logs what it revealed
+    /// (one access-log entry per case of the batch). Blocking (the access
+    /// log is written to the store).
+    pub fn present(&self, events: &mut [pb::RecordedEvent]) -> Result<(), tonic::Status> {
+        let mut revealed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for e in events.iter_mut() {
+            let Some(event) = e.event.as_mut() else {
+                continue;
+            };
+            let customer = self
+                .ledger
+                .index()
+                .customer_id(&e.case_id)
+                .unwrap_or_default();
+            let fields = present(event, &customer, self.ledger.keys(), self.reveal);
+            if !fields.is_empty() {
+                let names = revealed.entry(e.case_id.clone()).or_default();
+                for f in fields {
+                    let name = format!("{}.{f}", e.event_type);
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+        }
+        for (case_id, fields) in revealed {
+            self.ledger
+                .access_log()
+                .record(pb::PiiAccess {
+                    at: Some(crate::time::now_ts()),
+                    actor: self.actor.clone(),
+                    case_id,
+                    fields,
+                    rpc: self.rpc.to_string(),
+                    purpose: self.purpose.clone(),
+                    ..Default::default()
+                })
+                .map_err(|e| {
+                    tonic::Status::internal(format!("the PII-access log could not be written: {e}"))
+                })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,178 @@
+//! `complaint_ledger.v1.Privacy`: erasing a customer's personal data by
+//! destroying its key, finding a customer's cases by phone or account
+//! through the blind index, and listing the PII-access log.
+
+use super::caller::{actor_of, caller_of};
+use super::status::{invalid_field, to_status};
+use crate::domain::ids::id_problem;
+use crate::ledger::Ledger;
+use crate::privacy::blind_index::{normalize_account, normalize_phone};
+use crate::proto::v1::{
+    self as pb, find_customer_cases_request::By, privacy_server::Privacy as PrivacyApi,
+};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct PrivacyService {
+    ledger: Arc<Ledger>,
+}
+
+impl PrivacyService {
+    pub fn new(ledger: Arc<Ledger>) -> Self {
+        Self { ledger }
+    }
+}
+
+#[tonic::async_trait]
+impl PrivacyApi for PrivacyService {
+    async fn erase_customer_data(
+        &self,
+        request: Request<pb::EraseCustomerDataRequest>,
+    ) -> Result<Response<pb::EraseCustomerDataResponse>, Status> {
+        let actor = actor_of(&request)?;
+        let req = request.into_inner();
+        if let Some(p) = id_problem(&req.customer_id) {
+            return Err(invalid_field("customer_id", p));
+        }
+        if req.reason.trim().is_empty() {
+            return Err(invalid_field(
+                "reason",
+                "is required: say why the data is erased",
+            ));
+        }
+        let cases: Vec<String> = {
+            let board = self.ledger.board().read().expect("board lock");
+            board
+                .customers
+                .get(&req.customer_id)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        if cases.is_empty() {
+            return Err(Status::not_found(format!(
+                "no case names customer {}",
+                req.customer_id
+            )));
+        }
+        // 1. Destroy the key, durably, before saying anything happened.
+        let ledger = self.ledger.clone();
+        let customer = req.customer_id.clone();
+        let destroyed = tokio::task::spawn_blocking(move || {
+            let destroyed = ledger
+                .keys()
+                .erase(&customer)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            ledger
+                .log()
+                .sync()
+                .map_err(|e| Status::internal(e.to_string()))?;
+            ledger.blind_index().forget(&customer);
+            Ok::<_, Status>(destroyed)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        tracing::warn!(customer_id = %req.customer_id, %actor, "personal data erased: data key destroyed");
+        // 2. Say so on every case of the customer (idempotent event ids).
+        for case_id in &cases {
+            let event = pb::ProposedEvent {
+                event_id: erasure_event_id(&req.customer_id, case_id),
+                occurred_at: Some(crate::time::now_ts()),
+                event: Some(pb::CaseEvent {
+                    kind: Some(pb::case_event::Kind::PersonalDataErased(
+                        pb::PersonalDataErased {
+                            customer_id: req.customer_id.clone(),
+                            reason: req.reason.clone(),
+                        },
+                    )),
+                }),
+                ..Default::default()
+            };
+            let r = self
+                .ledger
+                .append(
+                    pb::AppendRequest {
+                        case_id: case_id.clone(),
+                        expected_version: None,
+                        events: vec![event],
+                    },
+                    actor.clone(),
+                )
+                .await;
+            match r {
+                Ok(_) | Err(crate::ledger::LedgerError::EventIdConflict { .. }) => {}
+                Err(e) => return Err(to_status(e)),
+            }
+        }
+        Ok(Response::new(pb::EraseCustomerDataResponse {
+            case_ids: cases,
+            key_destroyed: destroyed,
+        }))
+    }
+
+    async fn find_customer_cases(
+        &self,
+        request: Request<pb::FindCustomerCasesRequest>,
+    ) -> Result<Response<pb::FindCustomerCasesResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let req = request.into_inner();
+        let index = self.ledger.blind_index();
+        let token = match &req.by {
+            Some(By::Phone(p)) if !normalize_phone(p).is_empty() => {
+                index.token("phone", &normalize_phone(p))
+            }
+            Some(By::Account(a)) if !normalize_account(a).is_empty() => {
+                index.token("account", &normalize_account(a))
+            }
+            _ => return Err(invalid_field("by", "give a phone number or an account")),
+        };
+        let customers = index.lookup(&token);
+        let board = self.ledger.board().read().expect("board lock");
+        let mut case_ids = BTreeSet::new();
+        for c in &customers {
+            for case in board.customers.get(c).into_iter().flatten() {
+                let line = board
+                    .cases
+                    .get(case)
+                    .map(|f| f.business_line.as_str())
+                    .unwrap_or("");
+                if caller.may_access_line(line) {
+                    case_ids.insert(case.clone());
+                }
+            }
+        }
+        Ok(Response::new(pb::FindCustomerCasesResponse {
+            customer_ids: customers,
+            case_ids: case_ids.into_iter().collect(),
+        }))
+    }
+
+    async fn list_pii_access(
+        &self,
+        request: Request<pb::ListPiiAccessRequest>,
+    ) -> Result<Response<pb::ListPiiAccessResponse>, Status> {
+        let req = request.into_inner();
+        if !req.case_id.is_empty() {
+            if let Some(p) = id_problem(&req.case_id) {
+                return Err(invalid_field("case_id", p));
+            }
+        }
+        let limit = match req.limit {
+            0 => 100,
+            n => n.min(1000) as usize,
+        };
+        let entries = self
+            .ledger
+            .access_log()
+            .list(req.after_sequence, limit, &req.case_id)
+            .map_err(Status::internal)?;
+        Ok(Response::new(pb::ListPiiAccessResponse { entries }))
+    }
+}
+
+/// The event id of a customer's erasure on one case: the same on a retry.
+fn erasure_event_id(customer: &str, case: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{customer}\n{case}").as_bytes());
+    format!("erasure-{}", &hex::encode(h)[..32])
+}

@@ -1,0 +1,113 @@
+//! Sealing one personal field: XChaCha20-Poly1305 under the customer's data
+//! key, stored in the field itself as `enc1:<base64(nonce ‖ ciphertext)>`, so
+//! the event keeps its shape and the log's hashes cover the ciphertext.
+//!
+//! The nonce is derived (HMAC-SHA256 of the event id, field path and
+//! plaintext under the data key), not random: a retried append encrypts to
+//! the same bytes and stays idempotent. Event ids are unique, so no two
+//! different plaintexts ever share a (key, nonce) pair. The associated data
+//! binds the ciphertext to its customer and field.
+
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Prefix of a sealed field.
+pub const SEALED_PREFIX: &str = "enc1:";
+
+/// A customer's 32-byte data key.
+#[derive(Clone)]
+pub struct DataKey(pub [u8; 32]);
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+fn aad(customer: &str, path: &str) -> Vec<u8> {
+    format!("complaint-ledger pii v1\n{customer}\n{path}").into_bytes()
+}
+
+/// Seals `plaintext` (empty stays empty: nothing to protect).
+pub fn seal(key: &DataKey, customer: &str, event_id: &str, path: &str, plaintext: &str) -> String {
+    if plaintext.is_empty() {
+        return String::new();
+    }
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("any key length");
+    mac.update(format!("{event_id}\n{path}\n").as_bytes());
+    mac.update(plaintext.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    let nonce = XNonce::from_slice(&tag[..24]);
+    let cipher = XChaCha20Poly1305::new((&key.0).into());
+    let ct = cipher
+        .encrypt(
+            nonce,
+            Payload {
+                msg: plaintext.as_bytes(),
+                aad: &aad(customer, path),
+            },
+        )
+        .expect("encryption of in-memory data cannot fail");
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    format!(
+        "{SEALED_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)
+    )
+}
+
+/// Whether a field value is sealed.
+pub fn is_sealed(v: &str) -> bool {
+    v.starts_with(SEALED_PREFIX)
+}
+
+/// Opens a sealed field; `None` if it is not ours or was tampered with.
+pub fn open(key: &DataKey, customer: &str, path: &str, sealed: &str) -> Option<String> {
+    let b = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(sealed.strip_prefix(SEALED_PREFIX)?)
+        .ok()?;
+    if b.len() < 24 + 16 {
+        return None;
+    }
+    let cipher = XChaCha20Poly1305::new((&key.0).into());
+    let pt = cipher
+        .decrypt(
+            XNonce::from_slice(&b[..24]),
+            Payload {
+                msg: &b[24..],
+                aad: &aad(customer, path),
+            },
+        )
+        .ok()?;
+    String::from_utf8(pt).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_deterministically_per_event_and_opens_only_for_its_field() {
+        let k = DataKey([7; 32]);
+        let a = seal(&k, "u1", "e1", "customer.phone", "13800138000");
+        assert!(is_sealed(&a));
+        assert!(!a.contains("13800138000"));
+        assert_eq!(a, seal(&k, "u1", "e1", "customer.phone", "13800138000"));
+        assert_ne!(a, seal(&k, "u1", "e2", "customer.phone", "13800138000"));
+        assert_eq!(
+            open(&k, "u1", "customer.phone", &a).as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(open(&k, "u1", "summary", &a), None);
+        assert_eq!(open(&k, "u2", "customer.phone", &a), None);
+        assert_eq!(open(&DataKey([8; 32]), "u1", "customer.phone", &a), None);
+        let mut bad = a.clone();
+        bad.pop();
+        bad.push('A');
+        assert_eq!(open(&k, "u1", "customer.phone", &bad), None);
+        assert_eq!(seal(&k, "u1", "e1", "summary", ""), "");
+    }
+}

@@ -1,0 +1,296 @@
+//! Per-customer data keys, wrapped (XChaCha20-Poly1305) by a master key and
+//! kept in a side tree of the store — never in the hashed log.
+//!
+//! - A customer's key is created with the first personal data stored for it.
+//! - Erasure (crypto-shredding) deletes the wrapped key durably and leaves a
+//!   tombstone: the ciphertext in the log stays, verifiable and unreadable,
+//!   and no new personal data is accepted for that customer.
+//! - Master-key rotation re-wraps every data key under the new master key;
+//!   the log is not touched. Master keys live in a file of `id base64key`
+//!   lines, the first being current; older ones are kept to unwrap until a
+//!   rotation has re-wrapped everything.
+
+use super::crypto::DataKey;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand_core::{OsRng, RngCore};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::RwLock;
+
+/// The master keys: the first wraps, all unwrap.
+#[derive(Clone)]
+pub struct MasterKeys {
+    keys: Vec<(String, [u8; 32])>,
+}
+
+impl std::fmt::Debug for MasterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<_> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("MasterKeys").field("ids", &ids).finish()
+    }
+}
+
+impl MasterKeys {
+    /// Parses `id base64key` lines (32-byte keys); `#` starts a comment.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let (id, b64) = line
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| "a master key line is `id base64key`".to_string())?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| format!("master key {id}: {e}"))?;
+            let key: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| format!("master key {id} is not 32 bytes"))?;
+            if id.len() > 32 || keys.iter().any(|(k, _)| k == id) {
+                return Err(format!("master key id {id:?} is too long or used twice"));
+            }
+            keys.push((id.to_string(), key));
+        }
+        if keys.is_empty() {
+            return Err("no master key".into());
+        }
+        Ok(Self { keys })
+    }
+
+    /// Reads the master key file, or creates one (mode 0600) with a fresh key.
+    pub fn load_or_generate(path: &Path) -> Result<Self, String> {
+        if path.exists() {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            return Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()));
+        }
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        let text = format!(
+            "# Master key wrapping customers' data keys. Keep a copy apart from the data.\nk1 {}\n",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        );
+        write_private(path, &text)?;
+        Self::parse(&text)
+    }
+
+    pub fn current_id(&self) -> &str {
+        &self.keys[0].0
+    }
+
+    fn get(&self, id: &str) -> Option<&[u8; 32]> {
+        self.keys.iter().find(|(k, _)| k == id).map(|(_, v)| v)
+    }
+
+    /// A key derived for another purpose (the blind index).
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.keys[0].1).expect("any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Why a customer's key cannot be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "the personal data of customer {0} was erased; no new personal data is accepted for it"
+    )]
+    Erased(String),
+    #[error("key store: {0}")]
+    Store(String),
+}
+
+const TOMBSTONE: &[u8] = b"erased";
+
+/// The data keys of all customers.
+pub struct KeyStore {
+    tree: sled::Tree,
+    master: MasterKeys,
+    cache: RwLock<HashMap<String, DataKey>>,
+}
+
+fn store_err(e: impl std::fmt::Display) -> KeyError {
+    KeyError::Store(e.to_string())
+}
+
+impl KeyStore {
+    pub fn new(tree: sled::Tree, master: MasterKeys) -> Self {
+        Self {
+            tree,
+            master,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn wrap(&self, customer: &str, key: &DataKey) -> Vec<u8> {
+        let (id, mk) = (&self.master.keys[0].0, &self.master.keys[0].1);
+        let mut nonce = [0u8; 24];
+        OsRng.fill_bytes(&mut nonce);
+        let ct = XChaCha20Poly1305::new(mk.into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &key.0,
+                    aad: customer.as_bytes(),
+                },
+            )
+            .expect("wrapping cannot fail");
+        let mut v = vec![id.len() as u8];
+        v.extend_from_slice(id.as_bytes());
+        v.extend_from_slice(&nonce);
+        v.extend_from_slice(&ct);
+        v
+    }
+
+    fn unwrap_key(&self, customer: &str, v: &[u8]) -> Result<DataKey, KeyError> {
+        let n = *v.first().ok_or_else(|| store_err("empty wrapped key"))? as usize;
+        let id = std::str::from_utf8(
+            v.get(1..1 + n)
+                .ok_or_else(|| store_err("short wrapped key"))?,
+        )
+        .map_err(store_err)?;
+        let mk = self
+            .master
+            .get(id)
+            .ok_or_else(|| store_err(format!("customer {customer}'s key is wrapped by master key {id:?}, which is not configured")))?;
+        let rest = &v[1 + n..];
+        if rest.len() < 24 {
+            return Err(store_err("short wrapped key"));
+        }
+        let pt = XChaCha20Poly1305::new(mk.into())
+            .decrypt(
+                XNonce::from_slice(&rest[..24]),
+                Payload {
+                    msg: &rest[24..],
+                    aad: customer.as_bytes(),
+                },
+            )
+            .map_err(|_| {
+                store_err(format!(
+                    "customer {customer}'s key does not unwrap (wrong master key?)"
+                ))
+            })?;
+        Ok(DataKey(
+            pt.try_into()
+                .map_err(|_| store_err("wrapped key is not 32 bytes"))?,
+        ))
+    }
+
+    /// The customer's key, if it has one and was not erased.
+    pub fn get(&self, customer: &str) -> Result<Option<DataKey>, KeyError> {
+        if let Some(k) = self.cache.read().expect("key cache").get(customer) {
+            return Ok(Some(k.clone()));
+        }
+        match self.tree.get(customer.as_bytes()).map_err(store_err)? {
+            None => Ok(None),
+            Some(v) if v.as_ref() == TOMBSTONE => Ok(None),
+            Some(v) => {
+                let k = self.unwrap_key(customer, &v)?;
+                self.cache
+                    .write()
+                    .expect("key cache")
+                    .insert(customer.to_string(), k.clone());
+                Ok(Some(k))
+            }
+        }
+    }
+
+    pub fn is_erased(&self, customer: &str) -> Result<bool, KeyError> {
+        Ok(self
+            .tree
+            .get(customer.as_bytes())
+            .map_err(store_err)?
+            .is_some_and(|v| v.as_ref() == TOMBSTONE))
+    }
+
+    /// The customer's key, created if it has none. The new wrapped key is
+    /// written before the events it encrypts, so the commit's durable sync
+    /// covers it (sled recovers a prefix of its writes).
+    pub fn get_or_create(&self, customer: &str) -> Result<DataKey, KeyError> {
+        if let Some(k) = self.get(customer)? {
+            return Ok(k);
+        }
+        if self.is_erased(customer)? {
+            return Err(KeyError::Erased(customer.to_string()));
+        }
+        let mut raw = [0u8; 32];
+        OsRng.fill_bytes(&mut raw);
+        let key = DataKey(raw);
+        self.tree
+            .insert(customer.as_bytes(), self.wrap(customer, &key))
+            .map_err(store_err)?;
+        self.cache
+            .write()
+            .expect("key cache")
+            .insert(customer.to_string(), key.clone());
+        Ok(key)
+    }
+
+    /// Destroys the customer's key, leaving a tombstone. The caller makes it
+    /// durable (`SledLog::sync`) before reporting success.
+    pub fn erase(&self, customer: &str) -> Result<bool, KeyError> {
+        self.cache.write().expect("key cache").remove(customer);
+        let old = self
+            .tree
+            .insert(customer.as_bytes(), TOMBSTONE)
+            .map_err(store_err)?;
+        Ok(old.is_some_and(|v| v.as_ref() != TOMBSTONE))
+    }
+
+    /// Re-wraps every data key under the current master key; returns how
+    /// many were re-wrapped.
+    pub fn rewrap_all(&self) -> Result<u64, KeyError> {
+        let mut n = 0;
+        for item in self.tree.iter() {
+            let (k, v) = item.map_err(store_err)?;
+            if v.as_ref() == TOMBSTONE {
+                continue;
+            }
+            let customer = String::from_utf8_lossy(&k).to_string();
+            let key = self.unwrap_key(&customer, &v)?;
+            self.tree
+                .insert(k, self.wrap(&customer, &key))
+                .map_err(store_err)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Customers with a live key.
+    pub fn customers(&self) -> Vec<String> {
+        self.tree
+            .iter()
+            .filter_map(|i| i.ok())
+            .filter(|(_, v)| v.as_ref() != TOMBSTONE)
+            .map(|(k, _)| String::from_utf8_lossy(&k).to_string())
+            .collect()
+    }
+
+    pub fn master(&self) -> &MasterKeys {
+        &self.master
+    }
+}
