@@ -11,6 +11,8 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod ledger;
 pub mod policy;
 pub mod privacy;
