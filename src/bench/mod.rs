@@ -264,7 +264,16 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
     let max_clients = opts.clients.iter().copied().max().unwrap_or(1).max(64);
     let mut rep = report::Report::new(opts);
 
-    let server = spawn(&["serve", "--listen", "127.0.0.1:0"], Some(&data))?;
+    let server = spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-second",
+            "0",
+        ],
+        Some(&data),
+    )?;
     let noop = spawn(&["bench-noop-server"], None)?;
     eprintln!(
         "bench: ledger at {}, no-op reference at {}",
@@ -469,7 +478,16 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
         "rebuild and verification saw different logs"
     );
     let t = Instant::now();
-    let restarted = spawn(&["serve", "--listen", "127.0.0.1:0"], Some(&data))?;
+    let restarted = spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-second",
+            "0",
+        ],
+        Some(&data),
+    )?;
     let startup_s = t.elapsed().as_secs_f64();
     drop(restarted);
     if let Some(l) = rep.large.as_mut() {
