@@ -32,12 +32,27 @@ impl SledLog {
     /// Opens (or creates) the log in `dir`. Fails if another process has it.
     pub fn open(dir: &Path, opts: &SledOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(opts.cache_capacity)
             .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        // sled releases its file lock when its last background I/O task
+        // ends, a moment after the database is dropped; a store closed in
+        // this process and opened again at once may still be locked. Wait a
+        // little for that, not for another process that keeps it.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && started.elapsed() < std::time::Duration::from_secs(5) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
         // Make the creation of a new store itself durable.
         db.flush()?;
         let mut syncer = Syncer::open(dir)?;
