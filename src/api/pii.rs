@@ -8,8 +8,8 @@ use crate::ledger::Ledger;
 use crate::privacy::reveal::present;
 use crate::proto::v1 as pb;
 use crate::security::roles::Caller;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// Metadata header stating why personal data is read.
 pub const PURPOSE_HEADER: &str = "x-purpose";
@@ -21,6 +21,9 @@ pub struct Presenter {
     actor: String,
     purpose: String,
     rpc: &'static str,
+    /// Fields of each case this response has already logged: a stream logs
+    /// each case's fields once, not once per chunk.
+    logged: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 impl Presenter {
@@ -44,12 +47,14 @@ impl Presenter {
             actor: caller.actor.clone(),
             purpose,
             rpc,
+            logged: Mutex::new(HashMap::new()),
         }
     }
 
     /// Decrypts or masks a batch of events in place and logs what it revealed
-    /// (one access-log entry per case of the batch). Blocking (the access
-    /// log is written to the store).
+    /// (one access-log entry per case and response, naming the fields; a
+    /// later batch of a stream logs only fields not logged before).
+    /// Blocking (the access log is written to the store).
     pub fn present(&self, events: &mut [pb::RecordedEvent]) -> Result<(), tonic::Status> {
         let mut revealed: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for e in events.iter_mut() {
@@ -72,7 +77,16 @@ impl Presenter {
                 }
             }
         }
+        let mut logged = self.logged.lock().expect("presenter lock");
         for (case_id, fields) in revealed {
+            let seen = logged.entry(case_id.clone()).or_default();
+            let fields: Vec<String> = fields
+                .into_iter()
+                .filter(|f| seen.insert(f.clone()))
+                .collect();
+            if fields.is_empty() {
+                continue;
+            }
             self.ledger
                 .access_log()
                 .record(pb::PiiAccess {
