@@ -190,6 +190,37 @@ async fn personal_data_is_sealed_shown_to_those_allowed_logged_and_erased_for_go
     let mut forged = log.clone();
     forged[0].actor = "someone-else".into();
     assert_eq!(AccessLog::verify_chain(&forged), Err(1));
+    // A streamed read of the whole log: one entry for the case, not one per event.
+    let mut all = c
+        .read_all(req(
+            pb::ReadAllRequest::default(),
+            &auditor_pii,
+            Some("annual audit"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while all.message().await.unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 2);
+    let log = privacy
+        .list_pii_access(req(pb::ListPiiAccessRequest::default(), &auditor, None))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(log.len(), 3);
+    assert_eq!(
+        (
+            log[2].rpc.as_str(),
+            log[2].case_id.as_str(),
+            log[2].purpose.as_str()
+        ),
+        ("Ledger.ReadAll", "p1", "annual audit")
+    );
+    AccessLog::verify_chain(&log).unwrap();
 
     // Found by phone, however written, through the blind index.
     let found = privacy
