@@ -8,6 +8,7 @@ use crate::ledger::Ledger;
 use crate::privacy::reveal::present;
 use crate::proto::v1 as pb;
 use crate::security::roles::Caller;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -56,27 +57,44 @@ impl Presenter {
     /// later batch of a stream logs only fields not logged before).
     /// Blocking (the access log is written to the store).
     pub fn present(&self, events: &mut [pb::RecordedEvent]) -> Result<(), tonic::Status> {
-        let mut revealed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Per batch: each case's customer looked up once, and the revealed
+        // (event type, field) pairs of each case.
+        type Revealed = BTreeSet<(&'static str, Cow<'static, str>)>;
+        let mut customers: HashMap<String, String> = HashMap::new();
+        let mut revealed: BTreeMap<String, Revealed> = BTreeMap::new();
         for e in events.iter_mut() {
             let Some(event) = e.event.as_mut() else {
                 continue;
             };
-            let customer = self
-                .ledger
-                .index()
-                .customer_id(&e.case_id)
-                .unwrap_or_default();
-            let fields = present(event, &customer, self.ledger.keys(), self.reveal);
-            if !fields.is_empty() {
-                let names = revealed.entry(e.case_id.clone()).or_default();
-                for f in fields {
-                    let name = format!("{}.{f}", e.event_type);
-                    if !names.contains(&name) {
-                        names.push(name);
-                    }
-                }
+            let Some(kind) = event.kind.as_ref() else {
+                continue;
+            };
+            let event_type = crate::domain::event_type_name(kind);
+            if !customers.contains_key(&e.case_id) {
+                let c = self
+                    .ledger
+                    .index()
+                    .customer_id(&e.case_id)
+                    .unwrap_or_default();
+                customers.insert(e.case_id.clone(), c);
+            }
+            let customer = &customers[&e.case_id];
+            let fields = present(event, customer, self.ledger.keys(), self.reveal);
+            if fields.is_empty() {
+                continue;
+            }
+            if !revealed.contains_key(&e.case_id) {
+                revealed.insert(e.case_id.clone(), BTreeSet::new());
+            }
+            let set = revealed.get_mut(&e.case_id).expect("inserted above");
+            for f in fields {
+                set.insert((event_type, f));
             }
         }
+        let revealed = revealed.into_iter().map(|(case, set)| {
+            let names: Vec<String> = set.into_iter().map(|(t, f)| format!("{t}.{f}")).collect();
+            (case, names)
+        });
         let mut logged = self.logged.lock().expect("presenter lock");
         for (case_id, fields) in revealed {
             let seen = logged.entry(case_id.clone()).or_default();

@@ -3,20 +3,32 @@
 //! them. Everything that encrypts, masks or decrypts goes through this list.
 
 use crate::proto::v1::{case_event::Kind, CaseEvent};
+use std::borrow::Cow;
 
 /// Every personal field of an event, with its path (`customer.phone`,
 /// `replacement.summary`), as mutable strings.
-pub fn personal_fields_mut(event: &mut CaseEvent) -> Vec<(String, &mut String)> {
+pub fn personal_fields_mut(event: &mut CaseEvent) -> Vec<(Cow<'static, str>, &mut String)> {
     let mut out = Vec::new();
     collect(event, "", &mut out);
     out
 }
 
-fn collect<'a>(event: &'a mut CaseEvent, prefix: &str, out: &mut Vec<(String, &'a mut String)>) {
+fn collect<'a>(
+    event: &'a mut CaseEvent,
+    prefix: &str,
+    out: &mut Vec<(Cow<'static, str>, &'a mut String)>,
+) {
     let Some(kind) = event.kind.as_mut() else {
         return;
     };
-    let mut push = |name: &str, v: &'a mut String| out.push((format!("{prefix}{name}"), v));
+    let mut push = |name: &'static str, v: &'a mut String| {
+        let path = if prefix.is_empty() {
+            Cow::Borrowed(name)
+        } else {
+            Cow::Owned(format!("{prefix}{name}"))
+        };
+        out.push((path, v))
+    };
     match kind {
         Kind::CaseOpened(e) => {
             push("summary", &mut e.summary);

@@ -7,6 +7,7 @@ use super::crypto::{is_sealed, open};
 use super::fields::personal_fields_mut;
 use super::keystore::KeyStore;
 use crate::proto::v1::CaseEvent;
+use std::borrow::Cow;
 
 /// Shown instead of personal data to callers who may not see it.
 pub const MASKED: &str = "[personal data masked]";
@@ -22,7 +23,7 @@ pub fn present(
     customer: &str,
     keys: &KeyStore,
     reveal: bool,
-) -> Vec<String> {
+) -> Vec<Cow<'static, str>> {
     let mut revealed = Vec::new();
     let mut key = None;
     let mut looked = false;
