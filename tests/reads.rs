@@ -437,10 +437,16 @@ async fn health_and_reflection_v1_and_v1alpha_answer() {
         for s in [
             "complaint_ledger.v1.Ledger",
             "complaint_ledger.v1.Cases",
+            "complaint_ledger.v1.Policies",
+            "complaint_ledger.v1.Privacy",
+            "complaint_ledger.v1.Audit",
+            "complaint_ledger.v1.Ops",
             "grpc.health.v1.Health",
         ] {
             assert!(names.contains(&s), "{s} not in {names:?}");
         }
+        // The benchmark's reference service is not served, so not listed.
+        assert!(!names.contains(&"complaint_ledger.v1.Noop"), "{names:?}");
     }
     {
         use tonic_reflection::pb::v1alpha::{

@@ -74,6 +74,17 @@ pub async fn run(
     serve_on(config, ledger, listener, shutdown).await
 }
 
+/// The descriptors reflection describes: every file of the API but the
+/// benchmark's reference service, which this server does not serve.
+fn served_descriptors() -> anyhow::Result<prost_types::FileDescriptorSet> {
+    use prost::Message;
+    let mut set = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET)
+        .context("decoding the embedded descriptor set")?;
+    set.file
+        .retain(|f| f.name() != "complaint_ledger/v1/bench.proto");
+    Ok(set)
+}
+
 /// Refuses a configuration that would expose the ledger without
 /// authentication, and says which mode the server runs in.
 fn check_auth(config: &ServerConfig) -> anyhow::Result<()> {
@@ -148,9 +159,10 @@ async fn serve_on(
     health
         .set_serving::<PoliciesServer<PoliciesService>>()
         .await;
+    let served = served_descriptors()?;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_file_descriptor_set(served.clone())
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection_v1 = reflection().build_v1()?;
@@ -170,7 +182,7 @@ async fn serve_on(
         .max_encoding_message_size(64 * 1024 * 1024);
     let audit_api = AuditServer::new(AuditService::new(ledger.clone()))
         .max_encoding_message_size(256 * 1024 * 1024);
-    tracing::info!(%addr, "serving complaint_ledger.v1.Ledger, .Cases, .Policies, .Audit, .Ops, grpc.health.v1, reflection v1 and v1alpha");
+    tracing::info!(%addr, "serving complaint_ledger.v1.Ledger, .Cases, .Policies, .Privacy, .Audit, .Ops, grpc.health.v1, reflection v1 and v1alpha");
     let health_on_stop = health.clone();
     let auth = Arc::new(AuthState::new(
         config.auth.tokens.clone(),
