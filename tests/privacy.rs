@@ -425,3 +425,28 @@ async fn a_master_key_rotation_rewraps_keys_without_touching_the_log() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_refused_request_stores_no_customer_key() {
+    let server = TestServer::start().await;
+    let mut c = server.ledger().await;
+    let mut refused = append(
+        "k1",
+        vec![ev(
+            "k1-open",
+            "2020-12-03T01:24:30+08:00",
+            "8030",
+            opening(),
+        )],
+    );
+    refused.expected_version = expect_exact(5);
+    let e = c.append(refused).await.unwrap_err();
+    assert_eq!(e.code(), Code::Aborted);
+    let dir = server.stop().await;
+    let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+    assert_eq!(log.head().unwrap(), 0);
+    assert!(
+        log.side_tree("customer-keys").unwrap().is_empty(),
+        "a refused request stored a key"
+    );
+}

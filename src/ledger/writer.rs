@@ -17,7 +17,7 @@ use crate::domain::rules::{decide, decide_at};
 use crate::domain::{event_type_name, CaseState, RuleViolation};
 use crate::policy::Policy;
 use crate::privacy::blind_index::BlindIndex;
-use crate::privacy::crypto::seal;
+use crate::privacy::crypto::{seal, DataKey};
 use crate::privacy::fields::personal_fields_mut;
 use crate::privacy::keystore::{KeyError, KeyStore};
 use crate::projections::board::Board;
@@ -100,6 +100,9 @@ struct Staged {
     facts: Vec<OwnedFact>,
     /// Blind-index tokens of customers opened in this batch.
     blind: Vec<BlindTokens>,
+    /// Data keys of customers whose first personal data is in this batch;
+    /// stored with the commit.
+    new_keys: HashMap<String, DataKey>,
 }
 
 /// A customer and the blind-index tokens of its phone and account.
@@ -182,10 +185,15 @@ impl<L: EventLog> Writer<L> {
             tree_list,
             facts,
             blind,
+            new_keys,
             ..
         } = staged;
         if !records.is_empty() {
-            if let Err(e) = self.log.write_durable(&records, &tree_list) {
+            let keys_stored = new_keys
+                .iter()
+                .try_for_each(|(customer, key)| self.keys.store(customer, key))
+                .map_err(|e| crate::store::StoreError::Io(std::io::Error::other(e.to_string())));
+            if let Err(e) = keys_stored.and_then(|_| self.log.write_durable(&records, &tree_list)) {
                 let why = format!(
                     "a durable write failed ({e}); the ledger takes no appends until it is restarted and has recovered"
                 );
@@ -276,7 +284,7 @@ impl<L: EventLog> Writer<L> {
         line_scope: Option<&str>,
     ) -> Result<AppendOutcome, LedgerError> {
         self.stamp_deadlines(staged, &mut req)?;
-        let blind = self.seal_personal_data(staged, &mut req)?;
+        let (blind, new_keys) = self.seal_personal_data(staged, &mut req)?;
         let payloads: Vec<Vec<u8>> = req
             .events
             .iter()
@@ -493,6 +501,7 @@ impl<L: EventLog> Writer<L> {
         staged.events.extend(new_events);
         staged.facts.extend(staged_facts);
         staged.blind.extend(blind);
+        staged.new_keys.extend(new_keys);
         staged.cases.insert(req.case_id, state);
         Ok(outcome)
     }
@@ -500,11 +509,14 @@ impl<L: EventLog> Writer<L> {
     /// Encrypts every personal field of the request under the customer's
     /// data key (created with its first personal data), and computes the
     /// blind-index tokens of a newly opened customer's phone and account.
+    /// New customer keys are returned, not stored: the request may still be
+    /// refused, and a refused request writes nothing.
     fn seal_personal_data(
         &self,
         staged: &Staged,
         req: &mut pb::AppendRequest,
-    ) -> Result<Vec<BlindTokens>, LedgerError> {
+    ) -> Result<(Vec<BlindTokens>, HashMap<String, DataKey>), LedgerError> {
+        let mut new_keys: HashMap<String, DataKey> = HashMap::new();
         let mut customer = staged
             .cases
             .get(&req.case_id)
@@ -529,21 +541,30 @@ impl<L: EventLog> Writer<L> {
             if fields.iter().all(|(_, v)| v.is_empty()) {
                 continue;
             }
-            let key = self
-                .keys
-                .get_or_create(&customer)
-                .map_err(|err| match err {
-                    KeyError::Erased(_) => LedgerError::Rule {
-                        index: i,
-                        violation: RuleViolation::new("customer_erased", err.to_string()),
-                    },
-                    KeyError::Store(s) => LedgerError::Storage(s),
-                })?;
+            let refused = |err: KeyError| match err {
+                KeyError::Erased(_) => LedgerError::Rule {
+                    index: i,
+                    violation: RuleViolation::new("customer_erased", err.to_string()),
+                },
+                KeyError::Store(s) => LedgerError::Storage(s),
+            };
+            let known = match staged.new_keys.get(&customer).or(new_keys.get(&customer)) {
+                Some(k) => Some(k.clone()),
+                None => self.keys.get(&customer).map_err(refused)?,
+            };
+            let key = match known {
+                Some(k) => k,
+                None => {
+                    let k = self.keys.new_key(&customer).map_err(refused)?;
+                    new_keys.insert(customer.clone(), k.clone());
+                    k
+                }
+            };
             for (path, value) in fields {
                 *value = seal(&key, &customer, &e.event_id, &path, value);
             }
         }
-        Ok(tokens)
+        Ok((tokens, new_keys))
     }
 
     /// Computes and stamps the deadlines of the request's events from the

@@ -227,27 +227,30 @@ impl KeyStore {
             .is_some_and(|v| v.as_ref() == TOMBSTONE))
     }
 
-    /// The customer's key, created if it has none. The new wrapped key is
-    /// written before the events it encrypts, so the commit's durable sync
-    /// covers it (sled recovers a prefix of its writes).
-    pub fn get_or_create(&self, customer: &str) -> Result<DataKey, KeyError> {
-        if let Some(k) = self.get(customer)? {
-            return Ok(k);
-        }
+    /// A fresh data key for a customer that has none (and was not erased).
+    /// Nothing is stored: the writer stores it with the commit that first
+    /// uses it ([`KeyStore::store`]), so a refused request writes no key.
+    pub fn new_key(&self, customer: &str) -> Result<DataKey, KeyError> {
         if self.is_erased(customer)? {
             return Err(KeyError::Erased(customer.to_string()));
         }
         let mut raw = [0u8; 32];
         OsRng.fill_bytes(&mut raw);
-        let key = DataKey(raw);
+        Ok(DataKey(raw))
+    }
+
+    /// Stores a new customer key, wrapped. Written before the records that
+    /// use it, in the same database, so the commit's durable sync covers it
+    /// (sled recovers a prefix of its writes).
+    pub fn store(&self, customer: &str, key: &DataKey) -> Result<(), KeyError> {
         self.tree
-            .insert(customer.as_bytes(), self.wrap(customer, &key))
+            .insert(customer.as_bytes(), self.wrap(customer, key))
             .map_err(store_err)?;
         self.cache
             .write()
             .expect("key cache")
             .insert(customer.to_string(), key.clone());
-        Ok(key)
+        Ok(())
     }
 
     /// Destroys the customer's key, leaving a tombstone. The caller makes it
