@@ -28,7 +28,8 @@ impl CasesService {
     }
 }
 
-fn checked_ts(field: &str, ts: &prost_types::Timestamp) -> Result<i128, Status> {
+/// A request timestamp, checked: nanoseconds, or INVALID_ARGUMENT naming the field.
+pub fn checked_ts(field: &str, ts: &prost_types::Timestamp) -> Result<i128, Status> {
     if is_valid(ts) {
         Ok(ts_nanos(ts))
     } else {

@@ -3,16 +3,17 @@
 //! statistics, agent scorecards, customer histories. Each request is checked
 //! field by field, then answered from the policy board under its read lock.
 
-use super::cases_service::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use super::cases_service::{checked_ts, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use super::status::invalid_field;
 use crate::domain::ids::id_problem;
 use crate::ledger::Ledger;
 use crate::projections::board::JudgementFact;
+use crate::projections::case_view::judgement_flags;
 use crate::projections::kf006::{factor_statistics, parse_date, queue, queue_day_problem};
 use crate::projections::listings::{self, untoken, PromiseQuery, WarningQuery};
 use crate::projections::scorecard::scorecard;
 use crate::proto::v1::{self as pb, policies_server::Policies as PoliciesApi};
-use crate::time::{is_valid, nanos_ts, now_nanos, ts_nanos};
+use crate::time::{nanos_ts, now_nanos};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -27,14 +28,7 @@ impl PoliciesService {
 }
 
 fn when(field: &str, ts: Option<&prost_types::Timestamp>) -> Result<Option<i128>, Status> {
-    match ts {
-        None => Ok(None),
-        Some(t) if is_valid(t) => Ok(Some(ts_nanos(t))),
-        Some(_) => Err(invalid_field(
-            field,
-            "is not a valid timestamp between years 1900 and 9999",
-        )),
-    }
+    ts.map(|t| checked_ts(field, t)).transpose()
 }
 
 fn page_size(n: u32) -> usize {
@@ -81,23 +75,15 @@ fn text_or_none(s: String) -> Option<String> {
 /// The judgement as shown on a scorecard.
 fn judgement_view(j: &JudgementFact, now: i128) -> pb::JudgementView {
     let x = &j.judgement;
-    let heard = j
-        .appealed_at
-        .is_some_and(|a| x.contact_deadline.as_ref().is_none_or(|d| a <= ts_nanos(d)));
+    let (appeal_window_open, judged_without_agent) = judgement_flags(x, j.appealed_at, now);
     pb::JudgementView {
         event_id: j.event_id.clone(),
         judgement: Some(x.clone()),
         appealed: j.appealed_at.is_some(),
         appeal_decided: j.appeal_upheld.is_some(),
         upheld: j.appeal_upheld.unwrap_or(false),
-        appeal_window_open: j.appealed_at.is_none()
-            && x.appeal_deadline
-                .as_ref()
-                .is_some_and(|d| now <= ts_nanos(d)),
-        judged_without_agent: !heard
-            && x.contact_deadline
-                .as_ref()
-                .is_some_and(|d| now > ts_nanos(d)),
+        appeal_window_open,
+        judged_without_agent,
     }
 }
 

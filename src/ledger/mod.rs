@@ -134,15 +134,7 @@ impl Ledger {
                 if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
                     index_customer(&keys, &blind, o);
                 }
-                board.apply(&Fact {
-                    position: rec.position,
-                    case_id: &rec.case_id,
-                    event_id: &rec.event_id,
-                    occurred_at: rec.occurred_at,
-                    recorded_at: recorded,
-                    correlation_id: &rec.correlation_id,
-                    event: &event,
-                });
+                board.apply(&Fact::stored(&rec, &event));
                 cases
                     .entry(rec.case_id)
                     .or_default()

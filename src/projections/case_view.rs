@@ -90,7 +90,7 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
     let mut deliveries = Vec::new();
     let mut demand_terms = Vec::new();
     let mut offset = crate::time::DEFAULT_UTC_OFFSET_MINUTES;
-    let mut heard: HashSet<String> = HashSet::new();
+    let mut appealed_at: HashMap<String, i128> = HashMap::new();
 
     for e in events {
         let Some(event) = &e.event else { continue };
@@ -289,10 +289,10 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                         .is_some_and(|x| x.judgement_id == a.judgement_id)
                 }) {
                     j.appealed = true;
-                    let deadline = j.judgement.as_ref().and_then(|x| x.contact_deadline);
-                    if deadline.is_none_or(|d| at.is_some_and(|a| ts_nanos(&a) <= ts_nanos(&d))) {
-                        heard.insert(a.judgement_id.clone());
-                    }
+                    appealed_at.insert(
+                        a.judgement_id.clone(),
+                        e.occurred_at.as_ref().map(ts_nanos).unwrap_or(0),
+                    );
                 }
             }
             Kind::AppealDecided(a) => {
@@ -335,14 +335,8 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
     }
     for j in &mut v.judgements {
         let Some(x) = &j.judgement else { continue };
-        j.appeal_window_open = !j.appealed
-            && x.appeal_deadline
-                .as_ref()
-                .is_some_and(|d| now <= ts_nanos(d));
-        j.judged_without_agent = !heard.contains(&x.judgement_id)
-            && x.contact_deadline
-                .as_ref()
-                .is_some_and(|d| now > ts_nanos(d));
+        (j.appeal_window_open, j.judged_without_agent) =
+            judgement_flags(x, appealed_at.get(&x.judgement_id).copied(), now);
     }
     for x in &mut v.external_complaint_deadlines {
         let c = x.complaint.clone().unwrap_or_default();
@@ -359,6 +353,27 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
     v.tickets = tickets;
     v.evaluated_at = Some(nanos_ts(now));
     v
+}
+
+/// Standard 003 as of `now`, for a judgement appealed at `appealed_at` (if
+/// it was): whether an appeal is still accepted, and whether the agent was
+/// judged without being heard (no appeal by the 48-hour contact deadline).
+pub fn judgement_flags(
+    j: &pb::ViolationJudged,
+    appealed_at: Option<i128>,
+    now: i128,
+) -> (bool, bool) {
+    let heard =
+        appealed_at.is_some_and(|a| j.contact_deadline.as_ref().is_none_or(|d| a <= ts_nanos(d)));
+    let window_open = appealed_at.is_none()
+        && j.appeal_deadline
+            .as_ref()
+            .is_some_and(|d| now <= ts_nanos(d));
+    let without_agent = !heard
+        && j.contact_deadline
+            .as_ref()
+            .is_some_and(|d| now > ts_nanos(d));
+    (window_open, without_agent)
 }
 
 /// Where a deadline stands at `now`, given when the duty was done.

@@ -2,7 +2,7 @@
 //! whoever holds it (the writer after a commit, the startup replay, a
 //! rebuild), so feeding a projection never copies an event.
 
-use crate::proto::v1::{CaseEvent, RecordedEvent};
+use crate::proto::v1::{CaseEvent, RecordedEvent, StoredRecord};
 use prost_types::Timestamp;
 
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +33,23 @@ impl<'a> Fact<'a> {
             correlation_id: &e.correlation_id,
             event: e.event.as_ref()?,
         })
+    }
+
+    /// The fact of a stored record and its decoded payload.
+    pub fn stored(rec: &'a StoredRecord, event: &'a CaseEvent) -> Self {
+        Fact {
+            position: rec.position,
+            case_id: &rec.case_id,
+            event_id: &rec.event_id,
+            occurred_at: rec.occurred_at,
+            recorded_at: rec
+                .recorded_at
+                .as_ref()
+                .map(crate::time::ts_nanos)
+                .unwrap_or(0),
+            correlation_id: &rec.correlation_id,
+            event,
+        }
     }
 
     /// Business time in nanoseconds (0 when absent).

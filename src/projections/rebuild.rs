@@ -50,15 +50,7 @@ pub fn fold_range(
                 .as_ref()
                 .map(crate::time::ts_nanos)
                 .unwrap_or(0);
-            board.apply(&Fact {
-                position: *pos,
-                case_id: &rec.case_id,
-                event_id: &rec.event_id,
-                occurred_at: rec.occurred_at,
-                recorded_at: recorded,
-                correlation_id: &rec.correlation_id,
-                event: &event,
-            });
+            board.apply(&Fact::stored(&rec, &event));
             cases.entry(rec.case_id).or_default().apply_stored(
                 &event,
                 rec.case_version,
