@@ -5,46 +5,23 @@
 
 mod common;
 
+use common::auth::{self, token};
 use common::*;
 use complaint_ledger::config::ServerConfig;
 use complaint_ledger::privacy::access_log::AccessLog;
 use complaint_ledger::proto::v1::{self as pb, case_event::Kind, privacy_client::PrivacyClient};
-use complaint_ledger::security::tokens::TokenVerifier;
 use complaint_ledger::store::{EventLog, SledLog, SledOptions};
 use tonic::Code;
 
-const SECRET: &str = "a-test-secret-of-at-least-32-bytes-0123456789";
 const PHONE: &str = "13800138000";
 
 fn with_jwt(dir: &std::path::Path) -> impl FnOnce(&mut ServerConfig) {
-    let path = dir.join("jwt.secret");
-    std::fs::write(&path, SECRET).unwrap();
-    let v = TokenVerifier::new("HS256", &path, "iss", "aud").unwrap();
+    let v = auth::verifier(dir);
     move |c: &mut ServerConfig| c.auth.tokens = Some(v)
 }
 
-fn token(sub: &str, roles: &[&str], line: Option<&str>, permissions: &[&str]) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = serde_json::json!({
-        "sub": sub, "iss": "iss", "aud": "aud", "exp": exp,
-        "roles": roles, "business_line": line, "permissions": permissions,
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
 fn req<T>(msg: T, t: &str, purpose: Option<&str>) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    let mut r = auth::bearer(msg, t);
     if let Some(p) = purpose {
         r.metadata_mut().insert("x-purpose", p.parse().unwrap());
     }

@@ -5,25 +5,15 @@
 
 mod common;
 
+use common::auth::{self, now, token_with, verifier, Claims, AUDIENCE, ISSUER, SECRET};
 use common::*;
 use complaint_ledger::config::{ServerConfig, TlsFiles};
 use complaint_ledger::proto::v1::{self as pb, case_event::Kind};
-use complaint_ledger::security::tokens::TokenVerifier;
 use prost::Message;
 use std::time::Duration;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 use tonic::Code;
-
-const SECRET: &str = "a-test-secret-of-at-least-32-bytes-0123456789";
-const ISSUER: &str = "https://sso.example.test";
-const AUDIENCE: &str = "complaint-ledger";
-
-fn verifier(dir: &std::path::Path) -> TokenVerifier {
-    let path = dir.join("jwt.secret");
-    std::fs::write(&path, SECRET).unwrap();
-    TokenVerifier::new("HS256", &path, ISSUER, AUDIENCE).unwrap()
-}
 
 async fn secured(f: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let keys = tempfile::tempdir().unwrap();
@@ -35,47 +25,8 @@ async fn secured(f: impl FnOnce(&mut ServerConfig)) -> TestServer {
     .await
 }
 
-#[derive(serde::Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    iss: &'a str,
-    aud: &'a str,
-    exp: u64,
-    roles: Vec<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    business_line: Option<&'a str>,
-    permissions: Vec<&'a str>,
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn token_with(claims: &Claims<'_>, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
-
 fn token(sub: &str, roles: &[&str], line: Option<&str>) -> String {
-    token_with(
-        &Claims {
-            sub,
-            iss: ISSUER,
-            aud: AUDIENCE,
-            exp: now() + 600,
-            roles: roles.to_vec(),
-            business_line: line,
-            permissions: vec![],
-        },
-        SECRET,
-    )
+    auth::token(sub, roles, line, &[])
 }
 
 /// A unary call of any method with an empty request, as `token`; the code
@@ -278,10 +229,7 @@ async fn bad_tokens_are_unauthenticated() {
 }
 
 fn with_token<T>(msg: T, t: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {t}").parse().unwrap());
-    r
+    auth::bearer(msg, t)
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! a temporary data directory, real gRPC clients, and event builders.
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod seed_000;
 
 use complaint_ledger::api::server::{start, RunningServer};
