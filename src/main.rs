@@ -12,6 +12,13 @@ use complaint_ledger::policy::Policy;
 use complaint_ledger::security::tokens::TokenVerifier;
 use complaint_ledger::store::SledOptions;
 use std::net::SocketAddr;
+
+/// mimalloc instead of the system allocator: the commit path (sled's node
+/// copies, protobuf buffers) and the gRPC stack allocate a lot, and glibc's
+/// malloc took about a quarter of the server's CPU in the benchmark's
+/// profile (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
