@@ -24,7 +24,7 @@ use crate::privacy::access_log::AccessLog;
 use crate::privacy::blind_index::BlindIndex;
 use crate::privacy::keystore::{KeyStore, MasterKeys};
 use crate::projections::board::Board;
-use crate::projections::fact::Fact;
+use crate::projections::fact::{Fact, OwnedFact};
 use crate::projections::summary::{summarize, CaseIndex};
 use crate::proto::v1::{self as pb, CaseEvent};
 use crate::store::{EventLog, SledLog, SledOptions};
@@ -32,7 +32,7 @@ use prost::Message;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use writer::{Command, Writer};
 
 /// The result of an accepted append.
@@ -48,6 +48,10 @@ pub struct AppendOutcome {
 /// How many appends may wait for the writer before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 8192;
 
+/// Commits a follower may fall behind before it is told it lagged (and reads
+/// the log instead). A commit is dropped once every follower has seen it.
+const COMMITS_KEPT: usize = 64;
+
 pub struct Ledger {
     log: Arc<SledLog>,
     index: Arc<CaseIndex>,
@@ -55,6 +59,7 @@ pub struct Ledger {
     tx: mpsc::Sender<Command>,
     head_rx: watch::Receiver<u64>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    commits_tx: broadcast::Sender<Arc<Vec<OwnedFact>>>,
     signer: CheckpointSigner,
     checkpoint_cache: Mutex<Option<SignedCheckpoint>>,
     stats: Arc<WriterStats>,
@@ -157,6 +162,7 @@ impl Ledger {
             cases: cases.len(),
         };
         let (head_tx, head_rx) = watch::channel(head);
+        let (commits_tx, _) = broadcast::channel(COMMITS_KEPT);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
         let board = Arc::new(RwLock::new(board));
@@ -171,6 +177,7 @@ impl Ledger {
             index: index.clone(),
             head,
             head_tx,
+            commits_tx: commits_tx.clone(),
             last_recorded_at: last_recorded_at.max(0),
             failed: None,
         };
@@ -186,6 +193,7 @@ impl Ledger {
                 tx,
                 head_rx,
                 writer_thread: Mutex::new(Some(handle)),
+                commits_tx,
                 signer,
                 checkpoint_cache: Mutex::new(None),
                 stats,
@@ -197,6 +205,13 @@ impl Ledger {
             },
             report,
         ))
+    }
+
+    /// Each future commit's accepted events, in position order. A receiver
+    /// that falls more than a few dozen commits behind gets `Lagged` and
+    /// must read the log from where it was.
+    pub fn follow_commits(&self) -> broadcast::Receiver<Arc<Vec<OwnedFact>>> {
+        self.commits_tx.subscribe()
     }
 
     /// The policy this ledger computes deadlines with.

@@ -21,7 +21,7 @@ use crate::privacy::crypto::{seal, DataKey};
 use crate::privacy::fields::personal_fields_mut;
 use crate::privacy::keystore::{KeyError, KeyStore};
 use crate::projections::board::Board;
-use crate::projections::fact::Fact;
+use crate::projections::fact::OwnedFact;
 use crate::projections::summary::{summarize, CaseIndex};
 use crate::proto::v1::{self as pb, case_event::Kind, expected_version};
 use crate::store::{EventLog, NewRecord};
@@ -29,7 +29,7 @@ use prost::Message;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Schema version of records written by this build.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -82,6 +82,9 @@ pub(crate) struct Writer<L: EventLog> {
     pub blind: Arc<BlindIndex>,
     pub head: u64,
     pub head_tx: watch::Sender<u64>,
+    /// Each commit's accepted events, for processes following the log
+    /// (early warning) so they need not read back what was just written.
+    pub commits_tx: broadcast::Sender<Arc<Vec<OwnedFact>>>,
     pub last_recorded_at: i128,
     pub failed: Option<String>,
 }
@@ -107,17 +110,6 @@ struct Staged {
 
 /// A customer and the blind-index tokens of its phone and account.
 type BlindTokens = (String, Vec<[u8; 32]>);
-
-/// An accepted event as the board needs it.
-struct OwnedFact {
-    position: u64,
-    case_id: String,
-    event_id: String,
-    occurred_at: Option<prost_types::Timestamp>,
-    recorded_at: i128,
-    correlation_id: String,
-    event: pb::CaseEvent,
-}
 
 impl<L: EventLog> Writer<L> {
     pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -224,18 +216,13 @@ impl<L: EventLog> Writer<L> {
             {
                 let mut board = self.board.write().expect("board lock");
                 for f in &facts {
-                    board.apply(&Fact {
-                        position: f.position,
-                        case_id: &f.case_id,
-                        event_id: &f.event_id,
-                        occurred_at: f.occurred_at,
-                        recorded_at: f.recorded_at,
-                        correlation_id: &f.correlation_id,
-                        event: &f.event,
-                    });
+                    board.apply(&f.fact());
                 }
             }
             self.head_tx.send_replace(self.head);
+            // No follower: nothing is kept. A slow one is told it lagged and
+            // reads the log instead.
+            let _ = self.commits_tx.send(Arc::new(facts));
         }
         for (reply, outcome) in replies {
             let _ = reply.send(Ok(outcome));
@@ -775,6 +762,7 @@ mod tests {
             blind: Arc::new(BlindIndex::new([0; 32])),
             head: 2,
             head_tx,
+            commits_tx: broadcast::channel(1).0,
             last_recorded_at: 0,
             failed: None,
         };

@@ -12,10 +12,11 @@
 
 use super::warnings::{Hit, Pending, WarningRules};
 use crate::ledger::{Ledger, LedgerError};
-use crate::projections::fact::Fact;
+use crate::projections::fact::{Fact, OwnedFact};
 use crate::proto::v1 as pb;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
 /// The actor stamped on warnings this process appends.
@@ -67,7 +68,43 @@ async fn raise(ledger: &Ledger, h: &Hit) -> bool {
     }
 }
 
+/// Folds the log from `next` to its head into the rules.
+async fn catch_up(
+    ledger: &Arc<Ledger>,
+    next: &mut u64,
+    rules: &mut WarningRules,
+    pending: &mut Pending,
+) -> Result<(), ()> {
+    loop {
+        let l = ledger.clone();
+        let from = *next;
+        let chunk = match tokio::task::spawn_blocking(move || l.read_all(from, CHUNK)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "early warning: reading the log failed; stopping");
+                return Err(());
+            }
+            Err(_) => return Err(()),
+        };
+        let Some(last) = chunk.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        for e in &chunk {
+            if let Some(f) = Fact::of(e) {
+                let hits = rules.apply(&f);
+                pending.add(rules, hits);
+            }
+        }
+        *next = last + 1;
+    }
+}
+
 /// Runs until `stopping` turns true or the ledger stops taking appends.
+///
+/// It reads the log once at start; after that the writer hands it each
+/// commit's events (no second read of what was just written). Should it ever
+/// miss a commit (it lagged, or a position is skipped) it reads the log from
+/// where it was; events it already folded are skipped by position.
 pub async fn run(ledger: Arc<Ledger>, mut stopping: watch::Receiver<bool>) {
     let policy = ledger.policy().clone();
     let cfg = &policy.config.early_warning;
@@ -76,32 +113,48 @@ pub async fn run(ledger: Arc<Ledger>, mut stopping: watch::Receiver<bool>) {
     }
     let tick = Duration::from_secs(cfg.tick_seconds);
     let mut rules = WarningRules::new(cfg.rules.clone());
-    let mut head = ledger.head();
+    // Follow before the first read, so no commit falls between the two.
+    let mut commits = ledger.follow_commits();
     let mut next = 1u64;
+    let mut read_log = true;
+    let mut received: Vec<Arc<Vec<OwnedFact>>> = Vec::new();
     loop {
-        // Fold everything committed so far.
         let mut pending = Pending::default();
         loop {
-            let l = ledger.clone();
-            let from = next;
-            let chunk = match tokio::task::spawn_blocking(move || l.read_all(from, CHUNK)).await {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "early warning: reading the log failed; stopping");
+            match commits.try_recv() {
+                Ok(c) => received.push(c),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(_)) => read_log = true,
+                Err(TryRecvError::Closed) => return,
+            }
+        }
+        if read_log {
+            if catch_up(&ledger, &mut next, &mut rules, &mut pending)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            read_log = false;
+        }
+        for commit in received.drain(..) {
+            for f in commit.iter() {
+                if f.position < next {
+                    continue;
+                }
+                if f.position > next
+                    && catch_up(&ledger, &mut next, &mut rules, &mut pending)
+                        .await
+                        .is_err()
+                {
                     return;
                 }
-                Err(_) => return,
-            };
-            let Some(last) = chunk.last().map(|e| e.position) else {
-                break;
-            };
-            for e in &chunk {
-                if let Some(f) = Fact::of(e) {
-                    let hits = rules.apply(&f);
+                if f.position == next {
+                    let hits = rules.apply(&f.fact());
                     pending.add(&rules, hits);
+                    next += 1;
                 }
             }
-            next = last + 1;
         }
         let now = crate::time::now_nanos();
         let due = rules.due(now);
@@ -112,7 +165,11 @@ pub async fn run(ledger: Arc<Ledger>, mut stopping: watch::Receiver<bool>) {
             }
         }
         tokio::select! {
-            changed = head.changed() => if changed.is_err() { return },
+            r = commits.recv() => match r {
+                Ok(c) => received.push(c),
+                Err(RecvError::Lagged(_)) => read_log = true,
+                Err(RecvError::Closed) => return,
+            },
             _ = tokio::time::sleep(tick) => {}
             _ = stopping.wait_for(|s| *s) => return,
         }

@@ -1,6 +1,8 @@
 //! One committed event as the cross-case projections see it: borrowed from
 //! whoever holds it (the writer after a commit, the startup replay, a
-//! rebuild), so feeding a projection never copies an event.
+//! rebuild), so feeding a projection never copies an event. An
+//! [`OwnedFact`] is the same fact owning its parts: what the writer hands to
+//! projections and to processes following the log after a commit.
 
 use crate::proto::v1::{CaseEvent, RecordedEvent, StoredRecord};
 use prost_types::Timestamp;
@@ -58,5 +60,31 @@ impl<'a> Fact<'a> {
             .as_ref()
             .map(crate::time::ts_nanos)
             .unwrap_or(0)
+    }
+}
+
+/// A committed event owning its parts (see [`Fact`]).
+#[derive(Debug, Clone)]
+pub struct OwnedFact {
+    pub position: u64,
+    pub case_id: String,
+    pub event_id: String,
+    pub occurred_at: Option<Timestamp>,
+    pub recorded_at: i128,
+    pub correlation_id: String,
+    pub event: CaseEvent,
+}
+
+impl OwnedFact {
+    pub fn fact(&self) -> Fact<'_> {
+        Fact {
+            position: self.position,
+            case_id: &self.case_id,
+            event_id: &self.event_id,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            correlation_id: &self.correlation_id,
+            event: &self.event,
+        }
     }
 }
