@@ -95,6 +95,23 @@ impl Drop for Server {
     }
 }
 
+/// CPU seconds (user + system, all threads) a process has used so far, from
+/// `/proc/<pid>/stat` (Linux; clock ticks of 1/100 s, the kernel's fixed
+/// USER_HZ). None elsewhere.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Microseconds of server CPU per event between two readings.
+fn cpu_us_per_event(before: Option<f64>, after: Option<f64>, events: u64) -> Option<f64> {
+    Some((after? - before?) * 1e6 / events.max(1) as f64)
+}
+
 /// Starts `complaint-ledger <args>` and reads the address from its first line.
 fn spawn(args: &[&str], dir: Option<&Path>) -> anyhow::Result<Server> {
     let exe = std::env::current_exe().context("locating this binary")?;
@@ -296,7 +313,10 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
     for &c in &opts.clients {
         eprintln!("bench: single appends, {c} clients");
         let before = stats(&server.url).await?;
+        let cpu_before = cpu_seconds(server.child.id());
         let ledger = ledger_appends(&conns, c, opts.cases, 1, duration, &format!("s{c}")).await;
+        let server_cpu_us =
+            cpu_us_per_event(cpu_before, cpu_seconds(server.child.id()), ledger.events);
         let after = stats(&server.url).await?;
         let commits = after.commits.saturating_sub(before.commits).max(1);
         let batch = after
@@ -331,12 +351,17 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
             grpc,
             disk_events_per_second: disk,
             postgres: pg,
+            server_cpu_us,
         });
     }
 
     // 2. Batched appends: 100 events per request.
     eprintln!("bench: batched appends");
-    rep.batched = Some(ledger_appends(&conns, 16, opts.cases, 100, duration, "b").await);
+    let cpu_before = cpu_seconds(server.child.id());
+    let batched = ledger_appends(&conns, 16, opts.cases, 100, duration, "b").await;
+    rep.batched_cpu_us =
+        cpu_us_per_event(cpu_before, cpu_seconds(server.child.id()), batched.events);
+    rep.batched = Some(batched);
 
     // 3. Reads: a 1,000-event case, the whole log, a subscription's catch-up.
     eprintln!("bench: reads");

@@ -14,6 +14,10 @@ pub struct SingleRow {
     pub grpc: LoadResult,
     pub disk_events_per_second: f64,
     pub postgres: Option<LoadResult>,
+    /// CPU the ledger's server process spent per appended event (user +
+    /// system, all threads), in microseconds: steadier than events/s on a
+    /// shared machine.
+    pub server_cpu_us: Option<f64>,
 }
 
 /// The large log.
@@ -33,6 +37,8 @@ pub struct Report {
     pub machine: String,
     pub single: Vec<SingleRow>,
     pub batched: Option<LoadResult>,
+    /// Server CPU per event of the batched run, microseconds.
+    pub batched_cpu_us: Option<f64>,
     pub read_case: Option<LoadResult>,
     /// (events, seconds)
     pub read_all: Option<(u64, f64)>,
@@ -71,6 +77,10 @@ fn load_json(r: &LoadResult) -> Value {
     })
 }
 
+fn cpu_cell(us: Option<f64>) -> String {
+    us.map_or_else(|| "-".into(), |u| format!("{u:.1}"))
+}
+
 fn rate(n: u64, s: f64) -> f64 {
     if s > 0.0 {
         n as f64 / s
@@ -87,6 +97,7 @@ impl Report {
             machine: machine(),
             single: Vec::new(),
             batched: None,
+            batched_cpu_us: None,
             read_case: None,
             read_all: None,
             subscribe: None,
@@ -107,13 +118,14 @@ impl Report {
         let _ = writeln!(t, "\ndurable single-event appends through gRPC");
         let _ = writeln!(
             t,
-            "{:>7} {:>11} {:>7} {:>7} {:>8} {:>6} | {:>11} {:>7} | {:>12} | {:>11} {:>7}",
+            "{:>7} {:>11} {:>7} {:>7} {:>8} {:>6} {:>7} | {:>11} {:>7} | {:>12} | {:>11} {:>7}",
             "clients",
             "ledger ev/s",
             "p50 ms",
             "p99 ms",
             "p99.9 ms",
             "batch",
+            "µs CPU",
             "no-op gRPC",
             "÷gRPC",
             "fdatasync/s",
@@ -133,13 +145,14 @@ impl Report {
             };
             let _ = writeln!(
                 t,
-                "{:>7} {:>11.0} {:>7.2} {:>7.2} {:>8.2} {:>6.1} | {:>11.0} {:>7.2} | {:>12.0} | {:>11} {:>7}",
+                "{:>7} {:>11.0} {:>7.2} {:>7.2} {:>8.2} {:>6.1} {:>7} | {:>11.0} {:>7.2} | {:>12.0} | {:>11} {:>7}",
                 r.clients,
                 r.ledger.events_per_second(),
                 r.ledger.p_ms(0.5),
                 r.ledger.p_ms(0.99),
                 r.ledger.p_ms(0.999),
                 r.batch,
+                cpu_cell(r.server_cpu_us),
                 r.grpc.requests_per_second(),
                 r.ledger.events_per_second() / r.grpc.requests_per_second().max(1e-9),
                 r.disk_events_per_second,
@@ -156,7 +169,7 @@ impl Report {
             }
         }
         if let Some(b) = &self.batched {
-            let _ = writeln!(t, "\nbatched appends (100 events per request, {} clients): {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms", b.clients, b.events_per_second(), b.p_ms(0.5), b.p_ms(0.99));
+            let _ = writeln!(t, "\nbatched appends (100 events per request, {} clients): {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {} µs/event", b.clients, b.events_per_second(), b.p_ms(0.5), b.p_ms(0.99), cpu_cell(self.batched_cpu_us));
         }
         if let Some(r) = &self.read_case {
             let _ = writeln!(
@@ -219,6 +232,7 @@ impl Report {
                 "clients": r.clients,
                 "ledger": load_json(&r.ledger),
                 "records_per_group_commit": r.batch,
+                "server_cpu_us_per_event": r.server_cpu_us,
                 "grpc_noop": load_json(&r.grpc),
                 "ledger_over_grpc": r.ledger.events_per_second() / r.grpc.requests_per_second().max(1e-9),
                 "fdatasync_file_events_per_second": r.disk_events_per_second,
@@ -226,6 +240,7 @@ impl Report {
                 "ledger_over_postgres": r.postgres.as_ref().map(|p| r.ledger.events_per_second() / p.events_per_second().max(1e-9)),
             })).collect::<Vec<_>>(),
             "batched_appends": self.batched.as_ref().map(load_json),
+            "batched_server_cpu_us_per_event": self.batched_cpu_us,
             "read_case_1000": self.read_case.as_ref().map(load_json),
             "read_all_events_per_second": self.read_all.map(|(n, s)| rate(n, s)),
             "subscribe_catch_up_events_per_second": self.subscribe.map(|(n, s)| rate(n, s)),
