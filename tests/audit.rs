@@ -13,7 +13,7 @@ use complaint_ledger::audit::merkle::{
 use complaint_ledger::audit::verify::verify_store;
 use complaint_ledger::config::ServerConfig;
 use complaint_ledger::proto::v1::{self as pb, audit_client::AuditClient};
-use complaint_ledger::store::{keys, EventLog, SledLog, SledOptions};
+use complaint_ledger::store::{EventLog, SledLog, SledOptions};
 use std::path::Path;
 use std::process::Output;
 use tonic::transport::Channel;
@@ -581,7 +581,7 @@ async fn storage_corruption_is_detected_and_the_position_named() {
             let mut bytes = log.read(pos).unwrap().unwrap();
             let at = (next(bytes.len() as u64) - 1) as usize;
             bytes[at] ^= 0x20;
-            log.raw().insert(keys::log_key(pos), bytes).unwrap();
+            log.tamper_record(pos, Some(bytes)).unwrap();
             log.close().unwrap();
         }
         let (named, why) = verify_dir(dir.path()).unwrap_err();
@@ -592,8 +592,7 @@ async fn storage_corruption_is_detected_and_the_position_named() {
         let pos = next(32);
         SledLog::open(dir.path(), &SledOptions::default())
             .unwrap()
-            .raw()
-            .remove(keys::log_key(pos))
+            .tamper_record(pos, None)
             .unwrap();
         let (named, why) = verify_dir(dir.path()).unwrap_err();
         assert_eq!(named, Some(pos), "delete {pos}: {why}");
@@ -605,8 +604,8 @@ async fn storage_corruption_is_detected_and_the_position_named() {
         {
             let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
             let (bx, by) = (log.read(x).unwrap().unwrap(), log.read(y).unwrap().unwrap());
-            log.raw().insert(keys::log_key(x), by).unwrap();
-            log.raw().insert(keys::log_key(y), bx).unwrap();
+            log.tamper_record(x, Some(by)).unwrap();
+            log.tamper_record(y, Some(bx)).unwrap();
         }
         let (named, why) = verify_dir(dir.path()).unwrap_err();
         assert_eq!(named, Some(x), "swap {x} and {y}: {why}");
@@ -616,7 +615,7 @@ async fn storage_corruption_is_detected_and_the_position_named() {
     {
         let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
         for pos in 29..=33 {
-            log.raw().remove(keys::log_key(pos)).unwrap();
+            log.tamper_record(pos, None).unwrap();
         }
     }
     let (named, why) = verify_dir(dir.path()).unwrap_err();
@@ -686,7 +685,7 @@ async fn verify_log_names_the_first_bad_position_of_a_damaged_store() {
     let mut bytes = log.read(2).unwrap().unwrap();
     let at = bytes.windows(4).position(|w| w == b"d1-n").unwrap();
     bytes[at + 3] ^= 0x20;
-    log.raw().insert(keys::log_key(2), bytes).unwrap();
+    log.tamper_record(2, Some(bytes)).unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

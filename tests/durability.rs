@@ -357,9 +357,7 @@ async fn a_tampered_log_is_refused_at_start_naming_the_position() {
         // The note's text is sealed; damage the record's event id instead.
         let at = bytes.windows(4).position(|w| w == b"t1-1").unwrap();
         bytes[at] = b'T';
-        log.raw()
-            .insert(complaint_ledger::store::keys::log_key(3), bytes)
-            .unwrap();
+        log.tamper_record(3, Some(bytes)).unwrap();
         log.close().unwrap();
     }
     let err = match complaint_ledger::api::server::start(
@@ -402,18 +400,14 @@ async fn altering_or_dropping_the_last_record_of_a_case_is_detected() {
     let mut bytes = original.clone();
     let at = bytes.windows(3).position(|w| w == b"a-1").unwrap();
     bytes[at] = b'A';
-    log.raw()
-        .insert(complaint_ledger::store::keys::log_key(3), bytes)
-        .unwrap();
+    log.tamper_record(3, Some(bytes)).unwrap();
     let err = verify_log(&log).unwrap_err().to_string();
     assert!(
         err.starts_with("position 3:") && err.contains("record altered"),
         "{err}"
     );
     // Dropping it instead: the case head still names version 2.
-    log.raw()
-        .remove(complaint_ledger::store::keys::log_key(3))
-        .unwrap();
+    log.tamper_record(3, None).unwrap();
     let err = verify_log(&log).unwrap_err().to_string();
     assert!(err.contains("removed from the end"), "{err}");
 }

@@ -3,7 +3,7 @@
 //!
 //! | key                                   | value            |
 //! |---------------------------------------|------------------|
-//! | `L` position (u64 BE)                 | record bytes     |
+//! | `L` first position (u64 BE)           | a pack of records at consecutive positions from that one (see `store::pack`); in stores written before packs, one record |
 //! | `C` case id `0x00` first version (u64 BE) | first position (u64 BE) ‖ count (u32 BE): a run of consecutive versions at consecutive positions |
 //! | `E` event id                          | position (u64 BE)|
 //! | `T` first stored-hash index (u64 BE)  | a run of Merkle tree hashes (32 bytes each) from that index, see `audit::merkle` |

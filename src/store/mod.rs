@@ -8,6 +8,7 @@
 
 pub mod durability;
 pub mod keys;
+pub mod pack;
 pub mod sled_log;
 
 pub use sled_log::{SledLog, SledOptions};

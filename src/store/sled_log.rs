@@ -1,8 +1,10 @@
 //! The event log on sled: one tree, one atomic batch per group commit, and a
-//! real `fdatasync` after sled's flush (see [`super::durability`]).
+//! real `fdatasync` after sled's flush (see [`super::durability`]). Records
+//! are stored a few per value ([`super::pack`]).
 
 use super::durability::Syncer;
 use super::keys::{self, trailing_u64};
+use super::pack;
 use super::{EventLog, NewRecord, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -95,6 +97,64 @@ impl SledLog {
         self.close()
     }
 
+    /// The stored value whose records start at or before `position` and its
+    /// first position (the pack that holds `position`, if any does).
+    fn pack_holding(&self, position: u64) -> Result<Option<(u64, sled::IVec)>, StoreError> {
+        let found = self.db.get_lt(keys::log_key(position.saturating_add(1)))?;
+        match found {
+            Some((k, v)) if k.first() == Some(&keys::LOG) => {
+                let first =
+                    trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
+                Ok(Some((first, v)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Replaces the stored bytes of the record at `position`, or removes the
+    /// record (`None`), underneath the ledger: for tests that damage a store
+    /// on purpose. Not durable until the next flush.
+    #[doc(hidden)]
+    pub fn tamper_record(&self, position: u64, bytes: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let (first, value) = self
+            .pack_holding(position)?
+            .ok_or_else(|| StoreError::Corrupt(format!("no record at {position}")))?;
+        let records: Vec<(u64, Vec<u8>)> = pack::unpack(first, &value)
+            .map_err(StoreError::Corrupt)?
+            .into_iter()
+            .map(|(p, b)| (p, b.to_vec()))
+            .collect();
+        if !records.iter().any(|(p, _)| *p == position) {
+            return Err(StoreError::Corrupt(format!("no record at {position}")));
+        }
+        self.db.remove(keys::log_key(first))?;
+        let (before, after): (Vec<_>, Vec<_>) =
+            records.into_iter().partition(|(p, _)| *p < position);
+        let after: Vec<_> = after.into_iter().filter(|(p, _)| *p > position).collect();
+        let put = |start: u64, rs: Vec<&[u8]>| -> Result<(), StoreError> {
+            if !rs.is_empty() {
+                self.db.insert(keys::log_key(start), pack::encode(rs))?;
+            }
+            Ok(())
+        };
+        match bytes {
+            Some(b) => {
+                let mut all: Vec<&[u8]> = before.iter().map(|(_, b)| b.as_slice()).collect();
+                all.push(&b);
+                all.extend(after.iter().map(|(_, b)| b.as_slice()));
+                put(first, all)?;
+            }
+            None => {
+                put(first, before.iter().map(|(_, b)| b.as_slice()).collect())?;
+                put(
+                    position + 1,
+                    after.iter().map(|(_, b)| b.as_slice()).collect(),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Low-level access for tests that damage a store on purpose.
     #[doc(hidden)]
     pub fn raw(&self) -> &sled::Db {
@@ -104,8 +164,11 @@ impl SledLog {
 
 impl EventLog for SledLog {
     fn head(&self) -> Result<u64, StoreError> {
-        let last = self.db.scan_prefix([keys::LOG]).next_back().transpose()?;
-        Ok(last.and_then(|(k, _)| trailing_u64(&k)).unwrap_or(0))
+        let Some((k, v)) = self.db.scan_prefix([keys::LOG]).next_back().transpose()? else {
+            return Ok(0);
+        };
+        let first = trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
+        Ok(first + pack::count(first, &v).map_err(StoreError::Corrupt)? - 1)
     }
 
     fn write_durable(
@@ -145,10 +208,12 @@ impl EventLog for SledLog {
         for (case, v0, p0, n) in runs {
             batch.insert(keys::case_key(case, v0), &keys::case_run(p0, n)[..]);
         }
+        // A commit's records have consecutive positions: a few per value.
+        for (i, value) in pack::pack(records.iter().map(|r| r.bytes.as_slice())) {
+            batch.insert(&keys::log_key(records[i].position)[..], value);
+        }
         for r in records {
-            let pos = r.position.to_be_bytes();
-            batch.insert(&keys::log_key(r.position)[..], r.bytes.as_slice());
-            batch.insert(keys::event_key(&r.event_id), &pos[..]);
+            batch.insert(keys::event_key(&r.event_id), &r.position.to_be_bytes()[..]);
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
@@ -157,19 +222,47 @@ impl EventLog for SledLog {
     }
 
     fn read(&self, position: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(keys::log_key(position))?.map(|v| v.to_vec()))
+        let Some((first, value)) = self.pack_holding(position)? else {
+            return Ok(None);
+        };
+        Ok(pack::unpack(first, &value)
+            .map_err(StoreError::Corrupt)?
+            .into_iter()
+            .find(|(p, _)| *p == position)
+            .map(|(_, bytes)| bytes.to_vec()))
     }
 
     fn read_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let from = from.max(1);
         let mut out = Vec::with_capacity(limit.min(4096));
+        if limit == 0 {
+            return Ok(out);
+        }
+        // Start at the pack holding `from`, if one does.
+        let start = self.pack_holding(from)?.map_or(from, |(first, _)| first);
+        let mut last = None;
         for item in self
             .db
-            .range(keys::log_key(from.max(1))..=keys::log_key(u64::MAX))
-            .take(limit)
+            .range(keys::log_key(start)..=keys::log_key(u64::MAX))
         {
             let (k, v) = item?;
-            let pos = trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
-            out.push((pos, v.to_vec()));
+            let first =
+                trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
+            for (pos, bytes) in pack::unpack(first, &v).map_err(StoreError::Corrupt)? {
+                if last.is_some_and(|l| pos <= l) {
+                    return Err(StoreError::Corrupt(format!(
+                        "position {pos} is stored twice (overlapping packs)"
+                    )));
+                }
+                last = Some(pos);
+                if pos < from {
+                    continue;
+                }
+                out.push((pos, bytes.to_vec()));
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
         }
         Ok(out)
     }
@@ -279,5 +372,113 @@ impl EventLog for SledLog {
             .db
             .get(keys::event_key(event_id))?
             .and_then(|v| trailing_u64(&v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(pos: u64) -> Vec<u8> {
+        // Any bytes not starting with the pack mark; a position to check.
+        let mut r = vec![0x0a];
+        r.extend_from_slice(&pos.to_be_bytes());
+        r.resize(300, 0x55);
+        r
+    }
+
+    fn new_record(pos: u64) -> NewRecord {
+        NewRecord {
+            position: pos,
+            case_id: format!("c{}", pos % 3),
+            case_version: pos,
+            event_id: format!("e{pos}"),
+            bytes: record(pos),
+        }
+    }
+
+    #[test]
+    fn packed_records_read_by_position_range_and_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+        assert_eq!(log.head().unwrap(), 0);
+        let first: Vec<_> = (1..=70).map(new_record).collect();
+        log.write_durable(&first, &[]).unwrap();
+        let second: Vec<_> = (71..=75).map(new_record).collect();
+        log.write_durable(&second, &[]).unwrap();
+        assert_eq!(log.head().unwrap(), 75);
+        // Fewer values than records.
+        assert!(log.db.scan_prefix([keys::LOG]).count() < 20);
+        for pos in [1, 2, 31, 32, 33, 70, 71, 75] {
+            assert_eq!(log.read(pos).unwrap(), Some(record(pos)), "{pos}");
+        }
+        assert_eq!(log.read(0).unwrap(), None);
+        assert_eq!(log.read(76).unwrap(), None);
+        for from in [0, 1, 17, 69, 70, 71, 75] {
+            let got = log.read_range(from, 1000).unwrap();
+            let want: Vec<_> = (from.max(1)..=75).map(|p| (p, record(p))).collect();
+            assert_eq!(got, want, "from {from}");
+        }
+        let got = log.read_range(30, 5).unwrap();
+        assert_eq!(
+            got.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            [30, 31, 32, 33, 34]
+        );
+        assert!(log.read_range(76, 10).unwrap().is_empty());
+        assert!(log.read_range(1, 0).unwrap().is_empty());
+        assert_eq!(log.event_position("e42").unwrap(), Some(42));
+    }
+
+    #[test]
+    fn a_store_of_one_record_per_value_reads_as_before_and_grows_in_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+        // As stores written before packs hold them: one bare record per key.
+        for pos in 1..=3 {
+            log.db.insert(keys::log_key(pos), record(pos)).unwrap();
+        }
+        assert_eq!(log.head().unwrap(), 3);
+        let more: Vec<_> = (4..=8).map(new_record).collect();
+        log.write_durable(&more, &[]).unwrap();
+        assert_eq!(log.head().unwrap(), 8);
+        assert_eq!(log.read(2).unwrap(), Some(record(2)));
+        assert_eq!(log.read(6).unwrap(), Some(record(6)));
+        let got = log.read_range(2, 100).unwrap();
+        assert_eq!(got, (2..=8).map(|p| (p, record(p))).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn tampering_with_a_packed_record_leaves_its_neighbours_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+        let rs: Vec<_> = (1..=10).map(new_record).collect();
+        log.write_durable(&rs, &[]).unwrap();
+        log.tamper_record(5, Some(vec![1, 2, 3])).unwrap();
+        assert_eq!(log.read(5).unwrap(), Some(vec![1, 2, 3]));
+        log.tamper_record(7, None).unwrap();
+        let got: Vec<u64> = log
+            .read_range(1, 100)
+            .unwrap()
+            .iter()
+            .map(|(p, _)| *p)
+            .collect();
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 8, 9, 10]);
+        assert_eq!(log.read(8).unwrap(), Some(record(8)));
+        assert_eq!(log.head().unwrap(), 10);
+        log.tamper_record(10, None).unwrap();
+        assert_eq!(log.head().unwrap(), 9);
+    }
+
+    #[test]
+    fn overlapping_packs_are_reported_as_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+        let rs: Vec<_> = (1..=4).map(new_record).collect();
+        log.write_durable(&rs, &[]).unwrap();
+        log.db
+            .insert(keys::log_key(2), pack::encode([record(2).as_slice()]))
+            .unwrap();
+        let e = log.read_range(1, 100).unwrap_err().to_string();
+        assert!(e.contains("stored twice"), "{e}");
     }
 }
