@@ -7,6 +7,7 @@
 //! [`EventLog::write_durable`]; any number of readers read concurrently.
 
 pub mod durability;
+pub mod event_filter;
 pub mod keys;
 pub mod pack;
 pub mod sled_log;

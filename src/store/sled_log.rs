@@ -3,6 +3,7 @@
 //! are stored a few per value ([`super::pack`]).
 
 use super::durability::Syncer;
+use super::event_filter::EventIdFilter;
 use super::keys::{self, trailing_u64};
 use super::pack;
 use super::{EventLog, NewRecord, StoreError};
@@ -28,6 +29,7 @@ pub struct SledLog {
     db: sled::Db,
     dir: PathBuf,
     syncer: Mutex<Syncer>,
+    event_ids: EventIdFilter,
 }
 
 impl SledLog {
@@ -62,11 +64,21 @@ impl SledLog {
         if let Ok(d) = std::fs::File::open(dir) {
             d.sync_all()?;
         }
-        Ok(Self {
+        let mut log = Self {
             db,
             dir: dir.to_path_buf(),
             syncer: Mutex::new(syncer),
-        })
+            event_ids: EventIdFilter::build(0, std::iter::empty::<Result<&[u8], StoreError>>())?,
+        };
+        log.event_ids = EventIdFilter::build(log.head()? as usize, log.stored_event_ids())?;
+        Ok(log)
+    }
+
+    /// Every stored event id, from the durable index.
+    fn stored_event_ids(&self) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
+        self.db
+            .scan_prefix([keys::EVENT])
+            .map(|item| Ok(item?.0[1..].to_vec()))
     }
 
     /// The data directory.
@@ -215,9 +227,16 @@ impl EventLog for SledLog {
         for r in records {
             batch.insert(keys::event_key(&r.event_id), &r.position.to_be_bytes()[..]);
         }
+        // Into the filter first: it must never deny a stored id.
+        let full = self
+            .event_ids
+            .add(records.iter().map(|r| r.event_id.as_str()));
         self.db.apply_batch(batch)?;
         self.db.flush()?;
         self.syncer.lock().expect("syncer lock").sync()?;
+        if full {
+            self.event_ids.rebuild(self.stored_event_ids())?;
+        }
         Ok(())
     }
 
@@ -368,6 +387,9 @@ impl EventLog for SledLog {
     }
 
     fn event_position(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
+        if !self.event_ids.may_contain(event_id) {
+            return Ok(None);
+        }
         Ok(self
             .db
             .get(keys::event_key(event_id))?

@@ -1,0 +1,129 @@
+//! A Bloom filter of the stored event ids, kept in memory in front of the
+//! durable event-id index.
+//!
+//! Why: every proposed event's id is looked up before it is appended (a retry
+//! must return the original result), and almost every lookup misses. A miss
+//! in sled still walks the tree; under load those walks were a twentieth of
+//! the writer's time. The filter answers "certainly not stored" without
+//! touching sled, and "perhaps" otherwise, which the index then settles.
+//!
+//! It holds no truth of its own: it is built from the durable index when the
+//! store opens, every id is added before its commit is written (so it never
+//! answers "not stored" for a stored id), and when it fills up it is rebuilt
+//! from the index at twice the size. About 1.2 bytes per event.
+
+use fastbloom::BloomFilter;
+use std::sync::RwLock;
+
+/// Target false-positive rate (a false positive costs one index lookup).
+const FALSE_POSITIVE_RATE: f64 = 0.01;
+
+/// Smallest capacity, in ids.
+const MIN_CAPACITY: usize = 1 << 20;
+
+pub struct EventIdFilter {
+    inner: RwLock<Inner>,
+}
+
+struct Inner {
+    bloom: BloomFilter,
+    items: usize,
+    capacity: usize,
+}
+
+impl Inner {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(MIN_CAPACITY);
+        Self {
+            bloom: BloomFilter::with_false_pos(FALSE_POSITIVE_RATE).expected_items(capacity),
+            items: 0,
+            capacity,
+        }
+    }
+}
+
+impl EventIdFilter {
+    /// A filter of `ids`, sized for at least twice as many.
+    pub fn build<E>(
+        expected: usize,
+        ids: impl Iterator<Item = Result<impl AsRef<[u8]>, E>>,
+    ) -> Result<Self, E> {
+        let mut inner = Inner::new(expected.saturating_mul(2));
+        for id in ids {
+            inner.bloom.insert(id?.as_ref());
+            inner.items += 1;
+        }
+        Ok(Self {
+            inner: RwLock::new(inner),
+        })
+    }
+
+    /// False only if `id` is certainly not stored.
+    pub fn may_contain(&self, id: &str) -> bool {
+        self.inner
+            .read()
+            .expect("event filter lock")
+            .bloom
+            .contains(id.as_bytes())
+    }
+
+    /// Adds ids about to be stored. True when the filter is over its
+    /// capacity and should be rebuilt (see [`Self::rebuild`]).
+    pub fn add<'a>(&self, ids: impl Iterator<Item = &'a str>) -> bool {
+        let mut inner = self.inner.write().expect("event filter lock");
+        for id in ids {
+            inner.bloom.insert(id.as_bytes());
+            inner.items += 1;
+        }
+        inner.items > inner.capacity
+    }
+
+    /// Replaces the filter by one built from `ids` (all stored ids).
+    pub fn rebuild<E>(
+        &self,
+        ids: impl Iterator<Item = Result<impl AsRef<[u8]>, E>>,
+    ) -> Result<(), E> {
+        let items = self.inner.read().expect("event filter lock").items;
+        let fresh = Self::build(items, ids)?;
+        *self.inner.write().expect("event filter lock") =
+            fresh.inner.into_inner().expect("event filter lock");
+        Ok(())
+    }
+
+    /// Ids the filter holds and how many it was sized for.
+    pub fn fill(&self) -> (usize, usize) {
+        let inner = self.inner.read().expect("event filter lock");
+        (inner.items, inner.capacity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_denies_an_added_id_and_rarely_admits_another() {
+        let stored: Vec<String> = (0..10_000).map(|i| format!("stored-{i}")).collect();
+        let f =
+            EventIdFilter::build(stored.len(), stored[..5_000].iter().map(Ok::<_, ()>)).unwrap();
+        assert!(!f.add(stored[5_000..].iter().map(String::as_str)));
+        assert!(stored.iter().all(|id| f.may_contain(id)));
+        let false_positives = (0..100_000)
+            .filter(|i| f.may_contain(&format!("absent-{i}")))
+            .count();
+        assert!(false_positives < 3_000, "{false_positives}");
+    }
+
+    #[test]
+    fn asks_for_a_rebuild_when_full_and_keeps_every_id_through_it() {
+        let f = EventIdFilter::build(0, std::iter::empty::<Result<&[u8], ()>>()).unwrap();
+        let (_, capacity) = f.fill();
+        let ids: Vec<String> = (0..=capacity).map(|i| format!("id-{i}")).collect();
+        assert!(f.add(ids.iter().map(String::as_str)));
+        f.rebuild(ids.iter().map(Ok::<_, ()>)).unwrap();
+        let (items, bigger) = f.fill();
+        assert_eq!(items, ids.len());
+        assert!(bigger >= 2 * capacity);
+        assert!(ids.iter().all(|id| f.may_contain(id)));
+    }
+}
