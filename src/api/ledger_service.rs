@@ -2,11 +2,13 @@
 //! subscribe. Every call runs in a span carrying its case id.
 
 use super::caller::{caller_of, check_line};
+use super::parallel::map_slices;
 use super::pii::Presenter;
 use super::status::{invalid_field, to_status};
-use super::streaming::{channel, ResponseStream};
+use super::streaming::{chunk_channel, ResponseStream};
 use crate::domain::event_kind::EVENT_TYPES;
 use crate::domain::ids::id_problem;
+use crate::ledger::recorded::to_recorded;
 use crate::ledger::{Ledger, LedgerError};
 use crate::proto::v1::{self as pb, ledger_server::Ledger as LedgerApi};
 use std::collections::HashSet;
@@ -31,6 +33,26 @@ impl LedgerService {
 }
 
 /// Which events a read or subscription wants.
+/// Decodes a chunk of stored records, keeps those `filter` matches and
+/// presents them (decrypted or masked), spread over the machine's cores.
+fn present_stored(
+    stored: &[(u64, Vec<u8>)],
+    filter: &Filter,
+    presenter: &Presenter,
+) -> Result<Vec<pb::RecordedEvent>, Status> {
+    map_slices(stored, |slice| {
+        let mut events = Vec::with_capacity(slice.len());
+        for (_, bytes) in slice {
+            let e = to_recorded(bytes).map_err(|e| to_status(LedgerError::from(e)))?;
+            if filter.matches(&e) {
+                events.push(e);
+            }
+        }
+        presenter.present(&mut events)?;
+        Ok(events)
+    })
+}
+
 #[derive(Clone, Default)]
 struct Filter {
     types: HashSet<String>,
@@ -152,7 +174,7 @@ impl LedgerApi for LedgerService {
             }
         };
         let ledger = self.ledger.clone();
-        let (tx, stream) = channel();
+        let (tx, stream) = chunk_channel();
         tokio::task::spawn_blocking(move || {
             let mut remaining = if req.limit == 0 { u64::MAX } else { req.limit };
             let mut from = req.from_version;
@@ -173,10 +195,8 @@ impl LedgerApi for LedgerService {
                     return;
                 };
                 let got = chunk.len();
-                for e in chunk {
-                    if tx.blocking_send(Ok(e)).is_err() {
-                        return;
-                    }
+                if tx.blocking_send(Ok(chunk)).is_err() {
+                    return;
                 }
                 remaining -= got as u64;
                 if backwards {
@@ -206,33 +226,31 @@ impl LedgerApi for LedgerService {
         let req = request.into_inner();
         let filter = Filter::parse(req.filter)?;
         let ledger = self.ledger.clone();
-        let (tx, stream) = channel();
+        let (tx, stream) = chunk_channel();
         tokio::task::spawn_blocking(move || {
             let mut remaining = if req.limit == 0 { u64::MAX } else { req.limit };
             let mut from = req.from_position.max(1);
             loop {
-                let chunk = match ledger.read_all(from, READ_CHUNK) {
+                let stored = match ledger.read_all_stored(from, READ_CHUNK) {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = tx.blocking_send(Err(to_status(e)));
                         return;
                     }
                 };
-                let Some(last) = chunk.last().map(|e| e.position) else {
+                let Some(last) = stored.last().map(|(p, _)| *p) else {
                     return;
                 };
-                let mut chunk: Vec<_> = chunk.into_iter().filter(|e| filter.matches(e)).collect();
-                if let Err(s) = presenter.present(&mut chunk) {
-                    let _ = tx.blocking_send(Err(s));
-                    return;
-                }
-                for e in chunk {
-                    if remaining == 0 || tx.blocking_send(Ok(e)).is_err() {
+                let mut chunk = match present_stored(&stored, &filter, &presenter) {
+                    Ok(c) => c,
+                    Err(s) => {
+                        let _ = tx.blocking_send(Err(s));
                         return;
                     }
-                    remaining -= 1;
-                }
-                if remaining == 0 {
+                };
+                chunk.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
+                remaining -= chunk.len() as u64;
+                if tx.blocking_send(Ok(chunk)).is_err() || remaining == 0 {
                     return;
                 }
                 from = last + 1;
@@ -258,7 +276,7 @@ impl LedgerApi for LedgerService {
         let filter = Filter::parse(req.filter)?;
         let ledger = self.ledger.clone();
         let mut stopping = self.stopping.clone();
-        let (tx, stream) = channel();
+        let (tx, stream) = chunk_channel();
         let span = tracing::info_span!("Subscribe", from = req.from_position);
         tokio::spawn(
             async move {
@@ -269,10 +287,11 @@ impl LedgerApi for LedgerService {
                     let head = *head_rx.borrow_and_update();
                     while next <= head {
                         let (l, from, p) = (ledger.clone(), next, presenter.clone());
+                        let filter = filter.clone();
                         let read = move || {
-                            let mut c = l.read_all(from, READ_CHUNK).map_err(to_status)?;
-                            p.present(&mut c)?;
-                            Ok::<_, Status>(c)
+                            let stored = l.read_all_stored(from, READ_CHUNK).map_err(to_status)?;
+                            let last = stored.last().map(|(p, _)| *p);
+                            Ok::<_, Status>((last, present_stored(&stored, &filter, &p)?))
                         };
                         let chunk = match tokio::task::spawn_blocking(read).await {
                             Ok(Ok(c)) => c,
@@ -285,14 +304,15 @@ impl LedgerApi for LedgerService {
                                 return;
                             }
                         };
-                        let Some(last) = chunk.last().map(|e| e.position) else { break };
-                        for e in chunk.into_iter().filter(|e| filter.matches(e)) {
-                            let msg = pb::SubscribeResponse {
+                        let (Some(last), chunk) = chunk else { break };
+                        let msgs: Vec<_> = chunk
+                            .into_iter()
+                            .map(|e| pb::SubscribeResponse {
                                 kind: Some(pb::subscribe_response::Kind::Event(e)),
-                            };
-                            if tx.send(Ok(msg)).await.is_err() {
-                                return;
-                            }
+                            })
+                            .collect();
+                        if tx.send(Ok(msgs)).await.is_err() {
+                            return;
                         }
                         next = last + 1;
                     }
@@ -301,7 +321,7 @@ impl LedgerApi for LedgerService {
                         let msg = pb::SubscribeResponse {
                             kind: Some(pb::subscribe_response::Kind::CaughtUp(pb::CaughtUp { position: head })),
                         };
-                        if tx.send(Ok(msg)).await.is_err() {
+                        if tx.send(Ok(vec![msg])).await.is_err() {
                             return;
                         }
                     }

@@ -8,6 +8,7 @@ pub mod caller;
 pub mod cases_service;
 pub mod ledger_service;
 pub mod ops_service;
+pub mod parallel;
 pub mod pii;
 pub mod policies_service;
 pub mod privacy_service;

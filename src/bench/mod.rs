@@ -452,6 +452,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
     });
 
     // ReadAll and Subscribe over the large log.
+    eprintln!("bench: ReadAll");
     let t = Instant::now();
     let mut s = c
         .read_all(pb::ReadAllRequest::default())
@@ -462,6 +463,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
         n += 1;
     }
     rep.read_all = Some((n, t.elapsed().as_secs_f64()));
+    eprintln!("bench: Subscribe");
     let t = Instant::now();
     let mut s = c
         .subscribe(pb::SubscribeRequest::default())

@@ -354,6 +354,16 @@ impl Ledger {
 
     /// Up to `limit` events of the global log from `from` (inclusive).
     /// Blocking; call from a blocking context.
+    /// Up to `limit` stored records from `from`, undecoded: (position, bytes).
+    /// Readers decode them with [`recorded::to_recorded`].
+    pub fn read_all_stored(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        Ok(self.log.read_range(from, limit)?)
+    }
+
     pub fn read_all(&self, from: u64, limit: usize) -> Result<Vec<pb::RecordedEvent>, LedgerError> {
         self.log
             .read_range(from, limit)?
