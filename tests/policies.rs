@@ -474,3 +474,63 @@ async fn rebuild_inside_the_server_and_offline_gives_the_incremental_projections
     );
     assert_eq!(digest(&text, "policy board digest"), live);
 }
+
+#[tokio::test]
+async fn followers_get_each_commit_in_order_and_are_told_when_they_lag() {
+    use complaint_ledger::ledger::{Ledger, LedgerOptions};
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    // The early-warning process follows the writer's commits instead of
+    // reading back what was just written; it relies on this contract.
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), &LedgerOptions::default()).unwrap();
+    let mut follower = ledger.follow_commits();
+    let at = "2020-12-03T01:00:00+08:00";
+    ledger
+        .append(
+            append("f1", vec![ev("f1-open", at, "8030", opened("cust-f"))]),
+            "t".into(),
+        )
+        .await
+        .unwrap();
+    let two = append(
+        "f1",
+        vec![
+            ev("f1-a", at, "8030", note("a")),
+            ev("f1-b", at, "8030", note("b")),
+        ],
+    );
+    ledger.append(two.clone(), "t".into()).await.unwrap();
+    let first = follower.recv().await.unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .map(|f| (f.position, f.event_id.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "f1-open")]
+    );
+    let second = follower.recv().await.unwrap();
+    assert_eq!(
+        second
+            .iter()
+            .map(|f| (f.position, f.event_id.as_str()))
+            .collect::<Vec<_>>(),
+        [(2, "f1-a"), (3, "f1-b")]
+    );
+    // A retry writes nothing and is no commit.
+    assert!(ledger.append(two, "t".into()).await.unwrap().duplicate);
+    assert!(matches!(follower.try_recv(), Err(TryRecvError::Empty)));
+    // Falling behind by more commits than are kept: told, not silently skipped.
+    for i in 0..100 {
+        ledger
+            .append(
+                append("f1", vec![ev(&format!("f1-x{i}"), at, "8030", note("x"))]),
+                "t".into(),
+            )
+            .await
+            .unwrap();
+    }
+    assert!(matches!(follower.recv().await, Err(RecvError::Lagged(_))));
+    // After the lag it receives the newest commits kept, still in order.
+    let next = follower.recv().await.unwrap();
+    assert!(next[0].position > 4 && next[0].position <= 103);
+}
