@@ -10,7 +10,9 @@
 //! It holds no truth of its own: it is built from the durable index when the
 //! store opens, every id is added before its commit is written (so it never
 //! answers "not stored" for a stored id), and when it fills up it is rebuilt
-//! from the index at twice the size. About 1.2 bytes per event.
+//! from the index at twice the size — a one-off pause of the writer while the
+//! index is scanned, at twice the events each time. About 1.2 bytes per
+//! event.
 
 use fastbloom::BloomFilter;
 use std::sync::RwLock;
