@@ -205,15 +205,19 @@ impl KeyStore {
         if let Some(k) = self.cache.read().expect("key cache").get(customer) {
             return Ok(Some(k.clone()));
         }
+        // Read the stored key under the cache's write lock, which `erase`
+        // holds while it writes the tombstone: a key read before an erasure
+        // can then never be cached after it.
+        let mut cache = self.cache.write().expect("key cache");
+        if let Some(k) = cache.get(customer) {
+            return Ok(Some(k.clone()));
+        }
         match self.tree.get(customer.as_bytes()).map_err(store_err)? {
             None => Ok(None),
             Some(v) if v.as_ref() == TOMBSTONE => Ok(None),
             Some(v) => {
                 let k = self.unwrap_key(customer, &v)?;
-                self.cache
-                    .write()
-                    .expect("key cache")
-                    .insert(customer.to_string(), k.clone());
+                cache.insert(customer.to_string(), k.clone());
                 Ok(Some(k))
             }
         }
@@ -256,11 +260,14 @@ impl KeyStore {
     /// Destroys the customer's key, leaving a tombstone. The caller makes it
     /// durable (`SledLog::sync`) before reporting success.
     pub fn erase(&self, customer: &str) -> Result<bool, KeyError> {
-        self.cache.write().expect("key cache").remove(customer);
+        // The tombstone is written and the cached key dropped under the
+        // cache's write lock (see `get`).
+        let mut cache = self.cache.write().expect("key cache");
         let old = self
             .tree
             .insert(customer.as_bytes(), TOMBSTONE)
             .map_err(store_err)?;
+        cache.remove(customer);
         Ok(old.is_some_and(|v| v.as_ref() != TOMBSTONE))
     }
 
