@@ -427,3 +427,62 @@ async fn a_refused_request_stores_no_customer_key() {
         "a refused request stored a key"
     );
 }
+
+#[tokio::test]
+async fn personal_data_sealed_by_the_request_handler_is_stored_sealed_and_opens() {
+    use complaint_ledger::ledger::{Ledger, LedgerOptions};
+    use complaint_ledger::privacy::crypto::open;
+    use prost::Message;
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), &LedgerOptions::default()).unwrap();
+    let at = "2020-12-03T01:00:00+08:00";
+    let sealed_by_handlers = || ledger.writer_stats().presealed.load(Ordering::Relaxed);
+    let mut first = opened("cust-h");
+    if let Kind::CaseOpened(o) = &mut first {
+        o.summary = "first words".into();
+    }
+    ledger
+        .append(
+            append("h1", vec![ev("h1-open", at, "8030", first)]),
+            "t".into(),
+        )
+        .await
+        .unwrap();
+    // The customer's first personal data: the writer made the key.
+    assert_eq!(sealed_by_handlers(), 0);
+    ledger
+        .append(
+            append(
+                "h1",
+                vec![ev("h1-n", at, "8030", note("said on the phone"))],
+            ),
+            "t".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sealed_by_handlers(), 1);
+    let bytes = ledger.log().read(2).unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains("said on the phone"));
+    let rec = pb::StoredRecord::decode(bytes.as_slice()).unwrap();
+    let Some(Kind::NoteAdded(n)) = pb::CaseEvent::decode(rec.payload.as_slice()).unwrap().kind
+    else {
+        panic!("not a note")
+    };
+    let key = ledger.keys().get("cust-h").unwrap().unwrap();
+    assert_eq!(
+        open(&key, "cust-h", "text", &n.text).as_deref(),
+        Some("said on the phone")
+    );
+    // Erased: no handler can seal for the customer, and the writer refuses.
+    ledger.keys().erase("cust-h").unwrap();
+    let err = ledger
+        .append(
+            append("h1", vec![ev("h1-m", at, "8030", note("more words"))]),
+            "t".into(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("erased"), "{err}");
+    assert_eq!(sealed_by_handlers(), 1);
+}

@@ -8,6 +8,7 @@
 
 mod audit;
 pub mod error;
+mod preseal;
 pub mod recorded;
 mod writer;
 
@@ -286,10 +287,16 @@ impl Ledger {
         line_scope: Option<String>,
     ) -> Result<AppendOutcome, LedgerError> {
         validate_append(&request, &self.limits)?;
+        // Seal personal data here, on any core, rather than on the writer
+        // thread (see `preseal`); the writer checks the copy still holds.
+        let case_customer = self.index.customer_id(&request.case_id).unwrap_or_default();
+        let presealed =
+            preseal::preseal(&self.keys, &self.blind, case_customer, &request).map(Box::new);
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Append {
                 request,
+                presealed,
                 actor,
                 line_scope,
                 reply,

@@ -10,6 +10,7 @@
 //! which is what makes durable appends fast.
 
 use super::error::LedgerError;
+use super::preseal::{still_holds, BlindTokens, Presealed};
 use super::AppendOutcome;
 use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
 use crate::audit::record_hash;
@@ -40,6 +41,8 @@ pub const MAX_BATCH_REQUESTS: usize = 1024;
 pub(crate) enum Command {
     Append {
         request: pb::AppendRequest,
+        /// The request sealed by its handler, if it could be.
+        presealed: Option<Box<Presealed>>,
         actor: String,
         line_scope: Option<String>,
         reply: oneshot::Sender<Result<AppendOutcome, LedgerError>>,
@@ -69,6 +72,8 @@ pub struct WriterStats {
     pub records: AtomicU64,
     pub requests: AtomicU64,
     pub max_batch_requests: AtomicU64,
+    /// Requests whose handler's sealing the writer took.
+    pub presealed: AtomicU64,
 }
 
 pub(crate) struct Writer<L: EventLog> {
@@ -108,9 +113,6 @@ struct Staged {
     new_keys: HashMap<String, DataKey>,
 }
 
-/// A customer and the blind-index tokens of its phone and account.
-type BlindTokens = (String, Vec<[u8; 32]>);
-
 impl<L: EventLog> Writer<L> {
     pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut shutdown: Option<oneshot::Sender<()>> = None;
@@ -130,6 +132,7 @@ impl<L: EventLog> Writer<L> {
                 match cmd {
                     Command::Append {
                         request,
+                        presealed,
                         actor,
                         line_scope,
                         reply,
@@ -138,7 +141,13 @@ impl<L: EventLog> Writer<L> {
                             let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
                             continue;
                         }
-                        match self.stage(&mut staged, request, &actor, line_scope.as_deref()) {
+                        match self.stage(
+                            &mut staged,
+                            request,
+                            presealed,
+                            &actor,
+                            line_scope.as_deref(),
+                        ) {
                             Ok(outcome) => staged.replies.push((reply, outcome)),
                             Err(e) => {
                                 let _ = reply.send(Err(e));
@@ -267,11 +276,31 @@ impl<L: EventLog> Writer<L> {
         &mut self,
         staged: &mut Staged,
         mut req: pb::AppendRequest,
+        presealed: Option<Box<Presealed>>,
         actor: &str,
         line_scope: Option<&str>,
     ) -> Result<AppendOutcome, LedgerError> {
-        self.stamp_deadlines(staged, &mut req)?;
-        let (blind, new_keys) = self.seal_personal_data(staged, &mut req)?;
+        // Sealing and stamping touch different fields, and sealing is
+        // deterministic: sealed here or by the handler, the bytes are equal.
+        let presealed = presealed.filter(|p| {
+            self.note_presealed(still_holds(
+                &self.keys,
+                self.case_customer(staged, &req.case_id),
+                &req,
+                p,
+            ))
+        });
+        let (blind, new_keys) = match presealed {
+            Some(p) => {
+                req = p.request;
+                self.stamp_deadlines(staged, &mut req)?;
+                (p.blind, HashMap::new())
+            }
+            None => {
+                self.stamp_deadlines(staged, &mut req)?;
+                self.seal_personal_data(staged, &mut req)?
+            }
+        };
         let payloads: Vec<Vec<u8>> = req
             .events
             .iter()
@@ -493,6 +522,25 @@ impl<L: EventLog> Writer<L> {
         Ok(outcome)
     }
 
+    /// The case's customer as this batch leaves it so far ("" before the
+    /// case is opened).
+    fn case_customer(&self, staged: &Staged, case_id: &str) -> String {
+        staged
+            .cases
+            .get(case_id)
+            .or_else(|| self.cases.get(case_id))
+            .map(|s| s.customer_id.clone())
+            .unwrap_or_default()
+    }
+
+    /// Counts whether a handler's sealing was taken (for `Ops.GetStats`).
+    fn note_presealed(&self, taken: bool) -> bool {
+        if taken {
+            self.stats.presealed.fetch_add(1, Ordering::Relaxed);
+        }
+        taken
+    }
+
     /// Encrypts every personal field of the request under the customer's
     /// data key (created with its first personal data), and computes the
     /// blind-index tokens of a newly opened customer's phone and account.
@@ -504,12 +552,7 @@ impl<L: EventLog> Writer<L> {
         req: &mut pb::AppendRequest,
     ) -> Result<(Vec<BlindTokens>, HashMap<String, DataKey>), LedgerError> {
         let mut new_keys: HashMap<String, DataKey> = HashMap::new();
-        let mut customer = staged
-            .cases
-            .get(&req.case_id)
-            .or_else(|| self.cases.get(&req.case_id))
-            .map(|s| s.customer_id.clone())
-            .unwrap_or_default();
+        let mut customer = self.case_customer(staged, &req.case_id);
         let mut tokens = Vec::new();
         for (i, e) in req.events.iter_mut().enumerate() {
             let Some(event) = e.event.as_mut() else {
@@ -775,7 +818,7 @@ mod tests {
             events: vec![note("n1"), note("n2")],
         };
         let err = writer
-            .stage(&mut staged, request, "test", None)
+            .stage(&mut staged, request, None, "test", None)
             .unwrap_err();
         assert!(matches!(err, LedgerError::Storage(_)), "{err:?}");
         assert!(staged.tree.is_empty(), "leaf 2's hashes were left staged");
