@@ -190,10 +190,37 @@ impl<L: EventLog> Writer<L> {
             ..
         } = staged;
         if !records.is_empty() {
-            let keys_stored = new_keys
-                .iter()
-                .try_for_each(|(customer, key)| self.keys.store(customer, key))
-                .map_err(|e| crate::store::StoreError::Io(std::io::Error::other(e.to_string())));
+            // New data keys first. A customer erased since its key was made
+            // (its tombstone is in the way) refuses the whole group commit:
+            // nothing is written, the keys stored for it are taken back, and
+            // every request in it may simply be retried.
+            let mut stored: Vec<(&String, &DataKey)> = Vec::new();
+            let mut keys_stored = Ok(());
+            for (customer, key) in &new_keys {
+                match self.keys.store(customer, key) {
+                    Ok(()) => stored.push((customer, key)),
+                    Err(KeyError::Erased(c)) => {
+                        for (customer, key) in stored {
+                            if let Err(e) = self.keys.unstore(customer, key) {
+                                tracing::warn!(error = %e, %customer, "an unused data key stayed stored");
+                            }
+                        }
+                        let why = format!(
+                            "customer {c} was erased while this group commit was prepared; nothing was written, retry"
+                        );
+                        for (reply, _) in replies {
+                            let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        keys_stored = Err(crate::store::StoreError::Io(std::io::Error::other(
+                            e.to_string(),
+                        )));
+                        break;
+                    }
+                }
+            }
             if let Err(e) = keys_stored.and_then(|_| self.log.write_durable(&records, &tree_list)) {
                 let why = format!(
                     "a durable write failed ({e}); the ledger takes no appends until it is restarted and has recovered"

@@ -246,14 +246,46 @@ impl KeyStore {
     /// Stores a new customer key, wrapped. Written before the records that
     /// use it, in the same database, so the commit's durable sync covers it
     /// (sled recovers a prefix of its writes).
+    ///
+    /// Only where the customer has no entry: if the customer was erased
+    /// after the key was made (a tombstone is there now), nothing is stored
+    /// and the answer is [`KeyError::Erased`] — a tombstone is never
+    /// overwritten.
     pub fn store(&self, customer: &str, key: &DataKey) -> Result<(), KeyError> {
-        self.tree
-            .insert(customer.as_bytes(), self.wrap(customer, key))
+        let mut cache = self.cache.write().expect("key cache");
+        let swapped = self
+            .tree
+            .compare_and_swap(
+                customer.as_bytes(),
+                None as Option<&[u8]>,
+                Some(self.wrap(customer, key)),
+            )
             .map_err(store_err)?;
-        self.cache
-            .write()
-            .expect("key cache")
-            .insert(customer.to_string(), key.clone());
+        match swapped {
+            Ok(()) => {
+                cache.insert(customer.to_string(), key.clone());
+                Ok(())
+            }
+            Err(e) if e.current.as_deref() == Some(TOMBSTONE) => {
+                Err(KeyError::Erased(customer.to_string()))
+            }
+            Err(_) => Err(KeyError::Store(format!(
+                "customer {customer} already has a data key"
+            ))),
+        }
+    }
+
+    /// Removes a key just stored for a commit that was then not written
+    /// (see the writer); leaves a tombstone or another key alone.
+    pub fn unstore(&self, customer: &str, key: &DataKey) -> Result<(), KeyError> {
+        let mut cache = self.cache.write().expect("key cache");
+        // The wrapping is randomised: compare the unwrapped key.
+        if let Some(v) = self.tree.get(customer.as_bytes()).map_err(store_err)? {
+            if v.as_ref() != TOMBSTONE && self.unwrap_key(customer, &v)?.0 == key.0 {
+                self.tree.remove(customer.as_bytes()).map_err(store_err)?;
+                cache.remove(customer);
+            }
+        }
         Ok(())
     }
 
@@ -302,5 +334,49 @@ impl KeyStore {
 
     pub fn master(&self) -> &MasterKeys {
         &self.master
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> KeyStore {
+        KeyStore::new(
+            sled::Config::new()
+                .temporary(true)
+                .open()
+                .unwrap()
+                .open_tree("k")
+                .unwrap(),
+            MasterKeys::parse("k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_key_made_before_an_erasure_is_not_stored_after_it() {
+        let keys = store();
+        let key = keys.new_key("u1").unwrap();
+        keys.erase("u1").unwrap();
+        assert!(matches!(keys.store("u1", &key), Err(KeyError::Erased(_))));
+        assert!(keys.get("u1").unwrap().is_none());
+        assert!(keys.is_erased("u1").unwrap());
+    }
+
+    #[test]
+    fn a_stored_key_is_taken_back_only_by_its_own_commit() {
+        let keys = store();
+        let key = keys.new_key("u1").unwrap();
+        keys.store("u1", &key).unwrap();
+        assert!(keys.store("u1", &keys.new_key("u2").unwrap()).is_err());
+        // Another key: left alone.
+        keys.unstore("u1", &DataKey([9; 32])).unwrap();
+        assert!(keys.get("u1").unwrap().is_some());
+        keys.unstore("u1", &key).unwrap();
+        assert!(keys.get("u1").unwrap().is_none());
+        // A tombstone: left alone.
+        keys.erase("u1").unwrap();
+        keys.unstore("u1", &key).unwrap();
+        assert!(keys.is_erased("u1").unwrap());
     }
 }
