@@ -797,8 +797,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_request_refused_while_extending_the_tree_leaves_nothing_staged() {
+    /// A writer over [`UnreadableTree`] with case `c` opened at version 2.
+    fn test_writer() -> Writer<UnreadableTree> {
         let mut opened = CaseState::default();
         opened.apply_stored(
             &pb::CaseEvent {
@@ -810,7 +810,7 @@ mod tests {
             0,
         );
         let (head_tx, _) = watch::channel(2);
-        let mut writer = Writer {
+        Writer {
             stats: Arc::default(),
             log: Arc::new(UnreadableTree),
             cases: HashMap::from([("c".to_string(), opened)]),
@@ -835,7 +835,12 @@ mod tests {
             commits_tx: broadcast::channel(1).0,
             last_recorded_at: 0,
             failed: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_request_refused_while_extending_the_tree_leaves_nothing_staged() {
+        let mut writer = test_writer();
         let mut staged = Staged::default();
         // Leaf 2 needs no earlier hash; leaf 3 needs leaf 2's (staged) and the
         // stored subtree of leaves 0-1, whose read fails.
@@ -851,5 +856,45 @@ mod tests {
         assert!(staged.tree.is_empty(), "leaf 2's hashes were left staged");
         assert!(staged.tree_list.is_empty());
         assert!(staged.records.is_empty() && staged.cases.is_empty() && staged.events.is_empty());
+    }
+
+    #[test]
+    fn a_customer_erased_before_its_first_key_is_stored_refuses_the_commit() {
+        let mut writer = test_writer();
+        let (k1, k2) = (
+            writer.keys.new_key("u1").unwrap(),
+            writer.keys.new_key("u2").unwrap(),
+        );
+        writer.keys.erase("u1").unwrap();
+        let (reply, mut answer) = oneshot::channel();
+        let staged = Staged {
+            records: vec![NewRecord {
+                position: 3,
+                case_id: "c".into(),
+                case_version: 3,
+                event_id: "n1".into(),
+                bytes: vec![8, 3],
+            }],
+            replies: vec![(
+                reply,
+                AppendOutcome {
+                    first_position: 3,
+                    last_position: 3,
+                    case_version: 3,
+                    duplicate: false,
+                },
+            )],
+            new_keys: HashMap::from([("u1".to_string(), k1), ("u2".to_string(), k2)]),
+            ..Default::default()
+        };
+        writer.commit(staged);
+        let err = answer.try_recv().unwrap().unwrap_err();
+        assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
+        // Nothing written (this log would have failed the writer), the
+        // tombstone kept, and no key left for the other customer.
+        assert!(writer.failed.is_none());
+        assert_eq!(writer.head, 2);
+        assert!(writer.keys.is_erased("u1").unwrap());
+        assert!(writer.keys.get("u2").unwrap().is_none());
     }
 }
