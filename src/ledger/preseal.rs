@@ -113,18 +113,9 @@ pub(crate) fn still_holds(
 mod tests {
     use super::*;
     use crate::privacy::crypto::open;
-    use crate::privacy::keystore::MasterKeys;
 
     fn keys() -> KeyStore {
-        KeyStore::new(
-            sled::Config::new()
-                .temporary(true)
-                .open()
-                .unwrap()
-                .open_tree("k")
-                .unwrap(),
-            MasterKeys::parse("k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap(),
-        )
+        KeyStore::in_memory()
     }
 
     fn event(id: &str, kind: Kind) -> pb::ProposedEvent {

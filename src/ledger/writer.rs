@@ -817,18 +817,7 @@ mod tests {
             index: Arc::default(),
             board: Arc::default(),
             policy: Arc::default(),
-            keys: Arc::new(KeyStore::new(
-                sled::Config::new()
-                    .temporary(true)
-                    .open()
-                    .unwrap()
-                    .open_tree("k")
-                    .unwrap(),
-                crate::privacy::keystore::MasterKeys::parse(
-                    "k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-                )
-                .unwrap(),
-            )),
+            keys: Arc::new(KeyStore::in_memory()),
             blind: Arc::new(BlindIndex::new([0; 32])),
             head: 2,
             head_tx,

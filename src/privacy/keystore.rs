@@ -138,6 +138,21 @@ fn store_err(e: impl std::fmt::Display) -> KeyError {
 }
 
 impl KeyStore {
+    /// A key store in a temporary database under a fixed master key, for
+    /// unit tests.
+    #[cfg(test)]
+    pub(crate) fn in_memory() -> Self {
+        Self::new(
+            sled::Config::new()
+                .temporary(true)
+                .open()
+                .expect("temporary database")
+                .open_tree("k")
+                .expect("tree"),
+            MasterKeys::parse("k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").expect("test key"),
+        )
+    }
+
     pub fn new(tree: sled::Tree, master: MasterKeys) -> Self {
         Self {
             tree,
@@ -342,15 +357,7 @@ mod tests {
     use super::*;
 
     fn store() -> KeyStore {
-        KeyStore::new(
-            sled::Config::new()
-                .temporary(true)
-                .open()
-                .unwrap()
-                .open_tree("k")
-                .unwrap(),
-            MasterKeys::parse("k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap(),
-        )
+        KeyStore::in_memory()
     }
 
     #[test]
