@@ -60,6 +60,25 @@ async fn get_case(server: &TestServer, t: &str, purpose: Option<&str>) -> pb::Ca
         .into_inner()
 }
 
+/// `Privacy.FindCustomerCases` by phone, as `caller`.
+async fn cases_by_phone(
+    privacy: &mut PrivacyClient<tonic::transport::Channel>,
+    phone: &str,
+    caller: &str,
+) -> pb::FindCustomerCasesResponse {
+    privacy
+        .find_customer_cases(req(
+            pb::FindCustomerCasesRequest {
+                by: Some(pb::find_customer_cases_request::By::Phone(phone.into())),
+            },
+            caller,
+            None,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn opened_of(v: &pb::CaseView) -> (String, String) {
     (
         v.customer_id.clone(),
@@ -200,19 +219,7 @@ async fn personal_data_is_sealed_shown_to_those_allowed_logged_and_erased_for_go
     AccessLog::verify_chain(&log).unwrap();
 
     // Found by phone, however written, through the blind index.
-    let found = privacy
-        .find_customer_cases(req(
-            pb::FindCustomerCasesRequest {
-                by: Some(pb::find_customer_cases_request::By::Phone(
-                    "+86 138-0013-8000".into(),
-                )),
-            },
-            &agent,
-            None,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let found = cases_by_phone(&mut privacy, "+86 138-0013-8000", &agent).await;
     assert_eq!(found.case_ids, ["p1"]);
 
     // Erasure: only a supervisor; afterwards [erased] for everyone.
@@ -265,17 +272,7 @@ async fn personal_data_is_sealed_shown_to_those_allowed_logged_and_erased_for_go
             .count(),
         1
     );
-    let found = privacy
-        .find_customer_cases(req(
-            pb::FindCustomerCasesRequest {
-                by: Some(pb::find_customer_cases_request::By::Phone(PHONE.into())),
-            },
-            &agent,
-            None,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let found = cases_by_phone(&mut privacy, PHONE, &agent).await;
     assert!(found.case_ids.is_empty());
     // No new personal data for an erased customer; other facts still go in.
     let e = c
@@ -303,17 +300,7 @@ async fn personal_data_is_sealed_shown_to_those_allowed_logged_and_erased_for_go
     assert_eq!(v.customer_id, "cust-5c1e9a");
     assert_eq!(opened_of(&v).1, "[erased]");
     let mut privacy = PrivacyClient::connect(server.url()).await.unwrap();
-    let found = privacy
-        .find_customer_cases(req(
-            pb::FindCustomerCasesRequest {
-                by: Some(pb::find_customer_cases_request::By::Phone(PHONE.into())),
-            },
-            &agent,
-            None,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let found = cases_by_phone(&mut privacy, PHONE, &agent).await;
     assert!(found.case_ids.is_empty());
 
     // The store never held the phone in the clear, and still verifies.

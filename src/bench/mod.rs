@@ -112,6 +112,21 @@ fn cpu_us_per_event(before: Option<f64>, after: Option<f64>, events: u64) -> Opt
     Some((after? - before?) * 1e6 / events.max(1) as f64)
 }
 
+/// Starts the ledger server on `data`, with the per-caller rate limit off
+/// (the benchmark measures the ledger).
+fn spawn_ledger(data: &Path) -> anyhow::Result<Server> {
+    spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-second",
+            "0",
+        ],
+        Some(data),
+    )
+}
+
 /// Starts `complaint-ledger <args>` and reads the address from its first line.
 fn spawn(args: &[&str], dir: Option<&Path>) -> anyhow::Result<Server> {
     let exe = std::env::current_exe().context("locating this binary")?;
@@ -281,16 +296,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
     let max_clients = opts.clients.iter().copied().max().unwrap_or(1).max(64);
     let mut rep = report::Report::new(opts);
 
-    let server = spawn(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-limit-per-second",
-            "0",
-        ],
-        Some(&data),
-    )?;
+    let server = spawn_ledger(&data)?;
     let noop = spawn(&["bench-noop-server"], None)?;
     eprintln!(
         "bench: ledger at {}, no-op reference at {}",
@@ -505,16 +511,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
         "rebuild and verification saw different logs"
     );
     let t = Instant::now();
-    let restarted = spawn(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-limit-per-second",
-            "0",
-        ],
-        Some(&data),
-    )?;
+    let restarted = spawn_ledger(&data)?;
     let startup_s = t.elapsed().as_secs_f64();
     drop(restarted);
     if let Some(l) = rep.large.as_mut() {

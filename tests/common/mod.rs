@@ -57,15 +57,7 @@ impl TestServer {
     }
 
     pub async fn start_with(f: impl FnOnce(&mut ServerConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut c = config(dir.path(), false);
-        f(&mut c);
-        let server = start(c).await.expect("server starts");
-        Self {
-            server: Some(server),
-            dir,
-            early_warning: false,
-        }
+        Self::start_in(tempfile::tempdir().expect("temp dir"), f).await
     }
 
     pub async fn policies(&self) -> PoliciesClient<Channel> {
