@@ -64,21 +64,13 @@ impl SledLog {
         if let Ok(d) = std::fs::File::open(dir) {
             d.sync_all()?;
         }
-        let mut log = Self {
+        let event_ids = EventIdFilter::build(head_of(&db)? as usize, stored_event_ids(&db))?;
+        Ok(Self {
             db,
             dir: dir.to_path_buf(),
             syncer: Mutex::new(syncer),
-            event_ids: EventIdFilter::build(0, std::iter::empty::<Result<&[u8], StoreError>>())?,
-        };
-        log.event_ids = EventIdFilter::build(log.head()? as usize, log.stored_event_ids())?;
-        Ok(log)
-    }
-
-    /// Every stored event id, from the durable index.
-    fn stored_event_ids(&self) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
-        self.db
-            .scan_prefix([keys::EVENT])
-            .map(|item| Ok(item?.0[1..].to_vec()))
+            event_ids,
+        })
     }
 
     /// The data directory.
@@ -174,13 +166,24 @@ impl SledLog {
     }
 }
 
+/// Position of the last stored record (0 when empty).
+fn head_of(db: &sled::Db) -> Result<u64, StoreError> {
+    let Some((k, v)) = db.scan_prefix([keys::LOG]).next_back().transpose()? else {
+        return Ok(0);
+    };
+    let first = trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
+    Ok(first + pack::count(first, &v).map_err(StoreError::Corrupt)? - 1)
+}
+
+/// Every stored event id, from the durable index.
+fn stored_event_ids(db: &sled::Db) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
+    db.scan_prefix([keys::EVENT])
+        .map(|item| Ok(item?.0[1..].to_vec()))
+}
+
 impl EventLog for SledLog {
     fn head(&self) -> Result<u64, StoreError> {
-        let Some((k, v)) = self.db.scan_prefix([keys::LOG]).next_back().transpose()? else {
-            return Ok(0);
-        };
-        let first = trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
-        Ok(first + pack::count(first, &v).map_err(StoreError::Corrupt)? - 1)
+        head_of(&self.db)
     }
 
     fn write_durable(
@@ -235,7 +238,7 @@ impl EventLog for SledLog {
         self.db.flush()?;
         self.syncer.lock().expect("syncer lock").sync()?;
         if full {
-            self.event_ids.rebuild(self.stored_event_ids())?;
+            self.event_ids.rebuild(stored_event_ids(&self.db))?;
         }
         Ok(())
     }
