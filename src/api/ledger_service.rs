@@ -32,7 +32,6 @@ impl LedgerService {
     }
 }
 
-/// Which events a read or subscription wants.
 /// Decodes a chunk of stored records, keeps those `filter` matches and
 /// presents them (decrypted or masked), spread over the machine's cores.
 fn present_stored(
@@ -53,7 +52,8 @@ fn present_stored(
     })
 }
 
-#[derive(Clone, Default)]
+/// Which events a read or subscription wants.
+#[derive(Default)]
 struct Filter {
     types: HashSet<String>,
     cases: HashSet<String>,
@@ -231,7 +231,10 @@ impl LedgerApi for LedgerService {
             let mut remaining = if req.limit == 0 { u64::MAX } else { req.limit };
             let mut from = req.from_position.max(1);
             loop {
-                let stored = match ledger.read_all_stored(from, READ_CHUNK) {
+                // Never more records than may still be sent: each one read
+                // is presented (and logged if it reveals personal data).
+                let n = READ_CHUNK.min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                let stored = match ledger.read_all_stored(from, n) {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = tx.blocking_send(Err(to_status(e)));
@@ -241,14 +244,13 @@ impl LedgerApi for LedgerService {
                 let Some(last) = stored.last().map(|(p, _)| *p) else {
                     return;
                 };
-                let mut chunk = match present_stored(&stored, &filter, &presenter) {
+                let chunk = match present_stored(&stored, &filter, &presenter) {
                     Ok(c) => c,
                     Err(s) => {
                         let _ = tx.blocking_send(Err(s));
                         return;
                     }
                 };
-                chunk.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
                 remaining -= chunk.len() as u64;
                 if tx.blocking_send(Ok(chunk)).is_err() || remaining == 0 {
                     return;
@@ -273,7 +275,7 @@ impl LedgerApi for LedgerService {
             "Ledger.Subscribe",
         ));
         let req = request.into_inner();
-        let filter = Filter::parse(req.filter)?;
+        let filter = Arc::new(Filter::parse(req.filter)?);
         let ledger = self.ledger.clone();
         let mut stopping = self.stopping.clone();
         let (tx, stream) = chunk_channel();
@@ -287,7 +289,7 @@ impl LedgerApi for LedgerService {
                     let head = *head_rx.borrow_and_update();
                     while next <= head {
                         let (l, from, p) = (ledger.clone(), next, presenter.clone());
-                        let filter = filter.clone();
+                        let filter = Arc::clone(&filter);
                         let read = move || {
                             let stored = l.read_all_stored(from, READ_CHUNK).map_err(to_status)?;
                             let last = stored.last().map(|(p, _)| *p);
