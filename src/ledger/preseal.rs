@@ -99,13 +99,20 @@ pub(crate) fn still_holds(
     p: &Presealed,
 ) -> bool {
     let customers = customers_of(case_customer, req);
+    // One key lookup per run of events of one customer.
+    let mut checked: Option<&str> = None;
     p.sealed_for.len() == customers.len()
         && p.sealed_for
             .iter()
             .zip(&customers)
             .all(|(sealed, writer)| match sealed {
                 None => true,
-                Some(c) => c == writer && matches!(keys.get(c), Ok(Some(_))),
+                Some(c) if c != writer => false,
+                Some(c) if checked == Some(c.as_str()) => true,
+                Some(c) => {
+                    checked = Some(c);
+                    matches!(keys.get(c), Ok(Some(_)))
+                }
             })
 }
 
