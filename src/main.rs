@@ -286,6 +286,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     },
                     sled: SledOptions {
                         cache_capacity: a.cache_bytes,
+                        ..SledOptions::default()
                     },
                     origin: a.origin,
                     signing_key_file: a.signing_key_file,

@@ -219,6 +219,24 @@ async fn every_acknowledged_append_survives_kill_9() {
     let all = read_all(&mut c, pb::ReadAllRequest::default()).await;
     let ids: std::collections::HashSet<_> = all.iter().map(|e| e.event_id.clone()).collect();
     assert!(acked.iter().all(|(id, _)| ids.contains(id)));
+    // A retry of an acknowledged append, after the crash, still returns the
+    // original position and writes nothing (the event-id index came back).
+    let (id, pos) = acked.iter().rev().find(|(_, p)| *p != 0).unwrap().clone();
+    let case = id.rsplit_once('-').unwrap().0.to_string();
+    let retry = c
+        .append(append(
+            &case,
+            vec![ev(&id, "2020-12-03T02:00:00+08:00", "8030", note("stream"))],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(retry.duplicate, "{id}");
+    assert_eq!(retry.first_position, pos);
+    assert_eq!(
+        read_all(&mut c, pb::ReadAllRequest::default()).await.len(),
+        all.len()
+    );
 }
 
 #[tokio::test]

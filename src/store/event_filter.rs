@@ -1,18 +1,17 @@
-//! A Bloom filter of the stored event ids, kept in memory in front of the
-//! durable event-id index.
+//! A Bloom filter of the stored event ids (by their 64-bit index hash),
+//! kept in memory in front of the event-id index.
 //!
 //! Why: every proposed event's id is looked up before it is appended (a retry
 //! must return the original result), and almost every lookup misses. A miss
 //! in sled still walks the tree; under load those walks were a twentieth of
 //! the writer's time. The filter answers "certainly not stored" without
-//! touching sled, and "perhaps" otherwise, which the index then settles.
+//! touching the index, and "perhaps" otherwise, which the index then settles.
 //!
-//! It holds no truth of its own: it is built from the durable index when the
-//! store opens, every id is added before its commit is written (so it never
-//! answers "not stored" for a stored id), and when it fills up it is rebuilt
-//! from the index at twice the size — a one-off pause of the writer while the
-//! index is scanned, at twice the events each time. About 1.2 bytes per
-//! event.
+//! It holds no truth of its own: it is built from the index when the store
+//! opens, every id is added with its commit (so it never answers "not
+//! stored" for a stored id), and when it fills up it is rebuilt from the
+//! index at twice the size — a one-off pause of the writer, at twice the
+//! events each time. About 1.2 bytes per event.
 
 use fastbloom::BloomFilter;
 use std::sync::RwLock;
@@ -46,13 +45,10 @@ impl Inner {
 
 impl EventIdFilter {
     /// A filter of `ids`, sized for at least twice as many.
-    pub fn build<E>(
-        expected: usize,
-        ids: impl Iterator<Item = Result<impl AsRef<[u8]>, E>>,
-    ) -> Result<Self, E> {
+    pub fn build<E>(expected: usize, ids: impl Iterator<Item = Result<u64, E>>) -> Result<Self, E> {
         let mut inner = Inner::new(expected.saturating_mul(2));
         for id in ids {
-            inner.bloom.insert(id?.as_ref());
+            inner.bloom.insert(&id?);
             inner.items += 1;
         }
         Ok(Self {
@@ -61,30 +57,27 @@ impl EventIdFilter {
     }
 
     /// False only if `id` is certainly not stored.
-    pub fn may_contain(&self, id: &str) -> bool {
+    pub fn may_contain(&self, id: u64) -> bool {
         self.inner
             .read()
             .expect("event filter lock")
             .bloom
-            .contains(id.as_bytes())
+            .contains(&id)
     }
 
     /// Adds ids about to be stored. True when the filter is over its
     /// capacity and should be rebuilt (see [`Self::rebuild`]).
-    pub fn add<'a>(&self, ids: impl Iterator<Item = &'a str>) -> bool {
+    pub fn add(&self, ids: impl Iterator<Item = u64>) -> bool {
         let mut inner = self.inner.write().expect("event filter lock");
         for id in ids {
-            inner.bloom.insert(id.as_bytes());
+            inner.bloom.insert(&id);
             inner.items += 1;
         }
         inner.items > inner.capacity
     }
 
     /// Replaces the filter by one built from `ids` (all stored ids).
-    pub fn rebuild<E>(
-        &self,
-        ids: impl Iterator<Item = Result<impl AsRef<[u8]>, E>>,
-    ) -> Result<(), E> {
+    pub fn rebuild<E>(&self, ids: impl Iterator<Item = Result<u64, E>>) -> Result<(), E> {
         let items = self.inner.read().expect("event filter lock").items;
         let fresh = Self::build(items, ids)?;
         *self.inner.write().expect("event filter lock") =
@@ -105,27 +98,32 @@ mod tests {
 
     #[test]
     fn never_denies_an_added_id_and_rarely_admits_another() {
-        let stored: Vec<String> = (0..10_000).map(|i| format!("stored-{i}")).collect();
-        let f =
-            EventIdFilter::build(stored.len(), stored[..5_000].iter().map(Ok::<_, ()>)).unwrap();
-        assert!(!f.add(stored[5_000..].iter().map(String::as_str)));
-        assert!(stored.iter().all(|id| f.may_contain(id)));
-        let false_positives = (0..100_000)
-            .filter(|i| f.may_contain(&format!("absent-{i}")))
+        let stored: Vec<u64> = (0..10_000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        let f = EventIdFilter::build(
+            stored.len(),
+            stored[..5_000].iter().map(|h| Ok::<_, ()>(*h)),
+        )
+        .unwrap();
+        assert!(!f.add(stored[5_000..].iter().copied()));
+        assert!(stored.iter().all(|id| f.may_contain(*id)));
+        let false_positives = (10_000..110_000u64)
+            .filter(|i| f.may_contain(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
             .count();
         assert!(false_positives < 3_000, "{false_positives}");
     }
 
     #[test]
     fn asks_for_a_rebuild_when_full_and_keeps_every_id_through_it() {
-        let f = EventIdFilter::build(0, std::iter::empty::<Result<&[u8], ()>>()).unwrap();
+        let f = EventIdFilter::build(0, std::iter::empty::<Result<u64, ()>>()).unwrap();
         let (_, capacity) = f.fill();
-        let ids: Vec<String> = (0..=capacity).map(|i| format!("id-{i}")).collect();
-        assert!(f.add(ids.iter().map(String::as_str)));
-        f.rebuild(ids.iter().map(Ok::<_, ()>)).unwrap();
+        let ids: Vec<u64> = (0..=capacity as u64).collect();
+        assert!(f.add(ids.iter().copied()));
+        f.rebuild(ids.iter().map(|h| Ok::<_, ()>(*h))).unwrap();
         let (items, bigger) = f.fill();
         assert_eq!(items, ids.len());
         assert!(bigger >= 2 * capacity);
-        assert!(ids.iter().all(|id| f.may_contain(id)));
+        assert!(ids.iter().all(|id| f.may_contain(*id)));
     }
 }

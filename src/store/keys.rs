@@ -5,7 +5,8 @@
 //! |---------------------------------------|------------------|
 //! | `L` first position (u64 BE)           | a pack of records at consecutive positions from that one (see `store::pack`); in stores written before packs, one record |
 //! | `C` case id `0x00` first version (u64 BE) | first position (u64 BE) ‖ count (u32 BE): a run of consecutive versions at consecutive positions |
-//! | `E` event id                          | position (u64 BE)|
+//! | `I` first position ‖ last position (u64 BE each) ‖ value number (u32 BE) | part of a run of the event-id index: sorted (id hash, position) pairs, 16 bytes each, see `store::event_index` |
+//! | `E` event id                          | position (u64 BE): the event-id index of earlier builds, one entry per event; no longer written or read |
 //! | `T` first stored-hash index (u64 BE)  | a run of Merkle tree hashes (32 bytes each) from that index, see `audit::merkle` |
 //!
 //! One group commit completes a contiguous run of stored-hash indexes, so its
@@ -19,6 +20,7 @@ pub const LOG: u8 = b'L';
 pub const CASE: u8 = b'C';
 pub const EVENT: u8 = b'E';
 pub const TREE: u8 = b'T';
+pub const ID_RUN: u8 = b'I';
 
 pub fn tree_key(index: u64) -> [u8; 9] {
     let mut k = [TREE; 9];
@@ -46,11 +48,25 @@ pub fn case_key(case_id: &str, version: u64) -> Vec<u8> {
     k
 }
 
-pub fn event_key(event_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(event_id.len() + 1);
-    k.push(EVENT);
-    k.extend_from_slice(event_id.as_bytes());
+/// Key of value number `i` of the event-id index run covering `first..=last`.
+pub fn id_run_key(first: u64, last: u64, i: u32) -> [u8; 21] {
+    let mut k = [ID_RUN; 21];
+    k[1..9].copy_from_slice(&first.to_be_bytes());
+    k[9..17].copy_from_slice(&last.to_be_bytes());
+    k[17..].copy_from_slice(&i.to_be_bytes());
     k
+}
+
+/// Decodes an event-id index run key: (first, last, value number).
+pub fn parse_id_run_key(k: &[u8]) -> Option<(u64, u64, u32)> {
+    if k.len() != 21 || k[0] != ID_RUN {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(k[1..9].try_into().ok()?),
+        u64::from_be_bytes(k[9..17].try_into().ok()?),
+        u32::from_be_bytes(k[17..].try_into().ok()?),
+    ))
 }
 
 /// A case-index run: `count` versions stored from `position` on.

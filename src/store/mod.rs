@@ -8,6 +8,7 @@
 
 pub mod durability;
 pub mod event_filter;
+mod event_index;
 pub mod keys;
 pub mod pack;
 pub mod sled_log;

@@ -1,9 +1,10 @@
 //! The event log on sled: one tree, one atomic batch per group commit, and a
 //! real `fdatasync` after sled's flush (see [`super::durability`]). Records
-//! are stored a few per value ([`super::pack`]).
+//! are stored a few per value ([`super::pack`]); the event-id index follows
+//! the commit ([`super::event_index`]).
 
 use super::durability::Syncer;
-use super::event_filter::EventIdFilter;
+use super::event_index::{event_id_of, id_hash, EventIndex};
 use super::keys::{self, trailing_u64};
 use super::pack;
 use super::{EventLog, NewRecord, StoreError};
@@ -15,12 +16,15 @@ use std::sync::Mutex;
 pub struct SledOptions {
     /// Page cache size in bytes.
     pub cache_capacity: u64,
+    /// Events per new run of the event-id index (see `store::event_index`).
+    pub id_run_len: usize,
 }
 
 impl Default for SledOptions {
     fn default() -> Self {
         Self {
             cache_capacity: 64 * 1024 * 1024,
+            id_run_len: super::event_index::RUN_LEN,
         }
     }
 }
@@ -29,7 +33,7 @@ pub struct SledLog {
     db: sled::Db,
     dir: PathBuf,
     syncer: Mutex<Syncer>,
-    event_ids: EventIdFilter,
+    event_index: EventIndex,
 }
 
 impl SledLog {
@@ -64,12 +68,15 @@ impl SledLog {
         if let Ok(d) = std::fs::File::open(dir) {
             d.sync_all()?;
         }
-        let event_ids = EventIdFilter::build(head_of(&db)? as usize, stored_event_ids(&db))?;
+        let head = head_of(&db)?;
+        let event_index = EventIndex::open(&db, head, opts.id_run_len, |from, limit| {
+            read_range_in(&db, from, limit)
+        })?;
         Ok(Self {
             db,
             dir: dir.to_path_buf(),
             syncer: Mutex::new(syncer),
-            event_ids,
+            event_index,
         })
     }
 
@@ -104,15 +111,7 @@ impl SledLog {
     /// The stored value whose records start at or before `position` and its
     /// first position (the pack that holds `position`, if any does).
     fn pack_holding(&self, position: u64) -> Result<Option<(u64, sled::IVec)>, StoreError> {
-        let found = self.db.get_lt(keys::log_key(position.saturating_add(1)))?;
-        match found {
-            Some((k, v)) if k.first() == Some(&keys::LOG) => {
-                let first =
-                    trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
-                Ok(Some((first, v)))
-            }
-            _ => Ok(None),
-        }
+        pack_holding_in(&self.db, position)
     }
 
     /// Replaces the stored bytes of the record at `position`, or removes the
@@ -175,10 +174,53 @@ fn head_of(db: &sled::Db) -> Result<u64, StoreError> {
     Ok(first + pack::count(first, &v).map_err(StoreError::Corrupt)? - 1)
 }
 
-/// Every stored event id, from the durable index.
-fn stored_event_ids(db: &sled::Db) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
-    db.scan_prefix([keys::EVENT])
-        .map(|item| Ok(item?.0[1..].to_vec()))
+/// See [`SledLog::pack_holding`].
+fn pack_holding_in(db: &sled::Db, position: u64) -> Result<Option<(u64, sled::IVec)>, StoreError> {
+    let found = db.get_lt(keys::log_key(position.saturating_add(1)))?;
+    match found {
+        Some((k, v)) if k.first() == Some(&keys::LOG) => {
+            let first =
+                trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
+            Ok(Some((first, v)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Up to `limit` records from `from` on (see [`EventLog::read_range`]).
+fn read_range_in(
+    db: &sled::Db,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let from = from.max(1);
+    let mut out = Vec::with_capacity(limit.min(4096));
+    if limit == 0 {
+        return Ok(out);
+    }
+    // Start at the pack holding `from`, if one does.
+    let start = pack_holding_in(db, from)?.map_or(from, |(first, _)| first);
+    let mut last = None;
+    for item in db.range(keys::log_key(start)..=keys::log_key(u64::MAX)) {
+        let (k, v) = item?;
+        let first = trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
+        for (pos, bytes) in pack::unpack(first, &v).map_err(StoreError::Corrupt)? {
+            if last.is_some_and(|l| pos <= l) {
+                return Err(StoreError::Corrupt(format!(
+                    "position {pos} is stored twice (overlapping packs)"
+                )));
+            }
+            last = Some(pos);
+            if pos < from {
+                continue;
+            }
+            out.push((pos, bytes.to_vec()));
+            if out.len() == limit {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl EventLog for SledLog {
@@ -227,18 +269,19 @@ impl EventLog for SledLog {
         for (i, value) in pack::pack(records.iter().map(|r| r.bytes.as_slice())) {
             batch.insert(&keys::log_key(records[i].position)[..], value);
         }
-        for r in records {
-            batch.insert(keys::event_key(&r.event_id), &r.position.to_be_bytes()[..]);
-        }
-        // Into the filter first: it must never deny a stored id.
-        let full = self
-            .event_ids
-            .add(records.iter().map(|r| r.event_id.as_str()));
         self.db.apply_batch(batch)?;
+        // Event ids go into the in-memory index, not this batch: written as
+        // runs behind the commit, indexed again from the log at open.
+        let ids: Vec<(u64, u64)> = records
+            .iter()
+            .map(|r| (id_hash(&r.event_id), r.position))
+            .collect();
+        let full = self.event_index.add(&ids);
         self.db.flush()?;
         self.syncer.lock().expect("syncer lock").sync()?;
+        self.event_index.seal_runs(&self.db)?;
         if full {
-            self.event_ids.rebuild(stored_event_ids(&self.db))?;
+            self.event_index.rebuild_filter();
         }
         Ok(())
     }
@@ -255,38 +298,7 @@ impl EventLog for SledLog {
     }
 
     fn read_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let from = from.max(1);
-        let mut out = Vec::with_capacity(limit.min(4096));
-        if limit == 0 {
-            return Ok(out);
-        }
-        // Start at the pack holding `from`, if one does.
-        let start = self.pack_holding(from)?.map_or(from, |(first, _)| first);
-        let mut last = None;
-        for item in self
-            .db
-            .range(keys::log_key(start)..=keys::log_key(u64::MAX))
-        {
-            let (k, v) = item?;
-            let first =
-                trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
-            for (pos, bytes) in pack::unpack(first, &v).map_err(StoreError::Corrupt)? {
-                if last.is_some_and(|l| pos <= l) {
-                    return Err(StoreError::Corrupt(format!(
-                        "position {pos} is stored twice (overlapping packs)"
-                    )));
-                }
-                last = Some(pos);
-                if pos < from {
-                    continue;
-                }
-                out.push((pos, bytes.to_vec()));
-                if out.len() == limit {
-                    return Ok(out);
-                }
-            }
-        }
-        Ok(out)
+        read_range_in(&self.db, from, limit)
     }
 
     fn case_positions(
@@ -390,13 +402,18 @@ impl EventLog for SledLog {
     }
 
     fn event_position(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
-        if !self.event_ids.may_contain(event_id) {
-            return Ok(None);
+        // A hash is a candidate; the record settles it.
+        for position in self.event_index.candidates(event_id) {
+            let Some(bytes) = self.read(position)? else {
+                return Err(StoreError::Corrupt(format!(
+                    "the event-id index points at missing position {position}"
+                )));
+            };
+            if event_id_of(position, &bytes)? == event_id {
+                return Ok(Some(position));
+            }
         }
-        Ok(self
-            .db
-            .get(keys::event_key(event_id))?
-            .and_then(|v| trailing_u64(&v)))
+        Ok(None)
     }
 }
 
@@ -451,7 +468,6 @@ mod tests {
         );
         assert!(log.read_range(76, 10).unwrap().is_empty());
         assert!(log.read_range(1, 0).unwrap().is_empty());
-        assert_eq!(log.event_position("e42").unwrap(), Some(42));
     }
 
     #[test]
@@ -492,6 +508,151 @@ mod tests {
         assert_eq!(log.head().unwrap(), 10);
         log.tamper_record(10, None).unwrap();
         assert_eq!(log.head().unwrap(), 9);
+    }
+
+    /// A record as the ledger stores it, as far as the index reads it.
+    fn enveloped(pos: u64) -> NewRecord {
+        use prost::Message;
+        let bytes = crate::proto::v1::StoredRecord {
+            position: pos,
+            event_id: format!("e{pos}"),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        NewRecord {
+            position: pos,
+            case_id: format!("c{}", pos % 3),
+            case_version: pos,
+            event_id: format!("e{pos}"),
+            bytes,
+        }
+    }
+
+    fn open_with_runs_of(dir: &Path, run_len: usize) -> SledLog {
+        let opts = SledOptions {
+            id_run_len: run_len,
+            ..SledOptions::default()
+        };
+        SledLog::open(dir, &opts).unwrap()
+    }
+
+    fn all_found(log: &SledLog, through: u64) {
+        for pos in 1..=through {
+            assert_eq!(
+                log.event_position(&format!("e{pos}")).unwrap(),
+                Some(pos),
+                "e{pos}"
+            );
+        }
+        assert_eq!(
+            log.event_position(&format!("e{}", through + 1)).unwrap(),
+            None
+        );
+        assert_eq!(log.event_position("never-stored").unwrap(), None);
+    }
+
+    #[test]
+    fn event_ids_are_found_at_once_in_runs_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open_with_runs_of(dir.path(), 8);
+            let mut next = 1;
+            for size in [7u64, 1, 9, 20, 3, 30, 30] {
+                let rs: Vec<_> = (next..next + size).map(enveloped).collect();
+                log.write_durable(&rs, &[]).unwrap();
+                next += size;
+                all_found(&log, next - 1);
+            }
+            // 100 events: runs of equal size merged (a binary counter), the
+            // events since the last run in memory.
+            let (runs, in_runs, recent) = log.event_index.counts();
+            assert_eq!(in_runs + recent, 100);
+            assert!(recent < 30, "{recent}");
+            assert!((1..=4).contains(&runs), "{runs}");
+            log.close().unwrap();
+        }
+        let log = open_with_runs_of(dir.path(), 8);
+        all_found(&log, 100);
+        assert_eq!(log.event_index.counts().1 + log.event_index.counts().2, 100);
+        // Old format on disk: no per-event entries are written any more.
+        assert_eq!(log.db.scan_prefix([keys::EVENT]).count(), 0);
+    }
+
+    #[test]
+    fn a_run_lost_in_a_crash_is_indexed_again_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open_with_runs_of(dir.path(), 8);
+            for start in (1..=40).step_by(10) {
+                let rs: Vec<_> = (start..start + 10).map(enveloped).collect();
+                log.write_durable(&rs, &[]).unwrap();
+            }
+            log.close().unwrap();
+            // As after a crash before the last run's batch was durable.
+            let last = log
+                .db
+                .scan_prefix([keys::ID_RUN])
+                .keys()
+                .last()
+                .unwrap()
+                .unwrap();
+            let (first, end, _) = keys::parse_id_run_key(&last).unwrap();
+            for k in log.db.scan_prefix([keys::ID_RUN]).keys() {
+                let k = k.unwrap();
+                if keys::parse_id_run_key(&k).unwrap().0 == first {
+                    log.db.remove(k).unwrap();
+                }
+            }
+            assert!(end >= first);
+            log.db.flush().unwrap();
+        }
+        let log = open_with_runs_of(dir.path(), 8);
+        all_found(&log, 40);
+    }
+
+    #[test]
+    fn a_hash_is_only_a_candidate_the_record_decides() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_with_runs_of(dir.path(), 8);
+        let rs: Vec<_> = (1..=5).map(enveloped).collect();
+        log.write_durable(&rs, &[]).unwrap();
+        // As if "ghost" hashed like the event at position 3.
+        log.event_index.add(&[(id_hash("ghost"), 3)]);
+        assert_eq!(log.event_position("ghost").unwrap(), None);
+        assert_eq!(log.event_position("e3").unwrap(), Some(3));
+    }
+
+    #[test]
+    fn an_index_past_the_log_or_with_a_gap_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open_with_runs_of(dir.path(), 4);
+            let rs: Vec<_> = (1..=12).map(enveloped).collect();
+            log.write_durable(&rs, &[]).unwrap();
+            log.close().unwrap();
+            // A run beyond the last record: records removed from the end.
+            log.db
+                .insert(&keys::id_run_key(13, 13, 0)[..], vec![0; 16])
+                .unwrap();
+            log.db.flush().unwrap();
+        }
+        let e = SledLog::open(dir.path(), &SledOptions::default())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("past the last record"), "{e}");
+        {
+            let log = sled::open(dir.path()).unwrap();
+            log.remove(&keys::id_run_key(13, 13, 0)[..]).unwrap();
+            log.insert(&keys::id_run_key(20, 21, 0)[..], vec![0; 32])
+                .unwrap();
+            log.flush().unwrap();
+        }
+        let e = SledLog::open(dir.path(), &SledOptions::default())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("does not follow"), "{e}");
     }
 
     #[test]
