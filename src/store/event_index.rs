@@ -14,7 +14,8 @@
 //! - pairs of the events since the last run are held in memory (`recent`);
 //!   every [`RUN_LEN`] events they are sorted into a *run* and stored in sled
 //!   (`I` keys, a few hundred pairs per value) in one atomic batch; runs of
-//!   equal size are merged (a binary counter), so there are at most about
+//!   about equal size (within a factor of two: a commit may overshoot the
+//!   run length) are merged, a binary counter, so there are at most about
 //!   log2(events / RUN_LEN) of them and each pair is rewritten as often;
 //! - all runs are kept in memory too (16 bytes per event) and searched by
 //!   binary search, behind the Bloom filter ([`super::event_filter`]), so a
@@ -195,6 +196,7 @@ impl EventIndex {
         if inner.recent.len() < self.run_len {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let pairs: Vec<(u64, u64)> = std::mem::take(&mut inner.recent).into_iter().collect();
         let first = inner.runs.last().map_or(1, |r| r.last + 1);
         let mut run = Run {
@@ -206,7 +208,7 @@ impl EventIndex {
         while let Some(prev) = inner
             .runs
             .last()
-            .filter(|p| p.pairs.len() <= run.pairs.len())
+            .filter(|p| p.pairs.len() < 2 * run.pairs.len())
         {
             for i in 0..prev.value_count() {
                 batch.remove(&keys::id_run_key(prev.first, prev.last, i as u32)[..]);
@@ -223,6 +225,13 @@ impl EventIndex {
             batch.insert(&keys::id_run_key(run.first, run.last, i as u32)[..], value);
         }
         db.apply_batch(batch)?;
+        tracing::debug!(
+            first = run.first,
+            last = run.last,
+            runs = inner.runs.len() + 1,
+            ms = started.elapsed().as_millis() as u64,
+            "event-id index run stored"
+        );
         inner.runs.push(run);
         Ok(())
     }

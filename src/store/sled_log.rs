@@ -579,6 +579,25 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_uneven_sizes_still_merge_into_a_logarithmic_few() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_with_runs_of(dir.path(), 8);
+        // Commits overshoot the run length by amounts that shrink: each run
+        // a little smaller than the one before it.
+        let mut next = 1;
+        for size in (10..=30u64).rev() {
+            let rs: Vec<_> = (next..next + size).map(enveloped).collect();
+            log.write_durable(&rs, &[]).unwrap();
+            next += size;
+        }
+        let (runs, in_runs, recent) = log.event_index.counts();
+        assert_eq!(in_runs + recent, 420);
+        // 21 runs stored: a binary counter keeps about log2(21) of them.
+        assert!(runs <= 5, "{runs} runs");
+        all_found(&log, 420);
+    }
+
+    #[test]
     fn a_run_lost_in_a_crash_is_indexed_again_from_the_log() {
         let dir = tempfile::tempdir().unwrap();
         {
