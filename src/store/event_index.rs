@@ -15,8 +15,9 @@
 //!   every [`RUN_LEN`] events they are sorted into a *run* and stored in sled
 //!   (`I` keys, a few hundred pairs per value) in one atomic batch; runs of
 //!   about equal size (within a factor of two: a commit may overshoot the
-//!   run length) are merged, a binary counter, so there are at most about
-//!   log2(events / RUN_LEN) of them and each pair is rewritten as often;
+//!   run length) are merged, a binary counter, up to four times the run
+//!   length ([`MERGE_LIMIT`]): a merge pause and the memory it takes stay
+//!   bounded, and there is about one run per 256k events;
 //! - all runs are kept in memory too (16 bytes per event) and searched by
 //!   binary search, behind the Bloom filter ([`super::event_filter`]), so a
 //!   new id costs one filter check and no sled access at all;
@@ -37,6 +38,13 @@ use std::sync::RwLock;
 
 /// Events per new run.
 pub const RUN_LEN: usize = 64 * 1024;
+
+/// Runs stop growing once they hold this many times `run_len` events: a
+/// merge rewrites at most this much (with 64k runs, 256k events: 4 MiB, a
+/// pause of about 15 ms), and the memory a merge briefly doubles stays
+/// small. Beyond it the number of runs grows by one per 256k events, which
+/// costs one more binary search per lookup the Bloom filter lets through.
+const MERGE_LIMIT: usize = 4;
 
 /// Pairs per stored value (16 bytes each): below sled's blob threshold.
 const PAIRS_PER_VALUE: usize = 384;
@@ -205,11 +213,9 @@ impl EventIndex {
             pairs,
         };
         let mut batch = sled::Batch::default();
-        while let Some(prev) = inner
-            .runs
-            .last()
-            .filter(|p| p.pairs.len() < 2 * run.pairs.len())
-        {
+        while let Some(prev) = inner.runs.last().filter(|p| {
+            p.pairs.len() < 2 * run.pairs.len() && p.pairs.len() < MERGE_LIMIT * self.run_len
+        }) {
             for i in 0..prev.value_count() {
                 batch.remove(&keys::id_run_key(prev.first, prev.last, i as u32)[..]);
             }

@@ -579,7 +579,7 @@ mod tests {
     }
 
     #[test]
-    fn runs_of_uneven_sizes_still_merge_into_a_logarithmic_few() {
+    fn runs_of_uneven_sizes_still_merge_up_to_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_with_runs_of(dir.path(), 8);
         // Commits overshoot the run length by amounts that shrink: each run
@@ -592,8 +592,9 @@ mod tests {
         }
         let (runs, in_runs, recent) = log.event_index.counts();
         assert_eq!(in_runs + recent, 420);
-        // 21 runs stored: a binary counter keeps about log2(21) of them.
-        assert!(runs <= 5, "{runs} runs");
+        // 21 runs stored and merged, but none past 4 × 8 events (plus the
+        // overshoot of one merge): more than 420 / 64 of them.
+        assert!((7..=16).contains(&runs), "{runs} runs");
         all_found(&log, 420);
     }
 
