@@ -112,6 +112,8 @@ pub(super) struct EventIndex {
     run_len: usize,
     filter: EventIdFilter,
     inner: RwLock<Inner>,
+    #[cfg(test)]
+    fail_next_seal: std::sync::atomic::AtomicBool,
 }
 
 impl EventIndex {
@@ -140,6 +142,8 @@ impl EventIndex {
         let index = Self {
             run_len: run_len.max(1),
             filter,
+            #[cfg(test)]
+            fail_next_seal: Default::default(),
             inner: RwLock::new(Inner {
                 runs,
                 recent: BTreeSet::new(),
@@ -205,22 +209,24 @@ impl EventIndex {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let pairs: Vec<(u64, u64)> = std::mem::take(&mut inner.recent).into_iter().collect();
+        // Memory changes only once the batch is applied: a failed write
+        // leaves every id findable, and the next commit tries again.
         let first = inner.runs.last().map_or(1, |r| r.last + 1);
         let mut run = Run {
             first,
             last: inner.through,
-            pairs,
+            pairs: inner.recent.iter().copied().collect(),
         };
         let mut batch = sled::Batch::default();
-        while let Some(prev) = inner.runs.last().filter(|p| {
+        let mut keep = inner.runs.len();
+        while let Some(prev) = keep.checked_sub(1).map(|k| &inner.runs[k]).filter(|p| {
             p.pairs.len() < 2 * run.pairs.len() && p.pairs.len() < MERGE_LIMIT * self.run_len
         }) {
             for i in 0..prev.value_count() {
                 batch.remove(&keys::id_run_key(prev.first, prev.last, i as u32)[..]);
             }
-            let prev = inner.runs.pop().expect("a last run");
             run = merge(prev, run);
+            keep -= 1;
         }
         for (i, chunk) in run.pairs.chunks(PAIRS_PER_VALUE).enumerate() {
             let mut value = Vec::with_capacity(chunk.len() * 16);
@@ -230,7 +236,16 @@ impl EventIndex {
             }
             batch.insert(&keys::id_run_key(run.first, run.last, i as u32)[..], value);
         }
+        #[cfg(test)]
+        if self
+            .fail_next_seal
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Io(std::io::Error::other("injected failure")));
+        }
         db.apply_batch(batch)?;
+        inner.runs.truncate(keep);
+        inner.recent.clear();
         tracing::debug!(
             first = run.first,
             last = run.last,
@@ -240,6 +255,13 @@ impl EventIndex {
         );
         inner.runs.push(run);
         Ok(())
+    }
+
+    /// Makes the next [`Self::seal_runs`] fail before it writes, for tests.
+    #[cfg(test)]
+    pub fn fail_next_seal(&self) {
+        self.fail_next_seal
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Positions whose event id may be `event_id` (hash equal), oldest first.
@@ -295,10 +317,10 @@ impl EventIndex {
     }
 }
 
-fn merge(older: Run, newer: Run) -> Run {
+fn merge(older: &Run, newer: Run) -> Run {
     let mut pairs = Vec::with_capacity(older.pairs.len() + newer.pairs.len());
     let (mut a, mut b) = (
-        older.pairs.into_iter().peekable(),
+        older.pairs.iter().copied().peekable(),
         newer.pairs.into_iter().peekable(),
     );
     loop {
