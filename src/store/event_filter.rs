@@ -45,15 +45,15 @@ impl Inner {
 
 impl EventIdFilter {
     /// A filter of `ids`, sized for at least twice as many.
-    pub fn build<E>(expected: usize, ids: impl Iterator<Item = Result<u64, E>>) -> Result<Self, E> {
+    pub fn build(expected: usize, ids: impl Iterator<Item = u64>) -> Self {
         let mut inner = Inner::new(expected.saturating_mul(2));
         for id in ids {
-            inner.bloom.insert(&id?);
+            inner.bloom.insert(&id);
             inner.items += 1;
         }
-        Ok(Self {
+        Self {
             inner: RwLock::new(inner),
-        })
+        }
     }
 
     /// False only if `id` is certainly not stored.
@@ -77,12 +77,11 @@ impl EventIdFilter {
     }
 
     /// Replaces the filter by one built from `ids` (all stored ids).
-    pub fn rebuild<E>(&self, ids: impl Iterator<Item = Result<u64, E>>) -> Result<(), E> {
+    pub fn rebuild(&self, ids: impl Iterator<Item = u64>) {
         let items = self.inner.read().expect("event filter lock").items;
-        let fresh = Self::build(items, ids)?;
+        let fresh = Self::build(items, ids);
         *self.inner.write().expect("event filter lock") =
             fresh.inner.into_inner().expect("event filter lock");
-        Ok(())
     }
 
     /// Ids the filter holds and how many it was sized for.
@@ -101,11 +100,7 @@ mod tests {
         let stored: Vec<u64> = (0..10_000u64)
             .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
             .collect();
-        let f = EventIdFilter::build(
-            stored.len(),
-            stored[..5_000].iter().map(|h| Ok::<_, ()>(*h)),
-        )
-        .unwrap();
+        let f = EventIdFilter::build(stored.len(), stored[..5_000].iter().copied());
         assert!(!f.add(stored[5_000..].iter().copied()));
         assert!(stored.iter().all(|id| f.may_contain(*id)));
         let false_positives = (10_000..110_000u64)
@@ -116,11 +111,11 @@ mod tests {
 
     #[test]
     fn asks_for_a_rebuild_when_full_and_keeps_every_id_through_it() {
-        let f = EventIdFilter::build(0, std::iter::empty::<Result<u64, ()>>()).unwrap();
+        let f = EventIdFilter::build(0, std::iter::empty());
         let (_, capacity) = f.fill();
         let ids: Vec<u64> = (0..=capacity as u64).collect();
         assert!(f.add(ids.iter().copied()));
-        f.rebuild(ids.iter().map(|h| Ok::<_, ()>(*h))).unwrap();
+        f.rebuild(ids.iter().copied());
         let (items, bigger) = f.fill();
         assert_eq!(items, ids.len());
         assert!(bigger >= 2 * capacity);
