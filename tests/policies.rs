@@ -500,21 +500,19 @@ async fn followers_get_each_commit_in_order_and_are_told_when_they_lag() {
         ],
     );
     ledger.append(two.clone(), "t".into()).await.unwrap();
-    let first = follower.recv().await.unwrap();
-    assert_eq!(
-        first
+    // A commit as (position, event id) pairs.
+    let ids = |commit: &[complaint_ledger::projections::fact::OwnedFact]| {
+        commit
             .iter()
-            .map(|f| (f.position, f.event_id.as_str()))
-            .collect::<Vec<_>>(),
-        [(1, "f1-open")]
-    );
+            .map(|f| (f.position, f.event_id.clone()))
+            .collect::<Vec<_>>()
+    };
+    let first = follower.recv().await.unwrap();
+    assert_eq!(ids(&first), [(1, "f1-open".to_string())]);
     let second = follower.recv().await.unwrap();
     assert_eq!(
-        second
-            .iter()
-            .map(|f| (f.position, f.event_id.as_str()))
-            .collect::<Vec<_>>(),
-        [(2, "f1-a"), (3, "f1-b")]
+        ids(&second),
+        [(2, "f1-a".to_string()), (3, "f1-b".to_string())]
     );
     // A retry writes nothing and is no commit.
     assert!(ledger.append(two, "t".into()).await.unwrap().duplicate);
