@@ -104,6 +104,15 @@ enum Command {
         /// Write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Concurrency levels of the single appends (default 1,16,64,256, or
+        /// 1,16,64 with --quick).
+        #[arg(long, value_delimiter = ',')]
+        clients: Option<Vec<usize>>,
+        /// Run the ledger on this data directory and keep it (the fill is
+        /// skipped when it already holds --events events); default a
+        /// temporary one, removed afterwards.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Recompute every projection from the log, with a progress bar: of a
     /// stopped server's store (--data-dir), or inside a running server
@@ -315,6 +324,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             events,
             postgres,
             json,
+            clients,
+            data_dir,
         } => {
             let mut o = if quick {
                 complaint_ledger::bench::BenchOptions::quick()
@@ -325,6 +336,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             o.events = events.unwrap_or(o.events);
             o.postgres = postgres;
             o.json = json;
+            if let Some(c) = clients {
+                anyhow::ensure!(
+                    !c.is_empty() && !c.contains(&0),
+                    "--clients: concurrency levels of at least 1"
+                );
+                o.clients = c;
+            }
+            o.data_dir = data_dir;
             complaint_ledger::bench::run(o).await.map(|_| ())
         }
         Command::Rebuild { data_dir, server } => match (data_dir, server) {

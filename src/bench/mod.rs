@@ -34,8 +34,12 @@ pub struct BenchOptions {
     pub postgres: Option<String>,
     /// Where to write the JSON figures.
     pub json: Option<PathBuf>,
-    /// Parent of the temporary data directory.
+    /// Parent of the temporary directory (data directory, scratch files).
     pub work_dir: PathBuf,
+    /// The ledger's data directory, kept after the run; when it already
+    /// holds the large log's events the fill is skipped. None: a temporary
+    /// one, removed afterwards.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl BenchOptions {
@@ -50,6 +54,7 @@ impl BenchOptions {
             postgres: None,
             json: None,
             work_dir: std::env::temp_dir(),
+            data_dir: None,
         }
     }
 
@@ -177,8 +182,20 @@ fn note_event(id: String, text: &str) -> pb::ProposedEvent {
     }
 }
 
+/// An event with the same bytes in every run (a fixed `occurred_at`): the
+/// cases' openings and the 1,000-event case, which a run on a kept data
+/// directory then finds written already (each retry an idempotent
+/// duplicate).
+fn fixed(mut e: pb::ProposedEvent) -> pb::ProposedEvent {
+    e.occurred_at = Some(prost_types::Timestamp {
+        seconds: 1_767_225_600, // 2026-01-01T00:00:00Z
+        nanos: 0,
+    });
+    e
+}
+
 fn open_event(id: String) -> pb::ProposedEvent {
-    pb::ProposedEvent {
+    fixed(pb::ProposedEvent {
         event: Some(pb::CaseEvent {
             kind: Some(pb::case_event::Kind::CaseOpened(pb::CaseOpened {
                 customer_id: "cust-bench".into(),
@@ -188,7 +205,7 @@ fn open_event(id: String) -> pb::ProposedEvent {
             })),
         }),
         ..note_event(id, "")
-    }
+    })
 }
 
 async fn connect_all(url: &str, n: usize) -> anyhow::Result<Vec<LedgerClient<Channel>>> {
@@ -279,7 +296,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<report::Report> {
         .join(format!("complaint-ledger-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let result = run_in(&opts, &dir).await;
+    let data = opts.data_dir.clone().unwrap_or_else(|| dir.join("data"));
+    let result = run_in(&opts, &dir, &data).await;
     let _ = std::fs::remove_dir_all(&dir);
     let report = result?;
     println!("{}", report.table());
@@ -290,13 +308,21 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<report::Report> {
     Ok(report)
 }
 
-async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Report> {
-    let data = dir.join("data");
+async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<report::Report> {
+    // Event ids unique to this run: a run on a kept data directory appends
+    // new events instead of retrying the last run's (which would measure
+    // duplicate detection).
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
     let duration = Duration::from_secs_f64(opts.seconds);
     let max_clients = opts.clients.iter().copied().max().unwrap_or(1).max(64);
     let mut rep = report::Report::new(opts);
 
-    let server = spawn_ledger(&data)?;
+    let server = spawn_ledger(data)?;
     let noop = spawn(&["bench-noop-server"], None)?;
     eprintln!(
         "bench: ledger at {}, no-op reference at {}",
@@ -320,7 +346,8 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
         eprintln!("bench: single appends, {c} clients");
         let before = stats(&server.url).await?;
         let cpu_before = cpu_seconds(server.child.id());
-        let ledger = ledger_appends(&conns, c, opts.cases, 1, duration, &format!("s{c}")).await;
+        let ledger =
+            ledger_appends(&conns, c, opts.cases, 1, duration, &format!("{run}-s{c}")).await;
         let server_cpu_us =
             cpu_us_per_event(cpu_before, cpu_seconds(server.child.id()), ledger.events);
         let after = stats(&server.url).await?;
@@ -344,7 +371,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
                     opts.cases,
                     duration,
                     PAYLOAD_BYTES,
-                    &format!("s{c}"),
+                    &format!("{run}-s{c}"),
                 )
                 .await?,
             ),
@@ -364,7 +391,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
     // 2. Batched appends: 100 events per request.
     eprintln!("bench: batched appends");
     let cpu_before = cpu_seconds(server.child.id());
-    let batched = ledger_appends(&conns, 16, opts.cases, 100, duration, "b").await;
+    let batched = ledger_appends(&conns, 16, opts.cases, 100, duration, &format!("{run}-b")).await;
     rep.batched_cpu_us =
         cpu_us_per_event(cpu_before, cpu_seconds(server.child.id()), batched.events);
     rep.batched = Some(batched);
@@ -382,7 +409,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
     let text = "x".repeat(PAYLOAD_BYTES);
     for b in 0..10 {
         let events = (0..if b == 9 { 99 } else { 100 })
-            .map(|k| note_event(format!("read-1000-{b}-{k}"), &text))
+            .map(|k| fixed(note_event(format!("read-1000-{b}-{k}"), &text)))
             .collect();
         c.append(pb::AppendRequest {
             case_id: "read-1000".into(),
@@ -427,12 +454,12 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
         let mut tasks = Vec::new();
         for (w, client) in conns.iter().take(16).enumerate() {
             let mut client = client.clone();
-            let (text, cases) = (text.clone(), opts.cases);
+            let (text, cases, run) = (text.clone(), opts.cases, run.clone());
             tasks.push(tokio::spawn(async move {
                 let mut rng = Rng::new(w as u64 + 99);
                 for i in 0..per_writer {
                     let events = (0..100)
-                        .map(|k| note_event(format!("fill-{w}-{i}-{k}"), &text))
+                        .map(|k| note_event(format!("{run}-fill-{w}-{i}-{k}"), &text))
                         .collect();
                     client
                         .append(pb::AppendRequest {
@@ -496,7 +523,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
     drop(server);
     drop(noop);
 
-    let log = crate::store::SledLog::open(&data, &crate::store::SledOptions::default())?;
+    let log = crate::store::SledLog::open(data, &crate::store::SledOptions::default())?;
     eprintln!("bench: rebuilding projections");
     let t = Instant::now();
     let rebuilt = crate::projections::rebuild::rebuild(&log, |_, _| {})?;
@@ -511,7 +538,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path) -> anyhow::Result<report::Repor
         "rebuild and verification saw different logs"
     );
     let t = Instant::now();
-    let restarted = spawn_ledger(&data)?;
+    let restarted = spawn_ledger(data)?;
     let startup_s = t.elapsed().as_secs_f64();
     drop(restarted);
     if let Some(l) = rep.large.as_mut() {
