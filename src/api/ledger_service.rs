@@ -2,21 +2,19 @@
 //! subscribe. Every call runs in a span carrying its case id.
 
 use super::caller::{caller_of, check_line};
-use super::parallel::map_slices;
+use super::event_filter::Filter;
+use super::log_reader::LogRange;
 use super::pii::Presenter;
 use super::status::{invalid_field, to_status};
 use super::streaming::{chunk_channel, ResponseStream};
-use crate::domain::event_kind::EVENT_TYPES;
 use crate::domain::ids::id_problem;
-use crate::ledger::recorded::to_recorded;
 use crate::ledger::{Ledger, LedgerError};
 use crate::proto::v1::{self as pb, ledger_server::Ledger as LedgerApi};
-use std::collections::HashSet;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-/// Events read from the store per blocking step of a stream.
+/// Events of a case read from the store per blocking step of `ReadCase`.
 const READ_CHUNK: usize = 512;
 
 pub struct LedgerService {
@@ -29,64 +27,6 @@ pub struct LedgerService {
 impl LedgerService {
     pub fn new(ledger: Arc<Ledger>, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
         Self { ledger, stopping }
-    }
-}
-
-/// Decodes a chunk of stored records, keeps those `filter` matches and
-/// presents them (decrypted or masked), spread over the machine's cores.
-fn present_stored(
-    stored: &[(u64, Vec<u8>)],
-    filter: &Filter,
-    presenter: &Presenter,
-) -> Result<Vec<pb::RecordedEvent>, Status> {
-    map_slices(stored, |slice| {
-        let mut events = Vec::with_capacity(slice.len());
-        for (_, bytes) in slice {
-            let e = to_recorded(bytes).map_err(|e| to_status(LedgerError::from(e)))?;
-            if filter.matches(&e) {
-                events.push(e);
-            }
-        }
-        presenter.present(&mut events)?;
-        Ok(events)
-    })
-}
-
-/// Which events a read or subscription wants.
-#[derive(Default)]
-struct Filter {
-    types: HashSet<String>,
-    cases: HashSet<String>,
-}
-
-impl Filter {
-    fn parse(f: Option<pb::EventFilter>) -> Result<Self, Status> {
-        let f = f.unwrap_or_default();
-        for (i, t) in f.event_types.iter().enumerate() {
-            if !EVENT_TYPES.contains(&t.as_str()) {
-                return Err(invalid_field(
-                    &format!("filter.event_types[{i}]"),
-                    format!(
-                        "{t:?} is not an event type; known: {}",
-                        EVENT_TYPES.join(", ")
-                    ),
-                ));
-            }
-        }
-        for (i, c) in f.case_ids.iter().enumerate() {
-            if let Some(p) = id_problem(c) {
-                return Err(invalid_field(&format!("filter.case_ids[{i}]"), p));
-            }
-        }
-        Ok(Self {
-            types: f.event_types.into_iter().collect(),
-            cases: f.case_ids.into_iter().collect(),
-        })
-    }
-
-    fn matches(&self, e: &pb::RecordedEvent) -> bool {
-        (self.types.is_empty() || self.types.contains(&e.event_type))
-            && (self.cases.is_empty() || self.cases.contains(&e.case_id))
     }
 }
 
@@ -224,40 +164,24 @@ impl LedgerApi for LedgerService {
         let caller = caller_of(&request)?;
         let presenter = Presenter::new(self.ledger.clone(), &caller, &request, "Ledger.ReadAll");
         let req = request.into_inner();
-        let filter = Filter::parse(req.filter)?;
-        let ledger = self.ledger.clone();
+        let range = LogRange {
+            ledger: self.ledger.clone(),
+            filter: Arc::new(Filter::parse(req.filter)?),
+            presenter: Arc::new(presenter),
+            wrap: std::convert::identity,
+        };
+        // The log as it stands durably now; what is appended while it
+        // streams is Subscribe's to deliver.
+        let head = *self.ledger.head().borrow();
+        let limit = (req.limit > 0).then_some(req.limit);
         let (tx, stream) = chunk_channel();
-        tokio::task::spawn_blocking(move || {
-            let mut remaining = if req.limit == 0 { u64::MAX } else { req.limit };
-            let mut from = req.from_position.max(1);
-            loop {
-                // Never more records than may still be sent: each one read
-                // is presented (and logged if it reveals personal data).
-                let n = READ_CHUNK.min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                let stored = match ledger.read_all_stored(from, n) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(to_status(e)));
-                        return;
-                    }
-                };
-                let Some(last) = stored.last().map(|(p, _)| *p) else {
-                    return;
-                };
-                let chunk = match present_stored(&stored, &filter, &presenter) {
-                    Ok(c) => c,
-                    Err(s) => {
-                        let _ = tx.blocking_send(Err(s));
-                        return;
-                    }
-                };
-                remaining -= chunk.len() as u64;
-                if tx.blocking_send(Ok(chunk)).is_err() || remaining == 0 {
-                    return;
-                }
-                from = last + 1;
+        let span = tracing::info_span!("ReadAll", from = req.from_position, head);
+        tokio::spawn(
+            async move {
+                range.send(req.from_position, head, limit, &tx).await;
             }
-        });
+            .instrument(span),
+        );
         Ok(Response::new(stream))
     }
 
@@ -275,7 +199,14 @@ impl LedgerApi for LedgerService {
             "Ledger.Subscribe",
         ));
         let req = request.into_inner();
-        let filter = Arc::new(Filter::parse(req.filter)?);
+        let range = LogRange {
+            ledger: self.ledger.clone(),
+            filter: Arc::new(Filter::parse(req.filter)?),
+            presenter,
+            wrap: |e| pb::SubscribeResponse {
+                kind: Some(pb::subscribe_response::Kind::Event(e)),
+            },
+        };
         let ledger = self.ledger.clone();
         let mut stopping = self.stopping.clone();
         let (tx, stream) = chunk_channel();
@@ -287,36 +218,12 @@ impl LedgerApi for LedgerService {
                 let mut caught_up = false;
                 loop {
                     let head = *head_rx.borrow_and_update();
-                    while next <= head {
-                        let (l, from, p) = (ledger.clone(), next, presenter.clone());
-                        let filter = Arc::clone(&filter);
-                        let read = move || {
-                            let stored = l.read_all_stored(from, READ_CHUNK).map_err(to_status)?;
-                            let last = stored.last().map(|(p, _)| *p);
-                            Ok::<_, Status>((last, present_stored(&stored, &filter, &p)?))
-                        };
-                        let chunk = match tokio::task::spawn_blocking(read).await {
-                            Ok(Ok(c)) => c,
-                            Ok(Err(e)) => {
-                                let _ = tx.send(Err(e)).await;
-                                return;
-                            }
-                            Err(e) => {
-                                let _ = tx.send(Err(Status::internal(format!("reader failed: {e}")))).await;
-                                return;
-                            }
-                        };
-                        let (Some(last), chunk) = chunk else { break };
-                        let msgs: Vec<_> = chunk
-                            .into_iter()
-                            .map(|e| pb::SubscribeResponse {
-                                kind: Some(pb::subscribe_response::Kind::Event(e)),
-                            })
-                            .collect();
-                        if tx.send(Ok(msgs)).await.is_err() {
+                    // Only what is durable: the head moves after the sync.
+                    if next <= head {
+                        if !range.send(next, head, None, &tx).await {
                             return;
                         }
-                        next = last + 1;
+                        next = head + 1;
                     }
                     if !caught_up {
                         caught_up = true;

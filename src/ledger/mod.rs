@@ -341,6 +341,27 @@ impl Ledger {
         backwards: bool,
         limit: usize,
     ) -> Result<Vec<pb::RecordedEvent>, LedgerError> {
+        // Only what is durable. sled shows a commit's records (and case
+        // index entries) from its batch on, before the sync that makes them
+        // durable; the case index in memory moves only after the sync.
+        let Some(durable) = self.index.version(case_id) else {
+            return Ok(Vec::new());
+        };
+        let (from_version, limit) = if backwards {
+            let from = if from_version == 0 {
+                durable
+            } else {
+                from_version.min(durable)
+            };
+            (from, limit)
+        } else {
+            let from = from_version.max(1);
+            if from > durable {
+                return Ok(Vec::new());
+            }
+            let left = usize::try_from(durable - from + 1).unwrap_or(usize::MAX);
+            (from, limit.min(left))
+        };
         let mut out = Vec::new();
         for (_, pos) in self
             .log
@@ -359,10 +380,10 @@ impl Ledger {
         })
     }
 
-    /// Up to `limit` events of the global log from `from` (inclusive).
-    /// Blocking; call from a blocking context.
     /// Up to `limit` stored records from `from`, undecoded: (position, bytes).
-    /// Readers decode them with [`recorded::to_recorded`].
+    /// Readers decode them with [`recorded::to_recorded`]. Not bounded by
+    /// the durable head: callers pass ranges that end at it (see
+    /// `api::log_reader`).
     pub fn read_all_stored(
         &self,
         from: u64,
@@ -371,7 +392,14 @@ impl Ledger {
         Ok(self.log.read_range(from, limit)?)
     }
 
+    /// Up to `limit` durable events of the global log from `from`
+    /// (inclusive), decoded. Blocking.
     pub fn read_all(&self, from: u64, limit: usize) -> Result<Vec<pb::RecordedEvent>, LedgerError> {
+        let (from, head) = (from.max(1), *self.head_rx.borrow());
+        if from > head {
+            return Ok(Vec::new());
+        }
+        let limit = limit.min(usize::try_from(head - from + 1).unwrap_or(usize::MAX));
         self.log
             .read_range(from, limit)?
             .iter()

@@ -34,9 +34,19 @@ pub struct SledLog {
     dir: PathBuf,
     syncer: Mutex<Syncer>,
     event_index: EventIndex,
+    #[cfg(test)]
+    fail_next_sync: std::sync::atomic::AtomicBool,
 }
 
 impl SledLog {
+    /// Makes the next durable write fail at its sync, after its batch is
+    /// applied (its records then visible in sled but not durable), for tests.
+    #[cfg(test)]
+    pub fn fail_next_sync(&self) {
+        self.fail_next_sync
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Opens (or creates) the log in `dir`. Fails if another process has it.
     pub fn open(dir: &Path, opts: &SledOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
@@ -77,6 +87,8 @@ impl SledLog {
             dir: dir.to_path_buf(),
             syncer: Mutex::new(syncer),
             event_index,
+            #[cfg(test)]
+            fail_next_sync: Default::default(),
         })
     }
 
@@ -278,6 +290,15 @@ impl EventLog for SledLog {
             .collect();
         let full = self.event_index.add(&ids);
         self.db.flush()?;
+        #[cfg(test)]
+        if self
+            .fail_next_sync
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Io(std::io::Error::other(
+                "injected sync failure",
+            )));
+        }
         self.syncer.lock().expect("syncer lock").sync()?;
         // The records are durable and their ids findable in memory: a run
         // that cannot be stored now is tried again with the next commit (and
