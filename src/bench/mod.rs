@@ -289,6 +289,28 @@ async fn stats(url: &str) -> anyhow::Result<pb::Stats> {
         .into_inner())
 }
 
+/// A server's resident memory once it has settled: sampled every 500 ms
+/// until two seconds of samples stay within 2 % of each other (at most 60
+/// s). A restarted server does start-up work after it listens (the
+/// early-warning process reads the whole log), so its first sample says
+/// little.
+async fn settled_resident_bytes(url: &str) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let mut samples: Vec<u64> = Vec::new();
+    loop {
+        samples.push(stats(url).await?.resident_bytes);
+        let recent = &samples[samples.len().saturating_sub(5)..];
+        let (lo, hi) = (
+            recent.iter().copied().min().unwrap_or(0),
+            recent.iter().copied().max().unwrap_or(0),
+        );
+        if (recent.len() == 5 && hi - lo <= hi / 50) || started.elapsed().as_secs() >= 60 {
+            return Ok(*samples.last().unwrap_or(&0));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Runs the whole benchmark and returns the report.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<report::Report> {
     let dir = opts
@@ -540,11 +562,14 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
     let t = Instant::now();
     let restarted = spawn_ledger(data)?;
     let startup_s = t.elapsed().as_secs_f64();
+    eprintln!("bench: resident memory after the restart");
+    let resident_after_restart = settled_resident_bytes(&restarted.url).await?;
     drop(restarted);
     if let Some(l) = rep.large.as_mut() {
         l.rebuild_seconds = rebuild_s;
         l.verify_seconds = verify_s;
         l.startup_seconds = startup_s;
+        l.resident_after_restart_bytes = resident_after_restart;
     }
     Ok(rep)
 }
