@@ -177,6 +177,35 @@ async fn case_124545_raises_its_warnings_as_it_happens_and_never_twice() {
     }
 }
 
+/// The rules are folded in the ledger's opening pass over the log: a log
+/// written while early warning was off gets its warnings when a server with
+/// it on starts, once, and not again at the next start.
+#[tokio::test]
+async fn warnings_found_while_the_ledger_opens_are_raised_once() {
+    let mut server = TestServer::start().await;
+    replay_story_any(&server).await;
+    assert!(warnings(&server, false).await.is_empty());
+    let with_early_warning = |c: &mut complaint_ledger::config::ServerConfig| {
+        c.ledger.policy = config(&c.data_dir, true).ledger.policy;
+    };
+    server.restart_with(with_early_warning).await;
+    let all = wait_for_warnings(&server, EXPECTED_WARNINGS).await;
+    let night = by_rule(&all, "three_contacts_in_12h");
+    assert_eq!(night.len(), 1, "{all:#?}");
+    assert_eq!(
+        night[0].warning.as_ref().unwrap().triggering_event_id,
+        format!("{CASE}-c03")
+    );
+    server.restart_with(with_early_warning).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let events = read_case(&mut server.ledger().await, CASE).await;
+    let n = events
+        .iter()
+        .filter(|e| e.event_type == "WarningRaised")
+        .count();
+    assert_eq!(n, EXPECTED_WARNINGS, "a restart raised a warning twice");
+}
+
 #[tokio::test]
 async fn promises_get_due_times_from_the_calendar_and_are_judged_against_demands() {
     let server = TestServer::start().await;

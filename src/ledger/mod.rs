@@ -20,6 +20,7 @@ use crate::audit::checkpoint::CheckpointSigner;
 use crate::audit::verify::verify_store_with;
 use crate::domain::validate::{validate_append, Limits};
 use crate::domain::CaseState;
+use crate::policy::warnings::{Pending, WarningRules};
 use crate::policy::Policy;
 use crate::privacy::access_log::AccessLog;
 use crate::privacy::blind_index::BlindIndex;
@@ -69,6 +70,18 @@ pub struct Ledger {
     keys: Arc<KeyStore>,
     access: AccessLog,
     blind: Arc<BlindIndex>,
+    /// The early-warning rules folded during the opening pass over the log,
+    /// for the early-warning process to take (see [`Ledger::take_warnings`]).
+    warnings: Mutex<Option<FoldedWarnings>>,
+}
+
+/// Early-warning rule state folded from the log up to a position.
+pub struct FoldedWarnings {
+    pub rules: WarningRules,
+    /// Hits found while folding, not yet known to be raised.
+    pub pending: Pending,
+    /// The first position not folded.
+    pub next: u64,
 }
 
 /// How to open a ledger.
@@ -128,6 +141,13 @@ impl Ledger {
         let mut cases: HashMap<String, CaseState> = HashMap::new();
         let mut last_recorded_at = i128::MIN;
         let mut board = Board::default();
+        // The early-warning rules are folded in this same pass: a second
+        // full read of the log after start cost CPU and left sled holding
+        // ~460 MB at 1,000,000 events (see BENCHMARKS.md, change 22).
+        let ew = &opts.policy.config.early_warning;
+        let mut warnings = ew
+            .enabled
+            .then(|| (WarningRules::new(ew.rules.clone()), Pending::default()));
         let report = verify_store_with(
             log.as_ref(),
             |_, _| {},
@@ -140,7 +160,12 @@ impl Ledger {
                 if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
                     index_customer(&keys, &blind, o);
                 }
-                board.apply(&Fact::stored(&rec, &event));
+                let fact = Fact::stored(&rec, &event);
+                board.apply(&fact);
+                if let Some((rules, pending)) = warnings.as_mut() {
+                    let hits = rules.apply(&fact);
+                    pending.add(rules, hits);
+                }
                 cases
                     .entry(rec.case_id)
                     .or_default()
@@ -154,6 +179,11 @@ impl Ledger {
             ))
         })?;
         let head = report.records;
+        let warnings = warnings.map(|(rules, pending)| FoldedWarnings {
+            rules,
+            pending,
+            next: head + 1,
+        });
         let index = Arc::new(CaseIndex::default());
         for (id, s) in &cases {
             index.upsert(summarize(id, s));
@@ -203,9 +233,16 @@ impl Ledger {
                 keys,
                 access,
                 blind,
+                warnings: Mutex::new(warnings),
             },
             report,
         ))
+    }
+
+    /// The early-warning rules folded while the ledger opened (once; None
+    /// after the first call, or when early warning is off).
+    pub fn take_warnings(&self) -> Option<FoldedWarnings> {
+        self.warnings.lock().expect("warnings lock").take()
     }
 
     /// Each future commit's accepted events, in position order. A receiver

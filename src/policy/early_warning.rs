@@ -1,4 +1,5 @@
-//! The early-warning process: follows the log from its start, feeds every
+//! The early-warning process: follows the log from its start (the part
+//! stored when the ledger opened comes folded from its opening pass), feeds every
 //! event to the [`WarningRules`], and appends each warning they raise as a
 //! `WarningRaised` event on the triggering event's case, caused by it
 //! (`causation_id`), with a deterministic event id. It also wakes every
@@ -112,14 +113,18 @@ pub async fn run(ledger: Arc<Ledger>, mut stopping: watch::Receiver<bool>) {
         return;
     }
     let tick = Duration::from_secs(cfg.tick_seconds);
-    let mut rules = WarningRules::new(cfg.rules.clone());
     // Follow before the first read, so no commit falls between the two.
     let mut commits = ledger.follow_commits();
-    let mut next = 1u64;
+    // The log as the ledger opened is folded already (in its opening pass);
+    // the first read catches up on what was committed since.
+    let (mut rules, mut carried, mut next) = match ledger.take_warnings() {
+        Some(f) => (f.rules, f.pending, f.next),
+        None => (WarningRules::new(cfg.rules.clone()), Pending::default(), 1),
+    };
     let mut read_log = true;
     let mut received: Vec<Arc<Vec<OwnedFact>>> = Vec::new();
     loop {
-        let mut pending = Pending::default();
+        let mut pending = std::mem::take(&mut carried);
         loop {
             match commits.try_recv() {
                 Ok(c) => received.push(c),
