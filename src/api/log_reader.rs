@@ -175,6 +175,22 @@ mod tests {
         }
     }
 
+    /// Every event, as a caller allowed to see personal data reads it.
+    fn unfiltered(ledger: &Arc<Ledger>) -> LogRange<pb::RecordedEvent> {
+        let caller = Caller::development("auditor".into());
+        LogRange {
+            ledger: ledger.clone(),
+            filter: Arc::new(Filter::default()),
+            presenter: Arc::new(Presenter::new(
+                ledger.clone(),
+                &caller,
+                &tonic::Request::new(()),
+                "test",
+            )),
+            wrap: std::convert::identity,
+        }
+    }
+
     async fn collect(
         range: &LogRange<pb::RecordedEvent>,
         from: u64,
@@ -241,18 +257,7 @@ mod tests {
         assert_eq!(stored.last().map(|(p, _)| *p), Some(durable + 1));
         assert_eq!(*ledger.head().borrow(), durable);
 
-        let caller = Caller::development("auditor".into());
-        let range = LogRange {
-            ledger: ledger.clone(),
-            filter: Arc::new(Filter::default()),
-            presenter: Arc::new(Presenter::new(
-                ledger.clone(),
-                &caller,
-                &tonic::Request::new(()),
-                "test",
-            )),
-            wrap: std::convert::identity,
-        };
+        let range = unfiltered(&ledger);
         let all = collect(&range, 1, durable, None).await;
         assert_eq!(all, (1..=durable).collect::<Vec<_>>());
         let some = collect(&range, 500, durable, Some(600)).await;
@@ -280,18 +285,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (ledger, _) = Ledger::open(dir.path(), &LedgerOptions::default()).unwrap();
         let ledger = Arc::new(ledger);
-        let caller = Caller::development("auditor".into());
-        let range = LogRange {
-            ledger: ledger.clone(),
-            filter: Arc::new(Filter::default()),
-            presenter: Arc::new(Presenter::new(
-                ledger.clone(),
-                &caller,
-                &tonic::Request::new(()),
-                "test",
-            )),
-            wrap: std::convert::identity,
-        };
+        let range = unfiltered(&ledger);
         // An empty log read as if it held three records.
         let (tx, mut rx) = mpsc::channel(4);
         assert!(!range.send(1, 3, None, &tx).await);
