@@ -12,8 +12,11 @@ use complaint_ledger::policy::Policy;
 use complaint_ledger::security::tokens::TokenVerifier;
 use complaint_ledger::store::SledOptions;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 
-/// mimalloc instead of the system allocator: the commit path (sled's node
+/// jemalloc instead of the system allocator: the commit path (sled's node
 /// copies, protobuf buffers) and the gRPC stack allocate a lot, and glibc's
 /// malloc took about a quarter of the server's CPU in the benchmark's
 /// profile (see BENCHMARKS.md).
@@ -32,9 +35,6 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "_rjem_malloc_conf"]
 pub static malloc_conf: &[u8; 60] =
     b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(

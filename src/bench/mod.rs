@@ -291,9 +291,9 @@ async fn stats(url: &str) -> anyhow::Result<pb::Stats> {
 
 /// A server's resident memory once it has settled: sampled every 500 ms
 /// until two seconds of samples stay within 2 % of each other (at most 60
-/// s). A restarted server does start-up work after it listens (the
-/// early-warning process reads the whole log), so its first sample says
-/// little.
+/// s). A restarted server may still be busy after it listens (background
+/// processes catching up, the allocator returning start-up memory), so its
+/// first sample says little.
 async fn settled_resident_bytes(url: &str) -> anyhow::Result<u64> {
     let started = Instant::now();
     let mut samples: Vec<u64> = Vec::new();

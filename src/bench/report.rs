@@ -29,9 +29,8 @@ pub struct Large {
     pub rebuild_seconds: f64,
     pub verify_seconds: f64,
     pub startup_seconds: f64,
-    /// Resident memory of the restarted server once it has settled (its
-    /// start-up work, such as the early-warning process reading the log,
-    /// done).
+    /// Resident memory of the restarted server once it has settled (see
+    /// `settled_resident_bytes`).
     pub resident_after_restart_bytes: u64,
 }
 
