@@ -2,7 +2,7 @@
 //! request as it arrives (decode, validate, decide, the personal-field walk),
 //! a stored record, and an exported case bundle. Each must return, never
 //! panic, whatever the input. `fuzz/` runs them under libFuzzer with
-//! `cargo fuzz`; `tests/fuzz_regressions.rs` runs them on every saved finding
+//! `cargo fuzz`; `tests/suite/fuzz_regressions.rs` runs them on every saved finding
 //! and on random inputs in the normal test suite.
 
 use crate::domain::validate::{validate_append, Limits};

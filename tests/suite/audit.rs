@@ -3,9 +3,7 @@
 //! verification of bundles, growth since a kept checkpoint, a malicious
 //! server, and the storage corruption suite.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use complaint_ledger::audit::checkpoint::verify_checkpoint;
 use complaint_ledger::audit::merkle::{
     leaf_hash, root, verify_consistency, verify_inclusion, MemoryTree,

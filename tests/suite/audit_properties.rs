@@ -2,9 +2,7 @@
 //! verifies, and a case bundle exported at any point verifies offline — also
 //! against any checkpoint kept earlier.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use complaint_ledger::audit::bundle::verify_bundle;
 use complaint_ledger::audit::checkpoint::verify_checkpoint;
 use complaint_ledger::audit::merkle::{

@@ -1,9 +1,7 @@
 //! One test per class of bad input. Each gets the right status, names the
 //! field or rule, and leaves nothing written.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use complaint_ledger::proto::v1::{self as pb, case_event::Kind};
 use tonic::Code;
 

@@ -1,8 +1,6 @@
 //! Optimistic concurrency and idempotent retries.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use complaint_ledger::proto::v1 as pb;
 use tonic::Code;
 

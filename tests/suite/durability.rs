@@ -2,9 +2,7 @@
 //! middle of a stream of appends, and the chain verifies afterwards; a
 //! tampered log is refused at start with its position named.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use complaint_ledger::audit::verify::{verify_store, VerifyError, VerifyReport};
 use complaint_ledger::proto::v1::{self as pb, ledger_client::LedgerClient};
 use complaint_ledger::store::{EventLog, SledLog, SledOptions};

@@ -3,10 +3,8 @@
 //! working-day calendar, escalation checks, and restarts that never raise a
 //! warning twice.
 
-mod common;
-
-use common::seed_000::*;
-use common::*;
+use crate::common::seed_000::*;
+use crate::common::*;
 use complaint_ledger::proto::v1::{
     self as pb, case_event::Kind, BreachReason, Channel, PromiseState,
 };

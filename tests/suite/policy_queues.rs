@@ -1,9 +1,7 @@
 //! KF-006 survey and callback queues, agent scorecards under standard 003,
 //! customer histories and outside complaints, through the real gRPC API.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use complaint_ledger::proto::v1::{self as pb, case_event::Kind, Channel, DissatisfactionFactor};
 use tonic::Code;
 

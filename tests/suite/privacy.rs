@@ -3,10 +3,8 @@
 //! the blind index, forgotten by erasure — with every verification still
 //! passing — and readable after a master-key rotation.
 
-mod common;
-
-use common::auth::{self, token};
-use common::*;
+use crate::common::auth::{self, token};
+use crate::common::*;
 use complaint_ledger::config::ServerConfig;
 use complaint_ledger::privacy::access_log::AccessLog;
 use complaint_ledger::proto::v1::{self as pb, case_event::Kind, privacy_client::PrivacyClient};

@@ -2,9 +2,7 @@
 //! subscriptions (catch-up, caught-up marker, live, resume), case lists, the
 //! case as of a recorded time, and the health and reflection services.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use complaint_ledger::proto::v1::{self as pb, case_event::Kind, subscribe_response};
 use std::time::Duration;
 use tokio_stream::StreamExt;

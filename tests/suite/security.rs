@@ -3,10 +3,8 @@
 //! line scopes, the per-caller rate limit, TLS with client certificates, and
 //! the refusal to listen beyond loopback without authentication.
 
-mod common;
-
-use common::auth::{self, now, token_with, verifier, Claims, AUDIENCE, ISSUER, SECRET};
-use common::*;
+use crate::common::auth::{self, now, token_with, verifier, Claims, AUDIENCE, ISSUER, SECRET};
+use crate::common::*;
 use complaint_ledger::config::{ServerConfig, TlsFiles};
 use complaint_ledger::proto::v1::{self as pb, case_event::Kind};
 use prost::Message;

@@ -2,10 +2,8 @@
 //! (seed 000), replayed end to end through the real gRPC API, and the
 //! projection showing what the incident report found by hand.
 
-mod common;
-
-use common::seed_000::*;
-use common::*;
+use crate::common::seed_000::*;
+use crate::common::*;
 use complaint_ledger::proto::v1::{
     self as pb, case_event::Kind, BreachReason, Channel, PromiseState,
 };

@@ -1,0 +1,23 @@
+//! The whole black-box and property test suite, as one test binary.
+//!
+//! One binary instead of one per file: each test binary links the whole
+//! service, so fifteen of them cost fifteen links and about fifteen times the
+//! disk. Each module is one concern; `cargo test --test suite <module>::`
+//! runs one of them.
+
+mod common;
+
+mod audit;
+mod audit_properties;
+mod bad_input;
+mod calendar_reference;
+mod concurrency;
+mod durability;
+mod fuzz_regressions;
+mod policies;
+mod policy_queues;
+mod privacy;
+mod projection_properties;
+mod reads;
+mod security;
+mod seed_case_124545;
