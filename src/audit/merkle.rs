@@ -63,16 +63,28 @@ impl<L: EventLog + ?Sized> HashReader for StoreReader<'_, L> {
 
 /// Reads hashes staged by the writer's current batch first, then the store.
 pub struct StagedReader<'a, L: EventLog + ?Sized> {
-    pub staged: &'a HashMap<u64, [u8; 32]>,
+    /// The batch's hashes with their stored indexes, contiguous and in order.
+    pub staged: &'a [(u64, [u8; 32])],
     pub log: &'a L,
+}
+
+impl<L: EventLog + ?Sized> StagedReader<'_, L> {
+    fn staged(&self, index: u64) -> Option<[u8; 32]> {
+        let first = self.staged.first()?.0;
+        let k = usize::try_from(index.checked_sub(first)?).ok()?;
+        self.staged
+            .get(k)
+            .filter(|(i, _)| *i == index)
+            .map(|(_, h)| *h)
+    }
 }
 
 impl<L: EventLog + ?Sized> HashReader for StagedReader<'_, L> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog::Error> {
         let mut out = Vec::with_capacity(indexes.len());
         for i in indexes {
-            match self.staged.get(i) {
-                Some(h) => out.push(Hash(*h)),
+            match self.staged(*i) {
+                Some(h) => out.push(Hash(h)),
                 None => out.push(StoreReader(self.log).read_hashes(&[*i])?[0]),
             }
         }

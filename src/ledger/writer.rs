@@ -98,9 +98,9 @@ pub(crate) struct Writer<L: EventLog> {
 #[derive(Default)]
 struct Staged {
     records: Vec<NewRecord>,
-    /// Merkle tree hashes the staged records complete, by stored index.
-    tree: HashMap<u64, [u8; 32]>,
-    tree_list: Vec<(u64, [u8; 32])>,
+    /// Merkle tree hashes the staged records complete, with their stored
+    /// indexes, in order: a batch's indexes are contiguous.
+    tree: Vec<(u64, [u8; 32])>,
     cases: HashMap<String, CaseState>,
     events: HashMap<String, KnownEvent>,
     replies: Vec<(Reply, AppendOutcome)>,
@@ -183,7 +183,7 @@ impl<L: EventLog> Writer<L> {
             records,
             cases,
             replies,
-            tree_list,
+            tree,
             facts,
             blind,
             new_keys,
@@ -221,7 +221,7 @@ impl<L: EventLog> Writer<L> {
                     }
                 }
             }
-            if let Err(e) = keys_stored.and_then(|_| self.log.write_durable(&records, &tree_list)) {
+            if let Err(e) = keys_stored.and_then(|_| self.log.write_durable(&records, &tree)) {
                 let why = format!(
                     "a durable write failed ({e}); the ledger takes no appends until it is restarted and has recovered"
                 );
@@ -512,27 +512,21 @@ impl<L: EventLog> Writer<L> {
         // Every event is accepted: extend the Merkle tree over the new records.
         // The hashes go into the batch only if all of them can be computed:
         // a refused request leaves nothing staged.
-        let mut request_tree: Vec<(u64, [u8; 32])> = Vec::new();
+        let staged_before = staged.tree.len();
         for r in &new_records {
             let reader = StagedReader {
                 staged: &staged.tree,
                 log: self.log.as_ref(),
             };
             match hashes_for_new_leaf(r.position - 1, &r.bytes, &reader) {
-                Ok(hashes) => {
-                    // Later leaves of this request read these, so they are visible now.
-                    staged.tree.extend(hashes.iter().copied());
-                    request_tree.extend(hashes);
-                }
+                // Later leaves of this request read these, so they are staged now.
+                Ok(hashes) => staged.tree.extend(hashes),
                 Err(e) => {
-                    for (index, _) in &request_tree {
-                        staged.tree.remove(index);
-                    }
+                    staged.tree.truncate(staged_before);
                     return Err(e.into());
                 }
             }
         }
-        staged.tree_list.extend(request_tree);
         self.last_recorded_at = now;
         let outcome = AppendOutcome {
             first_position,
@@ -843,7 +837,6 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, LedgerError::Storage(_)), "{err:?}");
         assert!(staged.tree.is_empty(), "leaf 2's hashes were left staged");
-        assert!(staged.tree_list.is_empty());
         assert!(staged.records.is_empty() && staged.cases.is_empty() && staged.events.is_empty());
     }
 
