@@ -1,7 +1,7 @@
 //! The early-warning process: follows the log from its start (the part
-//! stored when the ledger opened comes folded from its opening pass), feeds every
-//! event to the [`WarningRules`], and appends each warning they raise as a
-//! `WarningRaised` event on the triggering event's case, caused by it
+//! stored when the ledger opened comes folded from its opening pass), feeds
+//! every event to the [`WarningRules`], and appends each warning they raise
+//! as a `WarningRaised` event on the triggering event's case, caused by it
 //! (`causation_id`), with a deterministic event id. It also wakes every
 //! `tick_seconds` to raise warnings for promises that fell due unanswered.
 //!

@@ -26,21 +26,7 @@ async fn seed(server: &TestServer, cases: &[&str], notes: usize) {
     for case in cases {
         open_case(&mut c, case, "cust-x").await;
     }
-    for i in 0..notes {
-        for case in cases {
-            c.append(append(
-                case,
-                vec![ev(
-                    &format!("{case}-n{i}"),
-                    "2020-12-03T02:00:00+08:00",
-                    "8030",
-                    note(&format!("note {i}")),
-                )],
-            ))
-            .await
-            .unwrap();
-        }
-    }
+    add_notes(&mut c, cases, notes).await;
 }
 
 /// Runs the real binary.

@@ -12,21 +12,7 @@ async fn seed(server: &TestServer) {
     for (case, customer) in [("c1", "cust-a"), ("c2", "cust-b"), ("c3", "cust-a")] {
         open_case(&mut c, case, customer).await;
     }
-    for i in 0..5 {
-        for case in ["c1", "c2"] {
-            c.append(append(
-                case,
-                vec![ev(
-                    &format!("{case}-n{i}"),
-                    "2020-12-03T02:00:00+08:00",
-                    "8030",
-                    note(&format!("note {i}")),
-                )],
-            ))
-            .await
-            .unwrap();
-        }
-    }
+    add_notes(&mut c, &["c1", "c2"], 5).await;
 }
 
 #[tokio::test]

@@ -78,16 +78,7 @@ impl TestServer {
 
     /// Stops gracefully and starts again on the same data directory.
     pub async fn restart(&mut self) {
-        self.server
-            .take()
-            .expect("running")
-            .stop()
-            .await
-            .expect("clean stop");
-        let server = start(config(self.dir.path(), self.early_warning))
-            .await
-            .expect("restart");
-        self.server = Some(server);
+        self.restart_with(|_| {}).await;
     }
 
     /// Stops gracefully and starts again on the same data directory with
@@ -191,6 +182,26 @@ pub async fn open_case(client: &mut LedgerClient<Channel>, case_id: &str, custom
         ))
         .await
         .expect("case opens");
+}
+
+/// Adds `notes` notes to each case, interleaved (`{case}-n{i}`, "note {i}").
+pub async fn add_notes(client: &mut LedgerClient<Channel>, cases: &[&str], notes: usize) {
+    for i in 0..notes {
+        for case in cases {
+            client
+                .append(append(
+                    case,
+                    vec![ev(
+                        &format!("{case}-n{i}"),
+                        "2020-12-03T02:00:00+08:00",
+                        "8030",
+                        note(&format!("note {i}")),
+                    )],
+                ))
+                .await
+                .expect("note appends");
+        }
+    }
 }
 
 /// Reads a whole case.
