@@ -45,7 +45,7 @@ pub fn append_request(data: &[u8]) {
 
 /// A stored record's bytes, as a reader or the verifier decodes them.
 pub fn stored_record(data: &[u8]) {
-    if let Ok(r) = crate::ledger::recorded::to_recorded(data) {
+    if let Ok(r) = crate::ledger::recorded::to_recorded(&bytes::Bytes::copy_from_slice(data)) {
         let _ = r.encode_to_vec();
     }
     if let Ok(r) = StoredRecord::decode(data) {

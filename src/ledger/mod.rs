@@ -152,7 +152,7 @@ impl Ledger {
             log.as_ref(),
             |_, _| {},
             |rec, hash| {
-                let event = CaseEvent::decode(rec.payload.as_slice()).map_err(|e| {
+                let event = CaseEvent::decode(&rec.payload[..]).map_err(|e| {
                     crate::audit::verify::bad(rec.position, format!("payload does not decode: {e}"))
                 })?;
                 let recorded = rec.recorded_at.as_ref().map(crate::time::ts_nanos).unwrap_or(0);
@@ -404,7 +404,7 @@ impl Ledger {
             .log
             .case_positions(case_id, from_version, backwards, limit)?
         {
-            out.push(recorded::to_recorded(&self.stored_record(pos)?)?);
+            out.push(recorded::to_recorded(&self.stored_record(pos)?.into())?);
         }
         Ok(out)
     }
@@ -425,7 +425,7 @@ impl Ledger {
         &self,
         from: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+    ) -> Result<Vec<(u64, bytes::Bytes)>, LedgerError> {
         Ok(self.log.read_range(from, limit)?)
     }
 

@@ -4,11 +4,13 @@
 use crate::audit::record_hash;
 use crate::proto::v1::{CaseEvent, RecordedEvent, StoredRecord};
 use crate::store::StoreError;
+use bytes::Bytes;
 use prost::Message;
 
-/// Decodes a stored record into a `RecordedEvent`.
-pub fn to_recorded(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
-    let rec = StoredRecord::decode(bytes)
+/// Decodes a stored record into a `RecordedEvent`. Decoded from the shared
+/// buffer, the record's payload is a view of it, not a copy.
+pub fn to_recorded(bytes: &Bytes) -> Result<RecordedEvent, StoreError> {
+    let rec = StoredRecord::decode(bytes.clone())
         .map_err(|e| StoreError::Corrupt(format!("record does not decode: {e}")))?;
     let hash = record_hash(bytes);
     recorded_from(rec, hash)
@@ -16,7 +18,7 @@ pub fn to_recorded(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
 
 /// Builds a `RecordedEvent` from a decoded record and its hash.
 pub fn recorded_from(rec: StoredRecord, hash: [u8; 32]) -> Result<RecordedEvent, StoreError> {
-    let event = CaseEvent::decode(rec.payload.as_slice()).map_err(|e| {
+    let event = CaseEvent::decode(&rec.payload[..]).map_err(|e| {
         StoreError::Corrupt(format!("payload at {} does not decode: {e}", rec.position))
     })?;
     Ok(RecordedEvent {

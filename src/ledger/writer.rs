@@ -61,7 +61,7 @@ struct KnownEvent {
     case_id: String,
     case_version: u64,
     event_type: String,
-    payload: Vec<u8>,
+    payload: bytes::Bytes,
     occurred_at: Option<prost_types::Timestamp>,
 }
 
@@ -470,7 +470,7 @@ impl<L: EventLog> Writer<L> {
                 acted_for_agent: e.acted_for_agent,
                 correlation_id: e.correlation_id.clone(),
                 causation_id: e.causation_id,
-                payload,
+                payload: payload.into(),
                 prev_hash: state.last_hash.to_vec(),
             };
             let bytes = record.encode_to_vec();
@@ -763,7 +763,7 @@ mod tests {
         fn read(&self, _: u64) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }
-        fn read_range(&self, _: u64, _: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        fn read_range(&self, _: u64, _: usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError> {
             Ok(Vec::new())
         }
         fn case_positions(

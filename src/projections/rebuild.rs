@@ -41,9 +41,9 @@ pub fn fold_range(
         let Some((last, _)) = chunk.last() else { break };
         next = last + 1;
         for (pos, bytes) in &chunk {
-            let rec = StoredRecord::decode(bytes.as_slice())
+            let rec = StoredRecord::decode(bytes.clone())
                 .map_err(|e| StoreError::Corrupt(format!("record {pos} does not decode: {e}")))?;
-            let event = CaseEvent::decode(rec.payload.as_slice())
+            let event = CaseEvent::decode(&rec.payload[..])
                 .map_err(|e| StoreError::Corrupt(format!("payload {pos} does not decode: {e}")))?;
             let recorded = rec
                 .recorded_at

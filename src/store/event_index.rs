@@ -123,7 +123,7 @@ impl EventIndex {
         db: &sled::Db,
         head: u64,
         run_len: usize,
-        read_range: impl Fn(u64, usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>,
+        read_range: impl Fn(u64, usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError>,
     ) -> Result<Self, StoreError> {
         let runs = load_runs(db)?;
         let covered = runs.last().map_or(0, |r| r.last);

@@ -63,8 +63,9 @@ pub trait EventLog: Send + Sync + 'static {
     /// The stored bytes of the record at `position`.
     fn read(&self, position: u64) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Up to `limit` records from `from` (inclusive) in position order.
-    fn read_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// Up to `limit` records from `from` (inclusive) in position order, as
+    /// shared views of what the store read (no copy per record).
+    fn read_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError>;
 
     /// `(version, position)` of up to `limit` events of a case, from
     /// `from_version` (inclusive) forwards, or backwards from it.

@@ -8,6 +8,7 @@ use super::event_index::{event_id_of, id_hash, EventIndex};
 use super::keys::{self, trailing_u64};
 use super::pack;
 use super::{EventLog, NewRecord, StoreError};
+use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -200,11 +201,7 @@ fn pack_holding_in(db: &sled::Db, position: u64) -> Result<Option<(u64, sled::IV
 }
 
 /// Up to `limit` records from `from` on (see [`EventLog::read_range`]).
-fn read_range_in(
-    db: &sled::Db,
-    from: u64,
-    limit: usize,
-) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+fn read_range_in(db: &sled::Db, from: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StoreError> {
     let from = from.max(1);
     let mut out = Vec::with_capacity(limit.min(4096));
     if limit == 0 {
@@ -216,6 +213,8 @@ fn read_range_in(
     for item in db.range(keys::log_key(start)..=keys::log_key(u64::MAX)) {
         let (k, v) = item?;
         let first = trailing_u64(&k).ok_or_else(|| StoreError::Corrupt("bad log key".into()))?;
+        // Records are handed out as views of the pack sled read, not copies.
+        let v = Bytes::from_owner(v);
         for (pos, bytes) in pack::unpack(first, &v).map_err(StoreError::Corrupt)? {
             if last.is_some_and(|l| pos <= l) {
                 return Err(StoreError::Corrupt(format!(
@@ -226,7 +225,7 @@ fn read_range_in(
             if pos < from {
                 continue;
             }
-            out.push((pos, bytes.to_vec()));
+            out.push((pos, v.slice_ref(bytes)));
             if out.len() == limit {
                 return Ok(out);
             }
@@ -323,7 +322,7 @@ impl EventLog for SledLog {
             .map(|(_, bytes)| bytes.to_vec()))
     }
 
-    fn read_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    fn read_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StoreError> {
         read_range_in(&self.db, from, limit)
     }
 
@@ -484,7 +483,9 @@ mod tests {
         assert_eq!(log.read(76).unwrap(), None);
         for from in [0, 1, 17, 69, 70, 71, 75] {
             let got = log.read_range(from, 1000).unwrap();
-            let want: Vec<_> = (from.max(1)..=75).map(|p| (p, record(p))).collect();
+            let want: Vec<_> = (from.max(1)..=75)
+                .map(|p| (p, Bytes::from(record(p))))
+                .collect();
             assert_eq!(got, want, "from {from}");
         }
         let got = log.read_range(30, 5).unwrap();
@@ -511,7 +512,12 @@ mod tests {
         assert_eq!(log.read(2).unwrap(), Some(record(2)));
         assert_eq!(log.read(6).unwrap(), Some(record(6)));
         let got = log.read_range(2, 100).unwrap();
-        assert_eq!(got, (2..=8).map(|p| (p, record(p))).collect::<Vec<_>>());
+        assert_eq!(
+            got,
+            (2..=8)
+                .map(|p| (p, Bytes::from(record(p))))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

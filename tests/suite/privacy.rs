@@ -450,8 +450,7 @@ async fn personal_data_sealed_by_the_request_handler_is_stored_sealed_and_opens(
     let bytes = ledger.log().read(2).unwrap().unwrap();
     assert!(!String::from_utf8_lossy(&bytes).contains("said on the phone"));
     let rec = pb::StoredRecord::decode(bytes.as_slice()).unwrap();
-    let Some(Kind::NoteAdded(n)) = pb::CaseEvent::decode(rec.payload.as_slice()).unwrap().kind
-    else {
+    let Some(Kind::NoteAdded(n)) = pb::CaseEvent::decode(&rec.payload[..]).unwrap().kind else {
         panic!("not a note")
     };
     let key = ledger.keys().get("cust-h").unwrap().unwrap();
