@@ -47,12 +47,12 @@ impl ChainVerifier {
         self.heads.len()
     }
 
-    /// Checks the record stored under `position`, returning it decoded and its
-    /// hash.
+    /// Checks the record stored under `position`, returning it decoded (its
+    /// payload a view of `bytes`) and its hash.
     pub fn check(
         &mut self,
         position: u64,
-        bytes: &[u8],
+        bytes: &bytes::Bytes,
     ) -> Result<(StoredRecord, [u8; 32]), ChainError> {
         let fail = |problem: String| ChainError { position, problem };
         let expected = self.last_position + 1;
@@ -62,7 +62,7 @@ impl ChainVerifier {
                 problem: format!("record missing: the next stored record is at {position}"),
             });
         }
-        let rec = StoredRecord::decode(bytes)
+        let rec = StoredRecord::decode(bytes.clone())
             .map_err(|e| fail(format!("record does not decode: {e}")))?;
         if rec.position != position {
             return Err(fail(format!(
