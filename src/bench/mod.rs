@@ -378,7 +378,10 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
             .committed_records
             .saturating_sub(before.committed_records) as f64
             / commits as f64;
+        let noop_cpu_before = cpu_seconds(noop.child.id());
         let grpc = reference::grpc_ceiling(&noop.url, c, duration, PAYLOAD_BYTES).await?;
+        let grpc_cpu_us =
+            cpu_us_per_event(noop_cpu_before, cpu_seconds(noop.child.id()), grpc.events);
         let disk = reference::fdatasync_ceiling(
             dir,
             batch.round().max(1.0) as usize,
@@ -407,6 +410,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
             disk_events_per_second: disk,
             postgres: pg,
             server_cpu_us,
+            grpc_cpu_us,
         });
     }
 

@@ -18,6 +18,9 @@ pub struct SingleRow {
     /// system, all threads), in microseconds: steadier than events/s on a
     /// shared machine.
     pub server_cpu_us: Option<f64>,
+    /// The same for the no-op server, per request: the part of the
+    /// ledger's figure that any tonic server pays.
+    pub grpc_cpu_us: Option<f64>,
 }
 
 /// The large log.
@@ -121,7 +124,7 @@ impl Report {
         let _ = writeln!(t, "\ndurable single-event appends through gRPC");
         let _ = writeln!(
             t,
-            "{:>7} {:>11} {:>7} {:>7} {:>8} {:>6} {:>7} | {:>11} {:>7} | {:>12} | {:>11} {:>7}",
+            "{:>7} {:>11} {:>7} {:>7} {:>8} {:>6} {:>7} | {:>11} {:>7} {:>7} | {:>12} | {:>11} {:>7}",
             "clients",
             "ledger ev/s",
             "p50 ms",
@@ -130,6 +133,7 @@ impl Report {
             "batch",
             "µs CPU",
             "no-op gRPC",
+            "µs CPU",
             "÷gRPC",
             "fdatasync/s",
             "PostgreSQL",
@@ -148,7 +152,7 @@ impl Report {
             };
             let _ = writeln!(
                 t,
-                "{:>7} {:>11.0} {:>7.2} {:>7.2} {:>8.2} {:>6.1} {:>7} | {:>11.0} {:>7.2} | {:>12.0} | {:>11} {:>7}",
+                "{:>7} {:>11.0} {:>7.2} {:>7.2} {:>8.2} {:>6.1} {:>7} | {:>11.0} {:>7} {:>7.2} | {:>12.0} | {:>11} {:>7}",
                 r.clients,
                 r.ledger.events_per_second(),
                 r.ledger.p_ms(0.5),
@@ -157,6 +161,7 @@ impl Report {
                 r.batch,
                 cpu_cell(r.server_cpu_us),
                 r.grpc.requests_per_second(),
+                cpu_cell(r.grpc_cpu_us),
                 r.ledger.events_per_second() / r.grpc.requests_per_second().max(1e-9),
                 r.disk_events_per_second,
                 pg,
@@ -238,6 +243,7 @@ impl Report {
                 "records_per_group_commit": r.batch,
                 "server_cpu_us_per_event": r.server_cpu_us,
                 "grpc_noop": load_json(&r.grpc),
+                "grpc_noop_server_cpu_us_per_request": r.grpc_cpu_us,
                 "ledger_over_grpc": r.ledger.events_per_second() / r.grpc.requests_per_second().max(1e-9),
                 "fdatasync_file_events_per_second": r.disk_events_per_second,
                 "postgres": r.postgres.as_ref().map(load_json),
