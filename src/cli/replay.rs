@@ -3,6 +3,7 @@
 //! correct. This is the review KF-006 asks for before any survey or callback:
 //! nobody should make the customer tell the story again.
 
+use crate::projections::promises::breach_reason_names;
 use crate::proto::v1::{self as pb, case_event::Kind, ledger_client::LedgerClient};
 use crate::time::{format_local, DEFAULT_UTC_OFFSET_MINUTES};
 use std::fmt::Write as _;
@@ -225,16 +226,7 @@ fn promise_line(p: &pb::PromiseView) -> String {
         .as_str_name()
         .trim_start_matches("PROMISE_STATE_")
         .to_lowercase();
-    let reasons: Vec<String> = p
-        .breach_reasons
-        .iter()
-        .filter_map(|r| pb::BreachReason::try_from(*r).ok())
-        .map(|r| {
-            r.as_str_name()
-                .trim_start_matches("BREACH_REASON_")
-                .to_lowercase()
-        })
-        .collect();
+    let reasons = breach_reason_names(&p.breach_reasons);
     if reasons.is_empty() {
         format!("promise {id}: {state}")
     } else {

@@ -6,7 +6,7 @@
 //! Items not done in their week stay in the queue, marked carried over.
 
 use super::board::{Board, Dissatisfied};
-use super::listings::token;
+use super::listings::page;
 use crate::proto::v1::{self as pb, QueueKind};
 use crate::time::ts_nanos;
 use time::{Date, Duration, OffsetDateTime, UtcOffset, Weekday};
@@ -117,15 +117,8 @@ pub fn queue(
             },
         ));
     }
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    let more = all.len() > limit;
-    all.truncate(limit);
-    let next = if more {
-        all.last().map(|(k, _)| token(k))
-    } else {
-        None
-    };
-    (served, all.into_iter().map(|(_, v)| v).collect(), next)
+    let (items, next) = page(all, limit);
+    (served, items, next)
 }
 
 /// Statistics by factor of the dissatisfied contacts of the week containing `date`.

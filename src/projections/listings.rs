@@ -83,7 +83,9 @@ pub fn promises(
     page(all, limit)
 }
 
-fn page<T>(mut all: Vec<(Vec<String>, T)>, limit: usize) -> (Vec<T>, Option<String>) {
+/// Sorts `all` by key and keeps the first `limit`, with the page token of
+/// the last kept key when more remain.
+pub fn page<T>(mut all: Vec<(Vec<String>, T)>, limit: usize) -> (Vec<T>, Option<String>) {
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let more = all.len() > limit;
     all.truncate(limit);

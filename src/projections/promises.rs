@@ -13,6 +13,20 @@
 use crate::proto::v1::{self as pb, BreachReason, Channel, DemandState, PromiseState};
 use crate::time::{local_minute_of_day, ts_nanos};
 
+/// The breach reasons of a `PromiseView`, as lowercase names
+/// (`BREACH_REASON_WRONG_CHANNEL` → `wrong_channel`), for messages.
+pub fn breach_reason_names(reasons: &[i32]) -> Vec<String> {
+    reasons
+        .iter()
+        .filter_map(|r| BreachReason::try_from(*r).ok())
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("BREACH_REASON_")
+                .to_lowercase()
+        })
+        .collect()
+}
+
 /// A reached delivery to the customer (a completed callback).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
