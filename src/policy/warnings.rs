@@ -11,9 +11,11 @@
 use super::config::{Trigger, WarningRule};
 use crate::projections::fact::Fact;
 use crate::projections::promise_book::CasePromises;
+use crate::projections::promises::breach_reason_names;
 use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// A warning a rule raised, ready to append.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +49,9 @@ struct CaseTrack {
 
 /// The rule state, folded from the log.
 pub struct WarningRules {
-    rules: Vec<WarningRule>,
+    /// Shared so `apply` can walk them while it updates the state (a clone
+    /// per event is a reference count, not a copy of every rule).
+    rules: Arc<[WarningRule]>,
     cases: HashMap<String, CaseTrack>,
     /// Inbound contact start times per customer, oldest first.
     contacts: HashMap<String, VecDeque<i128>>,
@@ -62,7 +66,7 @@ pub struct WarningRules {
 impl WarningRules {
     pub fn new(rules: Vec<WarningRule>) -> Self {
         Self {
-            rules,
+            rules: rules.into(),
             cases: HashMap::new(),
             contacts: HashMap::new(),
             due: BTreeSet::new(),
@@ -128,8 +132,8 @@ impl WarningRules {
         }
         let customer = track.customer.clone();
         let offset = track.offset;
-        let rules = self.rules.clone();
-        for rule in &rules {
+        let rules = Arc::clone(&self.rules);
+        for rule in rules.iter() {
             match (&rule.trigger, kind) {
                 (
                     Trigger::RepeatedContacts {
@@ -342,16 +346,7 @@ fn promise_hit(
     at: i128,
 ) -> Hit {
     let event_id = warning_event_id(&rule.name, &v.event_id);
-    let reasons: Vec<_> = v
-        .breach_reasons
-        .iter()
-        .filter_map(|r| pb::BreachReason::try_from(*r).ok())
-        .map(|r| {
-            r.as_str_name()
-                .trim_start_matches("BREACH_REASON_")
-                .to_lowercase()
-        })
-        .collect();
+    let reasons = breach_reason_names(&v.breach_reasons);
     let promise_id = v
         .promise
         .as_ref()
