@@ -19,6 +19,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
+/// Most concurrent clients of one level: each holds a connection to the
+/// ledger, one to the no-op server and one to PostgreSQL, all open at once.
+pub const MAX_CLIENTS: usize = 1024;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -67,6 +71,23 @@ impl BenchOptions {
             clients: vec![1, 16, 64],
             ..Self::full()
         }
+    }
+
+    /// Refuses options that would measure nothing or could not run, naming
+    /// the flag.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.seconds.is_finite() && (0.05..=3600.0).contains(&self.seconds),
+            "--seconds: from 0.05 to 3600 seconds per level (got {})",
+            self.seconds
+        );
+        anyhow::ensure!(
+            !self.clients.is_empty() && self.clients.iter().all(|c| (1..=MAX_CLIENTS).contains(c)),
+            "--clients: concurrency levels from 1 to {MAX_CLIENTS} (got {:?})",
+            self.clients
+        );
+        anyhow::ensure!(self.cases >= 1, "cases: at least one");
+        Ok(())
     }
 }
 
@@ -313,6 +334,7 @@ async fn settled_resident_bytes(url: &str) -> anyhow::Result<u64> {
 
 /// Runs the whole benchmark and returns the report.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<report::Report> {
+    opts.check()?;
     let dir = opts
         .work_dir
         .join(format!("complaint-ledger-bench-{}", std::process::id()));
@@ -576,4 +598,31 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
         l.resident_after_restart_bytes = resident_after_restart;
     }
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_that_would_measure_nothing_are_refused_naming_the_flag() {
+        assert!(BenchOptions::full().check().is_ok());
+        assert!(BenchOptions::quick().check().is_ok());
+        for seconds in [0.0, -1.0, f64::NAN, f64::INFINITY, 7200.0] {
+            let o = BenchOptions {
+                seconds,
+                ..BenchOptions::quick()
+            };
+            let e = o.check().unwrap_err().to_string();
+            assert!(e.starts_with("--seconds:"), "{e}");
+        }
+        for clients in [vec![], vec![1, 0], vec![MAX_CLIENTS + 1]] {
+            let o = BenchOptions {
+                clients,
+                ..BenchOptions::quick()
+            };
+            let e = o.check().unwrap_err().to_string();
+            assert!(e.starts_with("--clients:"), "{e}");
+        }
+    }
 }
