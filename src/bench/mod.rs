@@ -9,6 +9,7 @@
 pub mod load;
 pub mod reference;
 pub mod report;
+pub mod token_check;
 
 use crate::proto::v1::{self as pb, ledger_client::LedgerClient, ops_client::OpsClient};
 use anyhow::Context;
@@ -559,6 +560,8 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
     }
     rep.subscribe = Some((n, t.elapsed().as_secs_f64()));
     drop(s);
+    eprintln!("bench: bearer-token checks");
+    rep.token_check = Some(token_check::measure(dir)?);
 
     // Stop the server (SIGTERM: a clean close), then rebuild, verify and
     // restart on its data directory.

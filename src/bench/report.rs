@@ -49,6 +49,7 @@ pub struct Report {
     /// (events, seconds)
     pub read_all: Option<(u64, f64)>,
     pub subscribe: Option<(u64, f64)>,
+    pub token_check: Option<super::token_check::TokenCheck>,
     pub large: Option<Large>,
 }
 
@@ -107,6 +108,7 @@ impl Report {
             read_case: None,
             read_all: None,
             subscribe: None,
+            token_check: None,
             large: None,
         }
     }
@@ -201,6 +203,13 @@ impl Report {
                 rate(n, s)
             );
         }
+        if let Some(c) = &self.token_check {
+            let _ = writeln!(
+                t,
+                "bearer-token check (EdDSA JWT, in process): {:.1} µs for a new token, {:.2} µs for one verified before",
+                c.new_token_us, c.kept_token_us
+            );
+        }
         if let Some(l) = &self.large {
             let _ = writeln!(t, "\nat {} events:", l.events);
             let _ = writeln!(
@@ -254,6 +263,10 @@ impl Report {
             "read_case_1000": self.read_case.as_ref().map(load_json),
             "read_all_events_per_second": self.read_all.map(|(n, s)| rate(n, s)),
             "subscribe_catch_up_events_per_second": self.subscribe.map(|(n, s)| rate(n, s)),
+            "bearer_token_check_us": self.token_check.map(|c| json!({
+                "new_token": c.new_token_us,
+                "kept_token": c.kept_token_us,
+            })),
             "large": self.large.as_ref().map(|l| json!({
                 "events": l.events,
                 "rebuild_events_per_second": rate(l.events, l.rebuild_seconds),
