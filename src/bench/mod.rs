@@ -6,19 +6,24 @@
 //! temporary data directory, like the no-op reference server, so client and
 //! servers share the machine the same way in every measurement.
 
+pub mod credentials;
 pub mod load;
 pub mod reference;
 pub mod report;
-pub mod token_check;
 
 use crate::proto::v1::{self as pb, ledger_client::LedgerClient, ops_client::OpsClient};
 use anyhow::Context;
+use credentials::{Bearer, Credentials};
 use load::{LoadResult, Op};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// A ledger client sending the benchmark's bearer token.
+type Client = LedgerClient<InterceptedService<Channel, Bearer>>;
 
 /// Most concurrent clients of one level: each holds a connection to the
 /// ledger, one to the no-op server and one to PostgreSQL, all open at once.
@@ -139,19 +144,18 @@ fn cpu_us_per_event(before: Option<f64>, after: Option<f64>, events: u64) -> Opt
     Some((after? - before?) * 1e6 / events.max(1) as f64)
 }
 
-/// Starts the ledger server on `data`, with the per-caller rate limit off
-/// (the benchmark measures the ledger).
-fn spawn_ledger(data: &Path) -> anyhow::Result<Server> {
-    spawn(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-limit-per-second",
-            "0",
-        ],
-        Some(data),
-    )
+/// Starts the ledger server on `data`, checking bearer tokens as in
+/// production, with the per-caller rate limit off (the benchmark measures
+/// the ledger).
+fn spawn_ledger(data: &Path, creds: &Credentials) -> anyhow::Result<Server> {
+    let mut args: Vec<String> = ["serve", "--listen", "127.0.0.1:0"]
+        .into_iter()
+        .chain(["--rate-limit-per-second", "0"])
+        .map(str::to_string)
+        .collect();
+    args.extend(creds.server_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn(&args, Some(data))
 }
 
 /// Starts `complaint-ledger <args>` and reads the address from its first line.
@@ -230,10 +234,12 @@ fn open_event(id: String) -> pb::ProposedEvent {
     })
 }
 
-async fn connect_all(url: &str, n: usize) -> anyhow::Result<Vec<LedgerClient<Channel>>> {
+/// `n` clients, each on a connection of its own.
+async fn connect_all(url: &str, n: usize, bearer: &Bearer) -> anyhow::Result<Vec<Client>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        out.push(LedgerClient::connect(url.to_string()).await?);
+        let channel = Channel::from_shared(url.to_string())?.connect().await?;
+        out.push(LedgerClient::with_interceptor(channel, bearer.clone()));
     }
     Ok(out)
 }
@@ -241,7 +247,7 @@ async fn connect_all(url: &str, n: usize) -> anyhow::Result<Vec<LedgerClient<Cha
 /// Appends of `per_request` notes each to random cases, at `clients`
 /// concurrency, for `duration`.
 async fn ledger_appends(
-    conns: &[LedgerClient<Channel>],
+    conns: &[Client],
     clients: usize,
     cases: u64,
     per_request: usize,
@@ -277,7 +283,7 @@ async fn ledger_appends(
 }
 
 /// Opens cases `case-0..n` with 64 concurrent writers.
-async fn open_cases(conns: &[LedgerClient<Channel>], n: u64) -> anyhow::Result<()> {
+async fn open_cases(conns: &[Client], n: u64) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for (w, client) in conns.iter().take(64).enumerate() {
         let mut client = client.clone();
@@ -303,9 +309,9 @@ async fn open_cases(conns: &[LedgerClient<Channel>], n: u64) -> anyhow::Result<(
     Ok(())
 }
 
-async fn stats(url: &str) -> anyhow::Result<pb::Stats> {
-    Ok(OpsClient::connect(url.to_string())
-        .await?
+async fn stats(url: &str, bearer: &Bearer) -> anyhow::Result<pb::Stats> {
+    let channel = Channel::from_shared(url.to_string())?.connect().await?;
+    Ok(OpsClient::with_interceptor(channel, bearer.clone())
         .get_stats(pb::GetStatsRequest {})
         .await?
         .into_inner())
@@ -316,11 +322,11 @@ async fn stats(url: &str) -> anyhow::Result<pb::Stats> {
 /// s). A restarted server may still be busy after it listens (background
 /// processes catching up, the allocator returning start-up memory), so its
 /// first sample says little.
-async fn settled_resident_bytes(url: &str) -> anyhow::Result<u64> {
+async fn settled_resident_bytes(url: &str, bearer: &Bearer) -> anyhow::Result<u64> {
     let started = Instant::now();
     let mut samples: Vec<u64> = Vec::new();
     loop {
-        samples.push(stats(url).await?.resident_bytes);
+        samples.push(stats(url, bearer).await?.resident_bytes);
         let recent = &samples[samples.len().saturating_sub(5)..];
         let (lo, hi) = (
             recent.iter().copied().min().unwrap_or(0),
@@ -367,13 +373,14 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
     let max_clients = opts.clients.iter().copied().max().unwrap_or(1).max(64);
     let mut rep = report::Report::new(opts);
 
-    let server = spawn_ledger(data)?;
+    let creds = Credentials::new(dir)?;
+    let server = spawn_ledger(data, &creds)?;
     let noop = spawn(&["bench-noop-server"], None)?;
     eprintln!(
         "bench: ledger at {}, no-op reference at {}",
         server.url, noop.url
     );
-    let conns = connect_all(&server.url, max_clients).await?;
+    let conns = connect_all(&server.url, max_clients, &creds.bearer).await?;
     eprintln!("bench: opening {} cases", opts.cases);
     open_cases(&conns, opts.cases).await?;
     if let Some(url) = &opts.postgres {
@@ -384,18 +391,18 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
 
     // 1. Durable single-event appends, with the references at each level.
     let record_bytes = {
-        let s = stats(&server.url).await?;
+        let s = stats(&server.url, &creds.bearer).await?;
         (s.disk_bytes / s.head_position.max(1)).clamp(256, 4096) as usize
     };
     for &c in &opts.clients {
         eprintln!("bench: single appends, {c} clients");
-        let before = stats(&server.url).await?;
+        let before = stats(&server.url, &creds.bearer).await?;
         let cpu_before = cpu_seconds(server.child.id());
         let ledger =
             ledger_appends(&conns, c, opts.cases, 1, duration, &format!("{run}-s{c}")).await;
         let server_cpu_us =
             cpu_us_per_event(cpu_before, cpu_seconds(server.child.id()), ledger.events);
-        let after = stats(&server.url).await?;
+        let after = stats(&server.url, &creds.bearer).await?;
         let commits = after.commits.saturating_sub(before.commits).max(1);
         let batch = after
             .committed_records
@@ -495,7 +502,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
     );
 
     // 4. Fill the log to the large size with batched appends.
-    let head = stats(&server.url).await?.head_position;
+    let head = stats(&server.url, &creds.bearer).await?.head_position;
     if head < opts.events {
         eprintln!("bench: filling the log to {} events", opts.events);
         let need = opts.events - head;
@@ -525,7 +532,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
             t.await??;
         }
     }
-    let big = stats(&server.url).await?;
+    let big = stats(&server.url, &creds.bearer).await?;
     rep.large = Some(report::Large {
         events: big.head_position,
         resident_bytes: big.resident_bytes,
@@ -561,7 +568,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
     rep.subscribe = Some((n, t.elapsed().as_secs_f64()));
     drop(s);
     eprintln!("bench: bearer-token checks");
-    rep.token_check = Some(token_check::measure(dir)?);
+    rep.token_check = Some(credentials::measure(dir)?);
 
     // Stop the server (SIGTERM: a clean close), then rebuild, verify and
     // restart on its data directory.
@@ -589,10 +596,10 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
         "rebuild and verification saw different logs"
     );
     let t = Instant::now();
-    let restarted = spawn_ledger(data)?;
+    let restarted = spawn_ledger(data, &creds)?;
     let startup_s = t.elapsed().as_secs_f64();
     eprintln!("bench: resident memory after the restart");
-    let resident_after_restart = settled_resident_bytes(&restarted.url).await?;
+    let resident_after_restart = settled_resident_bytes(&restarted.url, &creds.bearer).await?;
     drop(restarted);
     if let Some(l) = rep.large.as_mut() {
         l.rebuild_seconds = rebuild_s;

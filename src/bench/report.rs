@@ -49,7 +49,7 @@ pub struct Report {
     /// (events, seconds)
     pub read_all: Option<(u64, f64)>,
     pub subscribe: Option<(u64, f64)>,
-    pub token_check: Option<super::token_check::TokenCheck>,
+    pub token_check: Option<super::credentials::TokenCheck>,
     pub large: Option<Large>,
 }
 
