@@ -4,7 +4,8 @@
 //!
 //! The ledger runs as a separate `complaint-ledger serve` process on a
 //! temporary data directory, like the no-op reference server, so client and
-//! servers share the machine the same way in every measurement.
+//! servers share the machine the same way in every measurement; it checks
+//! bearer tokens as in production (see [`credentials`]).
 
 pub mod credentials;
 pub mod load;
@@ -148,11 +149,15 @@ fn cpu_us_per_event(before: Option<f64>, after: Option<f64>, events: u64) -> Opt
 /// production, with the per-caller rate limit off (the benchmark measures
 /// the ledger).
 fn spawn_ledger(data: &Path, creds: &Credentials) -> anyhow::Result<Server> {
-    let mut args: Vec<String> = ["serve", "--listen", "127.0.0.1:0"]
-        .into_iter()
-        .chain(["--rate-limit-per-second", "0"])
-        .map(str::to_string)
-        .collect();
+    let mut args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rate-limit-per-second",
+        "0",
+    ]
+    .map(String::from)
+    .to_vec();
     args.extend(creds.server_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     spawn(&args, Some(data))
