@@ -39,10 +39,10 @@ pub struct Credentials {
 impl Credentials {
     /// A fresh key pair in `dir` and a token valid for a day.
     pub fn new(dir: &Path) -> anyhow::Result<Self> {
-        let (private_pem, public_key_file) = write_key_pair(dir, "bench-server-jwt")?;
-        let token = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
-            &serde_json::json!({
+        let (signing, public_key_file) = write_key_pair(dir, "bench-server-jwt")?;
+        let token = sign(
+            &signing,
+            serde_json::json!({
                 "sub": "bench-client",
                 "iss": ISSUER,
                 "aud": AUDIENCE,
@@ -50,7 +50,6 @@ impl Credentials {
                 "roles": ["service", "supervisor", "ops"],
                 "business_line": "qidian",
             }),
-            &jsonwebtoken::EncodingKey::from_ed_pem(&private_pem)?,
         )?;
         Ok(Self {
             public_key_file,
@@ -88,10 +87,10 @@ const TOKENS: usize = 2_000;
 /// Checks of one token for the second.
 const REPEATS: usize = 20_000;
 
-/// A fresh Ed25519 key pair: the private key as PEM, and the public key
+/// A fresh Ed25519 key pair: the key to sign tokens with, and the public key
 /// written as PEM to `<dir>/<name>.pub` (PKCS#8 private, SPKI public: a
 /// fixed DER prefix before the 32 key bytes, RFC 8410).
-fn write_key_pair(dir: &Path, name: &str) -> anyhow::Result<(Vec<u8>, PathBuf)> {
+fn write_key_pair(dir: &Path, name: &str) -> anyhow::Result<(jsonwebtoken::EncodingKey, PathBuf)> {
     let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
     let pem = |label: &str, prefix: &[u8], bytes: [u8; 32]| {
         let der = [prefix, &bytes[..]].concat();
@@ -115,30 +114,37 @@ fn write_key_pair(dir: &Path, name: &str) -> anyhow::Result<(Vec<u8>, PathBuf)> 
     );
     let public_path = dir.join(format!("{name}.pub"));
     std::fs::write(&public_path, public)?;
-    Ok((private.into_bytes(), public_path))
+    let signing = jsonwebtoken::EncodingKey::from_ed_pem(private.as_bytes())?;
+    Ok((signing, public_path))
+}
+
+/// An EdDSA-signed token with `claims`.
+fn sign(key: &jsonwebtoken::EncodingKey, claims: serde_json::Value) -> anyhow::Result<String> {
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    Ok(jsonwebtoken::encode(&header, &claims, key)?)
 }
 
 /// Measures both figures; key files go into `dir`.
 pub fn measure(dir: &Path) -> anyhow::Result<TokenCheck> {
-    let (private_pem, public_path) = write_key_pair(dir, "bench-check-jwt")?;
+    let (signing, public_path) = write_key_pair(dir, "bench-check-jwt")?;
     let verifier =
         TokenVerifier::new("EdDSA", &public_path, ISSUER, AUDIENCE).map_err(anyhow::Error::msg)?;
-    let signing = jsonwebtoken::EncodingKey::from_ed_pem(&private_pem)?;
-    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     let exp = jsonwebtoken::get_current_timestamp() + 3600;
     let tokens = (0..TOKENS)
         .map(|i| {
-            let claims = serde_json::json!({
-                "sub": format!("bench-service-{i}"),
-                "iss": ISSUER,
-                "aud": AUDIENCE,
-                "exp": exp,
-                "roles": ["service"],
-                "business_line": "bench",
-            });
-            jsonwebtoken::encode(&header, &claims, &signing)
+            sign(
+                &signing,
+                serde_json::json!({
+                    "sub": format!("bench-service-{i}"),
+                    "iss": ISSUER,
+                    "aud": AUDIENCE,
+                    "exp": exp,
+                    "roles": ["service"],
+                    "business_line": "bench",
+                }),
+            )
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let t = Instant::now();
     for token in &tokens {
         verifier.verify(token).map_err(anyhow::Error::msg)?;
@@ -160,29 +166,18 @@ mod tests {
     #[test]
     fn the_generated_key_pair_signs_tokens_the_server_accepts() {
         let dir = tempfile::tempdir().unwrap();
-        let (private_pem, public_path) = super::write_key_pair(dir.path(), "k").unwrap();
+        let (signing, public_path) = super::write_key_pair(dir.path(), "k").unwrap();
         let verifier = super::TokenVerifier::new("EdDSA", &public_path, "i", "a").unwrap();
-        let signing = jsonwebtoken::EncodingKey::from_ed_pem(&private_pem).unwrap();
         let claims = serde_json::json!({
             "sub": "s", "iss": "i", "aud": "a",
             "exp": jsonwebtoken::get_current_timestamp() + 60, "roles": ["auditor"],
         });
-        let token = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
-            &claims,
-            &signing,
-        )
-        .unwrap();
+        let token = super::sign(&signing, claims.clone()).unwrap();
         assert_eq!(verifier.verify(&token).unwrap().actor, "s");
         // Another key pair's token is refused.
         let other = tempfile::tempdir().unwrap();
-        let (other_pem, _) = super::write_key_pair(other.path(), "k").unwrap();
-        let forged = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_ed_pem(&other_pem).unwrap(),
-        )
-        .unwrap();
+        let (other_key, _) = super::write_key_pair(other.path(), "k").unwrap();
+        let forged = super::sign(&other_key, claims).unwrap();
         assert!(verifier.verify(&forged).is_err());
     }
 }
