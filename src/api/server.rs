@@ -201,6 +201,7 @@ async fn serve_on(
             }
         })
     };
+    let calendar_check = spawn_calendar_coverage_check(config.ledger.policy.clone());
     let result = builder
         .layer(AuthLayer::new(auth))
         .add_service(health_service)
@@ -233,9 +234,27 @@ async fn serve_on(
         )
         .await;
     sweeper.abort();
+    calendar_check.abort();
     // The early-warning process saw `stopping`; let it finish its append.
     let _ = early_warning.await;
     ledger.shutdown().await;
     tracing::info!("ledger closed");
     result.context("gRPC server")
+}
+
+/// Warns at start, and then daily, of a calendar whose covered years end
+/// soon (see `Policy::coverage_warnings`): a server runs for months, and the
+/// next year's holiday notice has to be added before deadlines reach it.
+fn spawn_calendar_coverage_check(
+    policy: Arc<crate::policy::Policy>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut daily = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+        loop {
+            daily.tick().await;
+            for w in policy.coverage_warnings(crate::time::now_nanos()) {
+                tracing::warn!("{w}");
+            }
+        }
+    })
 }

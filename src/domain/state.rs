@@ -179,8 +179,20 @@ impl CaseState {
             | Kind::SurveyDone(_)
             | Kind::ExternalComplaintAnswered(_)
             | Kind::PersonalDataErased(_)
-            | Kind::NoteAdded(_)
-            | Kind::EventCorrected(_) => {}
+            | Kind::NoteAdded(_) => {}
+            Kind::EventCorrected(c) => {
+                // A correction of a judgement carries the appeal deadline
+                // stamped as of the original notice: one left pending when
+                // the calendar did not cover it is enforced from then on.
+                if let Some(Kind::ViolationJudged(j)) =
+                    c.replacement.as_ref().and_then(|r| r.kind.as_ref())
+                {
+                    if let Some(d) = &j.appeal_deadline {
+                        self.appeal_deadlines
+                            .insert(j.judgement_id.clone(), crate::time::ts_nanos(d));
+                    }
+                }
+            }
         }
     }
 }

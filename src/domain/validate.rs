@@ -348,6 +348,7 @@ fn check_event(c: &mut Check<'_>, path: &dyn Display, ev: &pb::CaseEvent, top_le
                 c.timestamp(Join(p, "due_at"), e.due_at.as_ref(), true);
             }
             c.server_stamped(Join(p, "due_calendar"), e.due_calendar.is_empty());
+            c.server_stamped(Join(p, "due_pending"), e.due_pending.is_empty());
             c.enum_value::<pb::Channel>(Join(p, "channel"), e.channel, false);
         }
         Kind::TicketSubmitted(e) => {
@@ -450,6 +451,7 @@ fn check_event(c: &mut Check<'_>, path: &dyn Display, ev: &pb::CaseEvent, top_le
             c.timestamp(Join(p, "respond_by"), e.respond_by.as_ref(), false);
             c.timestamp(Join(p, "resolve_by"), e.resolve_by.as_ref(), false);
             c.server_stamped(Join(p, "deadline_calendar"), e.deadline_calendar.is_empty());
+            c.server_stamped(Join(p, "deadline_pending"), e.deadline_pending.is_empty());
         }
         Kind::PersonalDataErased(e) => {
             c.id(Join(p, "customer_id"), &e.customer_id);
@@ -473,6 +475,7 @@ fn check_event(c: &mut Check<'_>, path: &dyn Display, ev: &pb::CaseEvent, top_le
             c.server_stamped(Join(p, "contact_deadline"), e.contact_deadline.is_none());
             c.server_stamped(Join(p, "appeal_deadline"), e.appeal_deadline.is_none());
             c.server_stamped(Join(p, "deadline_calendar"), e.deadline_calendar.is_empty());
+            c.server_stamped(Join(p, "deadline_pending"), e.deadline_pending.is_empty());
         }
         Kind::ViolationAppealed(e) => {
             c.id(Join(p, "judgement_id"), &e.judgement_id);

@@ -649,7 +649,7 @@ impl<L: EventLog> Writer<L> {
             .map(|s| s.business_line.clone())
             .unwrap_or_default();
         let mut times: HashMap<String, i128> = HashMap::new();
-        for (i, e) in req.events.iter_mut().enumerate() {
+        for e in req.events.iter_mut() {
             let occurred = e
                 .occurred_at
                 .as_ref()
@@ -659,11 +659,8 @@ impl<L: EventLog> Writer<L> {
             let Some(event) = e.event.as_mut() else {
                 continue;
             };
-            let result = match event.kind.as_mut() {
-                Some(Kind::CaseOpened(o)) => {
-                    business_line = o.business_line.clone();
-                    Ok(())
-                }
+            match event.kind.as_mut() {
+                Some(Kind::CaseOpened(o)) => business_line = o.business_line.clone(),
                 Some(Kind::EventCorrected(c)) => {
                     let at = match times.get(&c.corrected_event_id) {
                         Some(t) => *t,
@@ -673,17 +670,12 @@ impl<L: EventLog> Writer<L> {
                             .map(|t| crate::time::ts_nanos(&t))
                             .unwrap_or(occurred),
                     };
-                    match c.replacement.as_deref_mut() {
-                        Some(r) => self.policy.stamp_deadlines(r, at, &business_line),
-                        None => Ok(()),
+                    if let Some(r) = c.replacement.as_deref_mut() {
+                        self.policy.stamp_deadlines(r, at, &business_line);
                     }
                 }
                 _ => self.policy.stamp_deadlines(event, occurred, &business_line),
-            };
-            result.map_err(|violation| LedgerError::Rule {
-                index: i,
-                violation,
-            })?;
+            }
         }
         Ok(())
     }

@@ -4,71 +4,99 @@
 //! deadlines. Each is stamped into the event with the calendar version that
 //! computed it, so the stored event (and every replay of it) carries the
 //! answer, and a later calendar change cannot move a deadline.
+//!
+//! Recording never waits for the calendar. A deadline whose date the
+//! calendar does not cover yet (a 45-working-day deadline set in November
+//! runs into a year whose holiday notice may not be published) is left
+//! empty, never guessed, and the event says why in its `*_pending` field;
+//! the event itself is recorded. A correction of it recorded once the
+//! calendar covers the date computes the deadline as of the original event.
 
+use super::calendar::{Calendar, CalendarError};
 use super::Policy;
-use crate::domain::RuleViolation;
 use crate::proto::v1::{case_event::Kind, CaseEvent};
 use crate::time::{nanos_ts, ts_nanos};
 
-fn uncovered(e: super::calendar::CalendarError) -> RuleViolation {
-    RuleViolation::new("calendar_does_not_cover", e.to_string())
+/// Deadlines left pending in one event, as `field: reason` lines.
+#[derive(Default)]
+struct Pending(Vec<String>);
+
+impl Pending {
+    /// The deadline, or `None` with the reason noted under `field`.
+    fn compute(
+        &mut self,
+        field: &str,
+        r: Result<i128, CalendarError>,
+    ) -> Option<prost_types::Timestamp> {
+        match r {
+            Ok(at) => Some(nanos_ts(at)),
+            Err(e) => {
+                self.0.push(format!("{field}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn into_reason(self) -> String {
+        self.0.join("; ")
+    }
 }
 
 impl Policy {
     /// Stamps the deadlines of `event`, which happened at `occurred_at`
     /// (nanoseconds) on a case of `business_line`. A correction's
     /// replacement is stamped by the caller with the corrected event's time.
-    pub fn stamp_deadlines(
-        &self,
-        event: &mut CaseEvent,
-        occurred_at: i128,
-        business_line: &str,
-    ) -> Result<(), RuleViolation> {
-        let cal = self.calendar_for(business_line);
+    /// A deadline the calendar cannot compute yet is left pending (see the
+    /// module doc); nothing here refuses an event.
+    pub fn stamp_deadlines(&self, event: &mut CaseEvent, occurred_at: i128, business_line: &str) {
+        let cal: &Calendar = self.calendar_for(business_line);
+        let mut pending = Pending::default();
         match event.kind.as_mut() {
             Some(Kind::PromiseMade(p)) if p.working_days > 0 && p.due_at.is_none() => {
-                let due = cal
-                    .add_working_days(occurred_at, p.working_days)
-                    .map_err(uncovered)?;
-                p.due_at = Some(nanos_ts(due));
+                p.due_at =
+                    pending.compute("due_at", cal.add_working_days(occurred_at, p.working_days));
                 p.due_calendar = cal.stamp();
+                p.due_pending = pending.into_reason();
             }
             Some(Kind::ExternalComplaintReceived(x)) => {
                 let rules = &self.config.external_complaints;
                 let mut computed = false;
                 if x.respond_by.is_none() {
-                    let d = cal
-                        .add_working_days(occurred_at, rules.respond_within_working_days)
-                        .map_err(uncovered)?;
-                    x.respond_by = Some(nanos_ts(d));
-                    computed = true;
+                    x.respond_by = pending.compute(
+                        "respond_by",
+                        cal.add_working_days(occurred_at, rules.respond_within_working_days),
+                    );
+                    computed |= x.respond_by.is_some();
                 }
                 if x.resolve_by.is_none() {
-                    let d = cal
-                        .add_working_days(occurred_at, rules.resolve_within_working_days)
-                        .map_err(uncovered)?;
-                    x.resolve_by = Some(nanos_ts(d));
-                    computed = true;
+                    x.resolve_by = pending.compute(
+                        "resolve_by",
+                        cal.add_working_days(occurred_at, rules.resolve_within_working_days),
+                    );
+                    computed |= x.resolve_by.is_some();
                 }
                 if computed {
                     x.deadline_calendar = cal.stamp();
                 }
+                x.deadline_pending = pending.into_reason();
             }
             Some(Kind::ViolationJudged(j)) => {
                 if let Some(notified) = j.notified_at.as_ref().map(ts_nanos) {
                     let rules = &self.config.agents;
                     let hours = i128::from(rules.contact_deadline_hours) * 3_600_000_000_000;
                     j.contact_deadline = Some(nanos_ts(notified + hours));
-                    let appeal = cal
-                        .add_working_days(notified, rules.appeal_working_days)
-                        .map_err(uncovered)?;
-                    j.appeal_deadline = Some(nanos_ts(appeal));
-                    j.deadline_calendar = cal.stamp();
+                    j.appeal_deadline = pending.compute(
+                        "appeal_deadline",
+                        cal.add_working_days(notified, rules.appeal_working_days),
+                    );
+                    if j.appeal_deadline.is_some() {
+                        j.deadline_calendar = cal.stamp();
+                    }
+                    j.deadline_pending = pending.into_reason();
                 }
             }
             _ => {}
         }
-        Ok(())
     }
 }
 
@@ -92,9 +120,7 @@ mod tests {
                 ..Default::default()
             })),
         };
-        policy
-            .stamp_deadlines(&mut e, at("2020-12-03T01:51:29+08:00"), "qidian")
-            .unwrap();
+        policy.stamp_deadlines(&mut e, at("2020-12-03T01:51:29+08:00"), "qidian");
         let Some(Kind::PromiseMade(p)) = e.kind else {
             panic!()
         };
@@ -116,7 +142,7 @@ mod tests {
                 ..Default::default()
             })),
         };
-        policy.stamp_deadlines(&mut e, 0, "").unwrap();
+        policy.stamp_deadlines(&mut e, 0, "");
         let Some(Kind::ViolationJudged(j)) = e.kind else {
             panic!()
         };
@@ -141,9 +167,7 @@ mod tests {
                 },
             )),
         };
-        policy
-            .stamp_deadlines(&mut e, at("2020-12-03T10:00:00+08:00"), "")
-            .unwrap();
+        policy.stamp_deadlines(&mut e, at("2020-12-03T10:00:00+08:00"), "");
         let Some(Kind::ExternalComplaintReceived(x)) = e.kind else {
             panic!()
         };
@@ -160,18 +184,83 @@ mod tests {
     }
 
     #[test]
-    fn a_date_the_calendar_does_not_cover_is_refused() {
+    fn a_promise_past_the_calendar_is_kept_pending_never_guessed() {
         let policy = Policy::default();
         let mut e = CaseEvent {
             kind: Some(Kind::PromiseMade(pb::PromiseMade {
-                working_days: 1,
+                working_days: 2,
                 ..Default::default()
             })),
         };
-        let v = policy
-            .stamp_deadlines(&mut e, at("2019-06-03T10:00:00+08:00"), "")
-            .unwrap_err();
-        assert_eq!(v.rule, "calendar_does_not_cover");
-        assert!(v.description.contains("2020-2026"), "{}", v.description);
+        // Wednesday 2026-12-30: the 2nd working day after it is in 2027.
+        policy.stamp_deadlines(&mut e, at("2026-12-30T10:00:00+08:00"), "");
+        let Some(Kind::PromiseMade(p)) = e.kind else {
+            panic!()
+        };
+        assert_eq!(p.due_at, None);
+        assert_eq!(p.due_calendar, "cn-mainland@2026.1");
+        assert!(
+            p.due_pending.starts_with("due_at: ")
+                && p.due_pending.contains("2020-2026")
+                && p.due_pending.contains("2027-01-01"),
+            "{}",
+            p.due_pending
+        );
+    }
+
+    #[test]
+    fn an_outside_complaint_keeps_the_deadline_it_can_compute() {
+        let policy = Policy::default();
+        let mut e = CaseEvent {
+            kind: Some(Kind::ExternalComplaintReceived(Default::default())),
+        };
+        // Monday 2026-11-23: 7 working days end in December, 45 in 2027.
+        policy.stamp_deadlines(&mut e, at("2026-11-23T10:00:00+08:00"), "");
+        let Some(Kind::ExternalComplaintReceived(x)) = e.kind else {
+            panic!()
+        };
+        assert_eq!(
+            format_local(&x.respond_by.unwrap(), 480),
+            "2026-12-02 18:00:00 +08:00"
+        );
+        assert_eq!(x.resolve_by, None);
+        assert_eq!(x.deadline_calendar, "cn-mainland@2026.1");
+        assert!(
+            x.deadline_pending.starts_with("resolve_by: "),
+            "{}",
+            x.deadline_pending
+        );
+        assert!(
+            !x.deadline_pending.contains("respond_by"),
+            "{}",
+            x.deadline_pending
+        );
+    }
+
+    #[test]
+    fn a_judgement_before_the_calendar_keeps_its_contact_deadline() {
+        let policy = Policy::default();
+        let mut e = CaseEvent {
+            kind: Some(Kind::ViolationJudged(pb::ViolationJudged {
+                notified_at: parse_rfc3339("2019-06-03T10:00:00+08:00"),
+                ..Default::default()
+            })),
+        };
+        policy.stamp_deadlines(&mut e, 0, "");
+        let Some(Kind::ViolationJudged(j)) = e.kind else {
+            panic!()
+        };
+        assert_eq!(
+            format_local(&j.contact_deadline.unwrap(), 480),
+            "2019-06-05 10:00:00 +08:00"
+        );
+        assert_eq!(j.appeal_deadline, None);
+        assert_eq!(j.deadline_calendar, "");
+        assert!(
+            j.deadline_pending.starts_with("appeal_deadline: ")
+                && j.deadline_pending.contains("2019-06-03"),
+            "{}",
+            j.deadline_pending
+        );
     }
 }

@@ -60,10 +60,85 @@ impl Policy {
             .get(id)
             .expect("calendars named by the policy were checked at load")
     }
+
+    /// Warnings for the calendars this policy uses whose covered years end
+    /// within [`COVERAGE_NOTICE_DAYS`] of `now` (nanoseconds): from then on,
+    /// deadlines running past the end are recorded as pending (see
+    /// [`deadlines`]) until the next year's notice is added. Logged at start.
+    pub fn coverage_warnings(&self, now: i128) -> Vec<String> {
+        let mut ids: Vec<&String> = std::iter::once(&self.config.calendars.default)
+            .chain(self.config.calendars.business_lines.values())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(cal) = self.calendars.get(id) else {
+                continue;
+            };
+            let Ok(today) = cal.local_date(now) else {
+                continue;
+            };
+            let (_, last) = cal.covered_years();
+            let Ok(end) = time::Date::from_calendar_date(last, time::Month::December, 31) else {
+                continue;
+            };
+            let left = (end - today).whole_days();
+            if left < COVERAGE_NOTICE_DAYS {
+                let when = if left >= 0 {
+                    format!("{left} days from today")
+                } else {
+                    format!("{} days ago", -left)
+                };
+                out.push(format!(
+                    "calendar {} covers dates up to {end} ({when}): deadlines past it are recorded as pending, not computed; add the {} holiday notice to the calendars directory",
+                    cal.stamp(),
+                    last + 1
+                ));
+            }
+        }
+        out
+    }
 }
+
+/// How far ahead a calendar's end is warned of: more than the longest
+/// deadline the shipped policy computes (45 working days, about ten weeks
+/// with the Spring Festival), so the next notice can be added in time.
+pub const COVERAGE_NOTICE_DAYS: i64 = 120;
 
 impl Default for Policy {
     fn default() -> Self {
         Self::new(PolicyConfig::default()).expect("the shipped policy and calendars agree")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{parse_rfc3339, ts_nanos};
+
+    fn at(s: &str) -> i128 {
+        ts_nanos(&parse_rfc3339(s).unwrap())
+    }
+
+    #[test]
+    fn a_calendar_ending_within_the_notice_period_is_warned_of_once() {
+        let policy = Policy::default();
+        assert!(policy
+            .coverage_warnings(at("2026-08-01T10:00:00+08:00"))
+            .is_empty());
+        let w = policy.coverage_warnings(at("2026-11-23T10:00:00+08:00"));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("cn-mainland@2026.1")
+                && w[0].contains("2026-12-31 (38 days")
+                && w[0].contains("2027 holiday notice"),
+            "{}",
+            w[0]
+        );
+        // Past the end it is still said.
+        assert!(
+            policy.coverage_warnings(at("2027-01-10T10:00:00+08:00"))[0].contains("10 days ago")
+        );
     }
 }

@@ -247,6 +247,31 @@ impl Board {
             }
             Kind::CaseClosed(_) => case.status = pb::CaseStatus::Closed as i32,
             Kind::CaseReopened(_) => case.status = pb::CaseStatus::Open as i32,
+            Kind::EventCorrected(c) => {
+                // A judgement as last corrected: a correction is how an
+                // appeal deadline left pending (the calendar did not cover
+                // it) gets computed. Its appeal and decision stay with it.
+                if let Some(Kind::ViolationJudged(r)) =
+                    c.replacement.as_ref().and_then(|r| r.kind.as_ref())
+                {
+                    let key = self
+                        .judgements
+                        .iter()
+                        .find(|(_, j)| j.case_id == f.case_id && j.event_id == c.corrected_event_id)
+                        .map(|(k, _)| k.clone());
+                    if let Some(mut j) = key.and_then(|k| self.judgements.remove(&k)) {
+                        j.judgement = r.clone();
+                        self.judgements.insert(
+                            (
+                                r.agent_id.clone(),
+                                f.case_id.to_string(),
+                                r.judgement_id.clone(),
+                            ),
+                            j,
+                        );
+                    }
+                }
+            }
             _ => {}
         }
         if matches!(

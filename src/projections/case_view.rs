@@ -253,12 +253,18 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                 warning: Some(w.clone()),
             }),
             Kind::ExternalComplaintReceived(x) => {
+                // As last corrected: a correction is how a deadline left
+                // pending (the calendar did not cover it) gets computed.
+                let x = match eff {
+                    Some(Kind::ExternalComplaintReceived(r)) => r,
+                    _ => x.clone(),
+                };
                 v.external_complaints.push(x.clone());
                 v.external_complaint_deadlines
                     .push(pb::ExternalComplaintView {
                         event_id: e.event_id.clone(),
                         received_at: at,
-                        complaint: Some(x.clone()),
+                        complaint: Some(x),
                         ..Default::default()
                     });
             }
@@ -279,7 +285,11 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
             }
             Kind::ViolationJudged(j) => v.judgements.push(pb::JudgementView {
                 event_id: e.event_id.clone(),
-                judgement: Some(j.clone()),
+                // As last corrected, like outside complaints above.
+                judgement: Some(match eff {
+                    Some(Kind::ViolationJudged(r)) => r,
+                    _ => j.clone(),
+                }),
                 ..Default::default()
             }),
             Kind::ViolationAppealed(a) => {
@@ -365,10 +375,13 @@ pub fn judgement_flags(
 ) -> (bool, bool) {
     let heard =
         appealed_at.is_some_and(|a| j.contact_deadline.as_ref().is_none_or(|d| a <= ts_nanos(d)));
+    // An appeal deadline the calendar could not compute yet leaves the
+    // window open: the ledger accepts the appeal (see `domain::rules`).
     let window_open = appealed_at.is_none()
-        && j.appeal_deadline
-            .as_ref()
-            .is_some_and(|d| now <= ts_nanos(d));
+        && match &j.appeal_deadline {
+            Some(d) => now <= ts_nanos(d),
+            None => !j.deadline_pending.is_empty(),
+        };
     let without_agent = !heard
         && j.contact_deadline
             .as_ref()

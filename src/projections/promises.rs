@@ -6,7 +6,8 @@
 //! It is kept if that answer came in time, on the promised channel and on the
 //! terms the customer demanded (channel, time of day) before the answer; it is
 //! broken otherwise, with every reason; unanswered past its due time it is
-//! broken as never done; else open. A demand is fulfilled by a reached
+//! broken as never done; else open (also while its due time is pending: the
+//! calendar did not cover it yet). A demand is fulfilled by a reached
 //! callback naming it and meeting its terms; every reached callback after it
 //! that breaks its terms is listed as a breach.
 
@@ -44,10 +45,6 @@ pub struct DemandTerms {
     pub demand: pb::DemandRecorded,
 }
 
-fn nanos(ts: &Option<prost_types::Timestamp>) -> i128 {
-    ts.as_ref().map(ts_nanos).unwrap_or(i128::MIN)
-}
-
 /// How a delivery breaks a demand's terms, if it does.
 fn terms_broken(d: &pb::DemandRecorded, delivery: &Delivery, offset: i32) -> Vec<BreachReason> {
     let mut out = Vec::new();
@@ -75,7 +72,9 @@ pub fn judge_promise(
     now: i128,
 ) {
     let Some(p) = &view.promise else { return };
-    let due = nanos(&p.due_at);
+    // No due time: one the calendar could not compute yet (`due_pending`),
+    // so the promise is judged neither late nor undone until it has one.
+    let due = p.due_at.as_ref().map(ts_nanos);
     let answer = deliveries.iter().find(|d| d.promise_id == p.promise_id);
     let mut reasons = Vec::new();
     match answer {
@@ -84,7 +83,7 @@ pub fn judge_promise(
             view.answered_by_event_id = d.event_id.clone();
             view.answered_at = Some(d.at);
             view.answered_on = d.channel;
-            if at > due {
+            if due.is_some_and(|due| at > due) {
                 reasons.push(BreachReason::Late);
             }
             if p.channel != Channel::Unspecified as i32 && d.channel != p.channel {
@@ -103,7 +102,7 @@ pub fn judge_promise(
                 PromiseState::Broken
             } as i32;
         }
-        None if now > due => {
+        None if due.is_some_and(|due| now > due) => {
             reasons.push(BreachReason::NeverDone);
             view.state = PromiseState::Broken as i32;
         }

@@ -5,6 +5,8 @@
 
 use crate::common::seed_000::*;
 use crate::common::*;
+use complaint_ledger::policy::config::PolicyConfig;
+use complaint_ledger::policy::Policy;
 use complaint_ledger::proto::v1::{
     self as pb, case_event::Kind, BreachReason, Channel, PromiseState,
 };
@@ -386,7 +388,7 @@ async fn promises_are_listed_across_cases_by_due_time() {
 }
 
 #[tokio::test]
-async fn a_promise_in_working_days_takes_no_client_due_time_and_needs_a_covered_date() {
+async fn a_promise_in_working_days_takes_no_client_due_time() {
     let server = TestServer::start().await;
     let mut client = server.ledger().await;
     open_case(&mut client, "c1", "u1").await;
@@ -427,18 +429,200 @@ async fn a_promise_in_working_days_takes_no_client_due_time_and_needs_a_covered_
         .await
         .unwrap_err();
     assert!(e.message().contains("due_calendar"), "{}", e.message());
-    // 2019 is not covered by the shipped calendar: refused, nothing written.
+    assert_eq!(read_case(&mut client, "c1").await.len(), 1);
+}
+
+/// The case's view as of `at`.
+async fn case_at(server: &TestServer, case_id: &str, at: &str) -> pb::CaseView {
+    server
+        .cases()
+        .await
+        .get_case(pb::GetCaseRequest {
+            case_id: case_id.into(),
+            evaluate_at: Some(ts(at)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Agent 8030's scorecard for `month`, as of `at`.
+async fn scorecard_at(server: &TestServer, month: &str, at: &str) -> pb::Scorecard {
+    server
+        .policies()
+        .await
+        .get_scorecard(pb::GetScorecardRequest {
+            agent_id: "8030".into(),
+            month: month.into(),
+            evaluate_at: Some(ts(at)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// A calendar directory whose `cn-mainland` covers 2027 too. Test data, not
+/// the holiday notice: the shipped file with one more year holding only New
+/// Year's Day, the one 2027 day off certain without the notice.
+fn calendar_through_2027(dir: &std::path::Path) -> std::path::PathBuf {
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/calendars/cn-mainland.toml"
+    ))
+    .unwrap();
+    let text = shipped
+        .replace("version = \"2026.1\"", "version = \"2027.test\"")
+        .replace("last_year = 2026", "last_year = 2027")
+        + "\n[[year]]\nyear = 2027\nsources = [\"test data\"]\n\n[[year.holiday]]\nname = \"元旦\"\noff = [\"2027-01-01\"]\n";
+    let cal = dir.join("calendars");
+    std::fs::create_dir_all(&cal).unwrap();
+    std::fs::write(cal.join("cn-mainland.toml"), text).unwrap();
+    cal
+}
+
+#[tokio::test]
+async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_computes_it() {
+    let mut server = TestServer::start().await;
+    let mut client = server.ledger().await;
+    open_case(&mut client, "c1", "u1").await;
+    // Wednesday 2026-12-30, "1-2 working days": the second one is in 2027,
+    // which the shipped calendar does not cover. Recorded all the same.
+    let promise = Kind::PromiseMade(pb::PromiseMade {
+        promise_id: "p-year-end".into(),
+        description: "专员1-2个工作日回复(节假日顺延)".into(),
+        working_days: 2,
+        ..Default::default()
+    });
+    client
+        .append(append(
+            "c1",
+            vec![ev(
+                "p-year-end",
+                "2026-12-30T10:00:00+08:00",
+                "8030",
+                promise.clone(),
+            )],
+        ))
+        .await
+        .unwrap();
+    let events = read_case(&mut client, "c1").await;
+    let Some(Kind::PromiseMade(stored)) = events[1].event.as_ref().unwrap().kind.clone() else {
+        panic!("{:?}", events[1])
+    };
+    assert_eq!(stored.due_at, None);
+    assert_eq!(stored.due_calendar, "cn-mainland@2026.1");
+    assert!(
+        stored.due_pending.contains("2027-01-01") && stored.due_pending.contains("2020-2026"),
+        "{}",
+        stored.due_pending
+    );
+    // Without a due time it is open, never judged late or undone, however
+    // late it is asked.
+    let v = case_at(&server, "c1", "2027-03-01T12:00:00+08:00").await;
+    assert_eq!(v.promises[0].state, PromiseState::Open as i32);
+    assert!(v.promises[0].breach_reasons.is_empty());
+    // A client may not claim a deadline is pending.
     let e = client
-        .append(promise("2019-12-03T10:00:00+08:00", None, ""))
+        .append(append(
+            "c1",
+            vec![ev(
+                "p-forged",
+                "2026-12-30T11:00:00+08:00",
+                "8030",
+                Kind::PromiseMade(pb::PromiseMade {
+                    promise_id: "p-forged".into(),
+                    description: "x".into(),
+                    working_days: 1,
+                    due_pending: "later".into(),
+                    ..Default::default()
+                }),
+            )],
+        ))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
-    assert!(
-        e.message().contains("calendar_does_not_cover"),
-        "{}",
-        e.message()
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("due_pending"), "{}", e.message());
+
+    // The calendar gains 2027; a correction repeating the promise gets its
+    // due time, as of the promise's own time: Thursday 12-31 is the first
+    // working day, New Year's Day is off, Monday 2027-01-04 the second.
+    let cal = calendar_through_2027(server.dir.path());
+    server
+        .restart_with(|c| {
+            let mut p = PolicyConfig::default();
+            p.calendars.directory = Some(cal);
+            c.ledger.policy = std::sync::Arc::new(Policy::new(p).unwrap());
+        })
+        .await;
+    let mut client = server.ledger().await;
+    client
+        .append(append(
+            "c1",
+            vec![ev(
+                "p-year-end-due",
+                "2027-01-02T09:00:00+08:00",
+                "8030",
+                Kind::EventCorrected(Box::new(pb::EventCorrected {
+                    corrected_event_id: "p-year-end".into(),
+                    reason: "the 2027 holiday notice is in the calendar".into(),
+                    replacement: Some(Box::new(pb::CaseEvent {
+                        kind: Some(promise),
+                    })),
+                })),
+            )],
+        ))
+        .await
+        .unwrap();
+    let v = case_at(&server, "c1", "2027-01-05T12:00:00+08:00").await;
+    let p = v.promises[0].promise.as_ref().unwrap();
+    assert_eq!(local(&p.due_at), "2027-01-04 18:00:00 +08:00");
+    assert_eq!(p.due_calendar, "cn-mainland@2027.test");
+    assert_eq!(p.due_pending, "");
+    assert_eq!(v.promises[0].state, PromiseState::Broken as i32);
+    assert_eq!(
+        v.promises[0].breach_reasons,
+        [BreachReason::NeverDone as i32]
     );
-    assert_eq!(read_case(&mut client, "c1").await.len(), 1);
+    // The recorded promise itself is unchanged.
+    assert_eq!(read_case(&mut client, "c1").await[1], events[1]);
+}
+
+#[tokio::test]
+async fn an_outside_complaint_near_the_year_end_is_recorded_with_the_deadline_it_can_have() {
+    let server = TestServer::start().await;
+    let mut client = server.ledger().await;
+    open_case(&mut client, "c1", "u1").await;
+    // Forwarded by 12315 on Monday 2026-11-23: the 7-working-day answer is
+    // due in December, the 45-working-day settlement runs into 2027.
+    client
+        .append(append(
+            "c1",
+            vec![ev(
+                "x1",
+                "2026-11-23T10:00:00+08:00",
+                "8030",
+                Kind::ExternalComplaintReceived(pb::ExternalComplaintReceived {
+                    body: pb::OutsideBody::MarketRegulator as i32,
+                    reference_number: "12315-2026-0001".into(),
+                    ..Default::default()
+                }),
+            )],
+        ))
+        .await
+        .unwrap();
+    let v = case_at(&server, "c1", "2026-12-01T12:00:00+08:00").await;
+    let x = &v.external_complaint_deadlines[0];
+    let c = x.complaint.as_ref().unwrap();
+    assert_eq!(local(&c.respond_by), "2026-12-02 18:00:00 +08:00");
+    assert_eq!(c.resolve_by, None);
+    assert!(
+        c.deadline_pending.starts_with("resolve_by: "),
+        "{}",
+        c.deadline_pending
+    );
+    assert_eq!(x.respond_state, pb::DeadlineState::Pending as i32);
+    assert_eq!(x.resolve_state, pb::DeadlineState::Unspecified as i32);
 }
 
 #[tokio::test]
@@ -565,4 +749,108 @@ async fn followers_get_each_commit_in_order_and_are_told_when_they_lag() {
     // After the lag it receives the newest commits kept, still in order.
     let next = follower.recv().await.unwrap();
     assert!(next[0].position > 4 && next[0].position <= 103);
+}
+
+#[tokio::test]
+async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_correction_computes_it(
+) {
+    let mut server = TestServer::start().await;
+    let mut client = server.ledger().await;
+    open_case(&mut client, "c1", "u1").await;
+    // Notified on Thursday 2026-12-31: the appeal deadline (2 working days)
+    // is in 2027; the 48-hour contact deadline needs no calendar.
+    let judged = Kind::ViolationJudged(pb::ViolationJudged {
+        judgement_id: "j1".into(),
+        agent_id: "8030".into(),
+        item: 7,
+        established: true,
+        elements: Some(pb::ComplaintElements {
+            complainant: "u1".into(),
+            agent_id: "8030".into(),
+            what: "承诺1-2个工作日回复未兑现".into(),
+            when: Some(ts("2026-12-30T10:00:00+08:00")),
+            evidence: "recording-c1".into(),
+        }),
+        notified_at: Some(ts("2026-12-31T10:00:00+08:00")),
+        ..Default::default()
+    });
+    client
+        .append(append(
+            "c1",
+            vec![ev("j1", "2026-12-31T10:00:00+08:00", "qa", judged.clone())],
+        ))
+        .await
+        .unwrap();
+    let c = scorecard_at(&server, "2026-12", "2027-01-20T12:00:00+08:00").await;
+    let j = &c.judgements[0];
+    let x = j.judgement.as_ref().unwrap();
+    assert_eq!(local(&x.contact_deadline), "2027-01-02 10:00:00 +08:00");
+    assert_eq!(x.appeal_deadline, None);
+    assert!(
+        x.deadline_pending.starts_with("appeal_deadline: "),
+        "{}",
+        x.deadline_pending
+    );
+    assert!(j.appeal_window_open);
+
+    // The calendar gains 2027 and the judgement is corrected: the deadline
+    // is computed from the notice, Monday 01-04 and Tuesday 01-05 being the
+    // two working days after it; the window has closed by 01-20.
+    let cal = calendar_through_2027(server.dir.path());
+    server
+        .restart_with(|c| {
+            let mut p = PolicyConfig::default();
+            p.calendars.directory = Some(cal);
+            c.ledger.policy = std::sync::Arc::new(Policy::new(p).unwrap());
+        })
+        .await;
+    let mut client = server.ledger().await;
+    client
+        .append(append(
+            "c1",
+            vec![ev(
+                "j1-due",
+                "2027-01-04T09:00:00+08:00",
+                "qa",
+                Kind::EventCorrected(Box::new(pb::EventCorrected {
+                    corrected_event_id: "j1".into(),
+                    reason: "the 2027 holiday notice is in the calendar".into(),
+                    replacement: Some(Box::new(pb::CaseEvent { kind: Some(judged) })),
+                })),
+            )],
+        ))
+        .await
+        .unwrap();
+    let c = scorecard_at(&server, "2026-12", "2027-01-20T12:00:00+08:00").await;
+    let x = c.judgements[0].judgement.as_ref().unwrap();
+    assert_eq!(local(&x.appeal_deadline), "2027-01-05 18:00:00 +08:00");
+    assert_eq!(x.deadline_calendar, "cn-mainland@2027.test");
+    assert!(!c.judgements[0].appeal_window_open);
+    let v = case_at(&server, "c1", "2027-01-20T12:00:00+08:00").await;
+    assert_eq!(
+        v.judgements[0].judgement.as_ref().unwrap().appeal_deadline,
+        x.appeal_deadline
+    );
+    // And the ledger now enforces it.
+    let e = client
+        .append(append(
+            "c1",
+            vec![ev(
+                "appeal-j1",
+                "2027-01-06T10:00:00+08:00",
+                "8030",
+                Kind::ViolationAppealed(pb::ViolationAppealed {
+                    judgement_id: "j1".into(),
+                    reason: "客户未提及".into(),
+                }),
+            )],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        e.message().contains("appeal_window_closed"),
+        "{}",
+        e.message()
+    );
 }
