@@ -110,18 +110,24 @@ mod tests {
         ts_nanos(&parse_rfc3339(s).unwrap())
     }
 
+    /// `kind` as the shipped policy stamps it, happening at `at`.
+    fn stamped(kind: Kind, at: i128, business_line: &str) -> Kind {
+        let mut e = CaseEvent { kind: Some(kind) };
+        Policy::default().stamp_deadlines(&mut e, at, business_line);
+        e.kind.unwrap()
+    }
+
     #[test]
     fn a_working_day_promise_gets_its_due_time_and_calendar() {
-        let policy = Policy::default();
-        let mut e = CaseEvent {
-            kind: Some(Kind::PromiseMade(pb::PromiseMade {
+        let Kind::PromiseMade(p) = stamped(
+            Kind::PromiseMade(pb::PromiseMade {
                 promise_id: "p".into(),
                 working_days: 2,
                 ..Default::default()
-            })),
-        };
-        policy.stamp_deadlines(&mut e, at("2020-12-03T01:51:29+08:00"), "qidian");
-        let Some(Kind::PromiseMade(p)) = e.kind else {
+            }),
+            at("2020-12-03T01:51:29+08:00"),
+            "qidian",
+        ) else {
             panic!()
         };
         assert_eq!(
@@ -133,17 +139,16 @@ mod tests {
 
     #[test]
     fn judgements_get_contact_and_appeal_deadlines() {
-        let policy = Policy::default();
         // Notified on Friday 2020-12-04 10:00: 48 h -> Sunday 10:00; two
         // working days -> Tuesday 12-08 close of business.
-        let mut e = CaseEvent {
-            kind: Some(Kind::ViolationJudged(pb::ViolationJudged {
+        let Kind::ViolationJudged(j) = stamped(
+            Kind::ViolationJudged(pb::ViolationJudged {
                 notified_at: parse_rfc3339("2020-12-04T10:00:00+08:00"),
                 ..Default::default()
-            })),
-        };
-        policy.stamp_deadlines(&mut e, 0, "");
-        let Some(Kind::ViolationJudged(j)) = e.kind else {
+            }),
+            0,
+            "",
+        ) else {
             panic!()
         };
         assert_eq!(
@@ -158,17 +163,14 @@ mod tests {
 
     #[test]
     fn outside_complaints_get_samr_deadlines_unless_the_letter_states_one() {
-        let policy = Policy::default();
-        let mut e = CaseEvent {
-            kind: Some(Kind::ExternalComplaintReceived(
-                pb::ExternalComplaintReceived {
-                    respond_by: parse_rfc3339("2020-12-10T12:00:00+08:00"),
-                    ..Default::default()
-                },
-            )),
-        };
-        policy.stamp_deadlines(&mut e, at("2020-12-03T10:00:00+08:00"), "");
-        let Some(Kind::ExternalComplaintReceived(x)) = e.kind else {
+        let Kind::ExternalComplaintReceived(x) = stamped(
+            Kind::ExternalComplaintReceived(pb::ExternalComplaintReceived {
+                respond_by: parse_rfc3339("2020-12-10T12:00:00+08:00"),
+                ..Default::default()
+            }),
+            at("2020-12-03T10:00:00+08:00"),
+            "",
+        ) else {
             panic!()
         };
         assert_eq!(
@@ -185,16 +187,12 @@ mod tests {
 
     #[test]
     fn a_promise_past_the_calendar_is_kept_pending_never_guessed() {
-        let policy = Policy::default();
-        let mut e = CaseEvent {
-            kind: Some(Kind::PromiseMade(pb::PromiseMade {
-                working_days: 2,
-                ..Default::default()
-            })),
-        };
         // Wednesday 2026-12-30: the 2nd working day after it is in 2027.
-        policy.stamp_deadlines(&mut e, at("2026-12-30T10:00:00+08:00"), "");
-        let Some(Kind::PromiseMade(p)) = e.kind else {
+        let promise = Kind::PromiseMade(pb::PromiseMade {
+            working_days: 2,
+            ..Default::default()
+        });
+        let Kind::PromiseMade(p) = stamped(promise, at("2026-12-30T10:00:00+08:00"), "") else {
             panic!()
         };
         assert_eq!(p.due_at, None);
@@ -210,13 +208,11 @@ mod tests {
 
     #[test]
     fn an_outside_complaint_keeps_the_deadline_it_can_compute() {
-        let policy = Policy::default();
-        let mut e = CaseEvent {
-            kind: Some(Kind::ExternalComplaintReceived(Default::default())),
-        };
         // Monday 2026-11-23: 7 working days end in December, 45 in 2027.
-        policy.stamp_deadlines(&mut e, at("2026-11-23T10:00:00+08:00"), "");
-        let Some(Kind::ExternalComplaintReceived(x)) = e.kind else {
+        let complaint = Kind::ExternalComplaintReceived(Default::default());
+        let Kind::ExternalComplaintReceived(x) =
+            stamped(complaint, at("2026-11-23T10:00:00+08:00"), "")
+        else {
             panic!()
         };
         assert_eq!(
@@ -239,15 +235,14 @@ mod tests {
 
     #[test]
     fn a_judgement_before_the_calendar_keeps_its_contact_deadline() {
-        let policy = Policy::default();
-        let mut e = CaseEvent {
-            kind: Some(Kind::ViolationJudged(pb::ViolationJudged {
+        let Kind::ViolationJudged(j) = stamped(
+            Kind::ViolationJudged(pb::ViolationJudged {
                 notified_at: parse_rfc3339("2019-06-03T10:00:00+08:00"),
                 ..Default::default()
-            })),
-        };
-        policy.stamp_deadlines(&mut e, 0, "");
-        let Some(Kind::ViolationJudged(j)) = e.kind else {
+            }),
+            0,
+            "",
+        ) else {
             panic!()
         };
         assert_eq!(

@@ -462,10 +462,11 @@ async fn scorecard_at(server: &TestServer, month: &str, at: &str) -> pb::Scoreca
         .into_inner()
 }
 
-/// A calendar directory whose `cn-mainland` covers 2027 too. Test data, not
-/// the holiday notice: the shipped file with one more year holding only New
-/// Year's Day, the one 2027 day off certain without the notice.
-fn calendar_through_2027(dir: &std::path::Path) -> std::path::PathBuf {
+/// Restarts the server with a calendar directory whose `cn-mainland` covers
+/// 2027 too. Test data, not the holiday notice: the shipped file with one
+/// more year holding only New Year's Day, the one 2027 day off certain
+/// without the notice.
+async fn restart_with_a_calendar_through_2027(server: &mut TestServer) {
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/calendars/cn-mainland.toml"
@@ -475,10 +476,31 @@ fn calendar_through_2027(dir: &std::path::Path) -> std::path::PathBuf {
         .replace("version = \"2026.1\"", "version = \"2027.test\"")
         .replace("last_year = 2026", "last_year = 2027")
         + "\n[[year]]\nyear = 2027\nsources = [\"test data\"]\n\n[[year.holiday]]\nname = \"元旦\"\noff = [\"2027-01-01\"]\n";
-    let cal = dir.join("calendars");
+    let cal = server.dir.path().join("calendars");
     std::fs::create_dir_all(&cal).unwrap();
     std::fs::write(cal.join("cn-mainland.toml"), text).unwrap();
-    cal
+    server
+        .restart_with(|c| {
+            let mut p = PolicyConfig::default();
+            p.calendars.directory = Some(cal);
+            c.ledger.policy = std::sync::Arc::new(Policy::new(p).unwrap());
+        })
+        .await;
+}
+
+/// A correction repeating `event` as `target`'s replacement: how a deadline
+/// left pending gets computed once the calendar covers it.
+fn repeated(id: &str, at: &str, target: &str, event: Kind) -> pb::ProposedEvent {
+    ev(
+        id,
+        at,
+        "qa",
+        Kind::EventCorrected(Box::new(pb::EventCorrected {
+            corrected_event_id: target.into(),
+            reason: "the 2027 holiday notice is in the calendar".into(),
+            replacement: Some(Box::new(pb::CaseEvent { kind: Some(event) })),
+        })),
+    )
 }
 
 #[tokio::test]
@@ -547,29 +569,16 @@ async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_
     // The calendar gains 2027; a correction repeating the promise gets its
     // due time, as of the promise's own time: Thursday 12-31 is the first
     // working day, New Year's Day is off, Monday 2027-01-04 the second.
-    let cal = calendar_through_2027(server.dir.path());
-    server
-        .restart_with(|c| {
-            let mut p = PolicyConfig::default();
-            p.calendars.directory = Some(cal);
-            c.ledger.policy = std::sync::Arc::new(Policy::new(p).unwrap());
-        })
-        .await;
+    restart_with_a_calendar_through_2027(&mut server).await;
     let mut client = server.ledger().await;
     client
         .append(append(
             "c1",
-            vec![ev(
+            vec![repeated(
                 "p-year-end-due",
                 "2027-01-02T09:00:00+08:00",
-                "8030",
-                Kind::EventCorrected(Box::new(pb::EventCorrected {
-                    corrected_event_id: "p-year-end".into(),
-                    reason: "the 2027 holiday notice is in the calendar".into(),
-                    replacement: Some(Box::new(pb::CaseEvent {
-                        kind: Some(promise),
-                    })),
-                })),
+                "p-year-end",
+                promise,
             )],
         ))
         .await
@@ -796,27 +805,16 @@ async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_co
     // The calendar gains 2027 and the judgement is corrected: the deadline
     // is computed from the notice, Monday 01-04 and Tuesday 01-05 being the
     // two working days after it; the window has closed by 01-20.
-    let cal = calendar_through_2027(server.dir.path());
-    server
-        .restart_with(|c| {
-            let mut p = PolicyConfig::default();
-            p.calendars.directory = Some(cal);
-            c.ledger.policy = std::sync::Arc::new(Policy::new(p).unwrap());
-        })
-        .await;
+    restart_with_a_calendar_through_2027(&mut server).await;
     let mut client = server.ledger().await;
     client
         .append(append(
             "c1",
-            vec![ev(
+            vec![repeated(
                 "j1-due",
                 "2027-01-04T09:00:00+08:00",
-                "qa",
-                Kind::EventCorrected(Box::new(pb::EventCorrected {
-                    corrected_event_id: "j1".into(),
-                    reason: "the 2027 holiday notice is in the calendar".into(),
-                    replacement: Some(Box::new(pb::CaseEvent { kind: Some(judged) })),
-                })),
+                "j1",
+                judged,
             )],
         ))
         .await
