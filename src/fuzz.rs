@@ -16,7 +16,7 @@ pub fn append_request(data: &[u8]) {
     let Ok(mut req) = pb::AppendRequest::decode(data) else {
         return;
     };
-    let _ = validate_append(&req, &Limits::default());
+    let _ = validate_append(&req, &Limits::default(), crate::time::now_nanos());
     let mut opened = CaseState::default();
     opened.evolve(&pb::CaseEvent {
         kind: Some(pb::case_event::Kind::CaseOpened(pb::CaseOpened::default())),

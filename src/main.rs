@@ -187,6 +187,9 @@ struct ServeArgs {
     /// Largest single text field, bytes.
     #[arg(long, env = "COMPLAINT_LEDGER_MAX_TEXT_BYTES", default_value_t = Limits::default().max_text_bytes)]
     max_text_bytes: usize,
+    /// How far an event's occurred_at may lie ahead of the server's clock, seconds.
+    #[arg(long, env = "COMPLAINT_LEDGER_MAX_CLOCK_SKEW_SECONDS", default_value_t = Limits::default().max_clock_skew_seconds)]
+    max_clock_skew_seconds: u64,
     /// Policy file (calendars per business line, early-warning rules,
     /// deadlines); default: the shipped config/policy.toml.
     #[arg(long, env = "COMPLAINT_LEDGER_POLICY_FILE")]
@@ -305,6 +308,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         max_events_per_append: a.max_events_per_append,
                         max_event_bytes: a.max_event_bytes as usize,
                         max_text_bytes: a.max_text_bytes,
+                        max_clock_skew_seconds: a.max_clock_skew_seconds,
                     },
                     sled: SledOptions {
                         cache_capacity: a.cache_bytes,

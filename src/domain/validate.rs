@@ -26,6 +26,10 @@ pub struct Limits {
     pub max_event_bytes: usize,
     /// Bytes of any one text field.
     pub max_text_bytes: usize,
+    /// How far an event's `occurred_at` may lie ahead of the server's clock,
+    /// seconds: the clocks of the callers' machines drift, but an event
+    /// states when something happened, never when it will.
+    pub max_clock_skew_seconds: u64,
 }
 
 impl Default for Limits {
@@ -35,6 +39,7 @@ impl Default for Limits {
             max_events_per_append: 1000,
             max_event_bytes: 64 * 1024,
             max_text_bytes: 32 * 1024,
+            max_clock_skew_seconds: 300,
         }
     }
 }
@@ -139,6 +144,24 @@ impl Check<'_> {
         }
     }
 
+    /// A business time no later than the server's clock allows.
+    fn not_ahead_of(&mut self, path: impl Display, v: Option<&prost_types::Timestamp>, now: i128) {
+        let Some(ts) = v.filter(|ts| crate::time::is_valid(ts)) else {
+            return;
+        };
+        let skew = self.limits.max_clock_skew_seconds;
+        if crate::time::ts_nanos(ts) > now + i128::from(skew) * 1_000_000_000 {
+            self.fail(
+                path,
+                format!(
+                    "is {}, after the server's clock ({}) by more than the {skew} s allowed: an event records what happened, not what is planned",
+                    crate::time::format_local(ts, 0),
+                    crate::time::format_local(&crate::time::nanos_ts(now), 0)
+                ),
+            );
+        }
+    }
+
     /// A field only the server sets.
     fn server_stamped(&mut self, path: impl Display, empty: bool) {
         if !empty {
@@ -153,8 +176,13 @@ impl Check<'_> {
     }
 }
 
-/// Checks the shape of a whole append request.
-pub fn validate_append(req: &pb::AppendRequest, limits: &Limits) -> Result<(), ValidationError> {
+/// Checks the shape of a whole append request, received when the server's
+/// clock read `now` (nanoseconds since the epoch).
+pub fn validate_append(
+    req: &pb::AppendRequest,
+    limits: &Limits,
+    now: i128,
+) -> Result<(), ValidationError> {
     let size = req.encoded_len();
     if size > limits.max_request_bytes {
         return Err(ValidationError::LimitExceeded(LimitExceeded {
@@ -201,6 +229,7 @@ pub fn validate_append(req: &pb::AppendRequest, limits: &Limits) -> Result<(), V
             e.occurred_at.as_ref(),
             true,
         );
+        c.not_ahead_of(format_args!("{p}.occurred_at"), e.occurred_at.as_ref(), now);
         c.opt_id(format_args!("{p}.acted_for_agent"), &e.acted_for_agent);
         c.text(format_args!("{p}.correlation_id"), &e.correlation_id, false);
         c.text(format_args!("{p}.causation_id"), &e.causation_id, false);

@@ -323,7 +323,7 @@ impl Ledger {
         actor: String,
         line_scope: Option<String>,
     ) -> Result<AppendOutcome, LedgerError> {
-        validate_append(&request, &self.limits)?;
+        validate_append(&request, &self.limits, crate::time::now_nanos())?;
         // Seal personal data here, on any core, rather than on the writer
         // thread (see `preseal`); the writer checks the copy still holds.
         let case_customer = self.index.customer_id(&request.case_id).unwrap_or_default();

@@ -52,6 +52,41 @@ async fn a_missing_field_is_invalid_argument_naming_every_field() {
 }
 
 #[tokio::test]
+async fn an_event_dated_ahead_of_the_server_clock_is_invalid_argument() {
+    let server = TestServer::start().await;
+    let mut c = server.ledger().await;
+    // An event dated `ahead` seconds after now.
+    let dated = |id: &str, ahead: i64| {
+        let mut e = ev(id, "2020-12-03T01:24:30+08:00", "8030", opened("u1"));
+        let now = complaint_ledger::time::now_ts();
+        e.occurred_at = Some(prost_types::Timestamp {
+            seconds: now.seconds + ahead,
+            nanos: 0,
+        });
+        e
+    };
+    // A day ahead: refused, naming the field, the time and the allowance.
+    let err = c
+        .append(append("ahead", vec![dated("a1", 86_400)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let v = details(&err).bad_request().unwrap().field_violations[0].clone();
+    assert_eq!(v.field, "events[0].occurred_at");
+    assert!(
+        v.description.contains("after the server's clock") && v.description.contains("300 s"),
+        "{}",
+        v.description
+    );
+    assert_eq!(log_len(&server).await, 0);
+    // A minute ahead is a drifting clock, not a claim about the future.
+    c.append(append("ahead", vec![dated("a2", 60)]))
+        .await
+        .unwrap();
+    assert_eq!(log_len(&server).await, 1);
+}
+
+#[tokio::test]
 async fn a_wrong_enum_value_is_invalid_argument() {
     let server = TestServer::start().await;
     let mut c = server.ledger().await;

@@ -5,6 +5,7 @@
 
 use crate::common::seed_000::*;
 use crate::common::*;
+use complaint_ledger::config::ServerConfig;
 use complaint_ledger::policy::config::PolicyConfig;
 use complaint_ledger::policy::Policy;
 use complaint_ledger::proto::v1::{
@@ -481,11 +482,18 @@ async fn restart_with_a_calendar_through_2027(server: &mut TestServer) {
     std::fs::write(cal.join("cn-mainland.toml"), text).unwrap();
     server
         .restart_with(|c| {
+            at_the_year_end(c);
             let mut p = PolicyConfig::default();
             p.calendars.directory = Some(cal);
             c.ledger.policy = std::sync::Arc::new(Policy::new(p).unwrap());
         })
         .await;
+}
+
+/// These tests record events at the turn of 2026/2027, which may lie ahead
+/// of the clock of the machine they run on: the server allows that much.
+fn at_the_year_end(c: &mut ServerConfig) {
+    c.ledger.limits.max_clock_skew_seconds = 5 * 365 * 86_400;
 }
 
 /// A correction repeating `event` as `target`'s replacement: how a deadline
@@ -505,7 +513,7 @@ fn repeated(id: &str, at: &str, target: &str, event: Kind) -> pb::ProposedEvent 
 
 #[tokio::test]
 async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_computes_it() {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_with(at_the_year_end).await;
     let mut client = server.ledger().await;
     open_case(&mut client, "c1", "u1").await;
     // Wednesday 2026-12-30, "1-2 working days": the second one is in 2027,
@@ -763,7 +771,7 @@ async fn followers_get_each_commit_in_order_and_are_told_when_they_lag() {
 #[tokio::test]
 async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_correction_computes_it(
 ) {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_with(at_the_year_end).await;
     let mut client = server.ledger().await;
     open_case(&mut client, "c1", "u1").await;
     // Notified on Thursday 2026-12-31: the appeal deadline (2 working days)
