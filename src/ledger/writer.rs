@@ -16,6 +16,7 @@ use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
 use crate::audit::record_hash;
 use crate::domain::rules::{decide, decide_at};
 use crate::domain::{event_type_name, CaseState, RuleViolation};
+use crate::policy::deadlines::{with_stamps_of, LeftToServer};
 use crate::policy::Policy;
 use crate::privacy::blind_index::BlindIndex;
 use crate::privacy::crypto::{seal, DataKey};
@@ -317,13 +318,23 @@ impl<L: EventLog> Writer<L> {
                 p,
             ))
         });
+        // Read before stamping, for telling a retry from new content below.
+        let left_to_server = |req: &pb::AppendRequest| -> Vec<LeftToServer> {
+            req.events
+                .iter()
+                .map(|e| e.event.as_ref().map(LeftToServer::of).unwrap_or_default())
+                .collect()
+        };
+        let left;
         let (blind, new_keys) = match presealed {
             Some(p) => {
                 req = p.request;
+                left = left_to_server(&req);
                 self.stamp_deadlines(staged, &mut req)?;
                 (p.blind, HashMap::new())
             }
             None => {
+                left = left_to_server(&req);
                 self.stamp_deadlines(staged, &mut req)?;
                 self.seal_personal_data(staged, &mut req)?
             }
@@ -344,8 +355,9 @@ impl<L: EventLog> Writer<L> {
         for (i, e) in req.events.iter().enumerate() {
             if let Some(k) = self.known_event(staged, &e.event_id)? {
                 let same = k.case_id == req.case_id
-                    && k.payload == payloads[i]
-                    && k.occurred_at == e.occurred_at;
+                    && k.occurred_at == e.occurred_at
+                    && (k.payload == payloads[i]
+                        || same_but_stamps(&k.payload, e.event.as_ref(), left[i]));
                 if !same {
                     return Err(LedgerError::EventIdConflict {
                         index: i,
@@ -728,6 +740,16 @@ impl<L: EventLog> Writer<L> {
         }
         Ok(())
     }
+}
+
+/// Whether `event` (stamped now) is the stored payload but for the
+/// deadlines the server stamped: a retry after the calendar changed, whose
+/// stamping now differs from the original's.
+fn same_but_stamps(stored: &[u8], event: Option<&pb::CaseEvent>, left: LeftToServer) -> bool {
+    let (Some(event), Ok(original)) = (event, pb::CaseEvent::decode(stored)) else {
+        return false;
+    };
+    with_stamps_of(event, &original, left).encode_to_vec() == stored
 }
 
 #[cfg(test)]

@@ -100,6 +100,70 @@ impl Policy {
     }
 }
 
+/// Which deadlines of an event with deadlines a client may give or leave
+/// to the server (an outside complaint's), it left to the server; read
+/// before stamping. Other server-set fields are never the client's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeftToServer {
+    respond_by: bool,
+    resolve_by: bool,
+}
+
+impl LeftToServer {
+    pub fn of(event: &CaseEvent) -> Self {
+        match event.kind.as_ref() {
+            Some(Kind::ExternalComplaintReceived(x)) => Self {
+                respond_by: x.respond_by.is_none(),
+                resolve_by: x.resolve_by.is_none(),
+            },
+            Some(Kind::EventCorrected(c)) => {
+                c.replacement.as_deref().map(Self::of).unwrap_or_default()
+            }
+            _ => Self::default(),
+        }
+    }
+}
+
+/// `event`, stamped now, with the server-set deadline fields `stored` got
+/// when it was first recorded instead: how a retry is told from new content
+/// after the calendar changed (a pending deadline now computable, a newer
+/// version's stamp). Every field the client gave stays as it gave it.
+pub fn with_stamps_of(event: &CaseEvent, stored: &CaseEvent, left: LeftToServer) -> CaseEvent {
+    let mut out = event.clone();
+    match (out.kind.as_mut(), stored.kind.as_ref()) {
+        (Some(Kind::PromiseMade(p)), Some(Kind::PromiseMade(s))) => {
+            if p.working_days > 0 {
+                p.due_at = s.due_at;
+            }
+            p.due_calendar.clone_from(&s.due_calendar);
+            p.due_pending.clone_from(&s.due_pending);
+        }
+        (Some(Kind::ExternalComplaintReceived(x)), Some(Kind::ExternalComplaintReceived(s))) => {
+            if left.respond_by {
+                x.respond_by = s.respond_by;
+            }
+            if left.resolve_by {
+                x.resolve_by = s.resolve_by;
+            }
+            x.deadline_calendar.clone_from(&s.deadline_calendar);
+            x.deadline_pending.clone_from(&s.deadline_pending);
+        }
+        (Some(Kind::ViolationJudged(j)), Some(Kind::ViolationJudged(s))) => {
+            j.contact_deadline = s.contact_deadline;
+            j.appeal_deadline = s.appeal_deadline;
+            j.deadline_calendar.clone_from(&s.deadline_calendar);
+            j.deadline_pending.clone_from(&s.deadline_pending);
+        }
+        (Some(Kind::EventCorrected(c)), Some(Kind::EventCorrected(s))) => {
+            if let (Some(r), Some(sr)) = (c.replacement.as_deref_mut(), s.replacement.as_deref()) {
+                *r = with_stamps_of(r, sr, left);
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +321,37 @@ mod tests {
             "{}",
             j.deadline_pending
         );
+    }
+
+    #[test]
+    fn a_retry_takes_the_original_stamps_but_keeps_what_the_client_gave() {
+        let letter = |respond_by: &str| {
+            Kind::ExternalComplaintReceived(pb::ExternalComplaintReceived {
+                respond_by: parse_rfc3339(respond_by),
+                ..Default::default()
+            })
+        };
+        let at = at("2020-12-03T10:00:00+08:00");
+        let mut stored = CaseEvent {
+            kind: Some(stamped(letter("2020-12-10T12:00:00+08:00"), at, "")),
+        };
+        if let Some(Kind::ExternalComplaintReceived(x)) = stored.kind.as_mut() {
+            x.deadline_calendar = "cn-mainland@older".into();
+        }
+        // The same letter: equal once the original stamps are taken.
+        let retry = CaseEvent {
+            kind: Some(letter("2020-12-10T12:00:00+08:00")),
+        };
+        let left = LeftToServer::of(&retry);
+        let now = CaseEvent {
+            kind: Some(stamped(retry.kind.unwrap(), at, "")),
+        };
+        assert_ne!(now, stored);
+        assert_eq!(with_stamps_of(&now, &stored, left), stored);
+        // Another date in the letter stays another date.
+        let other = CaseEvent {
+            kind: Some(stamped(letter("2020-12-11T12:00:00+08:00"), at, "")),
+        };
+        assert_ne!(with_stamps_of(&other, &stored, left), stored);
     }
 }

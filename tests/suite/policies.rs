@@ -6,7 +6,6 @@
 use crate::common::seed_000::*;
 use crate::common::*;
 use complaint_ledger::config::ServerConfig;
-use complaint_ledger::policy::config::PolicyConfig;
 use complaint_ledger::policy::Policy;
 use complaint_ledger::proto::v1::{
     self as pb, case_event::Kind, BreachReason, Channel, PromiseState,
@@ -483,7 +482,7 @@ async fn restart_with_a_calendar_through_2027(server: &mut TestServer) {
     server
         .restart_with(|c| {
             at_the_year_end(c);
-            let mut p = PolicyConfig::default();
+            let mut p = c.ledger.policy.config.clone();
             p.calendars.directory = Some(cal);
             c.ledger.policy = std::sync::Arc::new(Policy::new(p).unwrap());
         })
@@ -859,4 +858,54 @@ async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_co
         "{}",
         e.message()
     );
+}
+
+#[tokio::test]
+async fn a_retry_after_the_calendar_changed_is_still_the_same_request() {
+    let mut server = TestServer::start_with(at_the_year_end).await;
+    let mut client = server.ledger().await;
+    open_case(&mut client, "c1", "u1").await;
+    let letter = |summary: &str| {
+        append(
+            "c1",
+            vec![ev(
+                "x1",
+                "2026-11-23T10:00:00+08:00",
+                "8030",
+                Kind::ExternalComplaintReceived(pb::ExternalComplaintReceived {
+                    body: pb::OutsideBody::MarketRegulator as i32,
+                    reference_number: "12315-2026-0002".into(),
+                    summary: summary.into(),
+                    ..Default::default()
+                }),
+            )],
+        )
+    };
+    let first = client
+        .append(letter("用户投诉自动订阅"))
+        .await
+        .unwrap()
+        .into_inner();
+    // Stamped again now, the retry would get a settlement deadline and a
+    // newer calendar's stamp; it is the same request all the same.
+    restart_with_a_calendar_through_2027(&mut server).await;
+    let mut client = server.ledger().await;
+    let again = client
+        .append(letter("用户投诉自动订阅"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (again.first_position, again.case_version, again.duplicate),
+        (first.first_position, first.case_version, true)
+    );
+    // Other content under the same id is still a conflict.
+    let e = client.append(letter("另一件事")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::AlreadyExists);
+    let ids: Vec<String> = read_case(&mut client, "c1")
+        .await
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
 }
