@@ -64,7 +64,8 @@ impl Policy {
     /// Warnings for the calendars this policy uses whose covered years end
     /// within [`COVERAGE_NOTICE_DAYS`] of `now` (nanoseconds): from then on,
     /// deadlines running past the end are recorded as pending (see
-    /// [`deadlines`]) until the next year's notice is added. Logged at start.
+    /// [`deadlines`]) until the next year's notice is added. The server logs
+    /// them at start and daily (`api::server`).
     pub fn coverage_warnings(&self, now: i128) -> Vec<String> {
         let mut ids: Vec<&String> = std::iter::once(&self.config.calendars.default)
             .chain(self.config.calendars.business_lines.values())
@@ -122,7 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn a_calendar_ending_within_the_notice_period_is_warned_of_once() {
+    fn a_calendar_ending_within_the_notice_period_is_warned_of() {
         let policy = Policy::default();
         assert!(policy
             .coverage_warnings(at("2026-08-01T10:00:00+08:00"))
