@@ -57,6 +57,10 @@ impl OpsApi for OpsService {
             max_batch_requests: s.max_batch_requests.load(Ordering::Relaxed),
             resident_bytes: resident_bytes(),
             disk_bytes,
+            calendar_warnings: self
+                .ledger
+                .policy()
+                .coverage_warnings(crate::time::now_nanos()),
         }))
     }
 

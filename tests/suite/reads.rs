@@ -542,4 +542,21 @@ async fn ops_stats_report_the_log_and_its_group_commits() {
     assert!(s.commits >= 1 && s.commits <= 13 && s.max_batch_requests >= 1);
     assert!(s.disk_bytes > 0);
     assert!(s.resident_bytes > 0, "read from /proc on Linux");
+    // What the server's calendars say of their end, as the policy computes
+    // it (tested on fixed dates in `policy`), around the call.
+    let warnings = || {
+        complaint_ledger::policy::Policy::default()
+            .coverage_warnings(complaint_ledger::time::now_nanos())
+    };
+    let before = warnings();
+    let s = ops
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        s.calendar_warnings == before || s.calendar_warnings == warnings(),
+        "{:?}",
+        s.calendar_warnings
+    );
 }
