@@ -808,6 +808,42 @@ async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_co
         x.deadline_pending
     );
     assert!(j.appeal_window_open);
+    // While it is pending, an appeal is accepted whenever it comes: the
+    // ledger holds no one to a deadline it could not compute.
+    let Kind::ViolationJudged(mut j2) = judged.clone() else {
+        unreachable!()
+    };
+    j2.judgement_id = "j2".into();
+    let appeal = |judgement: &str, at: &str| {
+        append(
+            "c1",
+            vec![ev(
+                &format!("appeal-{judgement}"),
+                at,
+                "8030",
+                Kind::ViolationAppealed(pb::ViolationAppealed {
+                    judgement_id: judgement.into(),
+                    reason: "客户未提及".into(),
+                }),
+            )],
+        )
+    };
+    client
+        .append(append(
+            "c1",
+            vec![ev(
+                "j2",
+                "2026-12-31T10:00:00+08:00",
+                "qa",
+                Kind::ViolationJudged(j2),
+            )],
+        ))
+        .await
+        .unwrap();
+    client
+        .append(appeal("j2", "2027-01-08T10:00:00+08:00"))
+        .await
+        .unwrap();
 
     // The calendar gains 2027 and the judgement is corrected: the deadline
     // is computed from the notice, Monday 01-04 and Tuesday 01-05 being the
@@ -838,18 +874,7 @@ async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_co
     );
     // And the ledger now enforces it.
     let e = client
-        .append(append(
-            "c1",
-            vec![ev(
-                "appeal-j1",
-                "2027-01-06T10:00:00+08:00",
-                "8030",
-                Kind::ViolationAppealed(pb::ViolationAppealed {
-                    judgement_id: "j1".into(),
-                    reason: "客户未提及".into(),
-                }),
-            )],
-        ))
+        .append(appeal("j1", "2027-01-06T10:00:00+08:00"))
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
