@@ -108,6 +108,7 @@ impl PoliciesApi for PoliciesService {
             state,
             due_before: when("due_before", req.due_before.as_ref())?,
             business_line: text_or_none(req.business_line),
+            due_pending: req.due_pending,
             now: when("evaluate_at", req.evaluate_at.as_ref())?.unwrap_or_else(now_nanos),
         };
         let after = page_token(&req.page_token)?;

@@ -34,6 +34,8 @@ pub struct PromiseQuery {
     pub state: Option<PromiseState>,
     pub due_before: Option<i128>,
     pub business_line: Option<String>,
+    /// Only promises whose due time is pending.
+    pub due_pending: bool,
     pub now: i128,
 }
 
@@ -60,8 +62,13 @@ pub fn promises(
                 .and_then(|p| p.due_at.as_ref())
                 .map(ts_nanos)
                 .unwrap_or(i128::MAX / 2);
+            let pending = v
+                .promise
+                .as_ref()
+                .is_some_and(|p| p.due_at.is_none() && !p.due_pending.is_empty());
             if q.state.is_some_and(|s| v.state != s as i32)
                 || q.due_before.is_some_and(|b| due >= b)
+                || (q.due_pending && !pending)
             {
                 continue;
             }

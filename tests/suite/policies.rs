@@ -447,6 +447,24 @@ async fn case_at(server: &TestServer, case_id: &str, at: &str) -> pb::CaseView {
         .into_inner()
 }
 
+/// The event ids of the promises whose due time is pending, across cases.
+async fn pending_promises(server: &TestServer) -> Vec<String> {
+    server
+        .policies()
+        .await
+        .list_promises(pb::ListPromisesRequest {
+            due_pending: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .promises
+        .into_iter()
+        .map(|p| p.promise.unwrap().event_id)
+        .collect()
+}
+
 /// Agent 8030's scorecard for `month`, as of `at`.
 async fn scorecard_at(server: &TestServer, month: &str, at: &str) -> pb::Scorecard {
     server
@@ -551,6 +569,8 @@ async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_
     let v = case_at(&server, "c1", "2027-03-01T12:00:00+08:00").await;
     assert_eq!(v.promises[0].state, PromiseState::Open as i32);
     assert!(v.promises[0].breach_reasons.is_empty());
+    // Listed for whoever corrects pending due times once the calendar can.
+    assert_eq!(pending_promises(&server).await, ["p-year-end"]);
     // A client may not claim a deadline is pending.
     let e = client
         .append(append(
@@ -600,6 +620,7 @@ async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_
         v.promises[0].breach_reasons,
         [BreachReason::NeverDone as i32]
     );
+    assert!(pending_promises(&server).await.is_empty());
     // The recorded promise itself is unchanged.
     assert_eq!(read_case(&mut client, "c1").await[1], events[1]);
 }
