@@ -174,6 +174,19 @@ mod tests {
         ts_nanos(&parse_rfc3339(s).unwrap())
     }
 
+    fn local(ts: Option<prost_types::Timestamp>) -> String {
+        format_local(&ts.unwrap(), 480)
+    }
+
+    /// A judgement notified at `notified`, as the shipped policy stamps it.
+    fn judged(notified: &str) -> Kind {
+        let j = pb::ViolationJudged {
+            notified_at: parse_rfc3339(notified),
+            ..Default::default()
+        };
+        stamped(Kind::ViolationJudged(j), 0, "")
+    }
+
     /// `kind` as the shipped policy stamps it, happening at `at`.
     fn stamped(kind: Kind, at: i128, business_line: &str) -> Kind {
         let mut e = CaseEvent { kind: Some(kind) };
@@ -194,10 +207,7 @@ mod tests {
         ) else {
             panic!()
         };
-        assert_eq!(
-            format_local(&p.due_at.unwrap(), 480),
-            "2020-12-07 18:00:00 +08:00"
-        );
+        assert_eq!(local(p.due_at), "2020-12-07 18:00:00 +08:00");
         assert_eq!(p.due_calendar, "cn-mainland@2026.1");
     }
 
@@ -205,24 +215,11 @@ mod tests {
     fn judgements_get_contact_and_appeal_deadlines() {
         // Notified on Friday 2020-12-04 10:00: 48 h -> Sunday 10:00; two
         // working days -> Tuesday 12-08 close of business.
-        let Kind::ViolationJudged(j) = stamped(
-            Kind::ViolationJudged(pb::ViolationJudged {
-                notified_at: parse_rfc3339("2020-12-04T10:00:00+08:00"),
-                ..Default::default()
-            }),
-            0,
-            "",
-        ) else {
+        let Kind::ViolationJudged(j) = judged("2020-12-04T10:00:00+08:00") else {
             panic!()
         };
-        assert_eq!(
-            format_local(&j.contact_deadline.unwrap(), 480),
-            "2020-12-06 10:00:00 +08:00"
-        );
-        assert_eq!(
-            format_local(&j.appeal_deadline.unwrap(), 480),
-            "2020-12-08 18:00:00 +08:00"
-        );
+        assert_eq!(local(j.contact_deadline), "2020-12-06 10:00:00 +08:00");
+        assert_eq!(local(j.appeal_deadline), "2020-12-08 18:00:00 +08:00");
     }
 
     #[test]
@@ -237,15 +234,9 @@ mod tests {
         ) else {
             panic!()
         };
-        assert_eq!(
-            format_local(&x.respond_by.unwrap(), 480),
-            "2020-12-10 12:00:00 +08:00"
-        );
+        assert_eq!(local(x.respond_by), "2020-12-10 12:00:00 +08:00");
         // 45 working days from Thu 2020-12-03, across New Year's Day 2021.
-        assert_eq!(
-            format_local(&x.resolve_by.unwrap(), 480),
-            "2021-02-05 18:00:00 +08:00"
-        );
+        assert_eq!(local(x.resolve_by), "2021-02-05 18:00:00 +08:00");
         assert_eq!(x.deadline_calendar, "cn-mainland@2026.1");
     }
 
@@ -279,10 +270,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(
-            format_local(&x.respond_by.unwrap(), 480),
-            "2026-12-02 18:00:00 +08:00"
-        );
+        assert_eq!(local(x.respond_by), "2026-12-02 18:00:00 +08:00");
         assert_eq!(x.resolve_by, None);
         assert_eq!(x.deadline_calendar, "cn-mainland@2026.1");
         assert!(
@@ -299,20 +287,10 @@ mod tests {
 
     #[test]
     fn a_judgement_before_the_calendar_keeps_its_contact_deadline() {
-        let Kind::ViolationJudged(j) = stamped(
-            Kind::ViolationJudged(pb::ViolationJudged {
-                notified_at: parse_rfc3339("2019-06-03T10:00:00+08:00"),
-                ..Default::default()
-            }),
-            0,
-            "",
-        ) else {
+        let Kind::ViolationJudged(j) = judged("2019-06-03T10:00:00+08:00") else {
             panic!()
         };
-        assert_eq!(
-            format_local(&j.contact_deadline.unwrap(), 480),
-            "2019-06-05 10:00:00 +08:00"
-        );
+        assert_eq!(local(j.contact_deadline), "2019-06-05 10:00:00 +08:00");
         assert_eq!(j.appeal_deadline, None);
         assert_eq!(j.deadline_calendar, "");
         assert!(
