@@ -318,24 +318,15 @@ impl<L: EventLog> Writer<L> {
                 p,
             ))
         });
-        // Read before stamping, for telling a retry from new content below.
-        let left_to_server = |req: &pb::AppendRequest| -> Vec<LeftToServer> {
-            req.events
-                .iter()
-                .map(|e| e.event.as_ref().map(LeftToServer::of).unwrap_or_default())
-                .collect()
-        };
         let left;
         let (blind, new_keys) = match presealed {
             Some(p) => {
                 req = p.request;
-                left = left_to_server(&req);
-                self.stamp_deadlines(staged, &mut req)?;
+                left = self.stamp_deadlines(staged, &mut req)?;
                 (p.blind, HashMap::new())
             }
             None => {
-                left = left_to_server(&req);
-                self.stamp_deadlines(staged, &mut req)?;
+                left = self.stamp_deadlines(staged, &mut req)?;
                 self.seal_personal_data(staged, &mut req)?
             }
         };
@@ -357,7 +348,11 @@ impl<L: EventLog> Writer<L> {
                 let same = k.case_id == req.case_id
                     && k.occurred_at == e.occurred_at
                     && (k.payload == payloads[i]
-                        || same_but_stamps(&k.payload, e.event.as_ref(), left[i]));
+                        || same_but_stamps(
+                            &k.payload,
+                            e.event.as_ref(),
+                            left.get(i).copied().unwrap_or_default(),
+                        ));
                 if !same {
                     return Err(LedgerError::EventIdConflict {
                         index: i,
@@ -633,11 +628,14 @@ impl<L: EventLog> Writer<L> {
     /// Computes and stamps the deadlines of the request's events from the
     /// case's business-line calendar (see `policy::deadlines`). A
     /// correction's replacement is stamped as of the corrected event's time.
+    /// Returns, per event, which deadlines its client left to the server
+    /// (read before stamping, for telling a retry from new content); empty
+    /// when no event has deadlines.
     fn stamp_deadlines(
         &self,
         staged: &Staged,
         req: &mut pb::AppendRequest,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<Vec<LeftToServer>, LedgerError> {
         let needs = |k: &Option<Kind>| {
             matches!(
                 k,
@@ -652,8 +650,13 @@ impl<L: EventLog> Writer<L> {
             .iter()
             .any(|e| e.event.as_ref().is_some_and(|x| needs(&x.kind)))
         {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let left = req
+            .events
+            .iter()
+            .map(|e| e.event.as_ref().map(LeftToServer::of).unwrap_or_default())
+            .collect();
         let mut business_line = staged
             .cases
             .get(&req.case_id)
@@ -689,7 +692,7 @@ impl<L: EventLog> Writer<L> {
                 _ => self.policy.stamp_deadlines(event, occurred, &business_line),
             }
         }
-        Ok(())
+        Ok(left)
     }
 
     /// A correction names an earlier event of the same case, and its

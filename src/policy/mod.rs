@@ -35,9 +35,7 @@ impl Policy {
         if let Some(dir) = &config.calendars.directory {
             calendars.load_dir(dir).map_err(|e| e.to_string())?;
         }
-        let named = std::iter::once(&config.calendars.default)
-            .chain(config.calendars.business_lines.values());
-        for id in named {
+        for id in named_calendars(&config) {
             if calendars.get(id).is_none() {
                 return Err(format!(
                     "the policy names calendar {id:?}, which is not known (known: {})",
@@ -67,9 +65,7 @@ impl Policy {
     /// [`deadlines`]) until the next year's notice is added. The server logs
     /// them at start and daily (`api::server`).
     pub fn coverage_warnings(&self, now: i128) -> Vec<String> {
-        let mut ids: Vec<&String> = std::iter::once(&self.config.calendars.default)
-            .chain(self.config.calendars.business_lines.values())
-            .collect();
+        let mut ids: Vec<&String> = named_calendars(&self.config).collect();
         ids.sort();
         ids.dedup();
         let mut out = Vec::new();
@@ -100,6 +96,12 @@ impl Policy {
         }
         out
     }
+}
+
+/// The ids of the calendars a policy names: its default and its business
+/// lines' (repeats included).
+fn named_calendars(config: &PolicyConfig) -> impl Iterator<Item = &String> {
+    std::iter::once(&config.calendars.default).chain(config.calendars.business_lines.values())
 }
 
 /// How far ahead a calendar's end is warned of: more than the longest

@@ -513,19 +513,16 @@ fn at_the_year_end(c: &mut ServerConfig) {
     c.ledger.limits.max_clock_skew_seconds = 5 * 365 * 86_400;
 }
 
-/// A correction repeating `event` as `target`'s replacement: how a deadline
-/// left pending gets computed once the calendar covers it.
-fn repeated(id: &str, at: &str, target: &str, event: Kind) -> pb::ProposedEvent {
-    ev(
-        id,
-        at,
-        "qa",
-        Kind::EventCorrected(Box::new(pb::EventCorrected {
-            corrected_event_id: target.into(),
-            reason: "the 2027 holiday notice is in the calendar".into(),
-            replacement: Some(Box::new(pb::CaseEvent { kind: Some(event) })),
-        })),
-    )
+/// An append to case c1 of a correction repeating `event` as `target`'s
+/// replacement: how a deadline left pending gets computed once the calendar
+/// covers it.
+fn repeated(id: &str, at: &str, target: &str, event: Kind) -> pb::AppendRequest {
+    let correction = Kind::EventCorrected(Box::new(pb::EventCorrected {
+        corrected_event_id: target.into(),
+        reason: "the 2027 holiday notice is in the calendar".into(),
+        replacement: Some(Box::new(pb::CaseEvent { kind: Some(event) })),
+    }));
+    append("c1", vec![ev(id, at, "qa", correction)])
 }
 
 #[tokio::test]
@@ -599,14 +596,11 @@ async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_
     restart_with_a_calendar_through_2027(&mut server).await;
     let mut client = server.ledger().await;
     client
-        .append(append(
-            "c1",
-            vec![repeated(
-                "p-year-end-due",
-                "2027-01-02T09:00:00+08:00",
-                "p-year-end",
-                promise,
-            )],
+        .append(repeated(
+            "p-year-end-due",
+            "2027-01-02T09:00:00+08:00",
+            "p-year-end",
+            promise,
         ))
         .await
         .unwrap();
@@ -872,14 +866,11 @@ async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_co
     restart_with_a_calendar_through_2027(&mut server).await;
     let mut client = server.ledger().await;
     client
-        .append(append(
-            "c1",
-            vec![repeated(
-                "j1-due",
-                "2027-01-04T09:00:00+08:00",
-                "j1",
-                judged,
-            )],
+        .append(repeated(
+            "j1-due",
+            "2027-01-04T09:00:00+08:00",
+            "j1",
+            judged,
         ))
         .await
         .unwrap();
