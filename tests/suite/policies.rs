@@ -213,6 +213,73 @@ async fn warnings_found_while_the_ledger_opens_are_raised_once() {
     );
 }
 
+/// The story as case `k{k}`, of its own customer, with its own event ids.
+fn story_copy(k: usize) -> Vec<pb::ProposedEvent> {
+    story()
+        .into_iter()
+        .map(|mut e| {
+            e.event_id = format!("k{k}-{}", e.event_id);
+            match e.event.as_mut().and_then(|x| x.kind.as_mut()) {
+                Some(Kind::EventCorrected(c)) => {
+                    c.corrected_event_id = format!("k{k}-{}", c.corrected_event_id)
+                }
+                Some(Kind::CaseOpened(o)) => o.customer_id = format!("cust-k{k}"),
+                _ => {}
+            }
+            e
+        })
+        .collect()
+}
+
+/// A backlog of warnings (a policy turned on over a full log) is raised
+/// many at a time, each case's in the order they happened. A stop in the
+/// middle of it leaves the rest to the next start, which raises each
+/// missing warning once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_warnings_is_raised_in_order_and_a_stop_midway_loses_none() {
+    const CASES: usize = 60;
+    let mut server = TestServer::start().await;
+    let mut client = server.ledger().await;
+    for k in 0..CASES {
+        client
+            .append(append(&format!("k{k}"), story_copy(k)))
+            .await
+            .unwrap();
+    }
+    let with_early_warning = |c: &mut ServerConfig| {
+        c.ledger.policy = config(&c.data_dir, true).ledger.policy;
+    };
+    // Stopped at once, wherever the backlog stands; then left to finish.
+    server.restart_with(with_early_warning).await;
+    server.restart_with(with_early_warning).await;
+    let mut all = Vec::new();
+    for _ in 0..300 {
+        all = warnings(&server, false).await;
+        if all.len() >= CASES * EXPECTED_WARNINGS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(all.len(), CASES * EXPECTED_WARNINGS);
+    let mut client = server.ledger().await;
+    for k in 0..CASES {
+        let events = read_case(&mut client, &format!("k{k}")).await;
+        let raised: Vec<&pb::RecordedEvent> = events
+            .iter()
+            .filter(|e| e.event_type == "WarningRaised")
+            .collect();
+        assert_eq!(raised.len(), EXPECTED_WARNINGS, "case k{k}");
+        let times: Vec<i128> = raised
+            .iter()
+            .map(|e| complaint_ledger::time::ts_nanos(e.occurred_at.as_ref().unwrap()))
+            .collect();
+        assert!(times.is_sorted(), "case k{k}: warnings out of order");
+        let ids: std::collections::HashSet<&str> =
+            raised.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids.len(), EXPECTED_WARNINGS, "case k{k}: a warning twice");
+    }
+}
+
 #[tokio::test]
 async fn promises_get_due_times_from_the_calendar_and_are_judged_against_demands() {
     let server = TestServer::start().await;
