@@ -98,6 +98,10 @@ enum Command {
         /// Events in the large log (default 1,000,000, or 20,000 with --quick).
         #[arg(long)]
         events: Option<u64>,
+        /// Cases the appends and the large log spread over (default 10,000,
+        /// or 500 with --quick).
+        #[arg(long)]
+        cases: Option<u64>,
         /// PostgreSQL connection string for the event-table reference.
         #[arg(long, env = "COMPLAINT_LEDGER_BENCH_POSTGRES")]
         postgres: Option<String>,
@@ -326,6 +330,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             quick,
             seconds,
             events,
+            cases,
             postgres,
             json,
             clients,
@@ -338,6 +343,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             o.seconds = seconds.unwrap_or(o.seconds);
             o.events = events.unwrap_or(o.events);
+            o.cases = cases.unwrap_or(o.cases);
             o.postgres = postgres;
             o.json = json;
             if let Some(c) = clients {
