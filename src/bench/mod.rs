@@ -7,10 +7,12 @@
 //! servers share the machine the same way in every measurement; it checks
 //! bearer tokens as in production (see [`credentials`]).
 
+pub mod case_memory;
 pub mod credentials;
 pub mod load;
 pub mod reference;
 pub mod report;
+pub mod seed_case;
 
 use crate::proto::v1::{self as pb, ledger_client::LedgerClient, ops_client::OpsClient};
 use anyhow::Context;
@@ -39,6 +41,8 @@ pub struct BenchOptions {
     pub events: u64,
     /// Cases the single appends spread over.
     pub cases: u64,
+    /// Copies of the seed case appended to measure memory per case.
+    pub story_cases: u64,
     /// Concurrency levels of the single-append runs.
     pub clients: Vec<usize>,
     /// PostgreSQL connection string for the event-table reference.
@@ -61,6 +65,7 @@ impl BenchOptions {
             seconds: 5.0,
             events: 1_000_000,
             cases: 10_000,
+            story_cases: 10_000,
             clients: vec![1, 16, 64, 256],
             postgres: None,
             json: None,
@@ -75,6 +80,7 @@ impl BenchOptions {
             seconds: 0.5,
             events: 20_000,
             cases: 500,
+            story_cases: 200,
             clients: vec![1, 16, 64],
             ..Self::full()
         }
@@ -93,7 +99,8 @@ impl BenchOptions {
             "--clients: concurrency levels from 1 to {MAX_CLIENTS} (got {:?})",
             self.clients
         );
-        anyhow::ensure!(self.cases >= 1, "cases: at least one");
+        anyhow::ensure!(self.cases >= 1, "--cases: at least one");
+        anyhow::ensure!(self.story_cases >= 1, "story cases: at least one");
         Ok(())
     }
 }
@@ -311,6 +318,16 @@ async fn open_cases(conns: &[Client], n: u64) -> anyhow::Result<()> {
     for t in tasks {
         t.await??;
     }
+    Ok(())
+}
+
+/// Stops a server with SIGTERM (a clean close) and waits for it to exit.
+async fn stop(server: Server) -> anyhow::Result<()> {
+    let pid = server.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status()?;
+    let mut server = server;
+    let server = tokio::task::spawn_blocking(move || server.child.wait().map(|_| server)).await??;
+    drop(server);
     Ok(())
 }
 
@@ -579,11 +596,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
     // restart on its data directory.
     drop(conns);
     drop(c);
-    let pid = server.child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status()?;
-    let mut server = server;
-    let server = tokio::task::spawn_blocking(move || server.child.wait().map(|_| server)).await??;
-    drop(server);
+    stop(server).await?;
     drop(noop);
 
     let log = crate::store::SledLog::open(data, &crate::store::SledOptions::default())?;
@@ -612,6 +625,13 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
         l.startup_seconds = startup_s;
         l.resident_after_restart_bytes = resident_after_restart;
     }
+
+    eprintln!(
+        "bench: memory per case, {} copies of seed case 124545",
+        opts.story_cases
+    );
+    rep.case_memory =
+        Some(case_memory::measure(&dir.join("story-cases"), &creds, opts.story_cases).await?);
     Ok(rep)
 }
 

@@ -51,6 +51,7 @@ pub struct Report {
     pub subscribe: Option<(u64, f64)>,
     pub token_check: Option<super::credentials::TokenCheck>,
     pub large: Option<Large>,
+    pub case_memory: Option<super::case_memory::CaseMemory>,
 }
 
 fn machine() -> String {
@@ -110,6 +111,7 @@ impl Report {
             subscribe: None,
             token_check: None,
             large: None,
+            case_memory: None,
         }
     }
 
@@ -237,6 +239,24 @@ impl Report {
                 l.disk_bytes as f64 / l.events.max(1) as f64
             );
         }
+        if let Some(m) = &self.case_memory {
+            let _ = writeln!(
+                t,
+                "\n{} copies of seed case 124545 ({} events in all, with the warnings raised):",
+                m.cases, m.events
+            );
+            let _ = writeln!(
+                t,
+                "  resident memory: {:.1} MB empty, {:.1} MB at {} cases, {:.1} MB at {} ({:.1} KB per added case), {:.1} MB after a restart",
+                m.empty_bytes as f64 / 1e6,
+                m.half_bytes as f64 / 1e6,
+                m.cases / 2,
+                m.filled_bytes as f64 / 1e6,
+                m.cases,
+                m.per_added_case() / 1e3,
+                m.restarted_bytes as f64 / 1e6,
+            );
+        }
         t
     }
 
@@ -275,6 +295,15 @@ impl Report {
                 "resident_bytes": l.resident_bytes,
                 "resident_after_restart_bytes": l.resident_after_restart_bytes,
                 "disk_bytes_per_event": l.disk_bytes as f64 / l.events.max(1) as f64,
+            })),
+            "seed_case_memory": self.case_memory.as_ref().map(|m| json!({
+                "cases": m.cases,
+                "events": m.events,
+                "empty_resident_bytes": m.empty_bytes,
+                "half_resident_bytes": m.half_bytes,
+                "resident_bytes": m.filled_bytes,
+                "resident_bytes_per_added_case": m.per_added_case(),
+                "resident_after_restart_bytes": m.restarted_bytes,
             })),
         })
     }

@@ -213,24 +213,6 @@ async fn warnings_found_while_the_ledger_opens_are_raised_once() {
     );
 }
 
-/// The story as case `k{k}`, of its own customer, with its own event ids.
-fn story_copy(k: usize) -> Vec<pb::ProposedEvent> {
-    story()
-        .into_iter()
-        .map(|mut e| {
-            e.event_id = format!("k{k}-{}", e.event_id);
-            match e.event.as_mut().and_then(|x| x.kind.as_mut()) {
-                Some(Kind::EventCorrected(c)) => {
-                    c.corrected_event_id = format!("k{k}-{}", c.corrected_event_id)
-                }
-                Some(Kind::CaseOpened(o)) => o.customer_id = format!("cust-k{k}"),
-                _ => {}
-            }
-            e
-        })
-        .collect()
-}
-
 /// A backlog of warnings (a policy turned on over a full log) is raised
 /// many at a time, each case's in the order they happened. A stop in the
 /// middle of it leaves the rest to the next start, which raises each
@@ -242,7 +224,7 @@ async fn a_backlog_of_warnings_is_raised_in_order_and_a_stop_midway_loses_none()
     let mut client = server.ledger().await;
     for k in 0..CASES {
         client
-            .append(append(&format!("k{k}"), story_copy(k)))
+            .append(append(&format!("k{k}"), copy_of(&format!("k{k}"))))
             .await
             .unwrap();
     }

@@ -1,0 +1,106 @@
+//! Memory per complaint case. The large log of notes says what the log
+//! costs; it says little about what cases cost, and a case's state is kept
+//! in memory for as long as the ledger runs (its rules state, its summary,
+//! its part of the policy board and of the early-warning rules), so a
+//! ledger's memory grows with the number of its cases, open or closed.
+//! This appends copies of seed case 124545 (see [`super::seed_case`]) to a
+//! fresh server, lets the policy raise the warnings they call for, and
+//! reports resident memory at half the cases and at all of them, and after
+//! a restart. What each added case costs is the difference between the two
+//! measurements over the cases added between them: the figure to size a
+//! deployment by. (Resident memory divided by cases would also spread
+//! fixed costs over them: the threads, sled's page cache, up to 64 MiB.)
+
+use super::credentials::Credentials;
+use super::{connect_all, seed_case, settled_resident_bytes, spawn_ledger, stats, stop};
+use crate::proto::v1 as pb;
+use std::path::Path;
+use std::time::Duration;
+
+/// What the measurement found.
+#[derive(Debug, Clone, Default)]
+pub struct CaseMemory {
+    pub cases: u64,
+    /// Events in the log at the end: the cases' own and the warnings raised.
+    pub events: u64,
+    /// Resident memory of the empty server, settled.
+    pub empty_bytes: u64,
+    /// ... with the first half of the cases appended.
+    pub half_bytes: u64,
+    pub filled_bytes: u64,
+    pub restarted_bytes: u64,
+}
+
+impl CaseMemory {
+    /// Resident bytes each case of the second half added.
+    pub fn per_added_case(&self) -> f64 {
+        let added = self.cases - self.cases / 2;
+        (self.filled_bytes as f64 - self.half_bytes as f64) / added.max(1) as f64
+    }
+}
+
+/// Appends `cases` copies of the seed case on a server of its own in
+/// `data`, with 64 concurrent writers, one request per case.
+pub async fn measure(data: &Path, creds: &Credentials, cases: u64) -> anyhow::Result<CaseMemory> {
+    let server = spawn_ledger(data, creds)?;
+    let mut m = CaseMemory {
+        cases,
+        empty_bytes: settled_resident_bytes(&server.url, &creds.bearer).await?,
+        ..Default::default()
+    };
+    let conns = connect_all(&server.url, 64, &creds.bearer).await?;
+    append_copies(&conns, 0, cases / 2).await?;
+    settle(&server.url, creds).await?;
+    m.half_bytes = settled_resident_bytes(&server.url, &creds.bearer).await?;
+    append_copies(&conns, cases / 2, cases).await?;
+    drop(conns);
+    m.events = settle(&server.url, creds).await?;
+    m.filled_bytes = settled_resident_bytes(&server.url, &creds.bearer).await?;
+    stop(server).await?;
+    let restarted = spawn_ledger(data, creds)?;
+    m.restarted_bytes = settled_resident_bytes(&restarted.url, &creds.bearer).await?;
+    stop(restarted).await?;
+    Ok(m)
+}
+
+/// Appends the copies `from..to`.
+async fn append_copies(conns: &[super::Client], from: u64, to: u64) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    for (w, client) in conns.iter().enumerate() {
+        let mut client = client.clone();
+        let stride = conns.len() as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut k = from + w as u64;
+            while k < to {
+                let id = format!("story-{k}");
+                client
+                    .append(pb::AppendRequest {
+                        case_id: id.clone(),
+                        expected_version: None,
+                        events: seed_case::copy_of(&id),
+                    })
+                    .await?;
+                k += stride;
+            }
+            Ok::<_, tonic::Status>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// Waits until the log stops growing (the early-warning process appends
+/// the cases' warnings after them); returns its head.
+async fn settle(url: &str, creds: &Credentials) -> anyhow::Result<u64> {
+    let mut head = 0;
+    loop {
+        let now = stats(url, &creds.bearer).await?.head_position;
+        if now == head {
+            return Ok(head);
+        }
+        head = now;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+}
