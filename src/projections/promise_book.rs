@@ -7,6 +7,22 @@ use super::fact::Fact;
 use super::promises::{judge_promise, Delivery, DemandTerms};
 use crate::proto::v1::{self as pb, case_event::Kind};
 
+/// What judging a promise needs of a demand: its terms, not its words.
+/// The description is free text, sealed personal data of a few hundred
+/// bytes, kept by every case's book for as long as the server runs; the
+/// case view reads it from the log.
+fn terms_of(d: &pb::DemandRecorded) -> pb::DemandRecorded {
+    pb::DemandRecorded {
+        demand_id: d.demand_id.clone(),
+        contact_id: d.contact_id.clone(),
+        description: String::new(),
+        required_channel: d.required_channel,
+        refused_channels: d.refused_channels.clone(),
+        due_by: d.due_by,
+        window: d.window,
+    }
+}
+
 /// A promise as recorded (or as last corrected), with when it was made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromiseEntry {
@@ -35,7 +51,7 @@ impl CasePromises {
                 f.event_id.to_string(),
                 DemandTerms {
                     made_at: f.occurred_at.unwrap_or_default(),
-                    demand: d.clone(),
+                    demand: terms_of(d),
                 },
             )),
             Some(Kind::CallbackCompleted(c)) if c.reached => self.deliveries.push(Delivery {
@@ -62,7 +78,7 @@ impl CasePromises {
                             .iter_mut()
                             .find(|(id, _)| *id == c.corrected_event_id)
                         {
-                            t.demand = d.clone();
+                            t.demand = terms_of(d);
                         }
                     }
                     _ => {}
@@ -92,5 +108,77 @@ impl CasePromises {
                 v
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::{BreachReason, Channel, PromiseState};
+
+    fn fact<'a>(id: &'a str, at: i64, event: &'a pb::CaseEvent) -> Fact<'a> {
+        Fact {
+            position: 1,
+            case_id: "c1",
+            event_id: id,
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: at,
+                nanos: 0,
+            }),
+            recorded_at: 0,
+            correlation_id: "",
+            event,
+        }
+    }
+
+    fn event(kind: Kind) -> pb::CaseEvent {
+        pb::CaseEvent { kind: Some(kind) }
+    }
+
+    /// The book keeps a demand's terms, not its words (sealed free text
+    /// that every case's book would hold for as long as the server runs),
+    /// and still judges promises against those terms.
+    #[test]
+    fn a_demand_is_kept_as_its_terms_and_still_breaks_a_promise() {
+        let promise = event(Kind::PromiseMade(pb::PromiseMade {
+            promise_id: "p1".into(),
+            due_at: Some(prost_types::Timestamp {
+                seconds: 10_000,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }));
+        let demand = event(Kind::DemandRecorded(pb::DemandRecorded {
+            demand_id: "d1".into(),
+            description: "sealed:call me, never by SMS".into(),
+            required_channel: Channel::OutboundCall as i32,
+            ..Default::default()
+        }));
+        let answer = event(Kind::CallbackCompleted(pb::CallbackCompleted {
+            callback_id: "cb1".into(),
+            channel: Channel::Sms as i32,
+            reached: true,
+            promise_id: "p1".into(),
+            ..Default::default()
+        }));
+        let mut book = CasePromises::default();
+        book.apply(&fact("e-p1", 1_000, &promise));
+        book.apply(&fact("e-d1", 1_100, &demand));
+        book.apply(&fact("e-cb1", 2_000, &answer));
+
+        assert!(book
+            .demands
+            .iter()
+            .all(|(_, t)| t.demand.description.is_empty()));
+        assert_eq!(
+            book.demands[0].1.demand.required_channel,
+            Channel::OutboundCall as i32
+        );
+        let judged = book.judged(480, 3_000 * 1_000_000_000);
+        assert_eq!(judged[0].state, PromiseState::Broken as i32);
+        assert_eq!(
+            judged[0].breach_reasons,
+            [BreachReason::WrongChannel as i32]
+        );
     }
 }
