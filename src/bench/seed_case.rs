@@ -5,12 +5,14 @@
 
 use crate::proto::v1::{self as pb, case_event::Kind, Channel};
 
-/// An RFC 3339 time of the story as a protobuf timestamp.
-fn ts(s: &str) -> prost_types::Timestamp {
+/// An RFC 3339 time as a protobuf timestamp (panics on a malformed one:
+/// the story's times are constants).
+pub fn ts(s: &str) -> prost_types::Timestamp {
     crate::time::parse_rfc3339(s).unwrap_or_else(|| panic!("bad time {s}"))
 }
 
-fn ev(id: &str, at: &str, agent: &str, kind: Kind) -> pb::ProposedEvent {
+/// A proposed event at `at`, acting for agent `agent`.
+pub fn ev(id: &str, at: &str, agent: &str, kind: Kind) -> pb::ProposedEvent {
     pb::ProposedEvent {
         event_id: id.to_string(),
         occurred_at: Some(ts(at)),

@@ -118,22 +118,8 @@ impl TestServer {
     }
 }
 
-/// An RFC 3339 time as a protobuf timestamp.
-pub fn ts(s: &str) -> prost_types::Timestamp {
-    complaint_ledger::time::parse_rfc3339(s).unwrap_or_else(|| panic!("bad time {s}"))
-}
-
-/// A proposed event.
-pub fn ev(id: &str, at: &str, agent: &str, kind: Kind) -> pb::ProposedEvent {
-    pb::ProposedEvent {
-        event_id: id.to_string(),
-        occurred_at: Some(ts(at)),
-        acted_for_agent: agent.to_string(),
-        correlation_id: String::new(),
-        causation_id: String::new(),
-        event: Some(pb::CaseEvent { kind: Some(kind) }),
-    }
-}
+/// An RFC 3339 time as a timestamp, and a proposed event: the seed story's.
+pub use complaint_ledger::bench::seed_case::{ev, ts};
 
 pub fn opened(customer: &str) -> Kind {
     Kind::CaseOpened(pb::CaseOpened {
