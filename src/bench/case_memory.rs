@@ -4,8 +4,8 @@
 //! its part of the policy board and of the early-warning rules), so a
 //! ledger's memory grows with the number of its cases, open or closed.
 //! This appends copies of seed case 124545 (see [`super::seed_case`]) to a
-//! fresh server, lets the policy raise the warnings they call for, and
-//! reports resident memory at half the cases and at all of them, and after
+//! fresh server, lets the policy raise the warnings they call for, closes
+//! them (most of a ledger's cases are closed ones), and reports resident memory at half the cases and at all of them, and after
 //! a restart. What each added case costs is the difference between the two
 //! measurements over the cases added between them: the figure to size a
 //! deployment by. (Resident memory divided by cases would also spread
@@ -51,8 +51,12 @@ pub async fn measure(data: &Path, creds: &Credentials, cases: u64) -> anyhow::Re
     let conns = connect_all(&server.url, 64, &creds.bearer).await?;
     append_copies(&conns, 0, cases / 2).await?;
     settle(&server.url, creds).await?;
+    close_copies(&conns, 0, cases / 2).await?;
+    settle(&server.url, creds).await?;
     m.half_bytes = settled_resident_bytes(&server.url, &creds.bearer).await?;
     append_copies(&conns, cases / 2, cases).await?;
+    settle(&server.url, creds).await?;
+    close_copies(&conns, cases / 2, cases).await?;
     drop(conns);
     m.events = settle(&server.url, creds).await?;
     m.filled_bytes = settled_resident_bytes(&server.url, &creds.bearer).await?;
@@ -65,6 +69,32 @@ pub async fn measure(data: &Path, creds: &Credentials, cases: u64) -> anyhow::Re
 
 /// Appends the copies `from..to`.
 async fn append_copies(conns: &[super::Client], from: u64, to: u64) -> anyhow::Result<()> {
+    on_copies(conns, from, to, seed_case::copy_of).await
+}
+
+/// Closes the copies `from..to`, as disputes end: most of a ledger's cases
+/// are closed ones.
+async fn close_copies(conns: &[super::Client], from: u64, to: u64) -> anyhow::Result<()> {
+    on_copies(conns, from, to, |id| {
+        vec![seed_case::ev(
+            &format!("{id}-closed"),
+            "2020-12-20T10:00:00+08:00",
+            "8020",
+            pb::case_event::Kind::CaseClosed(pb::CaseClosed {
+                reason: "settled with the client company".into(),
+            }),
+        )]
+    })
+    .await
+}
+
+/// Appends `events(case id)` to each copy `from..to`, 64 clients at once.
+async fn on_copies(
+    conns: &[super::Client],
+    from: u64,
+    to: u64,
+    events: fn(&str) -> Vec<pb::ProposedEvent>,
+) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for (w, client) in conns.iter().enumerate() {
         let mut client = client.clone();
@@ -77,7 +107,7 @@ async fn append_copies(conns: &[super::Client], from: u64, to: u64) -> anyhow::R
                     .append(pb::AppendRequest {
                         case_id: id.clone(),
                         expected_version: None,
-                        events: seed_case::copy_of(&id),
+                        events: events(&id),
                     })
                     .await?;
                 k += stride;

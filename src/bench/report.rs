@@ -242,7 +242,7 @@ impl Report {
         if let Some(m) = &self.case_memory {
             let _ = writeln!(
                 t,
-                "\n{} copies of seed case 124545 ({} events in all, with the warnings raised):",
+                "\n{} copies of seed case 124545, closed ({} events in all, with the warnings raised):",
                 m.cases, m.events
             );
             let _ = writeln!(
