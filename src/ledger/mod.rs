@@ -192,6 +192,8 @@ impl Ledger {
             records: head,
             cases: cases.len(),
         };
+        cases.retain(|_, s| writer::kept_in_memory(s));
+        cases.shrink_to_fit();
         let (head_tx, head_rx) = watch::channel(head);
         let (commits_tx, _) = broadcast::channel(COMMITS_KEPT);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -205,6 +207,7 @@ impl Ledger {
             stats: stats.clone(),
             log: log.clone(),
             cases,
+            loaded: Vec::new(),
             index: index.clone(),
             head,
             head_tx,

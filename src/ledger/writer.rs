@@ -15,7 +15,7 @@ use super::AppendOutcome;
 use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
 use crate::audit::record_hash;
 use crate::domain::rules::{decide, decide_at};
-use crate::domain::{event_type_name, CaseState, RuleViolation};
+use crate::domain::{event_type_name, CaseState, CaseStatus, RuleViolation};
 use crate::policy::deadlines::{with_stamps_of, LeftToServer};
 use crate::policy::Policy;
 use crate::privacy::blind_index::BlindIndex;
@@ -77,10 +77,24 @@ pub struct WriterStats {
     pub presealed: AtomicU64,
 }
 
+/// Whether the writer keeps a case's state in memory between commits: all
+/// but closed cases. A closed case takes only a reopen, a note or a
+/// correction, rarely, and most cases end closed; keeping them all cost
+/// about 3.4 KB per case for as long as the server ran (BENCHMARKS.md,
+/// "Where the memory goes"). A closed case's state is folded from its
+/// stream when a request names it ([`Writer::ensure_loaded`]).
+pub(crate) fn kept_in_memory(state: &CaseState) -> bool {
+    state.status != CaseStatus::Closed
+}
+
 pub(crate) struct Writer<L: EventLog> {
     pub stats: Arc<WriterStats>,
     pub log: Arc<L>,
+    /// The state of every case the ledger holds but closed ones (see
+    /// [`kept_in_memory`]).
     pub cases: HashMap<String, CaseState>,
+    /// Closed cases folded from the log for this batch; dropped after it.
+    pub loaded: Vec<String>,
     pub index: Arc<CaseIndex>,
     pub board: Arc<RwLock<Board>>,
     pub policy: Arc<Policy>,
@@ -159,6 +173,7 @@ impl<L: EventLog> Writer<L> {
                 }
             }
             self.commit(staged);
+            self.drop_loaded();
         }
         // Queue closed or shutdown asked: everything before it is committed.
         rx.close();
@@ -245,7 +260,11 @@ impl<L: EventLog> Writer<L> {
                 .fetch_max(requests, Ordering::Relaxed);
             for (case_id, state) in cases {
                 self.index.upsert(summarize(&case_id, &state));
-                self.cases.insert(case_id, state);
+                if kept_in_memory(&state) {
+                    self.cases.insert(case_id, state);
+                } else {
+                    self.cases.remove(&case_id);
+                }
             }
             for (customer, tokens) in &blind {
                 self.blind.add(customer, tokens);
@@ -263,6 +282,66 @@ impl<L: EventLog> Writer<L> {
         }
         for (reply, outcome) in replies {
             let _ = reply.send(Ok(outcome));
+        }
+    }
+
+    /// Makes a closed case's state available to this batch: folded from
+    /// its stream (every record of the case, in version order, with its
+    /// stored hash, position and recorded time, as a start folds it) into
+    /// `cases` until the batch is committed. Nothing to do for a case that
+    /// is in memory, staged, or new.
+    fn ensure_loaded(&mut self, staged: &Staged, case_id: &str) -> Result<(), LedgerError> {
+        if staged.cases.contains_key(case_id)
+            || self.cases.contains_key(case_id)
+            || !self.index.contains(case_id)
+        {
+            return Ok(());
+        }
+        let mut state = CaseState::default();
+        for (version, pos) in self.log.case_positions(case_id, 1, false, usize::MAX)? {
+            let bytes = self.log.read(pos)?.ok_or_else(|| {
+                LedgerError::Storage(format!(
+                    "case {case_id} version {version}: position {pos} is missing"
+                ))
+            })?;
+            let rec = pb::StoredRecord::decode(bytes.as_slice())
+                .map_err(|e| LedgerError::Storage(format!("record {pos} does not decode: {e}")))?;
+            let event = pb::CaseEvent::decode(&rec.payload[..]).map_err(|e| {
+                LedgerError::Storage(format!("payload at {pos} does not decode: {e}"))
+            })?;
+            if rec.case_version != state.version + 1 || rec.case_id != case_id {
+                return Err(LedgerError::Storage(format!(
+                    "case {case_id}: position {pos} holds version {} of case {}, expected version {}",
+                    rec.case_version,
+                    rec.case_id,
+                    state.version + 1
+                )));
+            }
+            let recorded = rec
+                .recorded_at
+                .as_ref()
+                .map(crate::time::ts_nanos)
+                .unwrap_or(0);
+            state.apply_stored(
+                &event,
+                rec.case_version,
+                record_hash(&bytes),
+                rec.position,
+                recorded,
+            );
+        }
+        tracing::debug!(%case_id, version = state.version, "closed case folded from the log");
+        self.cases.insert(case_id.to_string(), state);
+        self.loaded.push(case_id.to_string());
+        Ok(())
+    }
+
+    /// Drops the closed cases this batch folded that are still closed.
+    fn drop_loaded(&mut self) {
+        for case_id in std::mem::take(&mut self.loaded) {
+            if self.cases.get(&case_id).is_some_and(|s| !kept_in_memory(s)) {
+                self.cases.remove(&case_id);
+            }
         }
     }
 
@@ -308,6 +387,7 @@ impl<L: EventLog> Writer<L> {
         actor: &str,
         line_scope: Option<&str>,
     ) -> Result<AppendOutcome, LedgerError> {
+        self.ensure_loaded(staged, &req.case_id)?;
         // Sealing and stamping touch different fields, and sealing is
         // deterministic: sealed here or by the handler, the bytes are equal.
         let presealed = presealed.filter(|p| {
@@ -825,6 +905,7 @@ mod tests {
             stats: Arc::default(),
             log: Arc::new(UnreadableTree),
             cases: HashMap::from([("c".to_string(), opened)]),
+            loaded: Vec::new(),
             index: Arc::default(),
             board: Arc::default(),
             policy: Arc::default(),

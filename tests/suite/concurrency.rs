@@ -173,3 +173,124 @@ async fn concurrent_appends_are_all_stored_gapless() {
                 && w[1].prev_hash == w[0].record_hash));
     }
 }
+
+/// The writer keeps no closed case in memory: each request naming one
+/// folds its state from the log. Notes racing on a closed case (several of
+/// them in one group commit), a refusal, a reopen and a restart all leave
+/// one gapless, hash-chained stream, as if the state had stayed in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_case_is_folded_from_the_log_for_what_it_still_takes() {
+    let mut server = TestServer::start().await;
+    let mut c = server.ledger().await;
+    open_case(&mut c, "shut", "cust-1").await;
+    add_notes(&mut c, &["shut"], 3).await;
+    let close = |id: &str| {
+        ev(
+            id,
+            "2020-12-03T03:00:00+08:00",
+            "8030",
+            pb::case_event::Kind::CaseClosed(pb::CaseClosed {
+                reason: "done".into(),
+            }),
+        )
+    };
+    c.append(append("shut", vec![close("shut-close")]))
+        .await
+        .unwrap();
+
+    // Twenty notes at once on the closed case.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let mut c = server.ledger().await;
+        tasks.push(tokio::spawn(async move {
+            c.append(append(
+                "shut",
+                vec![ev(
+                    &format!("shut-late-{i}"),
+                    "2020-12-04T09:00:00+08:00",
+                    "8030",
+                    note("after"),
+                )],
+            ))
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    // Still closed: a promise is refused with the closed-case rule, and
+    // closing it again too.
+    let err = c
+        .append(append(
+            "shut",
+            vec![ev(
+                "shut-p1",
+                "2020-12-04T09:10:00+08:00",
+                "8030",
+                pb::case_event::Kind::PromiseMade(pb::PromiseMade {
+                    promise_id: "p1".into(),
+                    description: "call back".into(),
+                    due_at: Some(ts("2020-12-05T00:00:00+08:00")),
+                    ..Default::default()
+                }),
+            )],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(
+        details(&err).precondition_failure().unwrap().violations[0].r#type,
+        "case_closed"
+    );
+    // The expected version is the stream's, folded from the log.
+    let reopened = c
+        .append(pb::AppendRequest {
+            case_id: "shut".into(),
+            expected_version: expect_exact(25),
+            events: vec![ev(
+                "shut-reopen",
+                "2020-12-04T10:00:00+08:00",
+                "8030",
+                pb::case_event::Kind::CaseReopened(pb::CaseReopened {
+                    reason: "customer called again".into(),
+                }),
+            )],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reopened.case_version, 26);
+    c.append(append("shut", vec![close("shut-close-2")]))
+        .await
+        .unwrap();
+
+    let check = |events: &[pb::RecordedEvent]| {
+        assert_eq!(events.len(), 27);
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.case_version, i as u64 + 1);
+            let prev = if i == 0 {
+                vec![0; 32]
+            } else {
+                events[i - 1].record_hash.clone()
+            };
+            assert_eq!(e.prev_hash, prev, "version {}", e.case_version);
+        }
+    };
+    check(&read_case(&mut c, "shut").await);
+    // A start verifies every chain and folds the case again.
+    server.restart().await;
+    let mut c = server.ledger().await;
+    check(&read_case(&mut c, "shut").await);
+    c.append(append(
+        "shut",
+        vec![ev(
+            "shut-last",
+            "2020-12-05T09:00:00+08:00",
+            "8030",
+            note("after restart"),
+        )],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(read_case(&mut c, "shut").await.len(), 28);
+}
