@@ -2,7 +2,7 @@
 //! decide, and what the case summary shows. It is folded from the case's
 //! events (`evolve`) and never stored on its own, so it can always be rebuilt.
 
-use crate::proto::v1::{case_event::Kind, CaseEvent, EscalationLevel};
+use crate::proto::v1::{case_event::Kind, CaseEvent, EscalationLevel, StoredRecord};
 use std::collections::{HashMap, HashSet};
 
 /// Lifecycle of a case.
@@ -74,6 +74,19 @@ impl CaseState {
     /// Promises made and not yet answered by any delivery.
     pub fn open_promises(&self) -> usize {
         self.promises.values().filter(|open| **open).count()
+    }
+
+    /// Applies a stored record: its decoded payload `event`, then the
+    /// version, position and recorded time of its envelope and its `hash`.
+    /// How every fold of stored records (a start, a rebuild, a closed case
+    /// folded for an append) builds a case's state.
+    pub fn apply_record(&mut self, rec: &StoredRecord, event: &CaseEvent, hash: [u8; 32]) {
+        let recorded = rec
+            .recorded_at
+            .as_ref()
+            .map(crate::time::ts_nanos)
+            .unwrap_or(0);
+        self.apply_stored(event, rec.case_version, hash, rec.position, recorded);
     }
 
     /// Applies a stored event with its envelope facts: the event itself, then

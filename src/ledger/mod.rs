@@ -151,12 +151,10 @@ impl Ledger {
         let report = verify_store_with(
             log.as_ref(),
             |_, _| {},
-            |rec, hash| {
+            |mut rec, hash| {
                 let event = CaseEvent::decode(&rec.payload[..]).map_err(|e| {
                     crate::audit::verify::bad(rec.position, format!("payload does not decode: {e}"))
                 })?;
-                let recorded = rec.recorded_at.as_ref().map(crate::time::ts_nanos).unwrap_or(0);
-                last_recorded_at = last_recorded_at.max(recorded);
                 if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
                     index_customer(&keys, &blind, o);
                 }
@@ -166,10 +164,9 @@ impl Ledger {
                     let hits = rules.apply(&fact);
                     pending.add(rules, hits);
                 }
-                cases
-                    .entry(rec.case_id)
-                    .or_default()
-                    .apply_stored(&event, rec.case_version, hash, rec.position, recorded);
+                let state = cases.entry(std::mem::take(&mut rec.case_id)).or_default();
+                state.apply_record(&rec, &event, hash);
+                last_recorded_at = last_recorded_at.max(state.last_recorded_at);
                 Ok(())
             },
         )

@@ -317,18 +317,7 @@ impl<L: EventLog> Writer<L> {
                     state.version + 1
                 )));
             }
-            let recorded = rec
-                .recorded_at
-                .as_ref()
-                .map(crate::time::ts_nanos)
-                .unwrap_or(0);
-            state.apply_stored(
-                &event,
-                rec.case_version,
-                record_hash(&bytes),
-                rec.position,
-                recorded,
-            );
+            state.apply_record(&rec, &event, record_hash(&bytes));
         }
         tracing::debug!(%case_id, version = state.version, "closed case folded from the log");
         self.cases.insert(case_id.to_string(), state);

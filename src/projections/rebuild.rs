@@ -41,23 +41,15 @@ pub fn fold_range(
         let Some((last, _)) = chunk.last() else { break };
         next = last + 1;
         for (pos, bytes) in &chunk {
-            let rec = StoredRecord::decode(bytes.clone())
+            let mut rec = StoredRecord::decode(bytes.clone())
                 .map_err(|e| StoreError::Corrupt(format!("record {pos} does not decode: {e}")))?;
             let event = CaseEvent::decode(&rec.payload[..])
                 .map_err(|e| StoreError::Corrupt(format!("payload {pos} does not decode: {e}")))?;
-            let recorded = rec
-                .recorded_at
-                .as_ref()
-                .map(crate::time::ts_nanos)
-                .unwrap_or(0);
             board.apply(&Fact::stored(&rec, &event));
-            cases.entry(rec.case_id).or_default().apply_stored(
-                &event,
-                rec.case_version,
-                record_hash(bytes),
-                *pos,
-                recorded,
-            );
+            cases
+                .entry(std::mem::take(&mut rec.case_id))
+                .or_default()
+                .apply_record(&rec, &event, record_hash(bytes));
             records += 1;
         }
         progress(records);

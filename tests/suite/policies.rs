@@ -574,6 +574,25 @@ fn repeated(id: &str, at: &str, target: &str, event: Kind) -> pb::AppendRequest 
     append("c1", vec![ev(id, at, "qa", correction)])
 }
 
+/// Restarts with the calendar through 2027 and records the correction
+/// that repeats `target` (see [`repeated`]), so its pending deadline is
+/// computed; the client it appended with.
+async fn correct_under_the_2027_calendar(
+    server: &mut TestServer,
+    id: &str,
+    at: &str,
+    target: &str,
+    event: Kind,
+) -> pb::ledger_client::LedgerClient<tonic::transport::Channel> {
+    restart_with_a_calendar_through_2027(server).await;
+    let mut client = server.ledger().await;
+    client
+        .append(repeated(id, at, target, event))
+        .await
+        .unwrap();
+    client
+}
+
 #[tokio::test]
 async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_computes_it() {
     let mut server = TestServer::start_with(at_the_year_end).await;
@@ -642,17 +661,14 @@ async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_
     // The calendar gains 2027; a correction repeating the promise gets its
     // due time, as of the promise's own time: Thursday 12-31 is the first
     // working day, New Year's Day is off, Monday 2027-01-04 the second.
-    restart_with_a_calendar_through_2027(&mut server).await;
-    let mut client = server.ledger().await;
-    client
-        .append(repeated(
-            "p-year-end-due",
-            "2027-01-02T09:00:00+08:00",
-            "p-year-end",
-            promise,
-        ))
-        .await
-        .unwrap();
+    let mut client = correct_under_the_2027_calendar(
+        &mut server,
+        "p-year-end-due",
+        "2027-01-02T09:00:00+08:00",
+        "p-year-end",
+        promise,
+    )
+    .await;
     let v = case_at(&server, "c1", "2027-01-05T12:00:00+08:00").await;
     let p = v.promises[0].promise.as_ref().unwrap();
     assert_eq!(local(&p.due_at), "2027-01-04 18:00:00 +08:00");
@@ -912,17 +928,14 @@ async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_co
     // The calendar gains 2027 and the judgement is corrected: the deadline
     // is computed from the notice, Monday 01-04 and Tuesday 01-05 being the
     // two working days after it; the window has closed by 01-20.
-    restart_with_a_calendar_through_2027(&mut server).await;
-    let mut client = server.ledger().await;
-    client
-        .append(repeated(
-            "j1-due",
-            "2027-01-04T09:00:00+08:00",
-            "j1",
-            judged,
-        ))
-        .await
-        .unwrap();
+    let mut client = correct_under_the_2027_calendar(
+        &mut server,
+        "j1-due",
+        "2027-01-04T09:00:00+08:00",
+        "j1",
+        judged,
+    )
+    .await;
     let c = scorecard_at(&server, "2026-12", "2027-01-20T12:00:00+08:00").await;
     let x = c.judgements[0].judgement.as_ref().unwrap();
     assert_eq!(local(&x.appeal_deadline), "2027-01-05 18:00:00 +08:00");
