@@ -4,7 +4,7 @@
 //! field by field, then answered from the policy board under its read lock.
 
 use super::cases_service::{checked_ts, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use super::status::invalid_field;
+use super::status::{invalid_field, to_status};
 use crate::domain::ids::id_problem;
 use crate::ledger::Ledger;
 use crate::projections::board::JudgementFact;
@@ -149,8 +149,24 @@ impl PoliciesApi for PoliciesService {
                     invalid_field("page_token", "is not a token from a previous response")
                 })?,
         };
-        let board = self.ledger.board().read().expect("board lock");
-        let (warnings, next) = listings::warnings(&board, &q, after, page_size(req.page_size));
+        let (mut warnings, next) = {
+            let board = self.ledger.board().read().expect("board lock");
+            listings::warnings(&board, &q, after, page_size(req.page_size))
+        };
+        // What the board does not keep of each warning is read from the log.
+        let ledger = self.ledger.clone();
+        let warnings = tokio::task::spawn_blocking(move || {
+            for w in &mut warnings {
+                let stored = ledger.read_at(w.position).map_err(to_status)?;
+                let stored = stored.ok_or_else(|| {
+                    Status::internal(format!("warning at position {} is not durable", w.position))
+                })?;
+                listings::complete_warning(w, stored).map_err(Status::internal)?;
+            }
+            Ok::<_, Status>(warnings)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading warnings failed: {e}")))??;
         Ok(Response::new(pb::ListWarningsResponse {
             warnings,
             next_page_token: next.unwrap_or_default(),
@@ -234,7 +250,7 @@ impl PoliciesApi for PoliciesService {
         let in_month = |j: &&JudgementFact| {
             let offset = board
                 .cases
-                .get(&j.case_id)
+                .get(j.case_id.as_str())
                 .map(|c| c.utc_offset_minutes)
                 .unwrap_or(crate::time::DEFAULT_UTC_OFFSET_MINUTES);
             j.judgement

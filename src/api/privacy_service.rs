@@ -46,7 +46,7 @@ impl PrivacyApi for PrivacyService {
             board
                 .customers
                 .get(&req.customer_id)
-                .map(|s| s.iter().cloned().collect())
+                .map(|s| s.iter().map(|c| c.to_string()).collect())
                 .unwrap_or_default()
         };
         if cases.is_empty() {
@@ -137,7 +137,7 @@ impl PrivacyApi for PrivacyService {
                     .map(|f| f.business_line.as_str())
                     .unwrap_or("");
                 if caller.may_access_line(line) {
-                    case_ids.insert(case.clone());
+                    case_ids.insert(case.to_string());
                 }
             }
         }

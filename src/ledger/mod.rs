@@ -429,6 +429,17 @@ impl Ledger {
         Ok(self.log.read_range(from, limit)?)
     }
 
+    /// The durable event at a position of the global log, decoded; None
+    /// past the durable head. Blocking.
+    pub fn read_at(&self, position: u64) -> Result<Option<pb::RecordedEvent>, LedgerError> {
+        if position == 0 || position > *self.head_rx.borrow() {
+            return Ok(None);
+        }
+        Ok(Some(recorded::to_recorded(
+            &self.stored_record(position)?.into(),
+        )?))
+    }
+
     /// Up to `limit` durable events of the global log from `from`
     /// (inclusive), decoded. Blocking.
     pub fn read_all(&self, from: u64, limit: usize) -> Result<Vec<pb::RecordedEvent>, LedgerError> {

@@ -14,7 +14,7 @@ use crate::projections::promise_book::CasePromises;
 use crate::projections::promises::breach_reason_names;
 use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// A warning a rule raised, ready to append.
@@ -34,6 +34,43 @@ pub struct Hit {
 pub fn warning_event_id(rule: &str, trigger: &str) -> String {
     let h = Sha256::digest(format!("{rule}\n{trigger}").as_bytes());
     format!("warning-{}", &hex::encode(h)[..32])
+}
+
+/// The event ids of the warnings in the log. Those this process derives
+/// ([`warning_event_id`]: `warning-` and 32 hex digits) are kept as the 128
+/// bits they spell, about a third of the memory of the string in a set
+/// (ids of warnings other writers appended are kept as they are).
+#[derive(Default)]
+struct RaisedIds {
+    derived: HashSet<u128>,
+    other: BTreeSet<String>,
+}
+
+impl RaisedIds {
+    /// The bits of a derived id; None for any other id (upper case hex
+    /// included: [`warning_event_id`] writes lower case).
+    fn derived(id: &str) -> Option<u128> {
+        let hex = id.strip_prefix("warning-")?;
+        let lower = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if hex.len() != 32 || !hex.bytes().all(lower) {
+            return None;
+        }
+        u128::from_str_radix(hex, 16).ok()
+    }
+
+    fn insert(&mut self, id: &str) {
+        match Self::derived(id) {
+            Some(bits) => self.derived.insert(bits),
+            None => self.other.insert(id.to_string()),
+        };
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match Self::derived(id) {
+            Some(bits) => self.derived.contains(&bits),
+            None => self.other.contains(id),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -58,7 +95,7 @@ pub struct WarningRules {
     /// Open promises by due time: (due, case, promise event id).
     due: BTreeSet<(i128, String, String)>,
     /// Warning event ids already in the log.
-    raised: BTreeSet<String>,
+    raised: RaisedIds,
     /// When a repeated-contacts rule last fired for a customer.
     fired: HashMap<(String, String), i128>,
 }
@@ -70,7 +107,7 @@ impl WarningRules {
             cases: HashMap::new(),
             contacts: HashMap::new(),
             due: BTreeSet::new(),
-            raised: BTreeSet::new(),
+            raised: RaisedIds::default(),
             fired: HashMap::new(),
         }
     }
@@ -116,7 +153,7 @@ impl WarningRules {
                 track.offset = o.utc_offset_minutes;
             }
             Kind::WarningRaised(_) => {
-                self.raised.insert(f.event_id.to_string());
+                self.raised.insert(f.event_id);
             }
             _ => {}
         }
@@ -400,6 +437,24 @@ mod tests {
     use super::*;
     use crate::policy::config::PolicyConfig;
     use crate::time::{parse_rfc3339, ts_nanos};
+
+    #[test]
+    fn raised_ids_are_told_apart_exactly_whatever_their_form() {
+        let mut ids = RaisedIds::default();
+        let derived = warning_event_id("threat_on_contact", "e1");
+        let other = warning_event_id("threat_on_contact", "e2");
+        let upper = format!("warning-{}", derived["warning-".len()..].to_uppercase());
+        ids.insert(&derived);
+        ids.insert("warning-from-a-client");
+        assert!(ids.derived.len() == 1 && ids.other.len() == 1);
+        assert!(ids.contains(&derived));
+        assert!(ids.contains("warning-from-a-client"));
+        assert!(!ids.contains(&other));
+        assert!(!ids.contains(&upper));
+        assert!(!ids.contains(&derived[..derived.len() - 1]));
+        assert!(!ids.contains(&format!("{derived}0")));
+        assert!(!ids.contains(&derived.replacen("warning-", "warning+", 1)));
+    }
 
     struct Log {
         rules: WarningRules,

@@ -13,6 +13,7 @@ use super::promise_book::CasePromises;
 use crate::proto::v1::{self as pb, case_event::Kind, CustomerResponse};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// What the board keeps of one case.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,7 +26,8 @@ pub struct CaseFacts {
     pub contacts: u32,
     /// Contacts by id: (event id, started at, channel, agent).
     pub contact_info: BTreeMap<String, ContactInfo>,
-    pub warnings: u32,
+    /// Log positions of the case's warnings, in order.
+    pub warnings: Vec<u64>,
     pub escalation_level: i32,
     /// Escalations in log order.
     pub escalations: Vec<EscalationFact>,
@@ -55,13 +57,19 @@ pub struct EscalationFact {
     pub warning_id: String,
 }
 
-/// A raised warning.
+/// What the board keeps of a raised warning: what `ListWarnings` filters
+/// and judges by. The rest (its event id, reason, triggering event) is read
+/// from the log for the warnings a page returns: kept here for every warning
+/// ever raised it was ~600 bytes each, the largest part of a closed case's
+/// memory (8 warnings for a case like the seed's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WarningFact {
-    pub case_id: String,
-    pub event_id: String,
+    /// Shared with the board's key for the case.
+    pub case_id: Arc<str>,
+    /// Shared by every warning of the rule.
+    pub rule: Arc<str>,
     pub at: i128,
-    pub warning: pb::WarningRaised,
+    pub required_level: i32,
 }
 
 /// A contact classified as dissatisfied (KF-006), and what was done about it.
@@ -93,11 +101,13 @@ pub struct JudgementFact {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Board {
-    pub cases: BTreeMap<String, CaseFacts>,
+    pub cases: BTreeMap<Arc<str>, CaseFacts>,
     /// Cases of each customer.
-    pub customers: BTreeMap<String, BTreeSet<String>>,
+    pub customers: BTreeMap<String, BTreeSet<Arc<str>>>,
     /// Warnings by log position.
     pub warnings: BTreeMap<u64, WarningFact>,
+    /// The rule names warnings were raised under, each stored once.
+    pub rules: BTreeSet<Arc<str>>,
     /// Dissatisfied contacts by (case, contact).
     pub dissatisfied: BTreeMap<(String, String), Dissatisfied>,
     /// Judgements by (agent, case, judgement id).
@@ -115,8 +125,10 @@ impl Board {
         };
         if !self.cases.contains_key(f.case_id) {
             self.cases
-                .insert(f.case_id.to_string(), CaseFacts::default());
+                .insert(Arc::from(f.case_id), CaseFacts::default());
         }
+        let (case_key, _) = self.cases.get_key_value(f.case_id).expect("inserted above");
+        let case_key = Arc::clone(case_key);
         let case = self.cases.get_mut(f.case_id).expect("inserted above");
         match kind {
             Kind::CaseOpened(o) => {
@@ -133,7 +145,7 @@ impl Board {
                 self.customers
                     .entry(o.customer_id.clone())
                     .or_default()
-                    .insert(f.case_id.to_string());
+                    .insert(case_key);
             }
             Kind::ContactLogged(c) => {
                 case.contacts += 1;
@@ -203,14 +215,22 @@ impl Board {
                 });
             }
             Kind::WarningRaised(w) => {
-                case.warnings += 1;
+                case.warnings.push(f.position);
+                let rule = match self.rules.get(w.rule.as_str()) {
+                    Some(r) => Arc::clone(r),
+                    None => {
+                        let r: Arc<str> = Arc::from(w.rule.as_str());
+                        self.rules.insert(Arc::clone(&r));
+                        r
+                    }
+                };
                 self.warnings.insert(
                     f.position,
                     WarningFact {
-                        case_id: f.case_id.to_string(),
-                        event_id: f.event_id.to_string(),
+                        case_id: case_key,
+                        rule,
                         at: f.at(),
-                        warning: w.clone(),
+                        required_level: w.required_level,
                     },
                 );
             }

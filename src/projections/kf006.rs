@@ -30,7 +30,7 @@ fn local_date(ts: &prost_types::Timestamp, offset_minutes: i32) -> Option<Date> 
 
 /// The Monday of the week a dissatisfied contact belongs to.
 fn week_of(board: &Board, d: &Dissatisfied) -> Option<Date> {
-    let offset = board.cases.get(&d.case_id)?.utc_offset_minutes;
+    let offset = board.cases.get(d.case_id.as_str())?.utc_offset_minutes;
     local_date(d.contact.started_at.as_ref()?, offset).map(monday_of)
 }
 
@@ -64,7 +64,7 @@ pub fn queue(
     let served = monday_of(date) - Duration::days(7);
     let mut all = Vec::new();
     for d in board.dissatisfied.values() {
-        let Some(case) = board.cases.get(&d.case_id) else {
+        let Some(case) = board.cases.get(d.case_id.as_str()) else {
             continue;
         };
         if business_line.is_some_and(|b| b != case.business_line) {
@@ -131,7 +131,7 @@ pub fn factor_statistics(
     let mut rows: std::collections::BTreeMap<i32, pb::FactorCount> = Default::default();
     let mut total = 0;
     for d in board.dissatisfied.values() {
-        let Some(case) = board.cases.get(&d.case_id) else {
+        let Some(case) = board.cases.get(d.case_id.as_str()) else {
             continue;
         };
         if business_line.is_some_and(|b| b != case.business_line)

@@ -262,6 +262,99 @@ async fn a_backlog_of_warnings_is_raised_in_order_and_a_stop_midway_loses_none()
     }
 }
 
+async fn list_warnings_page(
+    server: &TestServer,
+    case_id: &str,
+    rule: &str,
+    page_size: u32,
+) -> Vec<pb::WarningEntry> {
+    let mut policies = server.policies().await;
+    let (mut out, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = policies
+            .list_warnings(pb::ListWarningsRequest {
+                case_id: case_id.into(),
+                rule: rule.into(),
+                page_size,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("list warnings")
+            .into_inner();
+        out.extend(page.warnings);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+#[tokio::test]
+async fn listed_warnings_are_the_logged_ones_by_case_rule_and_page() {
+    let server = TestServer::start_with_policy().await;
+    let mut client = server.ledger().await;
+    for case in ["a", "b"] {
+        client.append(append(case, copy_of(case))).await.unwrap();
+    }
+    let all = wait_for_warnings(&server, 2 * EXPECTED_WARNINGS).await;
+    assert_eq!(all.len(), 2 * EXPECTED_WARNINGS);
+    assert_eq!(list_warnings_page(&server, "", "", 3).await, all);
+
+    // Each case's listing is exactly its logged WarningRaised events, with
+    // the stored event id and content, page after page.
+    for case in ["a", "b"] {
+        let logged: Vec<pb::WarningEntry> = read_case(&mut client, case)
+            .await
+            .into_iter()
+            .filter_map(|e| match e.event.and_then(|x| x.kind) {
+                Some(Kind::WarningRaised(w)) => Some(pb::WarningEntry {
+                    case_id: e.case_id,
+                    event_id: e.event_id,
+                    position: e.position,
+                    raised_at: e.occurred_at,
+                    warning: Some(w),
+                    ..Default::default()
+                }),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(logged.len(), EXPECTED_WARNINGS);
+        for page_size in [0, 1, 3] {
+            let listed = list_warnings_page(&server, case, "", page_size).await;
+            let seen: Vec<pb::WarningEntry> = listed
+                .into_iter()
+                .map(|w| pb::WarningEntry {
+                    answered_by_event_id: String::new(),
+                    answered_at: None,
+                    escalate_by: None,
+                    overdue: false,
+                    ..w
+                })
+                .collect();
+            assert_eq!(seen, logged, "case {case}, pages of {page_size}");
+        }
+    }
+
+    // A rule across cases, and a rule within a case.
+    let threats = list_warnings_page(&server, "", "threat_on_contact", 2).await;
+    assert_eq!(threats.len(), 8);
+    assert!(threats
+        .iter()
+        .all(|w| w.warning.as_ref().unwrap().rule == "threat_on_contact"));
+    assert!(threats.windows(2).all(|p| p[0].position < p[1].position));
+    let in_b = list_warnings_page(&server, "b", "threat_on_contact", 2).await;
+    let threats_of_b: Vec<_> = threats.into_iter().filter(|w| w.case_id == "b").collect();
+    assert_eq!(in_b.len(), 4);
+    assert_eq!(in_b, threats_of_b);
+    assert!(list_warnings_page(&server, "no-such-case", "", 0)
+        .await
+        .is_empty());
+    assert!(list_warnings_page(&server, "a", "no_such_rule", 0)
+        .await
+        .is_empty());
+}
+
 #[tokio::test]
 async fn promises_get_due_times_from_the_calendar_and_are_judged_against_demands() {
     let server = TestServer::start().await;
