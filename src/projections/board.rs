@@ -79,8 +79,12 @@ pub struct Dissatisfied {
     pub contact: ContactInfo,
     pub classification: pb::DissatisfactionClassified,
     pub classified_event_id: String,
+    /// The survey: (event id, survey without its notes).
     pub survey: Option<(String, pb::SurveyDone)>,
-    /// The reached callback that followed it up: (event id, at, callback).
+    /// The reached callback that followed it up: (event id, at, callback
+    /// without its outcome, promise, ticket or demands). The queue and the
+    /// statistics read only its flags; the free text is sealed personal data
+    /// of a few hundred bytes that the case view reads from the log.
     pub callback: Option<(
         String,
         Option<prost_types::Timestamp>,
@@ -173,7 +177,18 @@ impl Board {
                     let key = (f.case_id.to_string(), c.dissatisfied_contact_id.clone());
                     if let Some(d) = self.dissatisfied.get_mut(&key) {
                         if d.callback.is_none() {
-                            d.callback = Some((f.event_id.to_string(), f.occurred_at, c.clone()));
+                            let outcome = pb::CallbackCompleted {
+                                callback_id: c.callback_id.clone(),
+                                channel: c.channel,
+                                agent_id: c.agent_id.clone(),
+                                reached: c.reached,
+                                customer_response: c.customer_response,
+                                dissatisfied_contact_id: c.dissatisfied_contact_id.clone(),
+                                resolved: c.resolved,
+                                event_appended: c.event_appended,
+                                ..Default::default()
+                            };
+                            d.callback = Some((f.event_id.to_string(), f.occurred_at, outcome));
                         }
                     }
                 }
@@ -202,7 +217,11 @@ impl Board {
             Kind::SurveyDone(s) => {
                 let key = (f.case_id.to_string(), s.contact_id.clone());
                 if let Some(d) = self.dissatisfied.get_mut(&key) {
-                    d.survey = Some((f.event_id.to_string(), s.clone()));
+                    let result = pb::SurveyDone {
+                        notes: String::new(),
+                        ..s.clone()
+                    };
+                    d.survey = Some((f.event_id.to_string(), result));
                 }
             }
             Kind::Escalated(e) => {
@@ -331,5 +350,105 @@ impl Board {
             .escalations
             .iter()
             .find(|e| e.to_level >= level && e.at <= by)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(board: &mut Board, position: u64, kind: Kind) {
+        let event = pb::CaseEvent { kind: Some(kind) };
+        let id = format!("e{position}");
+        board.apply(&Fact {
+            position,
+            case_id: "c1",
+            event_id: &id,
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: position as i64,
+                nanos: 0,
+            }),
+            recorded_at: 0,
+            correlation_id: "",
+            event: &event,
+        });
+    }
+
+    /// A dissatisfied contact keeps what KF-006 counts of its survey and
+    /// callback, not their sealed free text; warnings keep what
+    /// `ListWarnings` filters by, sharing the case id and the rule name.
+    #[test]
+    fn follow_ups_and_warnings_are_kept_without_their_texts() {
+        let mut board = Board::default();
+        apply(&mut board, 1, Kind::CaseOpened(pb::CaseOpened::default()));
+        apply(
+            &mut board,
+            2,
+            Kind::DissatisfactionClassified(pb::DissatisfactionClassified {
+                contact_id: "k1".into(),
+                needs_survey: true,
+                needs_callback: true,
+                factor: pb::DissatisfactionFactor::Attitude as i32,
+            }),
+        );
+        apply(
+            &mut board,
+            3,
+            Kind::SurveyDone(pb::SurveyDone {
+                contact_id: "k1".into(),
+                resolved: true,
+                satisfied: true,
+                notes: "sealed:notes".into(),
+                ..Default::default()
+            }),
+        );
+        apply(
+            &mut board,
+            4,
+            Kind::CallbackCompleted(pb::CallbackCompleted {
+                callback_id: "cb1".into(),
+                reached: true,
+                outcome: "sealed:outcome".into(),
+                customer_response: CustomerResponse::Accepted as i32,
+                dissatisfied_contact_id: "k1".into(),
+                demand_ids: vec!["d1".into()],
+                event_appended: true,
+                ..Default::default()
+            }),
+        );
+        for position in [5, 6] {
+            apply(
+                &mut board,
+                position,
+                Kind::WarningRaised(pb::WarningRaised {
+                    rule: "threat_on_contact".into(),
+                    reason: "a reason".into(),
+                    required_level: 2,
+                    ..Default::default()
+                }),
+            );
+        }
+
+        let d = &board.dissatisfied[&("c1".to_string(), "k1".to_string())];
+        let (survey_id, survey) = d.survey.as_ref().unwrap();
+        assert_eq!(survey_id, "e3");
+        assert!(survey.resolved && survey.satisfied && survey.notes.is_empty());
+        let (callback_id, _, callback) = d.callback.as_ref().unwrap();
+        assert_eq!(callback_id, "e4");
+        assert!(callback.reached && callback.event_appended);
+        assert_eq!(
+            callback.customer_response,
+            CustomerResponse::Accepted as i32
+        );
+        assert!(callback.outcome.is_empty() && callback.demand_ids.is_empty());
+
+        assert_eq!(board.cases["c1"].warnings, [5, 6]);
+        let (w5, w6) = (&board.warnings[&5], &board.warnings[&6]);
+        assert_eq!(
+            (&*w5.case_id, &*w5.rule, w5.required_level),
+            ("c1", "threat_on_contact", 2)
+        );
+        assert!(Arc::ptr_eq(&w5.rule, &w6.rule) && Arc::ptr_eq(&w5.case_id, &w6.case_id));
+        assert_eq!(w6.at, 6_000_000_000);
     }
 }
