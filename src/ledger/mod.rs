@@ -7,6 +7,7 @@
 //! group-commits them; reads go straight to the store.
 
 mod audit;
+pub mod case_stream;
 pub mod error;
 mod preseal;
 pub mod recorded;
@@ -161,7 +162,15 @@ impl Ledger {
                 let fact = Fact::stored(&rec, &event);
                 board.apply(&fact);
                 if let Some((rules, pending)) = warnings.as_mut() {
-                    let hits = rules.apply(&fact);
+                    // A reopened case's earlier events, which the rules set
+                    // aside at its close, come from the log being read.
+                    let earlier = &mut |case_id: &str, before: u64| {
+                        case_stream::facts_before(log.as_ref(), case_id, before)
+                            .map_err(|e| e.to_string())
+                    };
+                    let hits = rules
+                        .apply(&fact, earlier)
+                        .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
                     pending.add(rules, hits);
                 }
                 let state = cases.entry(std::mem::take(&mut rec.case_id)).or_default();
@@ -438,6 +447,17 @@ impl Ledger {
         Ok(Some(recorded::to_recorded(
             &self.stored_record(position)?.into(),
         )?))
+    }
+
+    /// The events of a case stored at positions below `before`, in version
+    /// order: what the early-warning rules fold again when a case they set
+    /// aside at its close is reopened at `before`. Blocking.
+    pub fn case_facts_before(
+        &self,
+        case_id: &str,
+        before: u64,
+    ) -> Result<Vec<OwnedFact>, LedgerError> {
+        case_stream::facts_before(self.log.as_ref(), case_id, before)
     }
 
     /// Up to `limit` durable events of the global log from `from`

@@ -298,27 +298,12 @@ impl<L: EventLog> Writer<L> {
             return Ok(());
         }
         let mut state = CaseState::default();
-        for (version, pos) in self.log.case_positions(case_id, 1, false, usize::MAX)? {
-            let bytes = self.log.read(pos)?.ok_or_else(|| {
-                LedgerError::Storage(format!(
-                    "case {case_id} version {version}: position {pos} is missing"
-                ))
-            })?;
-            let rec = pb::StoredRecord::decode(bytes.as_slice())
-                .map_err(|e| LedgerError::Storage(format!("record {pos} does not decode: {e}")))?;
-            let event = pb::CaseEvent::decode(&rec.payload[..]).map_err(|e| {
-                LedgerError::Storage(format!("payload at {pos} does not decode: {e}"))
-            })?;
-            if rec.case_version != state.version + 1 || rec.case_id != case_id {
-                return Err(LedgerError::Storage(format!(
-                    "case {case_id}: position {pos} holds version {} of case {}, expected version {}",
-                    rec.case_version,
-                    rec.case_id,
-                    state.version + 1
-                )));
-            }
-            state.apply_record(&rec, &event, record_hash(&bytes));
-        }
+        super::case_stream::for_each_stored(
+            self.log.as_ref(),
+            case_id,
+            u64::MAX,
+            |rec, event, bytes| state.apply_record(rec, event, record_hash(bytes)),
+        )?;
         tracing::debug!(%case_id, version = state.version, "closed case folded from the log");
         self.cases.insert(case_id.to_string(), state);
         self.loaded.push(case_id.to_string());

@@ -108,6 +108,46 @@ async fn raise_all(ledger: &Arc<Ledger>, hits: Vec<Hit>, stopping: &watch::Recei
     true
 }
 
+/// Folds one committed event into the rules, reading the case's earlier
+/// events first when it reopens a case the rules set aside at its close.
+/// Err when the log cannot be read: the process stops (and a restart folds
+/// the log again).
+async fn fold(
+    ledger: &Arc<Ledger>,
+    rules: &mut WarningRules,
+    pending: &mut Pending,
+    f: &Fact<'_>,
+) -> Result<(), ()> {
+    let mut earlier = if rules.needs_history(f) {
+        let (l, case_id, before) = (ledger.clone(), f.case_id.to_string(), f.position);
+        match tokio::task::spawn_blocking(move || l.case_facts_before(&case_id, before)).await {
+            Ok(Ok(facts)) => Some(facts),
+            Ok(Err(e)) => {
+                tracing::error!(case_id = %f.case_id, error = %e, "early warning: reading a reopened case failed; stopping");
+                return Err(());
+            }
+            Err(_) => return Err(()),
+        }
+    } else {
+        None
+    };
+    let read = &mut |_: &str, _: u64| {
+        earlier
+            .take()
+            .ok_or_else(|| "the case's earlier events were not read".to_string())
+    };
+    match rules.apply(f, read) {
+        Ok(hits) => {
+            pending.add(rules, hits);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(case_id = %f.case_id, error = %e, "early warning: folding failed; stopping");
+            Err(())
+        }
+    }
+}
+
 /// Folds the log from `next` to its head into the rules.
 async fn catch_up(
     ledger: &Arc<Ledger>,
@@ -131,8 +171,7 @@ async fn catch_up(
         };
         for e in &chunk {
             if let Some(f) = Fact::of(e) {
-                let hits = rules.apply(&f);
-                pending.add(rules, hits);
+                fold(ledger, rules, pending, &f).await?;
             }
         }
         *next = last + 1;
@@ -194,8 +233,12 @@ pub async fn run(ledger: Arc<Ledger>, mut stopping: watch::Receiver<bool>) {
                     return;
                 }
                 if f.position == next {
-                    let hits = rules.apply(&f.fact());
-                    pending.add(&rules, hits);
+                    if fold(&ledger, &mut rules, &mut pending, &f.fact())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
                     next += 1;
                 }
             }

@@ -9,7 +9,7 @@
 //! processes ran at once.
 
 use super::config::{Trigger, WarningRule};
-use crate::projections::fact::Fact;
+use crate::projections::fact::{Fact, OwnedFact};
 use crate::projections::promise_book::CasePromises;
 use crate::projections::promises::breach_reason_names;
 use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
@@ -98,7 +98,18 @@ pub struct WarningRules {
     raised: RaisedIds,
     /// When a repeated-contacts rule last fired for a customer.
     fired: HashMap<(String, String), i128>,
+    /// Closed cases whose tracks were set aside. A closed case takes no
+    /// warning (the ledger refuses it), only a note, a correction or a
+    /// reopen, so its track (~3 KB for a case like the seed's, a promise
+    /// book among it) is dropped at the close and folded again from the
+    /// case's stream when it is reopened: most of a ledger's cases are
+    /// closed, and they would otherwise cost that for as long as it runs.
+    set_aside: HashSet<String>,
 }
+
+/// Where a reopened case's earlier events come from: given the case and the
+/// reopen's log position, its events stored before that position, in order.
+pub type History<'h> = dyn FnMut(&str, u64) -> Result<Vec<OwnedFact>, String> + 'h;
 
 impl WarningRules {
     pub fn new(rules: Vec<WarningRule>) -> Self {
@@ -109,7 +120,52 @@ impl WarningRules {
             due: BTreeSet::new(),
             raised: RaisedIds::default(),
             fired: HashMap::new(),
+            set_aside: HashSet::new(),
         }
+    }
+
+    /// Whether folding `f` reads the case's earlier events: it reopens a
+    /// case whose track was set aside at its close.
+    pub fn needs_history(&self, f: &Fact<'_>) -> bool {
+        matches!(f.event.kind, Some(Kind::CaseReopened(_))) && self.set_aside.contains(f.case_id)
+    }
+
+    /// Folds one committed event; returns the warnings it raises. `history`
+    /// is called only when [`Self::needs_history`] says so; its error stops
+    /// the fold with nothing changed.
+    pub fn apply(&mut self, f: &Fact<'_>, history: &mut History<'_>) -> Result<Vec<Hit>, String> {
+        if self.set_aside.contains(f.case_id) {
+            if !self.needs_history(f) {
+                // A note or a correction of a closed case: the reopen's
+                // fold of the case's stream will include it.
+                return Ok(Vec::new());
+            }
+            let earlier = history(f.case_id, f.position)?;
+            self.set_aside.remove(f.case_id);
+            for e in &earlier {
+                self.fold(&e.fact(), true);
+            }
+        }
+        Ok(self.fold(f, false))
+    }
+
+    /// Drops a closed case's track and its promises' places in the due
+    /// queue; a reopen folds them again (see `set_aside`).
+    fn set_case_aside(&mut self, case_id: &str) {
+        let Some(track) = self.cases.remove(case_id) else {
+            return;
+        };
+        for p in &track.promises.promises {
+            if let Some(due) = p.promise.due_at.as_ref() {
+                let key = (
+                    crate::time::ts_nanos(due),
+                    case_id.to_string(),
+                    p.event_id.clone(),
+                );
+                self.due.remove(&key);
+            }
+        }
+        self.set_aside.insert(case_id.to_string());
     }
 
     /// Whether a warning with this event id is already in the log.
@@ -135,8 +191,12 @@ impl WarningRules {
         }
     }
 
-    /// Folds one committed event; returns the warnings it raises.
-    pub fn apply(&mut self, f: &Fact<'_>) -> Vec<Hit> {
+    /// Folds one event of a case whose track is kept. `replaying`: the
+    /// event is an earlier one of a reopened case, folded again for its
+    /// track only — what it did across cases (a customer's contacts, the
+    /// warnings in the log) is folded already, and what it raises was
+    /// raised (or refused) when it was new.
+    fn fold(&mut self, f: &Fact<'_>, replaying: bool) -> Vec<Hit> {
         let mut hits = Vec::new();
         let Some(kind) = f.event.kind.as_ref() else {
             return hits;
@@ -178,7 +238,7 @@ impl WarningRules {
                         window_hours,
                     },
                     Kind::ContactLogged(c),
-                ) if c.direction != pb::Direction::Outbound as i32 => {
+                ) if c.direction != pb::Direction::Outbound as i32 && !replaying => {
                     let started = c
                         .started_at
                         .as_ref()
@@ -289,6 +349,12 @@ impl WarningRules {
                 }
                 _ => {}
             }
+        }
+        if replaying {
+            return Vec::new();
+        }
+        if matches!(kind, Kind::CaseClosed(_)) {
+            self.set_case_aside(f.case_id);
         }
         hits
     }
@@ -456,9 +522,13 @@ mod tests {
         assert!(!ids.contains(&derived.replacen("warning-", "warning+", 1)));
     }
 
+    /// The rules with the events folded into them, which also serve a
+    /// reopened case's history; `histories` counts the cases served.
     struct Log {
         rules: WarningRules,
         n: usize,
+        events: Vec<OwnedFact>,
+        histories: usize,
     }
 
     impl Log {
@@ -466,6 +536,8 @@ mod tests {
             Self {
                 rules: WarningRules::new(PolicyConfig::default().early_warning.rules),
                 n: 0,
+                events: Vec::new(),
+                histories: 0,
             }
         }
 
@@ -476,16 +548,29 @@ mod tests {
 
         fn add_as(&mut self, id: &str, case: &str, at: &str, kind: Kind) -> Vec<Hit> {
             self.n += 1;
-            let event = pb::CaseEvent { kind: Some(kind) };
-            self.rules.apply(&Fact {
+            let fact = OwnedFact {
                 position: self.n as u64,
-                case_id: case,
-                event_id: id,
+                case_id: case.into(),
+                event_id: id.into(),
                 occurred_at: parse_rfc3339(at),
                 recorded_at: 0,
-                correlation_id: "",
-                event: &event,
-            })
+                correlation_id: String::new(),
+                event: pb::CaseEvent { kind: Some(kind) },
+            };
+            let (events, histories) = (&self.events, &mut self.histories);
+            let hits = self
+                .rules
+                .apply(&fact.fact(), &mut |case_id, before| {
+                    *histories += 1;
+                    Ok(events
+                        .iter()
+                        .filter(|e| e.case_id == case_id && e.position < before)
+                        .cloned()
+                        .collect())
+                })
+                .expect("history served");
+            self.events.push(fact);
+            hits
         }
     }
 
@@ -609,6 +694,101 @@ mod tests {
             hits[0].warning.required_level,
             pb::EscalationLevel::Manager as i32
         );
+    }
+
+    /// A closed case's track is set aside (its promise leaves the due
+    /// queue), notes and corrections on it fold nothing, and a reopen folds
+    /// the track again from the case's stream: a rejection counted before
+    /// the close and a promise corrected while closed both count after it,
+    /// and nothing is raised for what happened before the reopen.
+    #[test]
+    fn a_closed_case_is_set_aside_and_folded_again_when_reopened() {
+        let mut log = Log::new();
+        log.add("a", "2020-12-03T01:00:00+08:00", opened("u"));
+        let reject = || {
+            Kind::TicketRejected(pb::TicketRejected {
+                ticket_id: "t1".into(),
+                ..Default::default()
+            })
+        };
+        assert!(log
+            .add("a", "2020-12-03T10:00:00+08:00", reject())
+            .is_empty());
+        let promise = |due: &str| pb::PromiseMade {
+            promise_id: "p1".into(),
+            due_at: parse_rfc3339(due),
+            ..Default::default()
+        };
+        log.add(
+            "a",
+            "2020-12-03T11:00:00+08:00",
+            Kind::PromiseMade(promise("2020-12-07T18:00:00+08:00")),
+        );
+        assert_eq!(log.rules.due.len(), 1);
+        log.add(
+            "a",
+            "2020-12-04T10:00:00+08:00",
+            Kind::CaseClosed(Default::default()),
+        );
+        assert!(!log.rules.cases.contains_key("a") && log.rules.due.is_empty());
+
+        // While closed: a correction moves the promise's due time; a note.
+        let corrected = Kind::EventCorrected(Box::new(pb::EventCorrected {
+            corrected_event_id: "e3".into(),
+            replacement: Some(Box::new(pb::CaseEvent {
+                kind: Some(Kind::PromiseMade(promise("2020-12-10T18:00:00+08:00"))),
+            })),
+            ..Default::default()
+        }));
+        assert!(log
+            .add("a", "2020-12-05T10:00:00+08:00", corrected)
+            .is_empty());
+        assert!(log
+            .add(
+                "a",
+                "2020-12-05T11:00:00+08:00",
+                Kind::NoteAdded(Default::default())
+            )
+            .is_empty());
+        let after_first_due = ts_nanos(&parse_rfc3339("2020-12-08T09:00:00+08:00").unwrap());
+        assert!(log.rules.due(after_first_due).is_empty());
+        assert!(!log.rules.cases.contains_key("a") && log.histories == 0);
+
+        // Reopened: folded from its stream once, raising nothing old.
+        assert!(log
+            .add(
+                "a",
+                "2020-12-08T10:00:00+08:00",
+                Kind::CaseReopened(Default::default())
+            )
+            .is_empty());
+        assert_eq!(log.histories, 1);
+        assert_eq!(log.rules.cases["a"].customer, "u");
+        assert!(
+            log.rules.due(after_first_due).is_empty(),
+            "due as corrected"
+        );
+        let hits = log.add("a", "2020-12-08T11:00:00+08:00", reject());
+        assert_eq!(rules_of(&hits), ["ticket_rejected_twice"]);
+        let after_corrected_due = ts_nanos(&parse_rfc3339("2020-12-11T09:00:00+08:00").unwrap());
+        let hits = log.rules.due(after_corrected_due);
+        assert_eq!(rules_of(&hits), ["promise_broken"]);
+        assert_eq!(hits[0].event_id, warning_event_id("promise_broken", "e3"));
+
+        // Closed again and reopened: set aside and folded again, once more.
+        log.add(
+            "a",
+            "2020-12-12T10:00:00+08:00",
+            Kind::CaseClosed(Default::default()),
+        );
+        assert!(!log.rules.cases.contains_key("a"));
+        log.add(
+            "a",
+            "2020-12-13T10:00:00+08:00",
+            Kind::CaseReopened(Default::default()),
+        );
+        assert_eq!(log.histories, 2);
+        assert_eq!(log.rules.cases["a"].rejections["t1"], 2);
     }
 
     #[test]

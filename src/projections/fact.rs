@@ -76,6 +76,20 @@ pub struct OwnedFact {
 }
 
 impl OwnedFact {
+    /// The fact of a stored record and its decoded payload, owned.
+    pub fn stored(rec: &StoredRecord, event: &CaseEvent) -> Self {
+        let f = Fact::stored(rec, event);
+        OwnedFact {
+            position: f.position,
+            case_id: f.case_id.to_string(),
+            event_id: f.event_id.to_string(),
+            occurred_at: f.occurred_at,
+            recorded_at: f.recorded_at,
+            correlation_id: f.correlation_id.to_string(),
+            event: event.clone(),
+        }
+    }
+
     pub fn fact(&self) -> Fact<'_> {
         Fact {
             position: self.position,

@@ -1,0 +1,62 @@
+//! Reading one case's stored events back from the log, in version order,
+//! for the parts of the service that keep nothing in memory for a closed
+//! case: the writer folds its state when a request names it again, and the
+//! early-warning rules fold their track of it when it is reopened.
+//!
+//! Why one function: both must see the same gapless stream, and both must
+//! refuse a store whose case index names a missing or misplaced record
+//! rather than fold a case from what is left of it.
+
+use super::LedgerError;
+use crate::projections::fact::OwnedFact;
+use crate::proto::v1 as pb;
+use crate::store::EventLog;
+use prost::Message;
+
+/// Calls `each` with every stored event of `case_id` at a position below
+/// `before`, in version order: the decoded record, its payload and the
+/// stored bytes. Errors when a record is missing, does not decode, or is
+/// not the next version of this case.
+pub fn for_each_stored<L: EventLog + ?Sized>(
+    log: &L,
+    case_id: &str,
+    before: u64,
+    mut each: impl FnMut(&pb::StoredRecord, &pb::CaseEvent, &[u8]),
+) -> Result<(), LedgerError> {
+    let positions = log.case_positions(case_id, 1, false, usize::MAX)?;
+    for (expected, (version, pos)) in (1..).zip(positions) {
+        if pos >= before {
+            break;
+        }
+        let bytes = log.read(pos)?.ok_or_else(|| {
+            LedgerError::Storage(format!(
+                "case {case_id} version {version}: position {pos} is missing"
+            ))
+        })?;
+        let rec = pb::StoredRecord::decode(bytes.as_slice())
+            .map_err(|e| LedgerError::Storage(format!("record {pos} does not decode: {e}")))?;
+        let event = pb::CaseEvent::decode(&rec.payload[..])
+            .map_err(|e| LedgerError::Storage(format!("payload at {pos} does not decode: {e}")))?;
+        if rec.case_version != expected || rec.case_id != case_id {
+            return Err(LedgerError::Storage(format!(
+                "case {case_id}: position {pos} holds version {} of case {}, expected version {expected}",
+                rec.case_version, rec.case_id
+            )));
+        }
+        each(&rec, &event, &bytes);
+    }
+    Ok(())
+}
+
+/// The events of `case_id` stored at positions below `before`, as facts.
+pub fn facts_before<L: EventLog + ?Sized>(
+    log: &L,
+    case_id: &str,
+    before: u64,
+) -> Result<Vec<OwnedFact>, LedgerError> {
+    let mut out = Vec::new();
+    for_each_stored(log, case_id, before, |rec, event, _| {
+        out.push(OwnedFact::stored(rec, event))
+    })?;
+    Ok(out)
+}
