@@ -267,7 +267,7 @@ impl WarningRules {
                             f.event_id,
                             at,
                             format!(
-                                "contact {} is the customer's {in_window}th within {window_hours} hours",
+                                "contact {} makes {in_window} contacts from the customer within {window_hours} hours",
                                 c.contact_id
                             ),
                         ));
@@ -621,6 +621,10 @@ mod tests {
         assert_eq!(rules_of(&hits), ["three_contacts_in_12h"]);
         assert_eq!(hits[0].case_id, "a");
         assert_eq!(hits[0].causation_id, "e5");
+        assert_eq!(
+            hits[0].warning.reason,
+            "contact 2020-12-03T13:00:00+08:00 makes 3 contacts from the customer within 12 hours"
+        );
         // Later contacts of the same episode do not warn again...
         for at in ["2020-12-03T14:00:00+08:00", "2020-12-03T23:00:00+08:00"] {
             assert!(log.add("a", at, call(at)).is_empty(), "{at}");
