@@ -1,7 +1,8 @@
 //! `complaint_ledger.v1.Policies`: the cross-case policy read models —
 //! promises due or broken, warnings not escalated, KF-006 queues and factor
 //! statistics, agent scorecards, customer histories. Each request is checked
-//! field by field, then answered from the policy board under its read lock.
+//! field by field, then answered from the policy board under its read lock
+//! (a page of warnings is then completed from the log, outside it).
 
 use super::cases_service::{checked_ts, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use super::status::{invalid_field, to_status};
