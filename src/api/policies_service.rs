@@ -112,10 +112,15 @@ impl PoliciesApi for PoliciesService {
             due_pending: req.due_pending,
             now: when("evaluate_at", req.evaluate_at.as_ref())?.unwrap_or_else(now_nanos),
         };
-        let after = page_token(&req.page_token)?;
+        let after = match page_token(&req.page_token)? {
+            None => None,
+            Some(parts) => Some(listings::promise_token_key(&parts).ok_or_else(|| {
+                invalid_field("page_token", "is not a token from a previous response")
+            })?),
+        };
         let board = self.ledger.board().read().expect("board lock");
         let (promises, next) =
-            listings::promises(&board, &q, after.as_deref(), page_size(req.page_size));
+            listings::promises(&board, &q, after.as_ref(), page_size(req.page_size));
         Ok(Response::new(pb::ListPromisesResponse {
             promises,
             next_page_token: next.unwrap_or_default(),

@@ -94,21 +94,58 @@ impl CasePromises {
 
     /// Every promise judged as of `now` (nanoseconds).
     pub fn judged(&self, offset: i32, now: i128) -> Vec<pb::PromiseView> {
-        let demands: Vec<DemandTerms> = self.demands.iter().map(|(_, t)| t.clone()).collect();
+        let demands = self.demand_terms();
         self.promises
             .iter()
-            .map(|p| {
-                let mut v = pb::PromiseView {
-                    event_id: p.event_id.clone(),
-                    made_at: p.made_at,
-                    promise: Some(p.promise.clone()),
-                    ..Default::default()
-                };
-                judge_promise(&mut v, &self.deliveries, &demands, offset, now);
-                v
-            })
+            .map(|p| self.judge(p, &demands, offset, now))
             .collect()
     }
+
+    /// The promise recorded by `event_id`, judged as of `now`.
+    pub fn judged_one(&self, event_id: &str, offset: i32, now: i128) -> Option<pb::PromiseView> {
+        let p = self.promises.iter().find(|p| p.event_id == event_id)?;
+        Some(self.judge(p, &self.demand_terms(), offset, now))
+    }
+
+    /// The due time of the promise recorded by `event_id`, as the board's
+    /// due index sorts it: nanoseconds, or [`NO_DUE_TIME`] when it has none.
+    pub fn due_of(&self, event_id: &str) -> Option<i128> {
+        let p = self.promises.iter().find(|p| p.event_id == event_id)?;
+        Some(due_key(&p.promise))
+    }
+
+    fn demand_terms(&self) -> Vec<DemandTerms> {
+        self.demands.iter().map(|(_, t)| t.clone()).collect()
+    }
+
+    fn judge(
+        &self,
+        p: &PromiseEntry,
+        demands: &[DemandTerms],
+        offset: i32,
+        now: i128,
+    ) -> pb::PromiseView {
+        let mut v = pb::PromiseView {
+            event_id: p.event_id.clone(),
+            made_at: p.made_at,
+            promise: Some(p.promise.clone()),
+            ..Default::default()
+        };
+        judge_promise(&mut v, &self.deliveries, demands, offset, now);
+        v
+    }
+}
+
+/// Where a promise with no due time (pending, or none given) sorts: after
+/// every real one.
+pub const NO_DUE_TIME: i128 = i128::MAX / 2;
+
+/// A promise's due time as listings sort it.
+pub fn due_key(p: &pb::PromiseMade) -> i128 {
+    p.due_at
+        .as_ref()
+        .map(crate::time::ts_nanos)
+        .unwrap_or(NO_DUE_TIME)
 }
 
 #[cfg(test)]

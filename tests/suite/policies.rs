@@ -647,6 +647,21 @@ async fn promises_are_listed_across_cases_by_due_time() {
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     assert!(bad.message().contains("page_token"), "{}", bad.message());
+    // A token of another listing (ListWarnings' "449", hex-encoded) is
+    // refused too, not read as a place in the due order.
+    let other = p
+        .list_promises(pb::ListPromisesRequest {
+            page_token: "343439".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), tonic::Code::InvalidArgument);
+    assert!(
+        other.message().contains("page_token"),
+        "{}",
+        other.message()
+    );
 }
 
 #[tokio::test]
