@@ -10,7 +10,7 @@ use crate::domain::ids::id_problem;
 use crate::ledger::Ledger;
 use crate::projections::board::JudgementFact;
 use crate::projections::case_view::judgement_flags;
-use crate::projections::kf006::{factor_statistics, parse_date, queue, queue_day_problem};
+use crate::projections::kf006::{self, factor_statistics, parse_date, queue, queue_day_problem};
 use crate::projections::listings::{self, untoken, PromiseQuery, WarningQuery};
 use crate::projections::scorecard::scorecard;
 use crate::proto::v1::{self as pb, policies_server::Policies as PoliciesApi};
@@ -198,7 +198,12 @@ impl PoliciesApi for PoliciesService {
         if let Some(p) = queue_day_problem(kind, day) {
             return Err(invalid_field("date", p));
         }
-        let after = page_token(&req.page_token)?;
+        let after = match page_token(&req.page_token)? {
+            None => None,
+            Some(parts) => Some(kf006::queue_token_key(&parts).ok_or_else(|| {
+                invalid_field("page_token", "is not a token from a previous response")
+            })?),
+        };
         let business_line = text_or_none(req.business_line);
         let (served, mut items, next) = {
             let board = self.ledger.board().read().expect("board lock");
@@ -207,7 +212,7 @@ impl PoliciesApi for PoliciesService {
                 kind,
                 day,
                 business_line.as_deref(),
-                after.as_deref(),
+                after.as_ref(),
                 page_size(req.page_size),
             )
         };

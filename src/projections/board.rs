@@ -14,6 +14,7 @@ use crate::proto::v1::{self as pb, case_event::Kind, CustomerResponse};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use time::Date;
 
 /// What the board keeps of one case.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -56,6 +57,10 @@ pub struct EscalationFact {
     pub to_level: i32,
     pub warning_id: String,
 }
+
+/// A dissatisfied contact's place in the KF-006 queues: (contact time in
+/// nanoseconds, case, contact id).
+pub type ContactKey = (i128, Arc<str>, String);
 
 /// A promise's place in [`Board::promises_by_due`]: (due time as
 /// [`due_key`] gives it, case, promise event id).
@@ -122,6 +127,14 @@ pub struct Board {
     /// lock, which the writer waits on before it acknowledges (57 ms per
     /// call at 10,000 seed-like cases).
     pub promises_by_due: BTreeSet<PromiseKey>,
+    /// Dissatisfied contacts still waiting for a survey, and for a
+    /// callback, by (contact time, case, contact): the order the KF-006
+    /// queues page them in, so a page walks only what is waiting.
+    pub awaiting_survey: BTreeSet<ContactKey>,
+    pub awaiting_callback: BTreeSet<ContactKey>,
+    /// Dissatisfied contacts by the Monday of their local week: the factor
+    /// statistics read one week, not every contact ever classified.
+    pub dissatisfied_by_week: BTreeSet<(Date, Arc<str>, String)>,
     /// Dissatisfied contacts by (case, contact).
     pub dissatisfied: BTreeMap<(String, String), Dissatisfied>,
     /// Judgements by (agent, case, judgement id).
@@ -144,6 +157,8 @@ impl Board {
         let (case_key, _) = self.cases.get_key_value(f.case_id).expect("inserted above");
         let case_key = Arc::clone(case_key);
         let case = self.cases.get_mut(f.case_id).expect("inserted above");
+        // The dissatisfied contact this event changed, if any.
+        let mut refresh: Option<String> = None;
         match kind {
             Kind::CaseOpened(o) => {
                 case.customer_id = o.customer_id.clone();
@@ -186,6 +201,7 @@ impl Board {
                 if c.reached && !c.dissatisfied_contact_id.is_empty() {
                     let key = (f.case_id.to_string(), c.dissatisfied_contact_id.clone());
                     if let Some(d) = self.dissatisfied.get_mut(&key) {
+                        refresh = Some(key.1.clone());
                         if d.callback.is_none() {
                             let outcome = pb::CallbackCompleted {
                                 callback_id: c.callback_id.clone(),
@@ -223,10 +239,12 @@ impl Board {
                     });
                 entry.classification = d.clone();
                 entry.classified_event_id = f.event_id.to_string();
+                refresh = Some(d.contact_id.clone());
             }
             Kind::SurveyDone(s) => {
                 let key = (f.case_id.to_string(), s.contact_id.clone());
                 if let Some(d) = self.dissatisfied.get_mut(&key) {
+                    refresh = Some(key.1.clone());
                     let result = pb::SurveyDone {
                         notes: String::new(),
                         ..s.clone()
@@ -323,6 +341,9 @@ impl Board {
             }
             _ => {}
         }
+        if let Some(contact_id) = refresh {
+            self.refresh_kf006(&case_key, contact_id);
+        }
         if matches!(
             kind,
             Kind::PromiseMade(_)
@@ -359,6 +380,45 @@ impl Board {
                 }
             }
         }
+    }
+
+    /// Puts a dissatisfied contact where it now belongs in the KF-006
+    /// indexes: waiting for a survey and for a callback while classified as
+    /// needing one and not done, and under its week. A contact without a
+    /// start time has no week and is in none of them (nor in the queues).
+    fn refresh_kf006(&mut self, case_key: &Arc<str>, contact_id: String) {
+        let key = (case_key.to_string(), contact_id);
+        let Some(d) = self.dissatisfied.get(&key) else {
+            return;
+        };
+        let offset = self
+            .cases
+            .get(&**case_key)
+            .map(|c| c.utc_offset_minutes)
+            .unwrap_or(crate::time::DEFAULT_UTC_OFFSET_MINUTES);
+        let Some(started) = d.contact.started_at.as_ref() else {
+            return;
+        };
+        let Some(week) = super::kf006::week_of_contact(started, offset) else {
+            return;
+        };
+        let at = crate::time::ts_nanos(started);
+        let place = (at, Arc::clone(case_key), key.1.clone());
+        let c = &d.classification;
+        let survey = c.needs_survey && d.survey.is_none();
+        let callback = c.needs_callback && d.callback.is_none();
+        for (set, waiting) in [
+            (&mut self.awaiting_survey, survey),
+            (&mut self.awaiting_callback, callback),
+        ] {
+            if waiting {
+                set.insert(place.clone());
+            } else {
+                set.remove(&place);
+            }
+        }
+        self.dissatisfied_by_week
+            .insert((week, Arc::clone(case_key), key.1));
     }
 
     fn judgement_mut(&mut self, case_id: &str, judgement_id: &str) -> Option<&mut JudgementFact> {

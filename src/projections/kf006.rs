@@ -5,10 +5,12 @@
 //! tickets to chase, instead of calling the customer with nothing to say.
 //! Items not done in their week stay in the queue, marked carried over.
 
-use super::board::{Board, Dissatisfied};
-use super::listings::page;
+use super::board::{Board, ContactKey};
+use super::listings::{token, SCAN_BUDGET};
 use crate::proto::v1::{self as pb, QueueKind};
 use crate::time::ts_nanos;
+use std::ops::Bound;
+use std::sync::Arc;
 use time::{Date, Duration, OffsetDateTime, UtcOffset, Weekday};
 
 /// Parses a `YYYY-MM-DD` local date.
@@ -28,10 +30,11 @@ fn local_date(ts: &prost_types::Timestamp, offset_minutes: i32) -> Option<Date> 
         .map(|t| t.to_offset(off).date())
 }
 
-/// The Monday of the week a dissatisfied contact belongs to.
-fn week_of(board: &Board, d: &Dissatisfied) -> Option<Date> {
-    let offset = board.cases.get(d.case_id.as_str())?.utc_offset_minutes;
-    local_date(d.contact.started_at.as_ref()?, offset).map(monday_of)
+/// The Monday of the local week of a contact started at `started`, in a
+/// case at `offset_minutes` from UTC: the week a dissatisfied contact
+/// belongs to.
+pub fn week_of_contact(started: &prost_types::Timestamp, offset_minutes: i32) -> Option<Date> {
+    local_date(started, offset_minutes).map(monday_of)
 }
 
 /// Why a queue cannot be served for a date.
@@ -52,76 +55,115 @@ pub fn queue_day_problem(kind: QueueKind, date: Date) -> Option<String> {
     })
 }
 
-/// The queue of `kind` for `date`: (week served, items after `after`, next token).
+/// The place in a queue a page token names; None if it is not one of ours.
+pub fn queue_token_key(parts: &[String]) -> Option<ContactKey> {
+    let [at, case_id, contact_id] = parts else {
+        return None;
+    };
+    Some((
+        at.parse().ok()?,
+        Arc::from(case_id.as_str()),
+        contact_id.clone(),
+    ))
+}
+
+fn queue_token(k: &ContactKey) -> String {
+    token(&[format!("{:040}", k.0), k.1.to_string(), k.2.clone()])
+}
+
+/// The queue of `kind` for `date`: (week served, items after `after`, next
+/// token). A walk of the contacts still waiting for that kind of follow-up,
+/// by contact time, examining at most [`SCAN_BUDGET`] of them (a page cut
+/// short by it carries a token, as `ListPromises`' do).
 pub fn queue(
     board: &Board,
     kind: QueueKind,
     date: Date,
     business_line: Option<&str>,
-    after: Option<&[String]>,
+    after: Option<&ContactKey>,
     limit: usize,
 ) -> (Date, Vec<pb::QueueItem>, Option<String>) {
     let served = monday_of(date) - Duration::days(7);
-    let mut all = Vec::new();
-    for d in board.dissatisfied.values() {
-        let Some(case) = board.cases.get(d.case_id.as_str()) else {
+    let waiting = match kind {
+        QueueKind::Survey => &board.awaiting_survey,
+        QueueKind::Callback => &board.awaiting_callback,
+        QueueKind::Unspecified => return (served, Vec::new(), None),
+    };
+    let keys = match after {
+        Some(a) => waiting.range((Bound::Excluded(a.clone()), Bound::Unbounded)),
+        None => waiting.range(..),
+    };
+    let mut out = Vec::new();
+    let (mut last_listed, mut last_seen) = (None, None);
+    for (examined, key) in keys.enumerate() {
+        if examined == SCAN_BUDGET {
+            let resume = if out.len() == limit {
+                last_listed
+            } else {
+                last_seen
+            };
+            return (served, out, resume.map(queue_token));
+        }
+        last_seen = Some(key);
+        let (_, case_id, contact_id) = key;
+        let Some(d) = board
+            .dissatisfied
+            .get(&(case_id.to_string(), contact_id.clone()))
+        else {
+            continue;
+        };
+        let Some(case) = board.cases.get(&**case_id) else {
             continue;
         };
         if business_line.is_some_and(|b| b != case.business_line) {
             continue;
         }
-        let Some(week) = week_of(board, d) else {
+        let Some(week) = d
+            .contact
+            .started_at
+            .as_ref()
+            .and_then(|s| week_of_contact(s, case.utc_offset_minutes))
+        else {
             continue;
         };
         if week > served {
             continue;
         }
+        if out.len() == limit {
+            // One more is due: the page ends at the last one listed.
+            return (served, out, last_listed.map(queue_token));
+        }
         let c = &d.classification;
-        let pending = match kind {
-            QueueKind::Survey => c.needs_survey && d.survey.is_none(),
-            QueueKind::Callback => c.needs_callback && d.callback.is_none(),
-            QueueKind::Unspecified => false,
-        };
-        if !pending {
-            continue;
-        }
-        let at = d.contact.started_at.as_ref().map(ts_nanos).unwrap_or(0);
-        let key = vec![format!("{at:040}"), d.case_id.clone(), c.contact_id.clone()];
-        if after.is_some_and(|a| key.as_slice() <= a) {
-            continue;
-        }
         let chase: Vec<String> = if kind == QueueKind::Callback {
             case.tickets_waiting.iter().cloned().collect()
         } else {
             Vec::new()
         };
-        all.push((
-            key,
-            pb::QueueItem {
-                case_id: d.case_id.clone(),
-                contact_id: c.contact_id.clone(),
-                contact_event_id: d.contact.event_id.clone(),
-                contacted_at: d.contact.started_at,
-                channel: d.contact.channel,
-                agent_id: d.contact.agent_id.clone(),
-                factor: d
-                    .survey
-                    .as_ref()
-                    .map(|(_, s)| s.factor)
-                    .filter(|f| *f != 0)
-                    .unwrap_or(c.factor),
-                carried_over: week < served,
-                held: !chase.is_empty(),
-                chase_tickets: chase,
-                case_version: 0,
-            },
-        ));
+        out.push(pb::QueueItem {
+            case_id: d.case_id.clone(),
+            contact_id: c.contact_id.clone(),
+            contact_event_id: d.contact.event_id.clone(),
+            contacted_at: d.contact.started_at,
+            channel: d.contact.channel,
+            agent_id: d.contact.agent_id.clone(),
+            factor: d
+                .survey
+                .as_ref()
+                .map(|(_, s)| s.factor)
+                .filter(|f| *f != 0)
+                .unwrap_or(c.factor),
+            carried_over: week < served,
+            held: !chase.is_empty(),
+            chase_tickets: chase,
+            case_version: 0,
+        });
+        last_listed = Some(key);
     }
-    let (items, next) = page(all, limit);
-    (served, items, next)
+    (served, out, None)
 }
 
-/// Statistics by factor of the dissatisfied contacts of the week containing `date`.
+/// Statistics by factor of the dissatisfied contacts of the week containing
+/// `date`: a range of the board's week index.
 pub fn factor_statistics(
     board: &Board,
     date: Date,
@@ -130,13 +172,19 @@ pub fn factor_statistics(
     let monday = monday_of(date);
     let mut rows: std::collections::BTreeMap<i32, pb::FactorCount> = Default::default();
     let mut total = 0;
-    for d in board.dissatisfied.values() {
-        let Some(case) = board.cases.get(d.case_id.as_str()) else {
+    let week = (monday, Arc::from(""), String::new())
+        ..(monday + Duration::days(7), Arc::from(""), String::new());
+    for (_, case_id, contact_id) in board.dissatisfied_by_week.range(week) {
+        let Some(d) = board
+            .dissatisfied
+            .get(&(case_id.to_string(), contact_id.clone()))
+        else {
             continue;
         };
-        if business_line.is_some_and(|b| b != case.business_line)
-            || week_of(board, d) != Some(monday)
-        {
+        let Some(case) = board.cases.get(&**case_id) else {
+            continue;
+        };
+        if business_line.is_some_and(|b| b != case.business_line) {
             continue;
         }
         let c = &d.classification;
@@ -178,5 +226,166 @@ pub fn factor_statistics(
         week_of: monday.to_string(),
         factors: rows.into_values().collect(),
         total,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projections::fact::Fact;
+    use crate::projections::listings::untoken;
+    use crate::proto::v1::case_event::Kind;
+
+    struct Fold {
+        board: Board,
+        position: u64,
+    }
+
+    impl Fold {
+        fn add(&mut self, case_id: &str, event_id: &str, kind: Kind) {
+            self.position += 1;
+            let event = pb::CaseEvent { kind: Some(kind) };
+            self.board.apply(&Fact {
+                position: self.position,
+                case_id,
+                event_id,
+                occurred_at: None,
+                recorded_at: 0,
+                correlation_id: "",
+                event: &event,
+            });
+        }
+    }
+
+    /// Seconds of 2020-12-07 (a Monday) 10:00 +08:00, plus `minutes`.
+    fn monday_plus(minutes: i64) -> prost_types::Timestamp {
+        prost_types::Timestamp {
+            seconds: 1_607_306_400 + minutes * 60,
+            nanos: 0,
+        }
+    }
+
+    /// `cases` cases of one dissatisfied contact each in the week of
+    /// 2020-12-07, contacted in an order unlike the cases' names.
+    fn dissatisfied(cases: usize) -> Fold {
+        let mut f = Fold {
+            board: Board::default(),
+            position: 0,
+        };
+        for i in 0..cases {
+            let case = format!("c{i:04}");
+            f.add(&case, "open", Kind::CaseOpened(pb::CaseOpened::default()));
+            let minutes = ((i * 7919) % cases) as i64;
+            let logged = pb::ContactLogged {
+                contact_id: "k1".into(),
+                started_at: Some(monday_plus(minutes)),
+                ..Default::default()
+            };
+            f.add(&case, "logged", Kind::ContactLogged(logged));
+            let classified = pb::DissatisfactionClassified {
+                contact_id: "k1".into(),
+                needs_survey: true,
+                needs_callback: true,
+                factor: pb::DissatisfactionFactor::Attitude as i32,
+            };
+            f.add(
+                &case,
+                "classified",
+                Kind::DissatisfactionClassified(classified),
+            );
+        }
+        f
+    }
+
+    fn all_pages(board: &Board, kind: QueueKind, date: Date, limit: usize) -> Vec<pb::QueueItem> {
+        let (mut out, mut after) = (Vec::new(), None);
+        loop {
+            let (_, page, next) = queue(board, kind, date, None, after.as_ref(), limit);
+            assert!(page.len() <= limit);
+            out.extend(page);
+            match next {
+                None => return out,
+                Some(t) => after = Some(queue_token_key(&untoken(&t).unwrap()).unwrap()),
+            }
+        }
+    }
+
+    /// The queue pages walk the contacts still waiting, by contact time,
+    /// whatever the page size and across the budget; a survey done, a
+    /// reclassification and a callback take a contact off the queues they
+    /// no longer belong to; the statistics read the contacts of the week.
+    #[test]
+    fn queues_walk_the_waiting_contacts_and_statistics_their_week() {
+        let n = SCAN_BUDGET + 100;
+        let mut f = dissatisfied(n);
+        let survey_day = parse_date("2020-12-14").unwrap();
+        let callback_day = parse_date("2020-12-17").unwrap();
+        for limit in [1, 50, 500, 5_000] {
+            let items = all_pages(&f.board, QueueKind::Survey, survey_day, limit);
+            assert_eq!(items.len(), n, "pages of {limit}");
+            let times: Vec<i64> = items
+                .iter()
+                .map(|i| i.contacted_at.unwrap().seconds)
+                .collect();
+            assert!(times.is_sorted(), "pages of {limit}");
+        }
+        // Not yet served in the contacts' own week.
+        let (_, early, next) = queue(
+            &f.board,
+            QueueKind::Survey,
+            parse_date("2020-12-09").unwrap(),
+            None,
+            None,
+            50,
+        );
+        assert!(early.is_empty() && next.is_some());
+
+        let survey = pb::SurveyDone {
+            contact_id: "k1".into(),
+            satisfied: true,
+            ..Default::default()
+        };
+        f.add("c0001", "surveyed", Kind::SurveyDone(survey));
+        let no_callback = pb::DissatisfactionClassified {
+            contact_id: "k1".into(),
+            needs_survey: true,
+            needs_callback: false,
+            ..Default::default()
+        };
+        f.add(
+            "c0002",
+            "reclassified",
+            Kind::DissatisfactionClassified(no_callback),
+        );
+        let called = pb::CallbackCompleted {
+            reached: true,
+            dissatisfied_contact_id: "k1".into(),
+            ..Default::default()
+        };
+        f.add("c0003", "called", Kind::CallbackCompleted(called));
+        let surveys = all_pages(&f.board, QueueKind::Survey, survey_day, 500);
+        let callbacks = all_pages(&f.board, QueueKind::Callback, callback_day, 500);
+        let cases = |items: &[pb::QueueItem]| -> Vec<String> {
+            let mut v: Vec<String> = items.iter().map(|i| i.case_id.clone()).collect();
+            v.sort();
+            v
+        };
+        let without = |gone: &[&str]| -> Vec<String> {
+            (0..n)
+                .map(|i| format!("c{i:04}"))
+                .filter(|c| !gone.contains(&c.as_str()))
+                .collect()
+        };
+        assert_eq!(cases(&surveys), without(&["c0001"]));
+        assert_eq!(cases(&callbacks), without(&["c0002", "c0003"]));
+
+        let stats = factor_statistics(&f.board, parse_date("2020-12-10").unwrap(), None);
+        assert_eq!(stats.total as usize, n);
+        assert_eq!(stats.factors.len(), 2, "{:?}", stats.factors);
+        let attitude = &stats.factors[1];
+        assert_eq!(attitude.surveyed, 1);
+        assert_eq!(attitude.called_back, 1);
+        let other_week = factor_statistics(&f.board, parse_date("2020-12-14").unwrap(), None);
+        assert_eq!(other_week.total, 0);
     }
 }

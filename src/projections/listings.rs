@@ -129,20 +129,6 @@ pub fn promises(
     (out, None)
 }
 
-/// Sorts `all` by key and keeps the first `limit`, with the page token of
-/// the last kept key when more remain.
-pub fn page<T>(mut all: Vec<(Vec<String>, T)>, limit: usize) -> (Vec<T>, Option<String>) {
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    let more = all.len() > limit;
-    all.truncate(limit);
-    let next = if more {
-        all.last().map(|(k, _)| token(k))
-    } else {
-        None
-    };
-    (all.into_iter().map(|(_, v)| v).collect(), next)
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct WarningQuery {
     pub unanswered_only: bool,
