@@ -421,6 +421,12 @@ impl Board {
             .insert((week, Arc::clone(case_key), key.1));
     }
 
+    /// A case's dissatisfied contact, by the parts of an index key.
+    pub fn dissatisfied_contact(&self, case_id: &str, contact_id: &str) -> Option<&Dissatisfied> {
+        self.dissatisfied
+            .get(&(case_id.to_string(), contact_id.to_string()))
+    }
+
     fn judgement_mut(&mut self, case_id: &str, judgement_id: &str) -> Option<&mut JudgementFact> {
         self.judgements
             .values_mut()
@@ -448,19 +454,32 @@ impl Board {
     }
 }
 
+/// Folding events into a board in tests: one log position each, its
+/// business time that many seconds after the epoch.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) struct Fold {
+    pub board: Board,
+    pub position: u64,
+}
 
-    fn apply(board: &mut Board, position: u64, kind: Kind) {
+#[cfg(test)]
+impl Fold {
+    pub fn new() -> Self {
+        Fold {
+            board: Board::default(),
+            position: 0,
+        }
+    }
+
+    pub fn add(&mut self, case_id: &str, event_id: &str, kind: Kind) {
+        self.position += 1;
         let event = pb::CaseEvent { kind: Some(kind) };
-        let id = format!("e{position}");
-        board.apply(&Fact {
-            position,
-            case_id: "c1",
-            event_id: &id,
+        self.board.apply(&Fact {
+            position: self.position,
+            case_id,
+            event_id,
             occurred_at: Some(prost_types::Timestamp {
-                seconds: position as i64,
+                seconds: self.position as i64,
                 nanos: 0,
             }),
             recorded_at: 0,
@@ -468,17 +487,22 @@ mod tests {
             event: &event,
         });
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     /// A dissatisfied contact keeps what KF-006 counts of its survey and
     /// callback, not their sealed free text; warnings keep what
     /// `ListWarnings` filters by, sharing the case id and the rule name.
     #[test]
     fn follow_ups_and_warnings_are_kept_without_their_texts() {
-        let mut board = Board::default();
-        apply(&mut board, 1, Kind::CaseOpened(pb::CaseOpened::default()));
-        apply(
-            &mut board,
-            2,
+        let mut f = Fold::new();
+        f.add("c1", "e1", Kind::CaseOpened(pb::CaseOpened::default()));
+        f.add(
+            "c1",
+            "e2",
             Kind::DissatisfactionClassified(pb::DissatisfactionClassified {
                 contact_id: "k1".into(),
                 needs_survey: true,
@@ -486,9 +510,9 @@ mod tests {
                 factor: pb::DissatisfactionFactor::Attitude as i32,
             }),
         );
-        apply(
-            &mut board,
-            3,
+        f.add(
+            "c1",
+            "e3",
             Kind::SurveyDone(pb::SurveyDone {
                 contact_id: "k1".into(),
                 resolved: true,
@@ -497,9 +521,9 @@ mod tests {
                 ..Default::default()
             }),
         );
-        apply(
-            &mut board,
-            4,
+        f.add(
+            "c1",
+            "e4",
             Kind::CallbackCompleted(pb::CallbackCompleted {
                 callback_id: "cb1".into(),
                 reached: true,
@@ -512,9 +536,9 @@ mod tests {
             }),
         );
         for position in [5, 6] {
-            apply(
-                &mut board,
-                position,
+            f.add(
+                "c1",
+                &format!("e{position}"),
                 Kind::WarningRaised(pb::WarningRaised {
                     rule: "threat_on_contact".into(),
                     reason: "a reason".into(),
@@ -524,6 +548,7 @@ mod tests {
             );
         }
 
+        let board = &f.board;
         let d = &board.dissatisfied[&("c1".to_string(), "k1".to_string())];
         let (survey_id, survey) = d.survey.as_ref().unwrap();
         assert_eq!(survey_id, "e3");

@@ -6,7 +6,7 @@
 //! Items not done in their week stay in the queue, marked carried over.
 
 use super::board::{Board, ContactKey};
-use super::listings::{token, SCAN_BUDGET};
+use super::listings::{token, walk_page};
 use crate::proto::v1::{self as pb, QueueKind};
 use crate::time::ts_nanos;
 use std::ops::Bound;
@@ -73,7 +73,8 @@ fn queue_token(k: &ContactKey) -> String {
 
 /// The queue of `kind` for `date`: (week served, items after `after`, next
 /// token). A walk of the contacts still waiting for that kind of follow-up,
-/// by contact time, examining at most [`SCAN_BUDGET`] of them (a page cut
+/// by contact time, examining at most
+/// [`SCAN_BUDGET`](super::listings::SCAN_BUDGET) of them (a page cut
 /// short by it carries a token, as `ListPromises`' do).
 pub fn queue(
     board: &Board,
@@ -101,48 +102,20 @@ pub fn queue(
         .assume_utc()
         .unix_timestamp_nanos()
         + 24 * 3_600_000_000_000;
-    let mut out = Vec::new();
-    let (mut last_listed, mut last_seen) = (None, None);
-    for (examined, key) in keys.enumerate() {
-        if key.0 >= later_weeks {
-            break;
-        }
-        if examined == SCAN_BUDGET {
-            let resume = if out.len() == limit {
-                last_listed
-            } else {
-                last_seen
-            };
-            return (served, out, resume.map(queue_token));
-        }
-        last_seen = Some(key);
-        let (_, case_id, contact_id) = key;
-        let Some(d) = board
-            .dissatisfied
-            .get(&(case_id.to_string(), contact_id.clone()))
-        else {
-            continue;
-        };
-        let Some(case) = board.cases.get(&**case_id) else {
-            continue;
-        };
+    let past = |(at, _, _): &ContactKey| *at >= later_weeks;
+    let (out, resume) = walk_page(keys, limit, past, |(_, case_id, contact_id)| {
+        let d = board.dissatisfied_contact(case_id, contact_id)?;
+        let case = board.cases.get(&**case_id)?;
         if business_line.is_some_and(|b| b != case.business_line) {
-            continue;
+            return None;
         }
-        let Some(week) = d
+        let week = d
             .contact
             .started_at
             .as_ref()
-            .and_then(|s| week_of_contact(s, case.utc_offset_minutes))
-        else {
-            continue;
-        };
+            .and_then(|s| week_of_contact(s, case.utc_offset_minutes))?;
         if week > served {
-            continue;
-        }
-        if out.len() == limit {
-            // One more is due: the page ends at the last one listed.
-            return (served, out, last_listed.map(queue_token));
+            return None;
         }
         let c = &d.classification;
         let chase: Vec<String> = if kind == QueueKind::Callback {
@@ -150,7 +123,7 @@ pub fn queue(
         } else {
             Vec::new()
         };
-        out.push(pb::QueueItem {
+        Some(pb::QueueItem {
             case_id: d.case_id.clone(),
             contact_id: c.contact_id.clone(),
             contact_event_id: d.contact.event_id.clone(),
@@ -167,10 +140,9 @@ pub fn queue(
             held: !chase.is_empty(),
             chase_tickets: chase,
             case_version: 0,
-        });
-        last_listed = Some(key);
-    }
-    (served, out, None)
+        })
+    });
+    (served, out, resume.map(queue_token))
 }
 
 /// Statistics by factor of the dissatisfied contacts of the week containing
@@ -186,10 +158,7 @@ pub fn factor_statistics(
     let week = (monday, Arc::from(""), String::new())
         ..(monday + Duration::days(7), Arc::from(""), String::new());
     for (_, case_id, contact_id) in board.dissatisfied_by_week.range(week) {
-        let Some(d) = board
-            .dissatisfied
-            .get(&(case_id.to_string(), contact_id.clone()))
-        else {
+        let Some(d) = board.dissatisfied_contact(case_id, contact_id) else {
             continue;
         };
         let Some(case) = board.cases.get(&**case_id) else {
@@ -243,30 +212,9 @@ pub fn factor_statistics(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projections::fact::Fact;
-    use crate::projections::listings::untoken;
+    use crate::projections::board::Fold;
+    use crate::projections::listings::{untoken, SCAN_BUDGET};
     use crate::proto::v1::case_event::Kind;
-
-    struct Fold {
-        board: Board,
-        position: u64,
-    }
-
-    impl Fold {
-        fn add(&mut self, case_id: &str, event_id: &str, kind: Kind) {
-            self.position += 1;
-            let event = pb::CaseEvent { kind: Some(kind) };
-            self.board.apply(&Fact {
-                position: self.position,
-                case_id,
-                event_id,
-                occurred_at: None,
-                recorded_at: 0,
-                correlation_id: "",
-                event: &event,
-            });
-        }
-    }
 
     /// Seconds of 2020-12-07 (a Monday) 10:00 +08:00, plus `minutes`.
     fn monday_plus(minutes: i64) -> prost_types::Timestamp {
@@ -279,10 +227,7 @@ mod tests {
     /// `cases` cases of one dissatisfied contact each in the week of
     /// 2020-12-07, contacted in an order unlike the cases' names.
     fn dissatisfied(cases: usize) -> Fold {
-        let mut f = Fold {
-            board: Board::default(),
-            position: 0,
-        };
+        let mut f = Fold::new();
         for i in 0..cases {
             let case = format!("c{i:04}");
             f.add(&case, "open", Kind::CaseOpened(pb::CaseOpened::default()));

@@ -78,12 +78,52 @@ pub fn promises(
             .range((Bound::Excluded(a.clone()), Bound::Unbounded)),
         None => board.promises_by_due.range(..),
     };
+    // Sorted by due time: past due_before nothing further can match.
+    let past = |(due, _, _): &PromiseKey| q.due_before.is_some_and(|b| *due >= b);
+    let (out, resume) = walk_page(keys, limit, past, |(_, case_id, event_id)| {
+        let c = board.cases.get(&**case_id)?;
+        if q.business_line
+            .as_ref()
+            .is_some_and(|b| *b != c.business_line)
+        {
+            return None;
+        }
+        let v = c
+            .promises
+            .judged_one(event_id, c.utc_offset_minutes, q.now)?;
+        let pending = v
+            .promise
+            .as_ref()
+            .is_some_and(|p| p.due_at.is_none() && !p.due_pending.is_empty());
+        if q.state.is_some_and(|s| v.state != s as i32) || (q.due_pending && !pending) {
+            return None;
+        }
+        Some(pb::PromiseEntry {
+            case_id: case_id.to_string(),
+            customer_id: c.customer_id.clone(),
+            business_line: c.business_line.clone(),
+            promise: Some(v),
+        })
+    });
+    (out, resume.map(promise_token))
+}
+
+/// One page of a walk over an ordered index: `entry` makes the listed
+/// entry of a key, or None when the key does not match; the walk ends at
+/// the first key `past` says is beyond every match. Returns the entries and
+/// the key the next page goes on after, if any: the last one listed when
+/// the page is full and another matches, or when the [`SCAN_BUDGET`] runs
+/// out with the page full; otherwise the last one examined.
+pub fn walk_page<'a, K: 'a, T>(
+    keys: impl Iterator<Item = &'a K>,
+    limit: usize,
+    past: impl Fn(&K) -> bool,
+    mut entry: impl FnMut(&K) -> Option<T>,
+) -> (Vec<T>, Option<&'a K>) {
     let mut out = Vec::new();
     let (mut last_listed, mut last_seen) = (None, None);
     for (examined, key) in keys.enumerate() {
-        let (due, case_id, event_id) = key;
-        if q.due_before.is_some_and(|b| *due >= b) {
-            // Sorted by due time: nothing further can match.
+        if past(key) {
             break;
         }
         if examined == SCAN_BUDGET {
@@ -92,38 +132,17 @@ pub fn promises(
             } else {
                 last_seen
             };
-            return (out, resume.map(promise_token));
+            return (out, resume);
         }
         last_seen = Some(key);
-        let Some(c) = board.cases.get(&**case_id) else {
+        let Some(e) = entry(key) else {
             continue;
         };
-        if q.business_line
-            .as_ref()
-            .is_some_and(|b| *b != c.business_line)
-        {
-            continue;
-        }
-        let Some(v) = c.promises.judged_one(event_id, c.utc_offset_minutes, q.now) else {
-            continue;
-        };
-        let pending = v
-            .promise
-            .as_ref()
-            .is_some_and(|p| p.due_at.is_none() && !p.due_pending.is_empty());
-        if q.state.is_some_and(|s| v.state != s as i32) || (q.due_pending && !pending) {
-            continue;
-        }
         if out.len() == limit {
             // One more matches: the page ends at the last one listed.
-            return (out, last_listed.map(promise_token));
+            return (out, last_listed);
         }
-        out.push(pb::PromiseEntry {
-            case_id: case_id.to_string(),
-            customer_id: c.customer_id.clone(),
-            business_line: c.business_line.clone(),
-            promise: Some(v),
-        });
+        out.push(e);
         last_listed = Some(key);
     }
     (out, None)
@@ -269,37 +288,8 @@ pub fn customer_history(board: &Board, customer_id: &str, now: i128) -> pb::Cust
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projections::fact::Fact;
+    use crate::projections::board::Fold;
     use crate::time::ts_nanos;
-
-    /// Folds events into a board, one position each.
-    struct Fold {
-        board: Board,
-        position: u64,
-    }
-
-    impl Fold {
-        fn new() -> Self {
-            Fold {
-                board: Board::default(),
-                position: 0,
-            }
-        }
-
-        fn add(&mut self, case_id: &str, event_id: &str, kind: Kind) {
-            self.position += 1;
-            let event = pb::CaseEvent { kind: Some(kind) };
-            self.board.apply(&Fact {
-                position: self.position,
-                case_id,
-                event_id,
-                occurred_at: Some(nanos_ts(0)),
-                recorded_at: 0,
-                correlation_id: "",
-                event: &event,
-            });
-        }
-    }
 
     fn promise(due_seconds: i64) -> pb::PromiseMade {
         pb::PromiseMade {
