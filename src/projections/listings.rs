@@ -1,7 +1,9 @@
 //! Listings across cases from the policy board: promises by due time,
 //! warnings and the escalation that answered each, a customer's history.
 //! Each is judged at an evaluation time and paginated by an opaque token
-//! holding the sort key of the last item returned.
+//! holding the sort key to go on after; a page walks an index of the board
+//! in that order and examines a bounded number of entries (the board's read
+//! lock, which appends wait on, is held meanwhile).
 
 use super::board::{Board, PromiseKey, WarningFact};
 use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
