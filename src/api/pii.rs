@@ -1,6 +1,6 @@
 //! Personal data on the way out: every event a response carries passes
 //! here, is decrypted for callers allowed to see personal data or masked for
-//! the others (and reads "[erased]" for erased customers), and each response
+//! the others (and reads `"[erased]"` for erased customers), and each response
 //! that revealed personal data is written to the PII-access log with the
 //! caller, case, fields, RPC and stated purpose (`x-purpose` header).
 

@@ -1,6 +1,6 @@
 //! `complaint-ledger bench`: the ledger measured end to end through gRPC,
 //! beside references measured in the same run with the same load generator
-//! (see [`reference`]). Prints a table and writes the same figures as JSON.
+//! (see [`mod@reference`]). Prints a table and writes the same figures as JSON.
 //!
 //! The ledger runs as a separate `complaint-ledger serve` process on a
 //! temporary data directory, like the no-op reference server, so client and

@@ -3,7 +3,7 @@
 //!
 //! Opening a ledger replays the whole log: it checks every case's hash chain
 //! (refusing to start on a broken one) and rebuilds the in-memory case states
-//! and the case index. Appends go to the single [`writer`] thread, which
+//! and the case index. Appends go to the single `writer` thread, which
 //! group-commits them; reads go straight to the store.
 
 mod audit;

@@ -1,7 +1,7 @@
 //! The event log on sled: one tree, one atomic batch per group commit, and a
 //! real `fdatasync` after sled's flush (see [`super::durability`]). Records
 //! are stored a few per value ([`super::pack`]); the event-id index follows
-//! the commit ([`super::event_index`]).
+//! the commit (`super::event_index`).
 
 use super::durability::Syncer;
 use super::event_index::{event_id_of, id_hash, EventIndex};
