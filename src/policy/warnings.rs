@@ -225,6 +225,20 @@ impl WarningRules {
                 | Kind::CallbackCompleted(_)
                 | Kind::EventCorrected(_)
         ) {
+            // A correction that moves a promise's due time takes it off its
+            // old place in the due queue (judging puts it at the new one).
+            if let Kind::EventCorrected(c) = kind {
+                let corrects_promise = matches!(
+                    c.replacement.as_ref().and_then(|r| r.kind.as_ref()),
+                    Some(Kind::PromiseMade(_))
+                );
+                if let Some(old) = track.promises.due_at_of(&c.corrected_event_id) {
+                    if corrects_promise {
+                        let key = (old, f.case_id.to_string(), c.corrected_event_id.clone());
+                        self.due.remove(&key);
+                    }
+                }
+            }
             track.promises.apply(f);
         }
         let customer = track.customer.clone();
@@ -793,6 +807,38 @@ mod tests {
         );
         assert_eq!(log.histories, 2);
         assert_eq!(log.rules.cases["a"].rejections["t1"], 2);
+    }
+
+    /// A correction that moves a promise's due time moves its place in the
+    /// due queue: nothing is left waiting at the old time.
+    #[test]
+    fn a_corrected_due_time_leaves_no_place_at_the_old_one() {
+        let mut log = Log::new();
+        log.add("a", "2020-12-03T01:00:00+08:00", opened("u"));
+        let promise = |due: &str| pb::PromiseMade {
+            promise_id: "p1".into(),
+            due_at: parse_rfc3339(due),
+            ..Default::default()
+        };
+        let made = Kind::PromiseMade(promise("2020-12-07T18:00:00+08:00"));
+        log.add("a", "2020-12-03T01:51:29+08:00", made);
+        let corrected = Kind::EventCorrected(Box::new(pb::EventCorrected {
+            corrected_event_id: "e2".into(),
+            replacement: Some(Box::new(pb::CaseEvent {
+                kind: Some(Kind::PromiseMade(promise("2020-12-10T18:00:00+08:00"))),
+            })),
+            ..Default::default()
+        }));
+        assert!(log
+            .add("a", "2020-12-04T10:00:00+08:00", corrected)
+            .is_empty());
+        let new_due = ts_nanos(&parse_rfc3339("2020-12-10T18:00:00+08:00").unwrap());
+        let queued: Vec<i128> = log.rules.due.iter().map(|(due, _, _)| *due).collect();
+        assert_eq!(queued, [new_due]);
+        let after_old = ts_nanos(&parse_rfc3339("2020-12-08T09:00:00+08:00").unwrap());
+        assert!(log.rules.due(after_old).is_empty());
+        let hits = log.rules.due(new_due + 1);
+        assert_eq!(rules_of(&hits), ["promise_broken"]);
     }
 
     #[test]

@@ -114,6 +114,13 @@ impl CasePromises {
         Some(due_key(&p.promise))
     }
 
+    /// The due time of the promise recorded by `event_id`, in nanoseconds,
+    /// if it has one: where the early-warning rules queue it.
+    pub fn due_at_of(&self, event_id: &str) -> Option<i128> {
+        let p = self.promises.iter().find(|p| p.event_id == event_id)?;
+        p.promise.due_at.as_ref().map(crate::time::ts_nanos)
+    }
+
     fn demand_terms(&self) -> Vec<DemandTerms> {
         self.demands.iter().map(|(_, t)| t.clone()).collect()
     }
