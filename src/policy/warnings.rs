@@ -232,7 +232,11 @@ impl WarningRules {
                     c.replacement.as_ref().and_then(|r| r.kind.as_ref()),
                     Some(Kind::PromiseMade(_))
                 );
-                if let Some(old) = track.promises.due_at_of(&c.corrected_event_id) {
+                let old = track.promises.promise(&c.corrected_event_id);
+                if let Some(old) = old
+                    .and_then(|p| p.due_at.as_ref())
+                    .map(crate::time::ts_nanos)
+                {
                     if corrects_promise {
                         let key = (old, f.case_id.to_string(), c.corrected_event_id.clone());
                         self.due.remove(&key);
@@ -714,6 +718,26 @@ mod tests {
         );
     }
 
+    /// Promise p1, due at `due`.
+    fn promise(due: &str) -> pb::PromiseMade {
+        pb::PromiseMade {
+            promise_id: "p1".into(),
+            due_at: parse_rfc3339(due),
+            ..Default::default()
+        }
+    }
+
+    /// A correction of the promise recorded by `event_id` to fall due at `due`.
+    fn promise_corrected(event_id: &str, due: &str) -> Kind {
+        Kind::EventCorrected(Box::new(pb::EventCorrected {
+            corrected_event_id: event_id.into(),
+            replacement: Some(Box::new(pb::CaseEvent {
+                kind: Some(Kind::PromiseMade(promise(due))),
+            })),
+            ..Default::default()
+        }))
+    }
+
     /// A closed case's track is set aside (its promise leaves the due
     /// queue), notes and corrections on it fold nothing, and a reopen folds
     /// the track again from the case's stream: a rejection counted before
@@ -732,11 +756,6 @@ mod tests {
         assert!(log
             .add("a", "2020-12-03T10:00:00+08:00", reject())
             .is_empty());
-        let promise = |due: &str| pb::PromiseMade {
-            promise_id: "p1".into(),
-            due_at: parse_rfc3339(due),
-            ..Default::default()
-        };
         log.add(
             "a",
             "2020-12-03T11:00:00+08:00",
@@ -751,13 +770,7 @@ mod tests {
         assert!(!log.rules.cases.contains_key("a") && log.rules.due.is_empty());
 
         // While closed: a correction moves the promise's due time; a note.
-        let corrected = Kind::EventCorrected(Box::new(pb::EventCorrected {
-            corrected_event_id: "e3".into(),
-            replacement: Some(Box::new(pb::CaseEvent {
-                kind: Some(Kind::PromiseMade(promise("2020-12-10T18:00:00+08:00"))),
-            })),
-            ..Default::default()
-        }));
+        let corrected = promise_corrected("e3", "2020-12-10T18:00:00+08:00");
         assert!(log
             .add("a", "2020-12-05T10:00:00+08:00", corrected)
             .is_empty());
@@ -815,20 +828,9 @@ mod tests {
     fn a_corrected_due_time_leaves_no_place_at_the_old_one() {
         let mut log = Log::new();
         log.add("a", "2020-12-03T01:00:00+08:00", opened("u"));
-        let promise = |due: &str| pb::PromiseMade {
-            promise_id: "p1".into(),
-            due_at: parse_rfc3339(due),
-            ..Default::default()
-        };
         let made = Kind::PromiseMade(promise("2020-12-07T18:00:00+08:00"));
         log.add("a", "2020-12-03T01:51:29+08:00", made);
-        let corrected = Kind::EventCorrected(Box::new(pb::EventCorrected {
-            corrected_event_id: "e2".into(),
-            replacement: Some(Box::new(pb::CaseEvent {
-                kind: Some(Kind::PromiseMade(promise("2020-12-10T18:00:00+08:00"))),
-            })),
-            ..Default::default()
-        }));
+        let corrected = promise_corrected("e2", "2020-12-10T18:00:00+08:00");
         assert!(log
             .add("a", "2020-12-04T10:00:00+08:00", corrected)
             .is_empty());

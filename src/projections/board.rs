@@ -150,12 +150,14 @@ impl Board {
         let Some(kind) = f.event.kind.as_ref() else {
             return;
         };
-        if !self.cases.contains_key(f.case_id) {
-            self.cases
-                .insert(Arc::from(f.case_id), CaseFacts::default());
-        }
-        let (case_key, _) = self.cases.get_key_value(f.case_id).expect("inserted above");
-        let case_key = Arc::clone(case_key);
+        let case_key = match self.cases.get_key_value(f.case_id) {
+            Some((key, _)) => Arc::clone(key),
+            None => {
+                let key: Arc<str> = Arc::from(f.case_id);
+                self.cases.insert(Arc::clone(&key), CaseFacts::default());
+                key
+            }
+        };
         let case = self.cases.get_mut(f.case_id).expect("inserted above");
         // The dissatisfied contact this event changed, if any.
         let mut refresh: Option<String> = None;
@@ -357,10 +359,15 @@ impl Board {
                     Kind::PromiseMade(p) => Some((f.event_id, None, due_key(p))),
                     Kind::EventCorrected(c) => {
                         match c.replacement.as_ref().and_then(|r| r.kind.as_ref()) {
-                            Some(Kind::PromiseMade(p)) => case
-                                .promises
-                                .due_of(&c.corrected_event_id)
-                                .map(|old| (c.corrected_event_id.as_str(), Some(old), due_key(p))),
+                            Some(Kind::PromiseMade(p)) => {
+                                case.promises.promise(&c.corrected_event_id).map(|old| {
+                                    (
+                                        c.corrected_event_id.as_str(),
+                                        Some(due_key(old)),
+                                        due_key(p),
+                                    )
+                                })
+                            }
                             _ => None,
                         }
                     }

@@ -107,18 +107,12 @@ impl CasePromises {
         Some(self.judge(p, &self.demand_terms(), offset, now))
     }
 
-    /// The due time of the promise recorded by `event_id`, as the board's
-    /// due index sorts it: nanoseconds, or [`NO_DUE_TIME`] when it has none.
-    pub fn due_of(&self, event_id: &str) -> Option<i128> {
-        let p = self.promises.iter().find(|p| p.event_id == event_id)?;
-        Some(due_key(&p.promise))
-    }
-
-    /// The due time of the promise recorded by `event_id`, in nanoseconds,
-    /// if it has one: where the early-warning rules queue it.
-    pub fn due_at_of(&self, event_id: &str) -> Option<i128> {
-        let p = self.promises.iter().find(|p| p.event_id == event_id)?;
-        p.promise.due_at.as_ref().map(crate::time::ts_nanos)
+    /// The promise recorded by `event_id`, as last corrected.
+    pub fn promise(&self, event_id: &str) -> Option<&pb::PromiseMade> {
+        self.promises
+            .iter()
+            .find(|p| p.event_id == event_id)
+            .map(|p| &p.promise)
     }
 
     fn demand_terms(&self) -> Vec<DemandTerms> {
