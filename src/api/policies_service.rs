@@ -118,9 +118,29 @@ impl PoliciesApi for PoliciesService {
                 invalid_field("page_token", "is not a token from a previous response")
             })?),
         };
-        let board = self.ledger.board().read().expect("board lock");
-        let (promises, next) =
-            listings::promises(&board, &q, after.as_ref(), page_size(req.page_size));
+        let (listed, next) = {
+            let board = self.ledger.board().read().expect("board lock");
+            listings::promises(&board, &q, after.as_ref(), page_size(req.page_size))
+        };
+        // A closed case's promises are read from the log.
+        let ledger = self.ledger.clone();
+        let promises = tokio::task::spawn_blocking(move || {
+            let mut promises = Vec::with_capacity(listed.len());
+            for l in listed {
+                let mut entry = l.entry;
+                if let Some(position) = l.read_promise_at {
+                    let stored = ledger.read_at(position).map_err(to_status)?;
+                    let stored = stored.ok_or_else(|| {
+                        Status::internal(format!("promise at position {position} is not durable"))
+                    })?;
+                    listings::complete_promise(&mut entry, stored).map_err(Status::internal)?;
+                }
+                promises.push(entry);
+            }
+            Ok::<_, Status>(promises)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading promises failed: {e}")))??;
         Ok(Response::new(pb::ListPromisesResponse {
             promises,
             next_page_token: next.unwrap_or_default(),

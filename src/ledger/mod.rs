@@ -160,14 +160,16 @@ impl Ledger {
                     index_customer(&keys, &blind, o);
                 }
                 let fact = Fact::stored(&rec, &event);
-                board.apply(&fact);
+                // A reopened case's earlier events, which the board and the
+                // rules set aside at its close, come from the log being read.
+                let earlier = &mut |case_id: &str, before: u64| {
+                    case_stream::facts_before(log.as_ref(), case_id, before)
+                        .map_err(|e| e.to_string())
+                };
+                board
+                    .apply(&fact, earlier)
+                    .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
                 if let Some((rules, pending)) = warnings.as_mut() {
-                    // A reopened case's earlier events, which the rules set
-                    // aside at its close, come from the log being read.
-                    let earlier = &mut |case_id: &str, before: u64| {
-                        case_stream::facts_before(log.as_ref(), case_id, before)
-                            .map_err(|e| e.to_string())
-                    };
                     let hits = rules
                         .apply(&fact, earlier)
                         .map_err(|e| crate::audit::verify::bad(rec.position, e))?;

@@ -271,8 +271,27 @@ impl<L: EventLog> Writer<L> {
             }
             {
                 let mut board = self.board.write().expect("board lock");
+                let log = self.log.as_ref();
+                // A reopened closed case (or a correction of its promises)
+                // takes its contacts and promises back from its stream:
+                // records of this commit are in the store already.
+                let earlier = &mut |case_id: &str, before: u64| {
+                    super::case_stream::facts_before(log, case_id, before)
+                        .map_err(|e| e.to_string())
+                };
                 for f in &facts {
-                    board.apply(&f.fact());
+                    if let Err(e) = board.apply(&f.fact(), earlier) {
+                        // The commit is durable and is acknowledged; the
+                        // board missed it, so no further append is taken
+                        // until a restart folds the log again.
+                        let why = format!(
+                            "the policy board could not read case {} back ({e}); the ledger takes no appends until it is restarted",
+                            f.case_id
+                        );
+                        tracing::error!(case_id = %f.case_id, error = %e, "policy board fold failed; refusing further appends");
+                        self.failed = Some(why);
+                        break;
+                    }
                 }
             }
             self.head_tx.send_replace(self.head);
@@ -864,6 +883,11 @@ mod tests {
 
     /// A writer over [`UnreadableTree`] with case `c` opened at version 2.
     fn test_writer() -> Writer<UnreadableTree> {
+        test_writer_over(Arc::new(UnreadableTree))
+    }
+
+    /// A writer over `log` with case `c` opened at version 2 at its head.
+    fn test_writer_over<L: EventLog>(log: Arc<L>) -> Writer<L> {
         let mut opened = CaseState::default();
         opened.apply_stored(
             &pb::CaseEvent {
@@ -877,7 +901,7 @@ mod tests {
         let (head_tx, _) = watch::channel(2);
         Writer {
             stats: Arc::default(),
-            log: Arc::new(UnreadableTree),
+            log,
             cases: HashMap::from([("c".to_string(), opened)]),
             loaded: Vec::new(),
             index: Arc::default(),
@@ -950,5 +974,122 @@ mod tests {
         assert_eq!(writer.head, 2);
         assert!(writer.keys.is_erased("u1").unwrap());
         assert!(writer.keys.get("u2").unwrap().is_none());
+    }
+
+    /// A real store whose case index stops answering after a number of
+    /// reads (negative: never).
+    struct CaseIndexLost {
+        inner: crate::store::SledLog,
+        reads_left: std::sync::atomic::AtomicI64,
+    }
+
+    impl EventLog for CaseIndexLost {
+        fn head(&self) -> Result<u64, StoreError> {
+            self.inner.head()
+        }
+        fn write_durable(&self, r: &[NewRecord], t: &[(u64, [u8; 32])]) -> Result<(), StoreError> {
+            self.inner.write_durable(r, t)
+        }
+        fn tree_hashes(&self, i: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
+            self.inner.tree_hashes(i)
+        }
+        fn last_tree_index(&self) -> Result<Option<u64>, StoreError> {
+            self.inner.last_tree_index()
+        }
+        fn read(&self, p: u64) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.read(p)
+        }
+        fn read_range(&self, f: u64, l: usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError> {
+            self.inner.read_range(f, l)
+        }
+        fn case_positions(
+            &self,
+            case_id: &str,
+            from: u64,
+            backwards: bool,
+            limit: usize,
+        ) -> Result<Vec<(u64, u64)>, StoreError> {
+            if self.reads_left.fetch_sub(1, Ordering::Relaxed) == 0 {
+                return Err(StoreError::Corrupt("the case index is unreadable".into()));
+            }
+            self.inner.case_positions(case_id, from, backwards, limit)
+        }
+        fn event_position(&self, e: &str) -> Result<Option<u64>, StoreError> {
+            self.inner.event_position(e)
+        }
+    }
+
+    fn event(id: &str, kind: Kind) -> pb::ProposedEvent {
+        pb::ProposedEvent {
+            event: Some(pb::CaseEvent { kind: Some(kind) }),
+            ..note(id)
+        }
+    }
+
+    /// A reopen the policy board cannot read the case back for (its
+    /// contacts and promises were set aside at the close) is durable and
+    /// acknowledged; the board missed it, so the writer takes no further
+    /// append until a restart folds the log again.
+    #[test]
+    fn a_board_that_cannot_take_a_case_back_stops_further_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(CaseIndexLost {
+            inner: crate::store::SledLog::open(dir.path(), &Default::default()).unwrap(),
+            reads_left: (-1).into(),
+        });
+        let (head_tx, _) = watch::channel(0);
+        let writer = Writer {
+            cases: HashMap::new(),
+            head: 0,
+            head_tx,
+            ..test_writer_over(log.clone())
+        };
+        let board = writer.board.clone();
+        let (tx, rx) = mpsc::channel(4);
+        let running = std::thread::spawn(move || writer.run(rx));
+        let append = |events: Vec<pb::ProposedEvent>| {
+            let (reply, answer) = oneshot::channel();
+            tx.blocking_send(Command::Append {
+                request: pb::AppendRequest {
+                    case_id: "c".into(),
+                    expected_version: None,
+                    events,
+                },
+                presealed: None,
+                actor: "test".into(),
+                line_scope: None,
+                reply,
+            })
+            .unwrap();
+            answer.blocking_recv().unwrap()
+        };
+        let opened = Kind::CaseOpened(pb::CaseOpened {
+            customer_id: "u1".into(),
+            ..Default::default()
+        });
+        let closed = Kind::CaseClosed(pb::CaseClosed::default());
+        append(vec![event("open", opened), event("close", closed)]).unwrap();
+        assert!(board.read().unwrap().cases["c"].set_aside());
+
+        // The writer's own read of the closed case succeeds, the board's
+        // fails.
+        log.reads_left.store(1, Ordering::Relaxed);
+        let reopen = event("reopen", Kind::CaseReopened(pb::CaseReopened::default()));
+        let acknowledged = append(vec![reopen]).unwrap();
+        assert_eq!(acknowledged.last_position, 3);
+        assert_eq!(log.head().unwrap(), 3);
+
+        log.reads_left.store(-1, Ordering::Relaxed);
+        let refused = append(vec![note("n1")]).unwrap_err();
+        let LedgerError::Unavailable(why) = refused else {
+            panic!("{refused:?}");
+        };
+        assert!(
+            why.contains("case c") && why.contains("unreadable"),
+            "{why}"
+        );
+        assert_eq!(log.head().unwrap(), 3);
+        drop(tx);
+        running.join().unwrap();
     }
 }

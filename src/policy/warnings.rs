@@ -9,7 +9,7 @@
 //! processes ran at once.
 
 use super::config::{Trigger, WarningRule};
-use crate::projections::fact::{Fact, OwnedFact};
+use crate::projections::fact::{Fact, History};
 use crate::projections::promise_book::CasePromises;
 use crate::projections::promises::breach_reason_names;
 use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
@@ -106,10 +106,6 @@ pub struct WarningRules {
     /// closed, and they would otherwise cost that for as long as it runs.
     set_aside: HashSet<String>,
 }
-
-/// Where a reopened case's earlier events come from: given the case and the
-/// reopen's log position, its events stored before that position, in order.
-pub type History<'h> = dyn FnMut(&str, u64) -> Result<Vec<OwnedFact>, String> + 'h;
 
 impl WarningRules {
     pub fn new(rules: Vec<WarningRule>) -> Self {
@@ -520,6 +516,7 @@ impl Pending {
 mod tests {
     use super::*;
     use crate::policy::config::PolicyConfig;
+    use crate::projections::fact::OwnedFact;
     use crate::time::{parse_rfc3339, ts_nanos};
 
     #[test]

@@ -8,8 +8,8 @@
 //! the log to compare. Everything is kept in ordered maps, so two boards
 //! folded from the same log are equal, and their digests too.
 
-use super::fact::Fact;
-use super::promise_book::{due_key, CasePromises};
+use super::fact::{Fact, History, OwnedFact};
+use super::promise_book::{due_key, CasePromises, PromiseBook};
 use crate::proto::v1::{self as pb, case_event::Kind, CustomerResponse};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,7 +25,9 @@ pub struct CaseFacts {
     pub opened_at: Option<prost_types::Timestamp>,
     pub status: i32,
     pub contacts: u32,
-    /// Contacts by id: (event id, started at, channel, agent).
+    /// Contacts by id: (event id, started at, channel, agent), for a
+    /// classification to name. Empty while the case is closed (a closed
+    /// case takes no classification); a reopen folds them again.
     pub contact_info: BTreeMap<String, ContactInfo>,
     /// Log positions of the case's warnings, in order.
     pub warnings: Vec<u64>,
@@ -39,7 +41,39 @@ pub struct CaseFacts {
     /// Tickets waiting for the second line's result.
     pub tickets_waiting: BTreeSet<String>,
     pub external_complaints: u32,
-    pub promises: CasePromises,
+    pub promises: PromiseBook,
+}
+
+impl CaseFacts {
+    /// Whether the case's contacts and promise book are set aside: it is
+    /// closed. Most of a ledger's cases are; kept whole, their contacts and
+    /// books were ~5 KB each (a case like the seed's) for as long as the
+    /// server ran.
+    pub fn set_aside(&self) -> bool {
+        self.promises.is_closed()
+    }
+
+    /// What a close leaves: the settled promise book, no contacts.
+    fn set_contacts_and_promises_aside(&mut self) {
+        self.contact_info = BTreeMap::new();
+        self.promises.close(self.utc_offset_minutes);
+    }
+
+    /// Takes the contacts and the whole promise book back from the case's
+    /// earlier events, as if they had never been set aside.
+    fn take_back(&mut self, earlier: &[OwnedFact]) {
+        let mut book = CasePromises::default();
+        self.contact_info.clear();
+        for e in earlier {
+            let f = e.fact();
+            book.apply(&f);
+            if let Some(Kind::ContactLogged(c)) = &f.event.kind {
+                self.contact_info
+                    .insert(c.contact_id.clone(), ContactInfo::of(&f, c));
+            }
+        }
+        self.promises = PromiseBook::Open(book);
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -48,6 +82,17 @@ pub struct ContactInfo {
     pub started_at: Option<prost_types::Timestamp>,
     pub channel: i32,
     pub agent_id: String,
+}
+
+impl ContactInfo {
+    fn of(f: &Fact<'_>, c: &pb::ContactLogged) -> Self {
+        ContactInfo {
+            event_id: f.event_id.to_string(),
+            started_at: c.started_at.or(f.occurred_at),
+            channel: c.channel,
+            agent_id: c.agent_id.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,8 +189,36 @@ pub struct Board {
 }
 
 impl Board {
-    /// Folds one committed event.
-    pub fn apply(&mut self, f: &Fact<'_>) {
+    /// Whether folding `f` reads the case's earlier events: it reopens a
+    /// closed case, or corrects a promise or a demand of one, whose
+    /// contacts and promise book were set aside at the close.
+    pub fn needs_history(&self, f: &Fact<'_>) -> bool {
+        let touches_book = match f.event.kind.as_ref() {
+            Some(Kind::CaseReopened(_)) => true,
+            Some(Kind::EventCorrected(c)) => matches!(
+                c.replacement.as_ref().and_then(|r| r.kind.as_ref()),
+                Some(Kind::PromiseMade(_) | Kind::DemandRecorded(_))
+            ),
+            _ => false,
+        };
+        touches_book && self.cases.get(f.case_id).is_some_and(|c| c.set_aside())
+    }
+
+    /// Folds one committed event. `history` is called only when
+    /// [`Self::needs_history`] says so; its error stops the fold with
+    /// nothing changed.
+    pub fn apply(&mut self, f: &Fact<'_>, history: &mut History<'_>) -> Result<(), String> {
+        if self.needs_history(f) {
+            let earlier = history(f.case_id, f.position)?;
+            if let Some(case) = self.cases.get_mut(f.case_id) {
+                case.take_back(&earlier);
+            }
+        }
+        self.fold(f);
+        Ok(())
+    }
+
+    fn fold(&mut self, f: &Fact<'_>) {
         self.events += 1;
         let Some(kind) = f.event.kind.as_ref() else {
             return;
@@ -180,15 +253,8 @@ impl Board {
             }
             Kind::ContactLogged(c) => {
                 case.contacts += 1;
-                case.contact_info.insert(
-                    c.contact_id.clone(),
-                    ContactInfo {
-                        event_id: f.event_id.to_string(),
-                        started_at: c.started_at.or(f.occurred_at),
-                        channel: c.channel,
-                        agent_id: c.agent_id.clone(),
-                    },
-                );
+                case.contact_info
+                    .insert(c.contact_id.clone(), ContactInfo::of(f, c));
             }
             Kind::TicketSubmitted(t) => {
                 case.tickets_waiting.insert(t.ticket_id.clone());
@@ -314,7 +380,10 @@ impl Board {
                 case.status = pb::CaseStatus::Resolved as i32;
                 case.resolution_accepted = Some(r.customer_accepted);
             }
-            Kind::CaseClosed(_) => case.status = pb::CaseStatus::Closed as i32,
+            Kind::CaseClosed(_) => {
+                case.status = pb::CaseStatus::Closed as i32;
+                case.set_contacts_and_promises_aside();
+            }
             Kind::CaseReopened(_) => case.status = pb::CaseStatus::Open as i32,
             Kind::EventCorrected(c) => {
                 // A judgement as last corrected: a correction is how an
@@ -359,21 +428,21 @@ impl Board {
                     Kind::PromiseMade(p) => Some((f.event_id, None, due_key(p))),
                     Kind::EventCorrected(c) => {
                         match c.replacement.as_ref().and_then(|r| r.kind.as_ref()) {
-                            Some(Kind::PromiseMade(p)) => {
-                                case.promises.promise(&c.corrected_event_id).map(|old| {
-                                    (
-                                        c.corrected_event_id.as_str(),
-                                        Some(due_key(old)),
-                                        due_key(p),
-                                    )
-                                })
-                            }
+                            Some(Kind::PromiseMade(p)) => case
+                                .promises
+                                .due_of(&c.corrected_event_id)
+                                .map(|old| (c.corrected_event_id.as_str(), Some(old), due_key(p))),
                             _ => None,
                         }
                     }
                     _ => None,
                 };
                 case.promises.apply(f);
+                if case.status == pb::CaseStatus::Closed as i32 {
+                    // A correction of a closed case's promise or demand
+                    // took the book back from the log: set it aside again.
+                    case.set_contacts_and_promises_aside();
+                }
                 if let Some((event_id, old, new)) = moved {
                     if let Some(old) = old {
                         self.promises_by_due.remove(&(
@@ -462,11 +531,13 @@ impl Board {
 }
 
 /// Folding events into a board in tests: one log position each, its
-/// business time that many seconds after the epoch.
+/// business time that many seconds after the epoch. It keeps what it folded,
+/// to give the board a case's earlier events when it asks for them.
 #[cfg(test)]
 pub(crate) struct Fold {
     pub board: Board,
     pub position: u64,
+    pub folded: Vec<OwnedFact>,
 }
 
 #[cfg(test)]
@@ -475,24 +546,35 @@ impl Fold {
         Fold {
             board: Board::default(),
             position: 0,
+            folded: Vec::new(),
         }
     }
 
     pub fn add(&mut self, case_id: &str, event_id: &str, kind: Kind) {
         self.position += 1;
-        let event = pb::CaseEvent { kind: Some(kind) };
-        self.board.apply(&Fact {
+        let fact = OwnedFact {
             position: self.position,
-            case_id,
-            event_id,
+            case_id: case_id.to_string(),
+            event_id: event_id.to_string(),
             occurred_at: Some(prost_types::Timestamp {
                 seconds: self.position as i64,
                 nanos: 0,
             }),
             recorded_at: 0,
-            correlation_id: "",
-            event: &event,
-        });
+            correlation_id: String::new(),
+            event: pb::CaseEvent { kind: Some(kind) },
+        };
+        let folded = &self.folded;
+        self.board
+            .apply(&fact.fact(), &mut |case_id, before| {
+                Ok(folded
+                    .iter()
+                    .filter(|f| f.case_id == case_id && f.position < before)
+                    .cloned()
+                    .collect())
+            })
+            .expect("history from the fold");
+        self.folded.push(fact);
     }
 }
 
@@ -577,5 +659,83 @@ mod tests {
         );
         assert!(Arc::ptr_eq(&w5.rule, &w6.rule) && Arc::ptr_eq(&w5.case_id, &w6.case_id));
         assert_eq!(w6.at, 6_000_000_000);
+    }
+
+    /// A close sets a case's contacts and promise book aside; a correction
+    /// of a promise while closed moves it in the due index and leaves the
+    /// book set aside; a reopen takes both back as folded from the case's
+    /// events.
+    #[test]
+    fn a_closed_case_sets_contacts_and_promises_aside_until_it_is_reopened() {
+        let promise = |due_seconds| {
+            Kind::PromiseMade(pb::PromiseMade {
+                promise_id: "p1".into(),
+                due_at: Some(prost_types::Timestamp {
+                    seconds: due_seconds,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            })
+        };
+        let mut f = Fold::new();
+        f.add("c1", "open", Kind::CaseOpened(pb::CaseOpened::default()));
+        for k in ["k1", "k2"] {
+            f.add(
+                "c1",
+                &format!("{k}-logged"),
+                Kind::ContactLogged(pb::ContactLogged {
+                    contact_id: k.into(),
+                    agent_id: "8030".into(),
+                    channel: pb::Channel::Hotline as i32,
+                    ..Default::default()
+                }),
+            );
+        }
+        f.add("c1", "p1", promise(100));
+        let before = f.board.cases["c1"].clone();
+        assert_eq!(before.contact_info.len(), 2);
+
+        f.add("c1", "close", Kind::CaseClosed(pb::CaseClosed::default()));
+        let closed = &f.board.cases["c1"];
+        assert!(closed.set_aside() && closed.contact_info.is_empty());
+        assert_eq!(closed.contacts, 2);
+
+        f.add(
+            "c1",
+            "p1-corrected",
+            Kind::EventCorrected(Box::new(pb::EventCorrected {
+                corrected_event_id: "p1".into(),
+                replacement: Some(Box::new(pb::CaseEvent {
+                    kind: Some(promise(200)),
+                })),
+                ..Default::default()
+            })),
+        );
+        let closed = &f.board.cases["c1"];
+        assert!(closed.set_aside() && closed.contact_info.is_empty());
+        assert_eq!(closed.promises.due_of("p1"), Some(200_000_000_000));
+        let due: Vec<_> = f.board.promises_by_due.iter().map(|k| k.0).collect();
+        assert_eq!(due, [200_000_000_000]);
+
+        f.add(
+            "c1",
+            "reopen",
+            Kind::CaseReopened(pb::CaseReopened::default()),
+        );
+        let reopened = &f.board.cases["c1"];
+        assert!(!reopened.set_aside());
+        assert_eq!(reopened.contact_info, before.contact_info);
+        let mut whole = reopened.promises.judged(480, 0);
+        assert_eq!(whole.len(), 1);
+        let words = whole.remove(0).promise.unwrap();
+        assert_eq!(words.due_at.unwrap().seconds, 200);
+        assert_eq!(
+            reopened
+                .promises
+                .judged_one("p1", 480, 0)
+                .unwrap()
+                .read_promise_at,
+            None
+        );
     }
 }

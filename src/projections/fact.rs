@@ -63,6 +63,11 @@ impl<'a> Fact<'a> {
     }
 }
 
+/// Where a case's earlier events come from, for a projection that set a
+/// closed case aside and needs it again: given the case and a log position,
+/// its events stored before that position, in order.
+pub type History<'h> = dyn FnMut(&str, u64) -> Result<Vec<OwnedFact>, String> + 'h;
+
 /// A committed event owning its parts (see [`Fact`]).
 #[derive(Debug, Clone)]
 pub struct OwnedFact {

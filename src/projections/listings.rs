@@ -65,6 +65,15 @@ fn promise_token(k: &PromiseKey) -> String {
     token(&[num(k.0), k.1.to_string(), k.2.clone()])
 }
 
+/// A listed promise; a closed case's comes without its words, which the
+/// caller reads from the log at `read_promise_at` and fills in with
+/// [`complete_promise`] (outside the board's lock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedPromise {
+    pub entry: pb::PromiseEntry,
+    pub read_promise_at: Option<u64>,
+}
+
 /// Promises matching `q`, by (due time, case, event), after `after`: a walk
 /// of the board's due index, judging each promise it passes, at most
 /// [`SCAN_BUDGET`] of them.
@@ -73,7 +82,7 @@ pub fn promises(
     q: &PromiseQuery,
     after: Option<&PromiseKey>,
     limit: usize,
-) -> (Vec<pb::PromiseEntry>, Option<String>) {
+) -> (Vec<ListedPromise>, Option<String>) {
     let keys = match after {
         Some(a) => board
             .promises_by_due
@@ -90,24 +99,62 @@ pub fn promises(
         {
             return None;
         }
-        let v = c
+        let judged = c
             .promises
             .judged_one(event_id, c.utc_offset_minutes, q.now)?;
-        let pending = v
-            .promise
-            .as_ref()
-            .is_some_and(|p| p.due_at.is_none() && !p.due_pending.is_empty());
-        if q.state.is_some_and(|s| v.state != s as i32) || (q.due_pending && !pending) {
+        if q.state.is_some_and(|s| judged.view.state != s as i32)
+            || (q.due_pending && !judged.due_pending)
+        {
             return None;
         }
-        Some(pb::PromiseEntry {
-            case_id: case_id.to_string(),
-            customer_id: c.customer_id.clone(),
-            business_line: c.business_line.clone(),
-            promise: Some(v),
+        Some(ListedPromise {
+            entry: pb::PromiseEntry {
+                case_id: case_id.to_string(),
+                customer_id: c.customer_id.clone(),
+                business_line: c.business_line.clone(),
+                promise: Some(judged.view),
+            },
+            read_promise_at: judged.read_promise_at,
         })
     });
     (out, resume.map(promise_token))
+}
+
+/// Fills a listed promise's words from the event stored where the board
+/// says the promise as last corrected is: its `PromiseMade`, or the
+/// correction that replaced it. An error names what did not match: the
+/// board and the log disagree, which only a damaged store can cause.
+pub fn complete_promise(
+    entry: &mut pb::PromiseEntry,
+    stored: pb::RecordedEvent,
+) -> Result<(), String> {
+    let Some(view) = entry.promise.as_mut() else {
+        return Err(format!(
+            "a listed promise of case {} has no view",
+            entry.case_id
+        ));
+    };
+    let same_case = stored.case_id == entry.case_id;
+    let promise = match stored.event.and_then(|e| e.kind) {
+        Some(Kind::PromiseMade(p)) if same_case && stored.event_id == view.event_id => Some(p),
+        Some(Kind::EventCorrected(c)) if same_case && c.corrected_event_id == view.event_id => {
+            match c.replacement.and_then(|r| r.kind) {
+                Some(Kind::PromiseMade(p)) => Some(p),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match promise {
+        Some(p) => {
+            view.promise = Some(p);
+            Ok(())
+        }
+        None => Err(format!(
+            "position {} of the log is not promise {} of case {} as the board lists it",
+            stored.position, view.event_id, entry.case_id
+        )),
+    }
 }
 
 /// One page of a walk over an ordered index: `entry` makes the listed
@@ -334,7 +381,10 @@ mod tests {
             let (page, next) = promises(board, q, after.as_ref(), limit);
             pages += 1;
             assert!(page.len() <= limit);
-            out.extend(page);
+            out.extend(page.into_iter().map(|l| {
+                assert_eq!(l.read_promise_at, None, "an open case's promise is whole");
+                l.entry
+            }));
             match next {
                 None => return (out, pages),
                 Some(t) => after = Some(promise_token_key(&untoken(&t).unwrap()).unwrap()),
@@ -396,7 +446,10 @@ mod tests {
         };
         let (first, next) = promises(&f.board, &before, None, 100);
         assert!(next.is_none());
-        assert_eq!(first.iter().map(key_of).collect::<Vec<_>>(), expected[..10]);
+        assert_eq!(
+            first.iter().map(|l| key_of(&l.entry)).collect::<Vec<_>>(),
+            expected[..10]
+        );
 
         // The earliest promise, corrected to fall due last.
         let (_, case_id, event_id) = expected[0].clone();
@@ -488,6 +541,64 @@ mod tests {
             let e = complete_warning(&mut w, wrong).unwrap_err();
             assert!(e.contains("position 7"), "{e}");
             assert!(w.warning.is_none() && w.event_id.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_listed_promise_is_completed_only_from_its_own_promise_or_correction() {
+        let listed = pb::PromiseEntry {
+            case_id: "c1".into(),
+            promise: Some(pb::PromiseView {
+                event_id: "e-p1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let words = |text: &str| pb::PromiseMade {
+            promise_id: "p1".into(),
+            description: text.into(),
+            ..Default::default()
+        };
+        let stored = |case_id: &str, event_id: &str, kind: Kind| pb::RecordedEvent {
+            position: 9,
+            case_id: case_id.into(),
+            event_id: event_id.into(),
+            event: Some(pb::CaseEvent { kind: Some(kind) }),
+            ..Default::default()
+        };
+        let correction = |target: &str, kind: Kind| {
+            Kind::EventCorrected(Box::new(pb::EventCorrected {
+                corrected_event_id: target.into(),
+                replacement: Some(Box::new(pb::CaseEvent { kind: Some(kind) })),
+                ..Default::default()
+            }))
+        };
+        let completed = |stored| {
+            let mut e = listed.clone();
+            complete_promise(&mut e, stored).map(|_| e.promise.unwrap().promise.unwrap())
+        };
+        let made = stored("c1", "e-p1", Kind::PromiseMade(words("as made")));
+        assert_eq!(completed(made).unwrap(), words("as made"));
+        let fixed = correction("e-p1", Kind::PromiseMade(words("as corrected")));
+        assert_eq!(
+            completed(stored("c1", "e-fix", fixed)).unwrap(),
+            words("as corrected")
+        );
+
+        let note = Kind::NoteAdded(pb::NoteAdded::default());
+        for wrong in [
+            stored("c1", "e-p1", note.clone()),
+            stored("c2", "e-p1", Kind::PromiseMade(words("x"))),
+            stored("c1", "e-p2", Kind::PromiseMade(words("x"))),
+            stored(
+                "c1",
+                "e-fix",
+                correction("e-p2", Kind::PromiseMade(words("x"))),
+            ),
+            stored("c1", "e-fix", correction("e-p1", note.clone())),
+        ] {
+            let e = completed(wrong).unwrap_err();
+            assert!(e.contains("position 9") && e.contains("e-p1"), "{e}");
         }
     }
 }

@@ -2,6 +2,14 @@
 //! demanded (with corrections applied) and what was delivered, so promises
 //! can be judged across all cases at any time without re-reading the log.
 //! Judging uses the same functions as the full case view.
+//!
+//! A closed case keeps a smaller book ([`PromiseBook::Closed`]): it takes
+//! no delivery and no demand, so what answered each promise, and how, is
+//! settled at the close; only whether an unanswered promise is overdue
+//! still changes, with time. Kept whole, the book of a case like the
+//! seed's was ~2.5 KB for as long as the server ran, and most cases of a
+//! ledger are closed. A correction of a promise or a demand while closed,
+//! and a reopen, fold the whole book again from the case's stream.
 
 use super::fact::Fact;
 use super::promises::{judge_promise, Delivery, DemandTerms};
@@ -28,9 +36,14 @@ fn terms_of(d: &pb::DemandRecorded) -> pb::DemandRecorded {
 pub struct PromiseEntry {
     pub event_id: String,
     pub made_at: Option<prost_types::Timestamp>,
+    /// Log position of the promise as it now reads: its `PromiseMade`, or
+    /// the last `EventCorrected` that replaced it.
+    pub source: u64,
     pub promise: pb::PromiseMade,
 }
 
+/// The promises of an open (or resolved) case, with everything judging
+/// them needs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CasePromises {
     pub promises: Vec<PromiseEntry>,
@@ -45,6 +58,7 @@ impl CasePromises {
             Some(Kind::PromiseMade(p)) => self.promises.push(PromiseEntry {
                 event_id: f.event_id.to_string(),
                 made_at: f.occurred_at,
+                source: f.position,
                 promise: p.clone(),
             }),
             Some(Kind::DemandRecorded(d)) => self.demands.push((
@@ -70,6 +84,7 @@ impl CasePromises {
                             .find(|e| e.event_id == c.corrected_event_id)
                         {
                             e.promise = p.clone();
+                            e.source = f.position;
                         }
                     }
                     Some(Kind::DemandRecorded(d)) => {
@@ -88,10 +103,6 @@ impl CasePromises {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.promises.is_empty()
-    }
-
     /// Every promise judged as of `now` (nanoseconds).
     pub fn judged(&self, offset: i32, now: i128) -> Vec<pb::PromiseView> {
         let demands = self.demand_terms();
@@ -99,12 +110,6 @@ impl CasePromises {
             .iter()
             .map(|p| self.judge(p, &demands, offset, now))
             .collect()
-    }
-
-    /// The promise recorded by `event_id`, judged as of `now`.
-    pub fn judged_one(&self, event_id: &str, offset: i32, now: i128) -> Option<pb::PromiseView> {
-        let p = self.promises.iter().find(|p| p.event_id == event_id)?;
-        Some(self.judge(p, &self.demand_terms(), offset, now))
     }
 
     /// The promise recorded by `event_id`, as last corrected.
@@ -134,6 +139,193 @@ impl CasePromises {
         };
         judge_promise(&mut v, &self.deliveries, demands, offset, now);
         v
+    }
+
+    /// The book a close leaves: each promise with what answered it, judged
+    /// once (a closed case takes no delivery, and a correction of its terms
+    /// folds the whole book again).
+    fn close(&self, offset: i32) -> Vec<ClosedPromise> {
+        let demands = self.demand_terms();
+        self.promises
+            .iter()
+            .map(|p| {
+                let v = self.judge(p, &demands, offset, 0);
+                let answer = (!v.answered_by_event_id.is_empty()).then(|| {
+                    Box::new(Answer {
+                        event_id: v.answered_by_event_id,
+                        at: v.answered_at,
+                        channel: v.answered_on,
+                        state: v.state,
+                        reasons: v.breach_reasons,
+                    })
+                });
+                ClosedPromise {
+                    event_id: p.event_id.clone(),
+                    made_at: p.made_at,
+                    source: p.source,
+                    due: due_key(&p.promise),
+                    due_pending: p.promise.due_at.is_none() && !p.promise.due_pending.is_empty(),
+                    answer,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A promise of a closed case: what listing and judging it need, without
+/// its words (read from the log at `source` for the promises a page
+/// returns).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedPromise {
+    pub event_id: String,
+    pub made_at: Option<prost_types::Timestamp>,
+    /// Where the promise as last corrected is stored.
+    pub source: u64,
+    /// As [`due_key`] gives it.
+    pub due: i128,
+    /// No due time yet: the calendar did not cover it.
+    pub due_pending: bool,
+    /// What answered it before the close, if anything did.
+    pub answer: Option<Box<Answer>>,
+}
+
+/// The delivery that answered a promise and the judgement it got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub event_id: String,
+    pub at: Option<prost_types::Timestamp>,
+    pub channel: i32,
+    pub state: i32,
+    pub reasons: Vec<i32>,
+}
+
+impl ClosedPromise {
+    /// Judged as of `now`: settled if answered, else open until its due
+    /// time and broken as never done after it. The view has no `promise`:
+    /// the caller reads it from the log at [`Self::source`].
+    fn judge(&self, offset: i32, now: i128) -> pb::PromiseView {
+        let mut v = pb::PromiseView {
+            event_id: self.event_id.clone(),
+            made_at: self.made_at,
+            ..Default::default()
+        };
+        match &self.answer {
+            Some(a) => {
+                v.answered_by_event_id = a.event_id.clone();
+                v.answered_at = a.at;
+                v.answered_on = a.channel;
+                v.state = a.state;
+                v.breach_reasons = a.reasons.clone();
+            }
+            None => {
+                // Unanswered: the same judgement as an open book's, from
+                // the due time alone.
+                v.promise = Some(pb::PromiseMade {
+                    due_at: (self.due != NO_DUE_TIME).then(|| crate::time::nanos_ts(self.due)),
+                    ..Default::default()
+                });
+                judge_promise(&mut v, &[], &[], offset, now);
+                v.promise = None;
+            }
+        }
+        v
+    }
+}
+
+/// A case's promises: the whole book while the case is open, what a close
+/// settles once it is closed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromiseBook {
+    Open(CasePromises),
+    Closed(Vec<ClosedPromise>),
+}
+
+impl Default for PromiseBook {
+    fn default() -> Self {
+        PromiseBook::Open(CasePromises::default())
+    }
+}
+
+/// One promise judged, and where its words are to be read from when the
+/// book no longer keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub view: pb::PromiseView,
+    /// Log position to read the promise from (a closed case's promise);
+    /// None when `view.promise` is filled in.
+    pub read_promise_at: Option<u64>,
+    /// Its due time is pending.
+    pub due_pending: bool,
+}
+
+impl PromiseBook {
+    /// Applies one event of the case. A closed book takes nothing: the
+    /// events that change a book reach a closed case only as a correction
+    /// of a promise or a demand, and the board folds the whole book again
+    /// first ([`Self::is_closed`]).
+    pub fn apply(&mut self, f: &Fact<'_>) {
+        if let PromiseBook::Open(b) = self {
+            b.apply(f);
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PromiseBook::Closed(_))
+    }
+
+    /// Settles the book of a case that closed; `offset` is the case's.
+    pub fn close(&mut self, offset: i32) {
+        if let PromiseBook::Open(b) = self {
+            *self = PromiseBook::Closed(b.close(offset));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            PromiseBook::Open(b) => b.promises.is_empty(),
+            PromiseBook::Closed(c) => c.is_empty(),
+        }
+    }
+
+    /// Every promise judged as of `now` (nanoseconds). A closed case's
+    /// views have no `promise`.
+    pub fn judged(&self, offset: i32, now: i128) -> Vec<pb::PromiseView> {
+        match self {
+            PromiseBook::Open(b) => b.judged(offset, now),
+            PromiseBook::Closed(c) => c.iter().map(|p| p.judge(offset, now)).collect(),
+        }
+    }
+
+    /// The promise recorded by `event_id`, judged as of `now`.
+    pub fn judged_one(&self, event_id: &str, offset: i32, now: i128) -> Option<Judged> {
+        match self {
+            PromiseBook::Open(b) => {
+                let p = b.promises.iter().find(|p| p.event_id == event_id)?;
+                let view = b.judge(p, &b.demand_terms(), offset, now);
+                let due_pending = p.promise.due_at.is_none() && !p.promise.due_pending.is_empty();
+                Some(Judged {
+                    view,
+                    read_promise_at: None,
+                    due_pending,
+                })
+            }
+            PromiseBook::Closed(c) => {
+                let p = c.iter().find(|p| p.event_id == event_id)?;
+                Some(Judged {
+                    view: p.judge(offset, now),
+                    read_promise_at: Some(p.source),
+                    due_pending: p.due_pending,
+                })
+            }
+        }
+    }
+
+    /// The due key of the promise recorded by `event_id`, as last corrected.
+    pub fn due_of(&self, event_id: &str) -> Option<i128> {
+        match self {
+            PromiseBook::Open(b) => b.promise(event_id).map(due_key),
+            PromiseBook::Closed(c) => c.iter().find(|p| p.event_id == event_id).map(|p| p.due),
+        }
     }
 }
 
@@ -218,5 +410,114 @@ mod tests {
             judged[0].breach_reasons,
             [BreachReason::WrongChannel as i32]
         );
+    }
+
+    /// A closed book judges every promise as the whole book did, at any
+    /// time after the close: answered ones as settled, unanswered ones open
+    /// until due and broken after, a pending one open; its views lack only
+    /// the words, to be read where the promise as last corrected is stored.
+    #[test]
+    fn a_closed_book_judges_as_the_whole_book_did() {
+        let due = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let promise = |id: &str, due_at, pending: &str| {
+            event(Kind::PromiseMade(pb::PromiseMade {
+                promise_id: id.into(),
+                description: format!("words of {id}"),
+                due_at,
+                due_pending: pending.into(),
+                channel: Channel::OutboundCall as i32,
+                ..Default::default()
+            }))
+        };
+        let events = [
+            ("kept", promise("p1", due(5_000), "")),
+            ("late", promise("p2", due(1_500), "")),
+            ("unanswered", promise("p3", due(8_000), "")),
+            ("pending", promise("p4", None, "not in the calendar")),
+            (
+                "answer-p1",
+                event(Kind::CallbackCompleted(pb::CallbackCompleted {
+                    channel: Channel::OutboundCall as i32,
+                    reached: true,
+                    promise_id: "p1".into(),
+                    ..Default::default()
+                })),
+            ),
+            (
+                "demand",
+                event(Kind::DemandRecorded(pb::DemandRecorded {
+                    demand_id: "d1".into(),
+                    window: Some(pb::LocalTimeWindow {
+                        from_minute: 17 * 60,
+                        to_minute: 24 * 60,
+                    }),
+                    ..Default::default()
+                })),
+            ),
+            (
+                "answer-p2",
+                event(Kind::CallbackCompleted(pb::CallbackCompleted {
+                    channel: Channel::Sms as i32,
+                    reached: true,
+                    promise_id: "p2".into(),
+                    ..Default::default()
+                })),
+            ),
+            (
+                "corrected",
+                event(Kind::EventCorrected(Box::new(pb::EventCorrected {
+                    corrected_event_id: "unanswered".into(),
+                    replacement: Some(Box::new(promise("p3", due(9_000), ""))),
+                    ..Default::default()
+                }))),
+            ),
+        ];
+        let mut book = CasePromises::default();
+        for (i, (id, e)) in events.iter().enumerate() {
+            let mut f = fact(id, 1_000 + 100 * i as i64, e);
+            f.position = 1 + i as u64;
+            book.apply(&f);
+        }
+        let offset = 480;
+        let mut closed = PromiseBook::Open(book.clone());
+        closed.close(offset);
+        assert!(closed.is_closed());
+        for now in [0, 4_000, 8_500, 9_500, 1_000_000] {
+            let now = now * 1_000_000_000;
+            let mut whole = book.judged(offset, now);
+            for v in &mut whole {
+                v.promise = None;
+            }
+            assert_eq!(closed.judged(offset, now), whole, "at {now}");
+        }
+        let states = |now: i128| -> Vec<i32> {
+            closed
+                .judged(offset, now * 1_000_000_000)
+                .iter()
+                .map(|v| v.state)
+                .collect()
+        };
+        let (kept, broken, open) = (
+            PromiseState::Kept as i32,
+            PromiseState::Broken as i32,
+            PromiseState::Open as i32,
+        );
+        // p1 answered in time by phone; p2 late, by SMS and outside the
+        // window demanded before it; p3 falls due at its corrected time;
+        // p4 stays open.
+        assert_eq!(states(4_000), [kept, broken, open, open]);
+        assert_eq!(states(9_500), [kept, broken, broken, open]);
+
+        let p3 = closed.judged_one("unanswered", offset, 0).unwrap();
+        assert_eq!(p3.read_promise_at, Some(8), "the correction's position");
+        assert!(p3.view.promise.is_none());
+        let p4 = closed.judged_one("pending", offset, 0).unwrap();
+        assert!(p4.due_pending && p4.read_promise_at == Some(4));
+        assert_eq!(closed.due_of("unanswered"), Some(9_000_000_000_000));
+        assert_eq!(closed.due_of("pending"), Some(NO_DUE_TIME));
+        let whole = PromiseBook::Open(book);
+        let p3 = whole.judged_one("unanswered", offset, 0).unwrap();
+        assert_eq!(p3.read_promise_at, None);
+        assert_eq!(p3.view.promise.unwrap().due_at, due(9_000));
     }
 }

@@ -45,7 +45,12 @@ pub fn fold_range(
                 .map_err(|e| StoreError::Corrupt(format!("record {pos} does not decode: {e}")))?;
             let event = CaseEvent::decode(&rec.payload[..])
                 .map_err(|e| StoreError::Corrupt(format!("payload {pos} does not decode: {e}")))?;
-            board.apply(&Fact::stored(&rec, &event));
+            board
+                .apply(&Fact::stored(&rec, &event), &mut |case_id, before| {
+                    crate::ledger::case_stream::facts_before(log, case_id, before)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| StoreError::Corrupt(format!("record {pos}: {e}")))?;
             cases
                 .entry(std::mem::take(&mut rec.case_id))
                 .or_default()

@@ -949,10 +949,169 @@ async fn an_outside_complaint_near_the_year_end_is_recorded_with_the_deadline_it
     assert_eq!(x.resolve_state, pb::DeadlineState::Unspecified as i32);
 }
 
+/// Every page of `ListPromises` at `at`, two promises a page.
+async fn promise_listing(server: &TestServer, at: &str) -> Vec<pb::ListPromisesResponse> {
+    let mut p = server.policies().await;
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = p
+            .list_promises(pb::ListPromisesRequest {
+                evaluate_at: Some(ts(at)),
+                page_size: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        token = page.next_page_token.clone();
+        pages.push(page);
+        if token.is_empty() {
+            return pages;
+        }
+    }
+}
+
+/// A closed case's promises as `ListPromises` shows them on 12-12 and
+/// 12-15 (p02 is open on one, broken on the other).
+async fn listings(server: &TestServer) -> Vec<Vec<pb::ListPromisesResponse>> {
+    let mut out = Vec::new();
+    for at in ["2020-12-12T12:00:00+08:00", "2020-12-15T12:00:00+08:00"] {
+        out.push(promise_listing(server, at).await);
+    }
+    out
+}
+
+/// The board keeps a closed case's promises settled and without their
+/// words, and none of its contacts. Nothing of that shows: its promises are
+/// listed as before the close, after a restart, with a correction made
+/// while it is closed, and after a reopen; a contact from before the close
+/// is classified after the reopen with its time, channel and agent; and the
+/// rebuilt projections are the incremental ones.
 #[tokio::test]
-async fn rebuild_inside_the_server_and_offline_gives_the_incremental_projections() {
-    let server = TestServer::start().await;
+async fn a_closed_case_lists_its_promises_and_finds_its_contacts_as_before_its_close() {
+    let mut server = TestServer::start().await;
     replay_story_any(&server).await;
+    let open = listings(&server).await;
+    let p02 = |l: &[Vec<pb::ListPromisesResponse>], day: usize| {
+        l[day]
+            .iter()
+            .flat_map(|page| &page.promises)
+            .map(|e| e.promise.clone().unwrap())
+            .find(|v| v.event_id == "124545-p02")
+            .unwrap()
+    };
+    assert_eq!(p02(&open, 0).state, PromiseState::Open as i32);
+    assert_eq!(p02(&open, 1).state, PromiseState::Broken as i32);
+
+    let mut client = server.ledger().await;
+    client
+        .append(append(
+            CASE,
+            vec![close_or_reopen(CASE, "close", "2020-12-12T13:00:00+08:00")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(listings(&server).await, open);
+    server.restart().await;
+    assert_eq!(listings(&server).await, open);
+
+    // While closed, p02 is corrected to one working day: due Friday 12-11
+    // at the close of business, so broken on 12-12 already.
+    let mut client = server.ledger().await;
+    let mut corrected = story()
+        .into_iter()
+        .find(|e| e.event_id == "124545-p02")
+        .unwrap();
+    let Some(Kind::PromiseMade(p)) = corrected.event.as_mut().and_then(|e| e.kind.as_mut()) else {
+        panic!("p02 is a promise");
+    };
+    p.working_days = 1;
+    p.description = "帮您反馈, 1个工作日回复".into();
+    let correction = Kind::EventCorrected(Box::new(pb::EventCorrected {
+        corrected_event_id: "124545-p02".into(),
+        reason: "the agent promised one working day".into(),
+        replacement: corrected.event.map(Box::new),
+    }));
+    client
+        .append(append(
+            CASE,
+            vec![ev(
+                "124545-p02-corrected",
+                "2020-12-12T14:00:00+08:00",
+                "qa",
+                correction,
+            )],
+        ))
+        .await
+        .unwrap();
+    let closed = listings(&server).await;
+    for day in [0, 1] {
+        let v = p02(&closed, day);
+        let words = v.promise.as_ref().unwrap();
+        assert_eq!(words.description, "帮您反馈, 1个工作日回复");
+        assert_eq!(local(&words.due_at), "2020-12-11 18:00:00 +08:00");
+        assert_eq!(v.state, PromiseState::Broken as i32);
+        assert_eq!(v.breach_reasons, [BreachReason::NeverDone as i32]);
+    }
+    // p01 is unchanged, and still listed first.
+    assert_eq!(closed[0][0], open[0][0]);
+
+    client
+        .append(append(
+            CASE,
+            vec![close_or_reopen(CASE, "reopen", "2020-12-13T10:00:00+08:00")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(listings(&server).await, closed);
+    // c03 (Thursday 12-03) classified after the reopen: on Monday 12-07's
+    // survey queue with what its ContactLogged recorded.
+    client
+        .append(append(
+            CASE,
+            vec![ev(
+                "124545-c03-dissatisfied",
+                "2020-12-13T10:05:00+08:00",
+                "8030",
+                Kind::DissatisfactionClassified(pb::DissatisfactionClassified {
+                    contact_id: "c03".into(),
+                    needs_survey: true,
+                    needs_callback: true,
+                    factor: pb::DissatisfactionFactor::Attitude as i32,
+                }),
+            )],
+        ))
+        .await
+        .unwrap();
+    let queue = server
+        .policies()
+        .await
+        .get_queue(pb::GetQueueRequest {
+            kind: pb::QueueKind::Survey as i32,
+            date: "2020-12-07".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let c03 = queue
+        .items
+        .iter()
+        .find(|i| i.contact_id == "c03")
+        .expect("c03 is waiting for a survey");
+    assert_eq!(c03.contact_event_id, "124545-c03");
+    assert_eq!(local(&c03.contacted_at), "2020-12-03 01:51:29 +08:00");
+    assert_eq!(c03.channel, Channel::Hotline as i32);
+    assert_eq!(c03.agent_id, "8030");
+    rebuild_online(&server).await;
+}
+
+/// Runs `complaint-ledger rebuild --server` against the running server;
+/// asserts the rebuilt projections are the incremental ones and returns
+/// their digest.
+async fn rebuild_online(server: &TestServer) -> String {
     let url = server.url();
     let bin = env!("CARGO_BIN_EXE_complaint-ledger");
     let online = tokio::task::spawn_blocking(move || {
@@ -973,14 +1132,24 @@ async fn rebuild_inside_the_server_and_offline_gives_the_incremental_projections
         text.contains("OK: the rebuilt projections are identical"),
         "{text}"
     );
-    let digest = |text: &str, label: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(label))
-            .map(|d| d.trim().to_string())
-            .unwrap_or_else(|| panic!("no {label:?} in {text}"))
-    };
     let live = digest(&text, "incremental digest");
     assert_eq!(live, digest(&text, "rebuilt digest"));
+    live
+}
+
+fn digest(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(|d| d.trim().to_string())
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+}
+
+#[tokio::test]
+async fn rebuild_inside_the_server_and_offline_gives_the_incremental_projections() {
+    let server = TestServer::start().await;
+    replay_story_any(&server).await;
+    let bin = env!("CARGO_BIN_EXE_complaint-ledger");
+    let live = rebuild_online(&server).await;
     // The server keeps answering from the swapped-in projections.
     assert_eq!(warnings(&server, false).await.len(), 0);
     let promises = server
