@@ -170,10 +170,9 @@ impl Ledger {
                     .apply(&fact, earlier)
                     .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
                 if let Some((rules, pending)) = warnings.as_mut() {
-                    let hits = rules
-                        .apply(&fact, earlier)
+                    pending
+                        .fold(rules, &fact, earlier)
                         .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
-                    pending.add(rules, hits);
                 }
                 let state = cases.entry(std::mem::take(&mut rec.case_id)).or_default();
                 state.apply_record(&rec, &event, hash);

@@ -136,11 +136,8 @@ async fn fold(
             .take()
             .ok_or_else(|| "the case's earlier events were not read".to_string())
     };
-    match rules.apply(f, read) {
-        Ok(hits) => {
-            pending.add(rules, hits);
-            Ok(())
-        }
+    match pending.fold(rules, f, read) {
+        Ok(()) => Ok(()),
         Err(e) => {
             tracing::error!(case_id = %f.case_id, error = %e, "early warning: folding failed; stopping");
             Err(())

@@ -490,19 +490,51 @@ fn promise_hit(
 #[derive(Default)]
 pub struct Pending {
     hits: BTreeMap<String, Hit>,
+    /// The event ids of each case's hits.
+    by_case: HashMap<String, Vec<String>>,
 }
 
 impl Pending {
     pub fn add(&mut self, rules: &WarningRules, hits: Vec<Hit>) {
         for h in hits {
             if !rules.is_raised(&h.event_id) {
-                self.hits.entry(h.event_id.clone()).or_insert(h);
+                if let std::collections::btree_map::Entry::Vacant(v) =
+                    self.hits.entry(h.event_id.clone())
+                {
+                    self.by_case
+                        .entry(h.case_id.clone())
+                        .or_default()
+                        .push(h.event_id.clone());
+                    v.insert(h);
+                }
             }
         }
     }
 
+    /// Folds one committed event into `rules` and keeps the hits it raises.
+    /// A close drops the case's hits not raised yet: the ledger refuses a
+    /// warning on a closed case, and a refused hit would be tried again at
+    /// every start (a backfilled closed case's every warning, each start) —
+    /// or raised by a start that came after a reopen and not by one before.
+    pub fn fold(
+        &mut self,
+        rules: &mut WarningRules,
+        f: &Fact<'_>,
+        history: &mut History<'_>,
+    ) -> Result<(), String> {
+        let hits = rules.apply(f, history)?;
+        self.add(rules, hits);
+        if matches!(f.event.kind, Some(Kind::CaseClosed(_))) {
+            for id in self.by_case.remove(f.case_id).unwrap_or_default() {
+                self.hits.remove(&id);
+            }
+        }
+        Ok(())
+    }
+
     /// Drops hits whose warnings have since appeared in the log.
     pub fn settle(&mut self, rules: &WarningRules) -> Vec<Hit> {
+        self.by_case.clear();
         let mut v: Vec<Hit> = std::mem::take(&mut self.hits)
             .into_values()
             .filter(|h| !rules.is_raised(&h.event_id))
@@ -876,5 +908,58 @@ mod tests {
             ..Default::default()
         });
         assert!(log.add("a", "2020-12-09T10:00:00+08:00", late).is_empty());
+    }
+
+    /// A close drops its case's hits not raised yet (a backfilled closed
+    /// case's warnings would otherwise be refused, and tried again at every
+    /// start), and only its case's.
+    #[test]
+    fn a_close_drops_its_cases_pending_hits_only() {
+        let mut rules = WarningRules::new(PolicyConfig::default().early_warning.rules);
+        let mut pending = Pending::default();
+        let mut n = 0;
+        let mut fold =
+            |rules: &mut WarningRules, pending: &mut Pending, case: &str, at: &str, kind: Kind| {
+                n += 1;
+                let fact = OwnedFact {
+                    position: n,
+                    case_id: case.into(),
+                    event_id: format!("e{n}"),
+                    occurred_at: parse_rfc3339(at),
+                    recorded_at: 0,
+                    correlation_id: String::new(),
+                    event: pb::CaseEvent { kind: Some(kind) },
+                };
+                pending
+                    .fold(rules, &fact.fact(), &mut |_, _| Ok(Vec::new()))
+                    .unwrap();
+            };
+        for (case, customer) in [("a", "u1"), ("b", "u2")] {
+            fold(
+                &mut rules,
+                &mut pending,
+                case,
+                "2020-12-03T01:00:00+08:00",
+                opened(customer),
+            );
+            for at in [
+                "2020-12-03T01:24:30+08:00",
+                "2020-12-03T01:49:53+08:00",
+                "2020-12-03T01:51:29+08:00",
+            ] {
+                fold(&mut rules, &mut pending, case, at, call(at));
+            }
+        }
+        let closed = Kind::CaseClosed(pb::CaseClosed::default());
+        fold(
+            &mut rules,
+            &mut pending,
+            "a",
+            "2020-12-03T02:00:00+08:00",
+            closed,
+        );
+        let left = pending.settle(&rules);
+        assert_eq!(rules_of(&left), ["three_contacts_in_12h"]);
+        assert!(left.iter().all(|h| h.case_id == "b"));
     }
 }
