@@ -280,13 +280,6 @@ impl PromiseBook {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        match self {
-            PromiseBook::Open(b) => b.promises.is_empty(),
-            PromiseBook::Closed(c) => c.is_empty(),
-        }
-    }
-
     /// Every promise judged as of `now` (nanoseconds). A closed case's
     /// views have no `promise`.
     pub fn judged(&self, offset: i32, now: i128) -> Vec<pb::PromiseView> {
