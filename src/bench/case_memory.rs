@@ -5,11 +5,14 @@
 //! ledger's memory grows with the number of its cases, open or closed.
 //! This appends copies of seed case 124545 (see [`super::seed_case`]) to a
 //! fresh server, lets the policy raise the warnings they call for, closes
-//! them (most of a ledger's cases are closed ones), and reports resident memory at half the cases and at all of them, and after
-//! a restart. What each added case costs is the difference between the two
-//! measurements over the cases added between them: the figure to size a
-//! deployment by. (Resident memory divided by cases would also spread
-//! fixed costs over them: the threads, sled's page cache, up to 64 MiB.)
+//! them (most of a ledger's cases are closed ones) or leaves them open (a
+//! closed case is cheaper: the ledger folds what it set aside at the close
+//! again when one is reopened), and reports resident memory at half the
+//! cases and at all of them, and after a restart. What each added case
+//! costs is the difference between the two measurements over the cases
+//! added between them: the figure to size a deployment by. (Resident
+//! memory divided by cases would also spread fixed costs over them: the
+//! threads, sled's page cache, up to 64 MiB.)
 
 use super::credentials::Credentials;
 use super::{connect_all, seed_case, settled_resident_bytes, spawn_ledger, stats, stop};
@@ -20,6 +23,8 @@ use std::time::Duration;
 /// What the measurement found.
 #[derive(Debug, Clone, Default)]
 pub struct CaseMemory {
+    /// The copies were closed (else left open).
+    pub closed: bool,
     pub cases: u64,
     /// Events in the log at the end: the cases' own and the warnings raised.
     pub events: u64,
@@ -40,23 +45,33 @@ impl CaseMemory {
 }
 
 /// Appends `cases` copies of the seed case on a server of its own in
-/// `data`, with 64 concurrent writers, one request per case.
-pub async fn measure(data: &Path, creds: &Credentials, cases: u64) -> anyhow::Result<CaseMemory> {
+/// `data`, with 64 concurrent writers, one request per case, and closes
+/// them if `closed`.
+pub async fn measure(
+    data: &Path,
+    creds: &Credentials,
+    cases: u64,
+    closed: bool,
+) -> anyhow::Result<CaseMemory> {
     let server = spawn_ledger(data, creds)?;
     let mut m = CaseMemory {
+        closed,
         cases,
         empty_bytes: settled_resident_bytes(&server.url, &creds.bearer).await?,
         ..Default::default()
     };
     let conns = connect_all(&server.url, 64, &creds.bearer).await?;
-    append_copies(&conns, 0, cases / 2).await?;
-    settle(&server.url, creds).await?;
-    close_copies(&conns, 0, cases / 2).await?;
-    settle(&server.url, creds).await?;
-    m.half_bytes = settled_resident_bytes(&server.url, &creds.bearer).await?;
-    append_copies(&conns, cases / 2, cases).await?;
-    settle(&server.url, creds).await?;
-    close_copies(&conns, cases / 2, cases).await?;
+    for (from, to) in [(0, cases / 2), (cases / 2, cases)] {
+        if from > 0 {
+            m.half_bytes = settled_resident_bytes(&server.url, &creds.bearer).await?;
+        }
+        append_copies(&conns, from, to).await?;
+        settle(&server.url, creds).await?;
+        if closed {
+            close_copies(&conns, from, to).await?;
+            settle(&server.url, creds).await?;
+        }
+    }
     drop(conns);
     m.events = settle(&server.url, creds).await?;
     m.filled_bytes = settled_resident_bytes(&server.url, &creds.bearer).await?;

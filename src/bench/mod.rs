@@ -626,12 +626,15 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
         l.resident_after_restart_bytes = resident_after_restart;
     }
 
-    eprintln!(
-        "bench: memory per case, {} copies of seed case 124545",
-        opts.story_cases
-    );
-    rep.case_memory =
-        Some(case_memory::measure(&dir.join("story-cases"), &creds, opts.story_cases).await?);
+    for (closed, name) in [(true, "closed"), (false, "open")] {
+        eprintln!(
+            "bench: memory per case, {} copies of seed case 124545, {name}",
+            opts.story_cases
+        );
+        let data = dir.join(format!("story-cases-{name}"));
+        let m = case_memory::measure(&data, &creds, opts.story_cases, closed).await?;
+        rep.case_memory.push(m);
+    }
     Ok(rep)
 }
 

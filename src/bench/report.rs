@@ -51,7 +51,8 @@ pub struct Report {
     pub subscribe: Option<(u64, f64)>,
     pub token_check: Option<super::credentials::TokenCheck>,
     pub large: Option<Large>,
-    pub case_memory: Option<super::case_memory::CaseMemory>,
+    /// Closed copies, then open ones.
+    pub case_memory: Vec<super::case_memory::CaseMemory>,
 }
 
 fn machine() -> String {
@@ -111,7 +112,7 @@ impl Report {
             subscribe: None,
             token_check: None,
             large: None,
-            case_memory: None,
+            case_memory: Vec::new(),
         }
     }
 
@@ -239,11 +240,13 @@ impl Report {
                 l.disk_bytes as f64 / l.events.max(1) as f64
             );
         }
-        if let Some(m) = &self.case_memory {
+        for m in &self.case_memory {
             let _ = writeln!(
                 t,
-                "\n{} copies of seed case 124545, closed ({} events in all, with the warnings raised):",
-                m.cases, m.events
+                "\n{} copies of seed case 124545, {} ({} events in all, with the warnings raised):",
+                m.cases,
+                if m.closed { "closed" } else { "open" },
+                m.events
             );
             let _ = writeln!(
                 t,
@@ -296,15 +299,20 @@ impl Report {
                 "resident_after_restart_bytes": l.resident_after_restart_bytes,
                 "disk_bytes_per_event": l.disk_bytes as f64 / l.events.max(1) as f64,
             })),
-            "seed_case_memory": self.case_memory.as_ref().map(|m| json!({
-                "cases": m.cases,
-                "events": m.events,
-                "empty_resident_bytes": m.empty_bytes,
-                "half_resident_bytes": m.half_bytes,
-                "resident_bytes": m.filled_bytes,
-                "resident_bytes_per_added_case": m.per_added_case(),
-                "resident_after_restart_bytes": m.restarted_bytes,
-            })),
+            "seed_case_memory": self.case_memory.iter().find(|m| m.closed).map(memory_json),
+            "seed_case_memory_open": self.case_memory.iter().find(|m| !m.closed).map(memory_json),
         })
     }
+}
+
+fn memory_json(m: &super::case_memory::CaseMemory) -> serde_json::Value {
+    json!({
+        "cases": m.cases,
+        "events": m.events,
+        "empty_resident_bytes": m.empty_bytes,
+        "half_resident_bytes": m.half_bytes,
+        "resident_bytes": m.filled_bytes,
+        "resident_bytes_per_added_case": m.per_added_case(),
+        "resident_after_restart_bytes": m.restarted_bytes,
+    })
 }
