@@ -202,6 +202,7 @@ async fn serve_on(
         })
     };
     let calendar_check = spawn_calendar_coverage_check(config.ledger.policy.clone());
+    let pending_deadlines = tokio::spawn(crate::policy::pending_deadlines::run(ledger.clone()));
     let result = builder
         .layer(AuthLayer::new(auth))
         .add_service(health_service)
@@ -235,6 +236,7 @@ async fn serve_on(
         .await;
     sweeper.abort();
     calendar_check.abort();
+    pending_deadlines.abort();
     // The early-warning process saw `stopping`; let it finish its append.
     let _ = early_warning.await;
     ledger.shutdown().await;

@@ -10,7 +10,9 @@
 //! runs into a year whose holiday notice may not be published) is left
 //! empty, never guessed, and the event says why in its `*_pending` field;
 //! the event itself is recorded. A correction of it recorded once the
-//! calendar covers the date computes the deadline as of the original event.
+//! calendar covers the date computes the deadline as of the original event
+//! (for promises and judgements, [`super::pending_deadlines`] records it
+//! as the server starts).
 
 use super::calendar::{Calendar, CalendarError};
 use super::Policy;

@@ -7,13 +7,16 @@
 //! - [`deadlines`]: deadlines the server computes and stamps into events;
 //! - [`warnings`]: the early-warning rules, as a pure fold over events;
 //! - [`early_warning`]: the process that follows the log and appends the
-//!   warnings the rules raise.
+//!   warnings the rules raise;
+//! - [`pending_deadlines`]: the process that, at start, corrects the
+//!   deadlines recorded pending that the calendars now cover.
 
 pub mod calendar;
 pub mod calendars;
 pub mod config;
 pub mod deadlines;
 pub mod early_warning;
+pub mod pending_deadlines;
 pub mod warnings;
 
 use calendar::Calendar;

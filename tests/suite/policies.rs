@@ -790,39 +790,9 @@ fn at_the_year_end(c: &mut ServerConfig) {
     c.ledger.limits.max_clock_skew_seconds = 5 * 365 * 86_400;
 }
 
-/// An append to case c1 of a correction repeating `event` as `target`'s
-/// replacement: how a deadline left pending gets computed once the calendar
-/// covers it.
-fn repeated(id: &str, at: &str, target: &str, event: Kind) -> pb::AppendRequest {
-    let correction = Kind::EventCorrected(Box::new(pb::EventCorrected {
-        corrected_event_id: target.into(),
-        reason: "the 2027 holiday notice is in the calendar".into(),
-        replacement: Some(Box::new(pb::CaseEvent { kind: Some(event) })),
-    }));
-    append("c1", vec![ev(id, at, "qa", correction)])
-}
-
-/// Restarts with the calendar through 2027 and records the correction
-/// that repeats `target` (see [`repeated`]), so its pending deadline is
-/// computed; the client it appended with.
-async fn correct_under_the_2027_calendar(
-    server: &mut TestServer,
-    id: &str,
-    at: &str,
-    target: &str,
-    event: Kind,
-) -> pb::ledger_client::LedgerClient<tonic::transport::Channel> {
-    restart_with_a_calendar_through_2027(server).await;
-    let mut client = server.ledger().await;
-    client
-        .append(repeated(id, at, target, event))
-        .await
-        .unwrap();
-    client
-}
-
 #[tokio::test]
-async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_computes_it() {
+async fn a_promise_past_the_calendar_is_recorded_pending_and_computed_when_the_calendar_covers_it()
+{
     let mut server = TestServer::start_with(at_the_year_end).await;
     let mut client = server.ledger().await;
     open_case(&mut client, "c1", "u1").await;
@@ -886,17 +856,62 @@ async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("due_pending"), "{}", e.message());
 
-    // The calendar gains 2027; a correction repeating the promise gets its
-    // due time, as of the promise's own time: Thursday 12-31 is the first
-    // working day, New Year's Day is off, Monday 2027-01-04 the second.
-    let mut client = correct_under_the_2027_calendar(
-        &mut server,
-        "p-year-end-due",
-        "2027-01-02T09:00:00+08:00",
-        "p-year-end",
-        promise,
-    )
-    .await;
+    // The same promise on a case closed since: the board keeps its words
+    // in the log only.
+    open_case(&mut client, "c2", "u2").await;
+    client
+        .append(append(
+            "c2",
+            vec![
+                ev(
+                    "p-year-end-2",
+                    "2026-12-30T10:00:00+08:00",
+                    "8030",
+                    promise.clone(),
+                ),
+                ev(
+                    "c2-closed",
+                    "2026-12-30T11:00:00+08:00",
+                    "8030",
+                    Kind::CaseClosed(pb::CaseClosed::default()),
+                ),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        pending_promises(&server).await,
+        ["p-year-end", "p-year-end-2"]
+    );
+
+    // The calendar gains 2027: the server, starting, records for each a
+    // correction repeating the promise, which gets its due time as of the
+    // promise's own time: Thursday 12-31 is the first working day, New
+    // Year's Day is off, Monday 2027-01-04 the second.
+    restart_with_a_calendar_through_2027(&mut server).await;
+    for _ in 0..100 {
+        if pending_promises(&server).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(pending_promises(&server).await.is_empty());
+    let mut client = server.ledger().await;
+    for (case, target) in [("c1", "p-year-end"), ("c2", "p-year-end-2")] {
+        let corrections: Vec<_> = read_case(&mut client, case)
+            .await
+            .into_iter()
+            .filter(|e| e.actor == "policy:deadlines")
+            .collect();
+        assert_eq!(corrections.len(), 1, "case {case}");
+        let Some(Kind::EventCorrected(c)) = corrections[0].event.as_ref().unwrap().kind.clone()
+        else {
+            panic!("{:?}", corrections[0])
+        };
+        assert_eq!(c.corrected_event_id, target);
+        assert!(c.reason.contains("cn-mainland@2027.test"), "{}", c.reason);
+        assert_eq!(corrections[0].causation_id, target);
+    }
     let v = case_at(&server, "c1", "2027-01-05T12:00:00+08:00").await;
     let p = v.promises[0].promise.as_ref().unwrap();
     assert_eq!(local(&p.due_at), "2027-01-04 18:00:00 +08:00");
@@ -907,9 +922,32 @@ async fn a_promise_past_the_calendar_is_recorded_pending_and_a_later_correction_
         v.promises[0].breach_reasons,
         [BreachReason::NeverDone as i32]
     );
-    assert!(pending_promises(&server).await.is_empty());
+    let listed = server
+        .policies()
+        .await
+        .list_promises(pb::ListPromisesRequest {
+            evaluate_at: Some(ts("2027-01-05T12:00:00+08:00")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let closed = listed.promises.iter().find(|e| e.case_id == "c2").unwrap();
+    let closed = closed.promise.as_ref().unwrap();
+    assert_eq!(
+        local(&closed.promise.as_ref().unwrap().due_at),
+        "2027-01-04 18:00:00 +08:00"
+    );
+    assert_eq!(closed.state, PromiseState::Broken as i32);
     // The recorded promise itself is unchanged.
     assert_eq!(read_case(&mut client, "c1").await[1], events[1]);
+
+    // Another start corrects nothing again: nothing is pending.
+    let before = read_case(&mut client, "c1").await.len();
+    restart_with_a_calendar_through_2027(&mut server).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut client = server.ledger().await;
+    assert_eq!(read_case(&mut client, "c1").await.len(), before);
 }
 
 #[tokio::test]
@@ -1322,19 +1360,33 @@ async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_co
         .await
         .unwrap();
 
-    // The calendar gains 2027 and the judgement is corrected: the deadline
-    // is computed from the notice, Monday 01-04 and Tuesday 01-05 being the
-    // two working days after it; the window has closed by 01-20.
-    let mut client = correct_under_the_2027_calendar(
-        &mut server,
-        "j1-due",
-        "2027-01-04T09:00:00+08:00",
-        "j1",
-        judged,
-    )
-    .await;
-    let c = scorecard_at(&server, "2026-12", "2027-01-20T12:00:00+08:00").await;
+    // The calendar gains 2027: starting, the server corrects both
+    // judgements, and the deadline is computed from the notice, Monday
+    // 01-04 and Tuesday 01-05 being the two working days after it; the
+    // window has closed by 01-20.
+    restart_with_a_calendar_through_2027(&mut server).await;
+    let mut c = scorecard_at(&server, "2026-12", "2027-01-20T12:00:00+08:00").await;
+    for _ in 0..100 {
+        if c.judgements
+            .iter()
+            .all(|j| j.judgement.as_ref().unwrap().appeal_deadline.is_some())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c = scorecard_at(&server, "2026-12", "2027-01-20T12:00:00+08:00").await;
+    }
+    let mut client = server.ledger().await;
+    let corrected: Vec<String> = read_case(&mut client, "c1")
+        .await
+        .into_iter()
+        .filter(|e| e.actor == "policy:deadlines")
+        .map(|e| e.causation_id)
+        .collect();
+    assert_eq!(corrected, ["j1", "j2"]);
     let x = c.judgements[0].judgement.as_ref().unwrap();
+    assert_eq!(x.judgement_id, "j1");
+    assert_eq!(local(&x.contact_deadline), "2027-01-02 10:00:00 +08:00");
     assert_eq!(local(&x.appeal_deadline), "2027-01-05 18:00:00 +08:00");
     assert_eq!(x.deadline_calendar, "cn-mainland@2027.test");
     assert!(!c.judgements[0].appeal_window_open);
