@@ -609,11 +609,9 @@ mod tests {
                 .rules
                 .apply(&fact.fact(), &mut |case_id, before| {
                     *histories += 1;
-                    Ok(events
-                        .iter()
-                        .filter(|e| e.case_id == case_id && e.position < before)
-                        .cloned()
-                        .collect())
+                    Ok(crate::projections::fact::earlier_in(
+                        events, case_id, before,
+                    ))
                 })
                 .expect("history served");
             self.events.push(fact);

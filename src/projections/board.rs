@@ -567,11 +567,7 @@ impl Fold {
         let folded = &self.folded;
         self.board
             .apply(&fact.fact(), &mut |case_id, before| {
-                Ok(folded
-                    .iter()
-                    .filter(|f| f.case_id == case_id && f.position < before)
-                    .cloned()
-                    .collect())
+                Ok(super::fact::earlier_in(folded, case_id, before))
             })
             .expect("history from the fold");
         self.folded.push(fact);

@@ -107,3 +107,14 @@ impl OwnedFact {
         }
     }
 }
+
+/// The events of `case_id` among `facts` at positions below `before`: the
+/// history tests give a projection from the events they folded into it.
+#[cfg(test)]
+pub(crate) fn earlier_in(facts: &[OwnedFact], case_id: &str, before: u64) -> Vec<OwnedFact> {
+    facts
+        .iter()
+        .filter(|f| f.case_id == case_id && f.position < before)
+        .cloned()
+        .collect()
+}
