@@ -29,6 +29,9 @@ use std::sync::Arc;
 /// The actor stamped on the corrections this process appends.
 pub const ACTOR: &str = "policy:deadlines";
 
+/// Corrections appended at once.
+const AT_ONCE: usize = 256;
+
 /// A recorded event whose deadline is pending, as last corrected.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingDeadline {
@@ -197,23 +200,44 @@ pub async fn run(ledger: Arc<Ledger>) -> usize {
         Err(_) => return 0,
     };
     let now = crate::time::now_nanos();
+    let requests: Vec<_> = found
+        .iter()
+        .filter_map(|d| correction(ledger.policy(), d, now).map(|r| (d, r)))
+        .collect();
     let mut recorded = 0;
-    for d in &found {
-        let Some(request) = correction(ledger.policy(), d, now) else {
-            continue;
-        };
-        match ledger.append(request, ACTOR.to_string()).await {
-            Ok(o) => {
-                recorded += usize::from(!o.duplicate);
-                tracing::info!(case_id = %d.case_id, corrected = %d.event_id, position = o.first_position, "pending deadline computed");
+    // Appended together, they share the writer's group commits (one at a
+    // time, each would wait for a durable sync of its own).
+    for batch in requests.chunks(AT_ONCE) {
+        let mut appends = tokio::task::JoinSet::new();
+        for (d, request) in batch {
+            let (ledger, request) = (ledger.clone(), request.clone());
+            let (case_id, corrected) = (d.case_id.clone(), d.event_id.clone());
+            appends.spawn(async move {
+                let r = ledger.append(request, ACTOR.to_string()).await;
+                (case_id, corrected, r)
+            });
+        }
+        let mut go_on = true;
+        while let Some(joined) = appends.join_next().await {
+            let Ok((case_id, corrected, r)) = joined else {
+                continue;
+            };
+            match r {
+                Ok(o) => {
+                    recorded += usize::from(!o.duplicate);
+                    tracing::info!(%case_id, %corrected, position = o.first_position, "pending deadline computed");
+                }
+                Err(LedgerError::Unavailable(why)) => {
+                    tracing::warn!(%why, "pending deadlines: the ledger takes no appends; the next start tries again");
+                    go_on = false;
+                }
+                Err(e) => {
+                    tracing::warn!(%case_id, %corrected, error = %e, "pending deadline not computed");
+                }
             }
-            Err(LedgerError::Unavailable(why)) => {
-                tracing::warn!(%why, "pending deadlines: the ledger takes no appends; the next start tries again");
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(case_id = %d.case_id, corrected = %d.event_id, error = %e, "pending deadline not computed");
-            }
+        }
+        if !go_on {
+            break;
         }
     }
     recorded

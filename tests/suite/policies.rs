@@ -1377,12 +1377,13 @@ async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_co
         c = scorecard_at(&server, "2026-12", "2027-01-20T12:00:00+08:00").await;
     }
     let mut client = server.ledger().await;
-    let corrected: Vec<String> = read_case(&mut client, "c1")
+    let mut corrected: Vec<String> = read_case(&mut client, "c1")
         .await
         .into_iter()
         .filter(|e| e.actor == "policy:deadlines")
         .map(|e| e.causation_id)
         .collect();
+    corrected.sort();
     assert_eq!(corrected, ["j1", "j2"]);
     let x = c.judgements[0].judgement.as_ref().unwrap();
     assert_eq!(x.judgement_id, "j1");
