@@ -51,6 +51,7 @@ impl OpsApi for OpsService {
         Ok(Response::new(pb::Stats {
             head_position: self.ledger.tree_size(),
             cases: self.ledger.index().len() as u64,
+            closed_cases: self.ledger.index().closed(),
             commits: s.commits.load(Ordering::Relaxed),
             committed_records: s.records.load(Ordering::Relaxed),
             committed_requests: s.requests.load(Ordering::Relaxed),

@@ -5,6 +5,7 @@
 use crate::domain::{CaseState, CaseStatus};
 use crate::proto::v1 as pb;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 /// One case in the list.
@@ -18,6 +19,9 @@ pub struct SummaryEntry {
 #[derive(Default)]
 pub struct CaseIndex {
     rows: RwLock<BTreeMap<String, SummaryEntry>>,
+    /// How many rows are of closed cases (`Ops.GetStats`), kept as rows
+    /// change rather than counted under the lock the writer takes.
+    closed: AtomicU64,
 }
 
 /// Filter of `ListCases`.
@@ -73,8 +77,22 @@ impl CaseIndex {
     }
 
     pub fn upsert(&self, entry: SummaryEntry) {
+        let closed = |e: &SummaryEntry| e.summary.status == pb::CaseStatus::Closed as i32;
+        let now = closed(&entry);
         let mut rows = self.rows.write().expect("case index lock");
-        rows.insert(entry.summary.case_id.clone(), entry);
+        let was = rows
+            .insert(entry.summary.case_id.clone(), entry)
+            .is_some_and(|old| closed(&old));
+        match (was, now) {
+            (false, true) => self.closed.fetch_add(1, Ordering::Relaxed),
+            (true, false) => self.closed.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+
+    /// How many cases are closed.
+    pub fn closed(&self) -> u64 {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// A case's customer.

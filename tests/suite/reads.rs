@@ -536,7 +536,7 @@ async fn ops_stats_report_the_log_and_its_group_commits() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((s.head_position, s.cases), (13, 3));
+    assert_eq!((s.head_position, s.cases, s.closed_cases), (13, 3, 0));
     assert_eq!(s.committed_records, 13);
     assert_eq!(s.committed_requests, 13);
     assert!(s.commits >= 1 && s.commits <= 13 && s.max_batch_requests >= 1);
@@ -559,4 +559,31 @@ async fn ops_stats_report_the_log_and_its_group_commits() {
         "{:?}",
         s.calendar_warnings
     );
+
+    // Closed cases are counted as they close and reopen, and after a
+    // restart as before it.
+    let mut c = server.ledger().await;
+    let step = |case: &str, id: &str, kind: pb::case_event::Kind| {
+        append(
+            case,
+            vec![ev(id, "2020-12-04T10:00:00+08:00", "8030", kind)],
+        )
+    };
+    let close = || pb::case_event::Kind::CaseClosed(pb::CaseClosed::default());
+    c.append(step("c1", "c1-close", close())).await.unwrap();
+    c.append(step("c2", "c2-close", close())).await.unwrap();
+    let reopen = pb::case_event::Kind::CaseReopened(pb::CaseReopened {
+        reason: "the customer called again".into(),
+    });
+    c.append(step("c2", "c2-reopen", reopen)).await.unwrap();
+    let closed = |s: pb::Stats| (s.cases, s.closed_cases);
+    let s = ops.get_stats(pb::GetStatsRequest {}).await.unwrap();
+    assert_eq!(closed(s.into_inner()), (3, 1));
+    let mut server = server;
+    server.restart().await;
+    let mut ops = pb::ops_client::OpsClient::connect(server.url())
+        .await
+        .unwrap();
+    let s = ops.get_stats(pb::GetStatsRequest {}).await.unwrap();
+    assert_eq!(closed(s.into_inner()), (3, 1));
 }
