@@ -122,9 +122,9 @@ impl PoliciesApi for PoliciesService {
             let board = self.ledger.board().read().expect("board lock");
             listings::promises(&board, &q, after.as_ref(), page_size(req.page_size))
         };
-        // A closed case's promises are read from the log.
-        let ledger = self.ledger.clone();
-        let promises = tokio::task::spawn_blocking(move || {
+        // A closed case's promises are read from the log (blocking reads,
+        // off the async workers); a page of open cases' needs none.
+        let complete = move |ledger: &Ledger, listed: Vec<listings::ListedPromise>| {
             let mut promises = Vec::with_capacity(listed.len());
             for l in listed {
                 let mut entry = l.entry;
@@ -138,9 +138,15 @@ impl PoliciesApi for PoliciesService {
                 promises.push(entry);
             }
             Ok::<_, Status>(promises)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("reading promises failed: {e}")))??;
+        };
+        let promises = if listed.iter().all(|l| l.read_promise_at.is_none()) {
+            complete(&self.ledger, listed)?
+        } else {
+            let ledger = self.ledger.clone();
+            tokio::task::spawn_blocking(move || complete(&ledger, listed))
+                .await
+                .map_err(|e| Status::internal(format!("reading promises failed: {e}")))??
+        };
         Ok(Response::new(pb::ListPromisesResponse {
             promises,
             next_page_token: next.unwrap_or_default(),

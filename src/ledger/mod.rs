@@ -161,10 +161,16 @@ impl Ledger {
                 }
                 let fact = Fact::stored(&rec, &event);
                 // A reopened case's earlier events, which the board and the
-                // rules set aside at its close, come from the log being read.
+                // rules set aside at its close, come from the log being
+                // read: once for both.
+                let mut read: Option<Vec<OwnedFact>> = None;
                 let earlier = &mut |case_id: &str, before: u64| {
-                    case_stream::facts_before(log.as_ref(), case_id, before)
-                        .map_err(|e| e.to_string())
+                    if read.is_none() {
+                        let facts = case_stream::facts_before(log.as_ref(), case_id, before)
+                            .map_err(|e| e.to_string())?;
+                        read = Some(facts);
+                    }
+                    Ok(read.clone().unwrap_or_default())
                 };
                 board
                     .apply(&fact, earlier)

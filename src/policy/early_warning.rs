@@ -136,13 +136,9 @@ async fn fold(
             .take()
             .ok_or_else(|| "the case's earlier events were not read".to_string())
     };
-    match pending.fold(rules, f, read) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            tracing::error!(case_id = %f.case_id, error = %e, "early warning: folding failed; stopping");
-            Err(())
-        }
-    }
+    pending.fold(rules, f, read).map_err(|e| {
+        tracing::error!(case_id = %f.case_id, error = %e, "early warning: folding failed; stopping");
+    })
 }
 
 /// Folds the log from `next` to its head into the rules.

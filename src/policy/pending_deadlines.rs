@@ -20,7 +20,7 @@
 //! crash before the board saw it) is answered as a duplicate.
 
 use crate::ledger::{Ledger, LedgerError};
-use crate::projections::listings::complete_promise;
+use crate::projections::listings::promise_stored_as;
 use crate::projections::promise_book::NO_DUE_TIME;
 use crate::proto::v1::{self as pb, case_event::Kind};
 use sha2::{Digest, Sha256};
@@ -173,18 +173,9 @@ pub async fn run(ledger: Arc<Ledger>) -> usize {
                     ..
                 } = &mut d.event
                 {
-                    let mut entry = pb::PromiseEntry {
-                        case_id: d.case_id.clone(),
-                        promise: Some(pb::PromiseView {
-                            event_id: d.event_id.clone(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    };
                     let stored = reader.read_at(*at).map_err(|e| e.to_string())?;
                     let stored = stored.ok_or_else(|| format!("position {at} is not durable"))?;
-                    complete_promise(&mut entry, stored)?;
-                    *promise = entry.promise.and_then(|v| v.promise);
+                    *promise = Some(promise_stored_as(stored, &d.case_id, &d.event_id)?);
                 }
                 Ok(d)
             })

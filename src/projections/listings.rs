@@ -121,9 +121,7 @@ pub fn promises(
 }
 
 /// Fills a listed promise's words from the event stored where the board
-/// says the promise as last corrected is: its `PromiseMade`, or the
-/// correction that replaced it. An error names what did not match: the
-/// board and the log disagree, which only a damaged store can cause.
+/// says the promise as last corrected is (see [`promise_stored_as`]).
 pub fn complete_promise(
     entry: &mut pb::PromiseEntry,
     stored: pb::RecordedEvent,
@@ -134,10 +132,22 @@ pub fn complete_promise(
             entry.case_id
         ));
     };
-    let same_case = stored.case_id == entry.case_id;
+    view.promise = Some(promise_stored_as(stored, &entry.case_id, &view.event_id)?);
+    Ok(())
+}
+
+/// Promise `event_id` of `case_id` as `stored` holds it: its `PromiseMade`,
+/// or the correction that replaced it. An error names what did not match:
+/// the board and the log disagree, which only a damaged store can cause.
+pub fn promise_stored_as(
+    stored: pb::RecordedEvent,
+    case_id: &str,
+    event_id: &str,
+) -> Result<pb::PromiseMade, String> {
+    let same_case = stored.case_id == case_id;
     let promise = match stored.event.and_then(|e| e.kind) {
-        Some(Kind::PromiseMade(p)) if same_case && stored.event_id == view.event_id => Some(p),
-        Some(Kind::EventCorrected(c)) if same_case && c.corrected_event_id == view.event_id => {
+        Some(Kind::PromiseMade(p)) if same_case && stored.event_id == event_id => Some(p),
+        Some(Kind::EventCorrected(c)) if same_case && c.corrected_event_id == event_id => {
             match c.replacement.and_then(|r| r.kind) {
                 Some(Kind::PromiseMade(p)) => Some(p),
                 _ => None,
@@ -145,16 +155,12 @@ pub fn complete_promise(
         }
         _ => None,
     };
-    match promise {
-        Some(p) => {
-            view.promise = Some(p);
-            Ok(())
-        }
-        None => Err(format!(
-            "position {} of the log is not promise {} of case {} as the board lists it",
-            stored.position, view.event_id, entry.case_id
-        )),
-    }
+    promise.ok_or_else(|| {
+        format!(
+            "position {} of the log is not promise {event_id} of case {case_id} as the board lists it",
+            stored.position
+        )
+    })
 }
 
 /// One page of a walk over an ordered index: `entry` makes the listed
