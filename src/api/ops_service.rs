@@ -36,6 +36,17 @@ pub fn resident_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+fn writer_time(t: &crate::ledger::WriterTime) -> pb::WriterTime {
+    let us = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) / 1_000;
+    pb::WriterTime {
+        idle_us: us(&t.idle),
+        staging_us: us(&t.staging),
+        storing_us: us(&t.storing),
+        syncing_us: us(&t.syncing),
+        publishing_us: us(&t.publishing),
+    }
+}
+
 #[tonic::async_trait]
 impl OpsApi for OpsService {
     async fn get_stats(
@@ -58,6 +69,7 @@ impl OpsApi for OpsService {
             max_batch_requests: s.max_batch_requests.load(Ordering::Relaxed),
             resident_bytes: resident_bytes(),
             disk_bytes,
+            writer_time: Some(writer_time(&s.time)),
             calendar_warnings: self
                 .ledger
                 .policy()

@@ -463,15 +463,19 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
             postgres: pg,
             server_cpu_us,
             grpc_cpu_us,
+            writer: report::WriterSplit::between(&before, &after),
         });
     }
 
     // 2. Batched appends: 100 events per request.
     eprintln!("bench: batched appends");
+    let before = stats(&server.url, &creds.bearer).await?;
     let cpu_before = cpu_seconds(server.child.id());
     let batched = ledger_appends(&conns, 16, opts.cases, 100, duration, &format!("{run}-b")).await;
     rep.batched_cpu_us =
         cpu_us_per_event(cpu_before, cpu_seconds(server.child.id()), batched.events);
+    let after = stats(&server.url, &creds.bearer).await?;
+    rep.batched_writer = report::WriterSplit::between(&before, &after);
     rep.batched = Some(batched);
 
     // 3. Reads: a 1,000-event case, the whole log, a subscription's catch-up.

@@ -2,6 +2,7 @@
 
 use super::load::LoadResult;
 use super::BenchOptions;
+use crate::proto::v1 as pb;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -21,6 +22,62 @@ pub struct SingleRow {
     /// The same for the no-op server, per request: the part of the
     /// ledger's figure that any tonic server pays.
     pub grpc_cpu_us: Option<f64>,
+    pub writer: Option<WriterSplit>,
+}
+
+/// Where the ledger's writer thread spent a load level, as shares of its
+/// wall-clock time (from `Ops.GetStats` before and after the level).
+#[derive(Clone, Copy, Default)]
+pub struct WriterSplit {
+    pub idle: f64,
+    pub staging: f64,
+    pub storing: f64,
+    pub syncing: f64,
+    pub publishing: f64,
+}
+
+impl WriterSplit {
+    pub fn between(before: &pb::Stats, after: &pb::Stats) -> Option<Self> {
+        let (b, a) = (before.writer_time?, after.writer_time?);
+        let d = |x: u64, y: u64| y.saturating_sub(x) as f64;
+        let parts = [
+            d(b.idle_us, a.idle_us),
+            d(b.staging_us, a.staging_us),
+            d(b.storing_us, a.storing_us),
+            d(b.syncing_us, a.syncing_us),
+            d(b.publishing_us, a.publishing_us),
+        ];
+        let total: f64 = parts.iter().sum();
+        (total > 0.0).then(|| Self {
+            idle: parts[0] / total,
+            staging: parts[1] / total,
+            storing: parts[2] / total,
+            syncing: parts[3] / total,
+            publishing: parts[4] / total,
+        })
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "idle": self.idle,
+            "staging": self.staging,
+            "storing": self.storing,
+            "syncing": self.syncing,
+            "publishing": self.publishing,
+        })
+    }
+
+    fn cells(&self) -> String {
+        let p = |x: f64| format!("{:>5.0} %", x * 100.0);
+        format!(
+            "{:>8} {:>8} {:>8} {:>8} {:>10}",
+            p(self.idle),
+            p(self.staging),
+            p(self.storing),
+            p(self.syncing),
+            p(self.publishing)
+        )
+    }
 }
 
 /// The large log.
@@ -45,6 +102,7 @@ pub struct Report {
     pub batched: Option<LoadResult>,
     /// Server CPU per event of the batched run, microseconds.
     pub batched_cpu_us: Option<f64>,
+    pub batched_writer: Option<WriterSplit>,
     pub read_case: Option<LoadResult>,
     /// (events, seconds)
     pub read_all: Option<(u64, f64)>,
@@ -107,6 +165,7 @@ impl Report {
             single: Vec::new(),
             batched: None,
             batched_cpu_us: None,
+            batched_writer: None,
             read_case: None,
             read_all: None,
             subscribe: None,
@@ -183,6 +242,22 @@ impl Report {
         }
         if let Some(b) = &self.batched {
             let _ = writeln!(t, "\nbatched appends (100 events per request, {} clients): {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {} µs/event", b.clients, b.events_per_second(), b.p_ms(0.5), b.p_ms(0.99), cpu_cell(self.batched_cpu_us));
+        }
+        let splits: Vec<(String, WriterSplit)> = self
+            .single
+            .iter()
+            .filter_map(|r| r.writer.map(|w| (format!("{} clients", r.clients), w)))
+            .chain(self.batched_writer.map(|w| ("batched".to_string(), w)))
+            .collect();
+        if !splits.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nthe writer thread's time (Ops.GetStats writer_time)\n{:>11} {:>8} {:>8} {:>8} {:>8} {:>10}",
+                "appends", "idle", "staging", "storing", "syncing", "publishing"
+            );
+            for (name, w) in splits {
+                let _ = writeln!(t, "{name:>11} {}", w.cells());
+            }
         }
         if let Some(r) = &self.read_case {
             let _ = writeln!(
@@ -280,9 +355,11 @@ impl Report {
                 "fdatasync_file_events_per_second": r.disk_events_per_second,
                 "postgres": r.postgres.as_ref().map(load_json),
                 "ledger_over_postgres": r.postgres.as_ref().map(|p| r.ledger.events_per_second() / p.events_per_second().max(1e-9)),
+                "writer_time_shares": r.writer.map(|w| w.json()),
             })).collect::<Vec<_>>(),
             "batched_appends": self.batched.as_ref().map(load_json),
             "batched_server_cpu_us_per_event": self.batched_cpu_us,
+            "batched_writer_time_shares": self.batched_writer.map(|w| w.json()),
             "read_case_1000": self.read_case.as_ref().map(load_json),
             "read_all_events_per_second": self.read_all.map(|(n, s)| rate(n, s)),
             "subscribe_catch_up_events_per_second": self.subscribe.map(|(n, s)| rate(n, s)),

@@ -15,7 +15,7 @@ mod writer;
 
 pub use audit::SignedCheckpoint;
 pub use error::LedgerError;
-pub use writer::{WriterStats, SCHEMA_VERSION};
+pub use writer::{WriterStats, WriterTime, SCHEMA_VERSION};
 
 use crate::audit::checkpoint::CheckpointSigner;
 use crate::audit::verify::verify_store_with;

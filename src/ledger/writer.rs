@@ -75,6 +75,31 @@ pub struct WriterStats {
     pub max_batch_requests: AtomicU64,
     /// Requests whose handler's sealing the writer took.
     pub presealed: AtomicU64,
+    /// Where the writer thread's time went, nanoseconds.
+    pub time: WriterTime,
+}
+
+/// The writer thread's wall-clock time by phase, nanoseconds since start
+/// (`Ops.GetStats`, the benchmark): what bounds appends on a given machine
+/// and disk, without a profiler.
+#[derive(Default)]
+pub struct WriterTime {
+    pub idle: AtomicU64,
+    pub staging: AtomicU64,
+    pub storing: AtomicU64,
+    pub syncing: AtomicU64,
+    pub publishing: AtomicU64,
+}
+
+impl WriterTime {
+    fn add(counter: &AtomicU64, since: std::time::Instant) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        counter.fetch_add(
+            u64::try_from((now - since).as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        now
+    }
 }
 
 /// Whether the writer keeps a case's state in memory between commits: all
@@ -131,10 +156,13 @@ struct Staged {
 impl<L: EventLog> Writer<L> {
     pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut shutdown: Option<oneshot::Sender<()>> = None;
+        let time = &Arc::clone(&self.stats).time;
         while shutdown.is_none() {
+            let waiting = std::time::Instant::now();
             let Some(first) = rx.blocking_recv() else {
                 break;
             };
+            let staging = WriterTime::add(&time.idle, waiting);
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH_REQUESTS {
                 match rx.try_recv() {
@@ -172,8 +200,19 @@ impl<L: EventLog> Writer<L> {
                     Command::Shutdown { reply } => shutdown = Some(reply),
                 }
             }
-            self.commit(staged);
+            let committing = WriterTime::add(&time.staging, staging);
+            let synced_before = self.log.sync_nanos();
+            let stored = self.commit(staged);
+            let synced = self.log.sync_nanos().saturating_sub(synced_before);
+            time.syncing.fetch_add(synced, Ordering::Relaxed);
+            let stored = stored.unwrap_or_else(std::time::Instant::now);
+            let handing_over =
+                u64::try_from(stored.saturating_duration_since(committing).as_nanos())
+                    .unwrap_or(u64::MAX);
+            time.storing
+                .fetch_add(handing_over.saturating_sub(synced), Ordering::Relaxed);
             self.drop_loaded();
+            WriterTime::add(&time.publishing, stored);
         }
         // Queue closed or shutdown asked: everything before it is committed.
         rx.close();
@@ -194,7 +233,11 @@ impl<L: EventLog> Writer<L> {
         }
     }
 
-    fn commit(&mut self, staged: Staged) {
+    /// Stores and publishes a staged batch, then answers its requests.
+    /// Returns when the store answered (`None` if nothing was stored), for
+    /// the writer's time by phase.
+    fn commit(&mut self, staged: Staged) -> Option<std::time::Instant> {
+        let mut store_answered = None;
         let Staged {
             records,
             cases,
@@ -227,7 +270,7 @@ impl<L: EventLog> Writer<L> {
                         for (reply, _) in replies {
                             let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
                         }
-                        return;
+                        return None;
                     }
                     Err(e) => {
                         keys_stored = Err(crate::store::StoreError::Io(std::io::Error::other(
@@ -237,7 +280,9 @@ impl<L: EventLog> Writer<L> {
                     }
                 }
             }
-            if let Err(e) = keys_stored.and_then(|_| self.log.write_durable(&records, &tree)) {
+            let written = keys_stored.and_then(|_| self.log.write_durable(&records, &tree));
+            store_answered = Some(std::time::Instant::now());
+            if let Err(e) = written {
                 let why = format!(
                     "a durable write failed ({e}); the ledger takes no appends until it is restarted and has recovered"
                 );
@@ -246,7 +291,7 @@ impl<L: EventLog> Writer<L> {
                 for (reply, _) in replies {
                     let _ = reply.send(Err(LedgerError::Storage(why.clone())));
                 }
-                return;
+                return store_answered;
             }
             self.head = records.last().map(|r| r.position).unwrap_or(self.head);
             let requests = replies.iter().filter(|(_, o)| !o.duplicate).count() as u64;
@@ -302,6 +347,7 @@ impl<L: EventLog> Writer<L> {
         for (reply, outcome) in replies {
             let _ = reply.send(Ok(outcome));
         }
+        store_answered
     }
 
     /// Makes a closed case's state available to this batch: folded from

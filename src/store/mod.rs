@@ -53,6 +53,13 @@ pub trait EventLog: Send + Sync + 'static {
         tree: &[(u64, [u8; 32])],
     ) -> Result<(), StoreError>;
 
+    /// Time spent so far making writes durable (the flush and sync inside
+    /// [`Self::write_durable`]), nanoseconds; 0 for a store that does not
+    /// count it.
+    fn sync_nanos(&self) -> u64 {
+        0
+    }
+
     /// Stored Merkle tree hashes by stored-hash index (see `audit::merkle`).
     /// A missing index is an error.
     fn tree_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError>;

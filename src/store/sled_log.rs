@@ -35,6 +35,8 @@ pub struct SledLog {
     dir: PathBuf,
     syncer: Mutex<Syncer>,
     event_index: EventIndex,
+    /// Time spent in the durable writes' flush and sync ([`EventLog::sync_nanos`]).
+    sync_nanos: std::sync::atomic::AtomicU64,
     #[cfg(test)]
     fail_next_sync: std::sync::atomic::AtomicBool,
 }
@@ -88,6 +90,7 @@ impl SledLog {
             dir: dir.to_path_buf(),
             syncer: Mutex::new(syncer),
             event_index,
+            sync_nanos: Default::default(),
             #[cfg(test)]
             fail_next_sync: Default::default(),
         })
@@ -106,6 +109,22 @@ impl SledLog {
     /// Flushes and syncs; used at shutdown.
     pub fn close(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        self.syncer.lock().expect("syncer lock").sync()?;
+        Ok(())
+    }
+
+    /// sled's flush, then the sync that makes it durable.
+    fn flush_and_sync(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        #[cfg(test)]
+        if self
+            .fail_next_sync
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Io(std::io::Error::other(
+                "injected sync failure",
+            )));
+        }
         self.syncer.lock().expect("syncer lock").sync()?;
         Ok(())
     }
@@ -288,17 +307,13 @@ impl EventLog for SledLog {
             .map(|r| (id_hash(&r.event_id), r.position))
             .collect();
         let full = self.event_index.add(&ids);
-        self.db.flush()?;
-        #[cfg(test)]
-        if self
-            .fail_next_sync
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(StoreError::Io(std::io::Error::other(
-                "injected sync failure",
-            )));
-        }
-        self.syncer.lock().expect("syncer lock").sync()?;
+        let syncing = std::time::Instant::now();
+        let synced = self.flush_and_sync();
+        self.sync_nanos.fetch_add(
+            u64::try_from(syncing.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        synced?;
         // The records are durable and their ids findable in memory: a run
         // that cannot be stored now is tried again with the next commit (and
         // the ids are indexed from the log at open), never fails this one.
@@ -309,6 +324,10 @@ impl EventLog for SledLog {
             self.event_index.rebuild_filter();
         }
         Ok(())
+    }
+
+    fn sync_nanos(&self) -> u64 {
+        self.sync_nanos.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn read(&self, position: u64) -> Result<Option<Vec<u8>>, StoreError> {

@@ -587,3 +587,67 @@ async fn ops_stats_report_the_log_and_its_group_commits() {
     let s = ops.get_stats(pb::GetStatsRequest {}).await.unwrap();
     assert_eq!(closed(s.into_inner()), (3, 1));
 }
+
+#[tokio::test]
+async fn ops_stats_account_for_the_writers_time_by_phase() {
+    let started = std::time::Instant::now();
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut ops = pb::ops_client::OpsClient::connect(server.url())
+        .await
+        .unwrap();
+    let time = |s: pb::Stats| s.writer_time.expect("writer_time is always reported");
+    let first = time(
+        ops.get_stats(pb::GetStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let phases = |t: &pb::WriterTime| {
+        [
+            t.idle_us,
+            t.staging_us,
+            t.storing_us,
+            t.syncing_us,
+            t.publishing_us,
+        ]
+    };
+    // Thirteen commits at least: every phase has taken some time, and
+    // together they are the writer's life so far, never more.
+    assert!(phases(&first).iter().all(|&us| us > 0), "{first:?}");
+    let lived_us = started.elapsed().as_micros() as u64;
+    assert!(
+        phases(&first).iter().sum::<u64>() <= lived_us,
+        "{first:?} in {lived_us} µs"
+    );
+
+    let mut c = server.ledger().await;
+    for i in 0..5 {
+        let note = pb::case_event::Kind::NoteAdded(pb::NoteAdded {
+            text: format!("note {i}"),
+        });
+        let id = format!("c1-note-{i}");
+        c.append(append(
+            "c1",
+            vec![ev(&id, "2020-12-04T10:00:00+08:00", "8030", note)],
+        ))
+        .await
+        .unwrap();
+    }
+    let then = time(
+        ops.get_stats(pb::GetStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let (a, b) = (phases(&first), phases(&then));
+    assert!(
+        a.iter().zip(&b).all(|(a, b)| a <= b),
+        "{first:?} then {then:?}"
+    );
+    // Each append was staged, stored and synced on its own.
+    assert!(
+        b[1] > a[1] && b[2] > a[2] && b[3] > a[3],
+        "{first:?} then {then:?}"
+    );
+}
