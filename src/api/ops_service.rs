@@ -39,7 +39,7 @@ pub fn resident_bytes() -> u64 {
 fn writer_time(t: &crate::ledger::WriterTime) -> pb::WriterTime {
     let us = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) / 1_000;
     pb::WriterTime {
-        idle_us: us(&t.idle),
+        idle_us: t.idle_nanos() / 1_000,
         staging_us: us(&t.staging),
         storing_us: us(&t.storing),
         syncing_us: us(&t.syncing),

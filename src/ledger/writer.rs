@@ -84,7 +84,10 @@ pub struct WriterStats {
 /// and disk, without a profiler.
 #[derive(Default)]
 pub struct WriterTime {
-    pub idle: AtomicU64,
+    /// Idle time so far, and since when the writer has been waiting, if it
+    /// is: a wait is counted while it lasts, so a reading after a quiet
+    /// spell is not credited with it only once the next request arrives.
+    idle: std::sync::Mutex<(std::time::Duration, Option<std::time::Instant>)>,
     pub staging: AtomicU64,
     pub storing: AtomicU64,
     pub syncing: AtomicU64,
@@ -92,6 +95,26 @@ pub struct WriterTime {
 }
 
 impl WriterTime {
+    /// Idle nanoseconds so far, the current wait included.
+    pub fn idle_nanos(&self) -> u64 {
+        let (total, since) = *self.idle.lock().expect("writer time lock");
+        let now = since.map_or(std::time::Duration::ZERO, |s| s.elapsed());
+        u64::try_from((total + now).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn wait(&self) {
+        self.idle.lock().expect("writer time lock").1 = Some(std::time::Instant::now());
+    }
+
+    fn work(&self) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        let mut idle = self.idle.lock().expect("writer time lock");
+        if let Some(since) = idle.1.take() {
+            idle.0 += now - since;
+        }
+        now
+    }
+
     fn add(counter: &AtomicU64, since: std::time::Instant) -> std::time::Instant {
         let now = std::time::Instant::now();
         counter.fetch_add(
@@ -158,11 +181,11 @@ impl<L: EventLog> Writer<L> {
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         let time = &Arc::clone(&self.stats).time;
         while shutdown.is_none() {
-            let waiting = std::time::Instant::now();
+            time.wait();
             let Some(first) = rx.blocking_recv() else {
                 break;
             };
-            let staging = WriterTime::add(&time.idle, waiting);
+            let staging = time.work();
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH_REQUESTS {
                 match rx.try_recv() {

@@ -650,4 +650,19 @@ async fn ops_stats_account_for_the_writers_time_by_phase() {
         b[1] > a[1] && b[2] > a[2] && b[3] > a[3],
         "{first:?} then {then:?}"
     );
+
+    // A quiet spell is idle time as it passes, not once the next append
+    // ends it: a reading across a quiet load level must not be credited
+    // with the wait before it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let quiet = time(
+        ops.get_stats(pb::GetStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert!(
+        quiet.idle_us >= then.idle_us + 250_000,
+        "{then:?} then {quiet:?}"
+    );
 }
