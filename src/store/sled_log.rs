@@ -264,17 +264,7 @@ impl EventLog for SledLog {
         tree: &[(u64, [u8; 32])],
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        // The tree hashes of one commit have contiguous indexes: one value.
-        let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
-        for (index, hash) in tree {
-            match runs.last_mut() {
-                Some((start, bytes)) if *start + (bytes.len() / 32) as u64 == *index => {
-                    bytes.extend_from_slice(hash)
-                }
-                _ => runs.push((*index, hash.to_vec())),
-            }
-        }
-        for (start, bytes) in runs {
+        for (start, bytes) in tree_runs(tree) {
             batch.insert(&keys::tree_key(start)[..], bytes);
         }
         // Case index: one entry per run of consecutive versions stored at
@@ -461,6 +451,37 @@ impl EventLog for SledLog {
     }
 }
 
+/// Most Merkle tree hashes stored in one value: 6 KiB, as a record pack.
+const TREE_RUN_HASHES: usize = pack::MAX_BYTES / 32;
+
+/// A commit's Merkle tree hashes (contiguous indexes) as values of up to
+/// [`TREE_RUN_HASHES`]: (first index, hashes). One value per commit grew
+/// to ~50 KB under batched appends (800 records, ~1,600 hashes), and a sled
+/// leaf of such values passed sled's blob threshold: each commit then
+/// wrote the leaf again as a new blob file of ~500 KB, with two more syncs
+/// (the file and its directory). Readers find a hash by the value whose
+/// first index is at or below it, so stores written with longer values
+/// read as before.
+fn tree_runs(tree: &[(u64, [u8; 32])]) -> Vec<(u64, Vec<u8>)> {
+    let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
+    for (i, (index, hash)) in tree.iter().enumerate() {
+        match runs.last_mut() {
+            Some((start, bytes))
+                if *start + (bytes.len() / 32) as u64 == *index
+                    && bytes.len() < TREE_RUN_HASHES * 32 =>
+            {
+                bytes.extend_from_slice(hash)
+            }
+            _ => {
+                let mut bytes = Vec::with_capacity(32 * TREE_RUN_HASHES.min(tree.len() - i));
+                bytes.extend_from_slice(hash);
+                runs.push((*index, bytes));
+            }
+        }
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,6 +535,50 @@ mod tests {
         );
         assert!(log.read_range(76, 10).unwrap().is_empty());
         assert!(log.read_range(1, 0).unwrap().is_empty());
+    }
+
+    fn hash_of(index: u64) -> [u8; 32] {
+        let mut h = [0u8; 32];
+        h[..8].copy_from_slice(&index.to_be_bytes());
+        h[31] = 0xee;
+        h
+    }
+
+    #[test]
+    fn large_commits_store_their_tree_hashes_in_small_values_and_no_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+        // As a commit of batched appends: 800 records, two tree hashes each.
+        let mut position = 1;
+        for _ in 0..24 {
+            let records: Vec<_> = (position..position + 800).map(new_record).collect();
+            let tree: Vec<_> = (2 * (position - 1)..2 * (position + 799))
+                .map(|i| (i, hash_of(i)))
+                .collect();
+            log.write_durable(&records, &tree).unwrap();
+            position += 800;
+        }
+        let hashes = 2 * (position - 1);
+        for v in log.db.scan_prefix([keys::TREE]).values() {
+            assert!(v.unwrap().len() <= pack::MAX_BYTES);
+        }
+        let all: Vec<u64> = (0..hashes).collect();
+        let want: Vec<_> = all.iter().map(|&i| hash_of(i)).collect();
+        assert_eq!(log.tree_hashes(&all).unwrap(), want);
+        assert_eq!(log.last_tree_index().unwrap(), Some(hashes - 1));
+        // A sled leaf of such values stays below sled's blob threshold: a
+        // blob is a file of its own to write and sync with each commit.
+        let blobs = std::fs::read_dir(dir.path().join("blobs")).map_or(0, |d| d.count());
+        assert_eq!(blobs, 0, "sled wrote blob files");
+
+        // A store written with one value per commit reads as before.
+        let old: Vec<u8> = (hashes..hashes + 1_000).flat_map(hash_of).collect();
+        log.db.insert(keys::tree_key(hashes), old).unwrap();
+        let more: Vec<u64> = (hashes - 3..hashes + 1_000).collect();
+        let want: Vec<_> = more.iter().map(|&i| hash_of(i)).collect();
+        assert_eq!(log.tree_hashes(&more).unwrap(), want);
+        assert_eq!(log.last_tree_index().unwrap(), Some(hashes + 999));
+        assert!(log.tree_hashes(&[hashes + 1_000]).is_err());
     }
 
     #[test]
