@@ -32,7 +32,8 @@
 use super::event_filter::EventIdFilter;
 use super::keys::{self, trailing_u64};
 use super::StoreError;
-use std::collections::BTreeSet;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::hash::Hasher;
 use std::sync::RwLock;
 
@@ -99,10 +100,30 @@ impl Run {
     }
 }
 
+impl Inner {
+    /// The pairs of `recent`, sorted as a run keeps them.
+    fn recent_pairs(&self) -> Vec<(u64, u64)> {
+        let mut pairs: Vec<(u64, u64)> = self
+            .recent
+            .iter()
+            .map(|(h, p)| (*h, *p))
+            .chain(self.recent_more.iter().copied())
+            .collect();
+        pairs.sort_unstable();
+        pairs
+    }
+}
+
 struct Inner {
     runs: Vec<Run>,
-    /// Pairs of the events after the last run, in memory only.
-    recent: BTreeSet<(u64, u64)>,
+    /// Pairs of the events after the last run, in memory only, by hash:
+    /// the first position of each hash here, the rare others (a collision
+    /// of two ids' 64-bit hashes) in `recent_more`. A hash map, not an
+    /// ordered set: every commit inserts its ids at random places, and an
+    /// ordered insert cost most of this index's share of the writer; the
+    /// pairs are sorted once, into the run.
+    recent: HashMap<u64, u64>,
+    recent_more: Vec<(u64, u64)>,
     /// Last position indexed (in a run or in `recent`).
     through: u64,
 }
@@ -143,7 +164,8 @@ impl EventIndex {
             fail_next_seal: Default::default(),
             inner: RwLock::new(Inner {
                 runs,
-                recent: BTreeSet::new(),
+                recent: HashMap::new(),
+                recent_more: Vec::new(),
                 through: covered,
             }),
         };
@@ -191,7 +213,12 @@ impl EventIndex {
         let full = self.filter.add(pairs.iter().map(|(h, _)| *h));
         let mut inner = self.write();
         for &(h, p) in pairs {
-            inner.recent.insert((h, p));
+            match inner.recent.entry(h) {
+                Entry::Vacant(v) => {
+                    v.insert(p);
+                }
+                Entry::Occupied(_) => inner.recent_more.push((h, p)),
+            }
             inner.through = inner.through.max(p);
         }
         full
@@ -202,7 +229,7 @@ impl EventIndex {
     /// durable run is indexed again at open).
     pub fn seal_runs(&self, db: &sled::Db) -> Result<(), StoreError> {
         let mut inner = self.write();
-        if inner.recent.len() < self.run_len {
+        if inner.recent.len() + inner.recent_more.len() < self.run_len {
             return Ok(());
         }
         let started = std::time::Instant::now();
@@ -212,7 +239,7 @@ impl EventIndex {
         let mut run = Run {
             first,
             last: inner.through,
-            pairs: inner.recent.iter().copied().collect(),
+            pairs: inner.recent_pairs(),
         };
         let mut batch = sled::Batch::default();
         let mut keep = inner.runs.len();
@@ -243,6 +270,7 @@ impl EventIndex {
         db.apply_batch(batch)?;
         inner.runs.truncate(keep);
         inner.recent.clear();
+        inner.recent_more.clear();
         tracing::debug!(
             first = run.first,
             last = run.last,
@@ -273,12 +301,17 @@ impl EventIndex {
             .iter()
             .flat_map(|r| r.positions_of(hash))
             .collect();
-        out.extend(
-            inner
-                .recent
-                .range((hash, 0)..=(hash, u64::MAX))
-                .map(|(_, p)| *p),
-        );
+        if let Some(p) = inner.recent.get(&hash) {
+            out.push(*p);
+            // Positions are added in order: the others of a hash are later.
+            out.extend(
+                inner
+                    .recent_more
+                    .iter()
+                    .filter(|(h, _)| *h == hash)
+                    .map(|(_, p)| *p),
+            );
+        }
         out
     }
 
@@ -289,7 +322,8 @@ impl EventIndex {
             .runs
             .iter()
             .flat_map(|r| r.pairs.iter().map(|(h, _)| *h))
-            .chain(inner.recent.iter().map(|(h, _)| *h));
+            .chain(inner.recent.keys().copied())
+            .chain(inner.recent_more.iter().map(|(h, _)| *h));
         self.filter.rebuild(hashes);
     }
 
@@ -300,7 +334,7 @@ impl EventIndex {
         (
             inner.runs.len(),
             inner.runs.iter().map(|r| r.pairs.len()).sum(),
-            inner.recent.len(),
+            inner.recent.len() + inner.recent_more.len(),
         )
     }
 

@@ -777,6 +777,27 @@ mod tests {
     }
 
     #[test]
+    fn two_events_whose_ids_hash_alike_are_both_candidates_before_and_after_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_with_runs_of(dir.path(), 8);
+        let rs: Vec<_> = (1..=5).map(enveloped).collect();
+        log.write_durable(&rs, &[]).unwrap();
+        // As if the event at position 5 had an id hashing like e2's.
+        log.event_index.add(&[(id_hash("e2"), 5)]);
+        assert_eq!(log.event_index.candidates("e2"), [2, 5]);
+        assert_eq!(log.event_index.counts(), (0, 0, 6));
+        assert_eq!(log.event_position("e2").unwrap(), Some(2));
+        // Sealed into a run with the next commit: both, in order.
+        let more: Vec<_> = (6..=9).map(enveloped).collect();
+        log.write_durable(&more, &[]).unwrap();
+        assert_eq!(log.event_index.counts(), (1, 10, 0));
+        assert_eq!(log.event_index.candidates("e2"), [2, 5]);
+        assert_eq!(log.event_position("e2").unwrap(), Some(2));
+        assert_eq!(log.event_position("e5").unwrap(), Some(5));
+        assert_eq!(log.event_position("e9").unwrap(), Some(9));
+    }
+
+    #[test]
     fn an_index_past_the_log_or_with_a_gap_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         {
