@@ -100,20 +100,6 @@ impl Run {
     }
 }
 
-impl Inner {
-    /// The pairs of `recent`, sorted as a run keeps them.
-    fn recent_pairs(&self) -> Vec<(u64, u64)> {
-        let mut pairs: Vec<(u64, u64)> = self
-            .recent
-            .iter()
-            .map(|(h, p)| (*h, *p))
-            .chain(self.recent_more.iter().copied())
-            .collect();
-        pairs.sort_unstable();
-        pairs
-    }
-}
-
 struct Inner {
     runs: Vec<Run>,
     /// Pairs of the events after the last run, in memory only, by hash:
@@ -126,6 +112,20 @@ struct Inner {
     recent_more: Vec<(u64, u64)>,
     /// Last position indexed (in a run or in `recent`).
     through: u64,
+}
+
+impl Inner {
+    /// The pairs of `recent`, sorted as a run keeps them.
+    fn recent_pairs(&self) -> Vec<(u64, u64)> {
+        let mut pairs: Vec<(u64, u64)> = self
+            .recent
+            .iter()
+            .map(|(h, p)| (*h, *p))
+            .chain(self.recent_more.iter().copied())
+            .collect();
+        pairs.sort_unstable();
+        pairs
+    }
 }
 
 pub(super) struct EventIndex {
@@ -211,12 +211,16 @@ impl EventIndex {
     /// full and should be rebuilt ([`Self::rebuild_filter`]).
     pub fn add(&self, pairs: &[(u64, u64)]) -> bool {
         let full = self.filter.add(pairs.iter().map(|(h, _)| *h));
-        let mut inner = self.write();
+        let mut guard = self.write();
+        let inner = &mut *guard;
         for &(h, p) in pairs {
+            // A set, as the runs are: a pair given again is kept once.
             match inner.recent.entry(h) {
                 Entry::Vacant(v) => {
                     v.insert(p);
                 }
+                Entry::Occupied(o) if *o.get() == p => {}
+                Entry::Occupied(_) if inner.recent_more.contains(&(h, p)) => {}
                 Entry::Occupied(_) => inner.recent_more.push((h, p)),
             }
             inner.through = inner.through.max(p);

@@ -786,6 +786,11 @@ mod tests {
         log.event_index.add(&[(id_hash("e2"), 5)]);
         assert_eq!(log.event_index.candidates("e2"), [2, 5]);
         assert_eq!(log.event_index.counts(), (0, 0, 6));
+        // A pair given again is kept once, as in a set.
+        log.event_index
+            .add(&[(id_hash("e2"), 5), (id_hash("e3"), 3), (id_hash("e2"), 2)]);
+        assert_eq!(log.event_index.candidates("e2"), [2, 5]);
+        assert_eq!(log.event_index.counts(), (0, 0, 6));
         assert_eq!(log.event_position("e2").unwrap(), Some(2));
         // Sealed into a run with the next commit: both, in order.
         let more: Vec<_> = (6..=9).map(enveloped).collect();
