@@ -1,9 +1,10 @@
 //! Reading one case's stored events back from the log, in version order,
 //! for the parts of the service that keep nothing in memory for a closed
 //! case: the writer folds its state when a request names it again, and the
-//! early-warning rules fold their track of it when it is reopened.
+//! early-warning rules and the policy board fold what they set aside when
+//! it is reopened.
 //!
-//! Why one function: both must see the same gapless stream, and both must
+//! Why one function: all must see the same gapless stream, and all must
 //! refuse a store whose case index names a missing or misplaced record
 //! rather than fold a case from what is left of it.
 
@@ -46,6 +47,14 @@ pub fn for_each_stored<L: EventLog + ?Sized>(
         each(&rec, &event, &bytes);
     }
     Ok(())
+}
+
+/// A projection's [`History`](crate::projections::fact::History) read from
+/// `log`: [`facts_before`], its error as text.
+pub fn history<L: EventLog + ?Sized>(
+    log: &L,
+) -> impl FnMut(&str, u64) -> Result<Vec<OwnedFact>, String> + '_ {
+    move |case_id, before| facts_before(log, case_id, before).map_err(|e| e.to_string())
 }
 
 /// The events of `case_id` stored at positions below `before`, as facts.

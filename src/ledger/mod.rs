@@ -164,11 +164,10 @@ impl Ledger {
                 // rules set aside at its close, come from the log being
                 // read: once for both.
                 let mut read: Option<Vec<OwnedFact>> = None;
+                let mut from_log = case_stream::history(log.as_ref());
                 let earlier = &mut |case_id: &str, before: u64| {
                     if read.is_none() {
-                        let facts = case_stream::facts_before(log.as_ref(), case_id, before)
-                            .map_err(|e| e.to_string())?;
-                        read = Some(facts);
+                        read = Some(from_log(case_id, before)?);
                     }
                     Ok(read.clone().unwrap_or_default())
                 };

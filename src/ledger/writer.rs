@@ -339,14 +339,10 @@ impl<L: EventLog> Writer<L> {
             }
             {
                 let mut board = self.board.write().expect("board lock");
-                let log = self.log.as_ref();
                 // A reopened closed case (or a correction of its promises)
                 // takes its contacts and promises back from its stream:
                 // records of this commit are in the store already.
-                let earlier = &mut |case_id: &str, before: u64| {
-                    super::case_stream::facts_before(log, case_id, before)
-                        .map_err(|e| e.to_string())
-                };
+                let earlier = &mut super::case_stream::history(self.log.as_ref());
                 for f in &facts {
                     if let Err(e) = board.apply(&f.fact(), earlier) {
                         // The commit is durable and is acknowledged; the

@@ -228,15 +228,14 @@ impl WarningRules {
                     c.replacement.as_ref().and_then(|r| r.kind.as_ref()),
                     Some(Kind::PromiseMade(_))
                 );
-                let old = track.promises.promise(&c.corrected_event_id);
-                if let Some(old) = old
+                let old_due = track
+                    .promises
+                    .promise(&c.corrected_event_id)
                     .and_then(|p| p.due_at.as_ref())
-                    .map(crate::time::ts_nanos)
-                {
-                    if corrects_promise {
-                        let key = (old, f.case_id.to_string(), c.corrected_event_id.clone());
-                        self.due.remove(&key);
-                    }
+                    .map(crate::time::ts_nanos);
+                if let Some(old) = old_due.filter(|_| corrects_promise) {
+                    let key = (old, f.case_id.to_string(), c.corrected_event_id.clone());
+                    self.due.remove(&key);
                 }
             }
             track.promises.apply(f);

@@ -46,10 +46,10 @@ pub fn fold_range(
             let event = CaseEvent::decode(&rec.payload[..])
                 .map_err(|e| StoreError::Corrupt(format!("payload {pos} does not decode: {e}")))?;
             board
-                .apply(&Fact::stored(&rec, &event), &mut |case_id, before| {
-                    crate::ledger::case_stream::facts_before(log, case_id, before)
-                        .map_err(|e| e.to_string())
-                })
+                .apply(
+                    &Fact::stored(&rec, &event),
+                    &mut crate::ledger::case_stream::history(log),
+                )
                 .map_err(|e| StoreError::Corrupt(format!("record {pos}: {e}")))?;
             cases
                 .entry(std::mem::take(&mut rec.case_id))
