@@ -416,7 +416,7 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
         let s = stats(&server.url, &creds.bearer).await?;
         (s.disk_bytes / s.head_position.max(1)).clamp(256, 4096) as usize
     };
-    for &c in &opts.clients {
+    for (level, &c) in opts.clients.iter().enumerate() {
         eprintln!("bench: single appends, {c} clients");
         let before = stats(&server.url, &creds.bearer).await?;
         let cpu_before = cpu_seconds(server.child.id());
@@ -434,8 +434,10 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
         let grpc = reference::grpc_ceiling(&noop.url, c, duration, PAYLOAD_BYTES).await?;
         let grpc_cpu_us =
             cpu_us_per_event(noop_cpu_before, cpu_seconds(noop.child.id()), grpc.events);
+        // Kept until the run's directory is removed at the end (see
+        // `fdatasync_ceiling`): deleting it here would stall the next level.
         let disk = reference::fdatasync_ceiling(
-            dir,
+            &dir.join(format!("fdatasync-reference-{level}.log")),
             batch.round().max(1.0) as usize,
             record_bytes,
             duration,
