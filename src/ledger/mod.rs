@@ -11,10 +11,12 @@ pub mod case_stream;
 pub mod error;
 mod preseal;
 pub mod recorded;
+mod sync_watch;
 mod writer;
 
 pub use audit::SignedCheckpoint;
 pub use error::LedgerError;
+pub use sync_watch::SyncWatch;
 pub use writer::{WriterStats, WriterTime, SCHEMA_VERSION};
 
 use crate::audit::checkpoint::CheckpointSigner;

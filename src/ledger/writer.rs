@@ -77,6 +77,8 @@ pub struct WriterStats {
     pub presealed: AtomicU64,
     /// Where the writer thread's time went, nanoseconds.
     pub time: WriterTime,
+    /// The longest group-commit sync and the slow ones.
+    pub syncs: super::SyncWatch,
 }
 
 /// The writer thread's wall-clock time by phase, nanoseconds since start
@@ -225,9 +227,15 @@ impl<L: EventLog> Writer<L> {
             }
             let committing = WriterTime::add(&time.staging, staging);
             let synced_before = self.log.sync_nanos();
+            let records = staged.records.len();
             let stored = self.commit(staged);
             let synced = self.log.sync_nanos().saturating_sub(synced_before);
             time.syncing.fetch_add(synced, Ordering::Relaxed);
+            if stored.is_some() {
+                self.stats
+                    .syncs
+                    .record(std::time::Duration::from_nanos(synced), records);
+            }
             let stored = stored.unwrap_or_else(std::time::Instant::now);
             let handing_over =
                 u64::try_from(stored.saturating_duration_since(committing).as_nanos())

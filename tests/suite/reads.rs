@@ -597,12 +597,20 @@ async fn ops_stats_account_for_the_writers_time_by_phase() {
         .await
         .unwrap();
     let time = |s: pb::Stats| s.writer_time.expect("writer_time is always reported");
-    let first = time(
-        ops.get_stats(pb::GetStatsRequest {})
-            .await
-            .unwrap()
-            .into_inner(),
+    let stats = ops
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    // The longest sync is one of those the syncing phase sums; slow ones
+    // are some of the commits.
+    let syncing_us = stats.writer_time.as_ref().map_or(0, |t| t.syncing_us);
+    assert!(
+        stats.longest_sync_us > 0 && stats.longest_sync_us <= syncing_us,
+        "{stats:?}"
     );
+    assert!(stats.slow_syncs <= stats.commits, "{stats:?}");
+    let first = time(stats);
     let phases = |t: &pb::WriterTime| {
         [
             t.idle_us,
