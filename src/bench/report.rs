@@ -26,7 +26,9 @@ pub struct SingleRow {
 }
 
 /// Where the ledger's writer thread spent a load level, as shares of its
-/// wall-clock time (from `Ops.GetStats` before and after the level).
+/// wall-clock time (from `Ops.GetStats` before and after the level), and
+/// how many of the level's group commits had a sync of 100 ms or more (a
+/// level with some measured a disk stall, not only the ledger).
 #[derive(Clone, Copy, Default)]
 pub struct WriterSplit {
     pub idle: f64,
@@ -34,6 +36,7 @@ pub struct WriterSplit {
     pub storing: f64,
     pub syncing: f64,
     pub publishing: f64,
+    pub slow_syncs: u64,
 }
 
 impl WriterSplit {
@@ -54,6 +57,7 @@ impl WriterSplit {
             storing: parts[2] / total,
             syncing: parts[3] / total,
             publishing: parts[4] / total,
+            slow_syncs: after.slow_syncs.saturating_sub(before.slow_syncs),
         })
     }
 
@@ -64,18 +68,20 @@ impl WriterSplit {
             "storing": self.storing,
             "syncing": self.syncing,
             "publishing": self.publishing,
+            "slow_syncs": self.slow_syncs,
         })
     }
 
     fn cells(&self) -> String {
         let p = |x: f64| format!("{:>5.0} %", x * 100.0);
         format!(
-            "{:>8} {:>8} {:>8} {:>8} {:>10}",
+            "{:>8} {:>8} {:>8} {:>8} {:>10} {:>10}",
             p(self.idle),
             p(self.staging),
             p(self.storing),
             p(self.syncing),
-            p(self.publishing)
+            p(self.publishing),
+            self.slow_syncs
         )
     }
 }
@@ -252,8 +258,8 @@ impl Report {
         if !splits.is_empty() {
             let _ = writeln!(
                 t,
-                "\nthe writer thread's time (Ops.GetStats writer_time)\n{:>11} {:>8} {:>8} {:>8} {:>8} {:>10}",
-                "appends", "idle", "staging", "storing", "syncing", "publishing"
+                "\nthe writer thread's time (Ops.GetStats writer_time), and its syncs of 100 ms or more\n{:>11} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10}",
+                "appends", "idle", "staging", "storing", "syncing", "publishing", "slow syncs"
             );
             for (name, w) in splits {
                 let _ = writeln!(t, "{name:>11} {}", w.cells());
@@ -392,4 +398,39 @@ fn memory_json(m: &super::case_memory::CaseMemory) -> serde_json::Value {
         "resident_bytes_per_added_case": m.per_added_case(),
         "resident_after_restart_bytes": m.restarted_bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(idle: u64, syncing: u64, slow_syncs: u64) -> pb::Stats {
+        pb::Stats {
+            writer_time: Some(pb::WriterTime {
+                idle_us: idle,
+                staging_us: 100,
+                storing_us: 100,
+                syncing_us: syncing,
+                publishing_us: 100,
+            }),
+            slow_syncs,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_levels_split_is_its_share_of_the_writers_time_and_counts_its_slow_syncs() {
+        let before = stats(1_000, 1_000, 2);
+        let after = stats(1_250, 1_500, 5);
+        let w = WriterSplit::between(&before, &after).unwrap();
+        // Over the level: 250 idle, 500 syncing, 0 of each other phase.
+        assert!((w.idle - 1.0 / 3.0).abs() < 1e-9, "{}", w.idle);
+        assert!((w.syncing - 2.0 / 3.0).abs() < 1e-9, "{}", w.syncing);
+        assert_eq!(w.staging + w.storing + w.publishing, 0.0);
+        assert_eq!(w.slow_syncs, 3);
+        assert!(w.cells().trim_end().ends_with(" 3"), "{}", w.cells());
+        assert_eq!(w.json()["slow_syncs"], 3);
+        // A level the writer did not live through has no split.
+        assert!(WriterSplit::between(&before, &before).is_none());
+    }
 }
