@@ -10,6 +10,12 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime, UtcOffset};
 /// The offset business lines use unless they say otherwise: UTC+8, minutes.
 pub const DEFAULT_UTC_OFFSET_MINUTES: i32 = 480;
 
+/// A span of the server's clock in whole nanoseconds, as counters and
+/// `Ops.GetStats` keep it (saturating: u64 nanoseconds last 584 years).
+pub fn duration_nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Nanoseconds since the Unix epoch (UTC) of a protobuf timestamp.
 pub fn ts_nanos(ts: &Timestamp) -> i128 {
     i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos)

@@ -70,7 +70,7 @@ impl OpsApi for OpsService {
             resident_bytes: resident_bytes(),
             disk_bytes,
             writer_time: Some(writer_time(&s.time)),
-            longest_sync_us: u64::try_from(s.syncs.longest().as_micros()).unwrap_or(u64::MAX),
+            longest_sync_us: crate::time::duration_nanos(s.syncs.longest()) / 1_000,
             slow_syncs: s.syncs.slow(),
             calendar_warnings: self
                 .ledger

@@ -53,8 +53,8 @@ impl SyncWatch {
     /// [`Self::record`] at a given time; returns the number of slow syncs a
     /// warning was logged for, if one was.
     fn record_at(&self, took: Duration, records: usize, now: Instant) -> Option<u64> {
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.longest_nanos.fetch_max(nanos, Ordering::Relaxed);
+        self.longest_nanos
+            .fetch_max(crate::time::duration_nanos(took), Ordering::Relaxed);
         if took < SLOW_SYNC {
             return None;
         }

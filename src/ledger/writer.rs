@@ -101,7 +101,7 @@ impl WriterTime {
     pub fn idle_nanos(&self) -> u64 {
         let (total, since) = *self.idle.lock().expect("writer time lock");
         let now = since.map_or(std::time::Duration::ZERO, |s| s.elapsed());
-        u64::try_from((total + now).as_nanos()).unwrap_or(u64::MAX)
+        crate::time::duration_nanos(total + now)
     }
 
     fn wait(&self) {
@@ -119,10 +119,7 @@ impl WriterTime {
 
     fn add(counter: &AtomicU64, since: std::time::Instant) -> std::time::Instant {
         let now = std::time::Instant::now();
-        counter.fetch_add(
-            u64::try_from((now - since).as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        counter.fetch_add(crate::time::duration_nanos(now - since), Ordering::Relaxed);
         now
     }
 }
@@ -238,8 +235,7 @@ impl<L: EventLog> Writer<L> {
             }
             let stored = stored.unwrap_or_else(std::time::Instant::now);
             let handing_over =
-                u64::try_from(stored.saturating_duration_since(committing).as_nanos())
-                    .unwrap_or(u64::MAX);
+                crate::time::duration_nanos(stored.saturating_duration_since(committing));
             time.storing
                 .fetch_add(handing_over.saturating_sub(synced), Ordering::Relaxed);
             self.drop_loaded();

@@ -300,7 +300,7 @@ impl EventLog for SledLog {
         let syncing = std::time::Instant::now();
         let synced = self.flush_and_sync();
         self.sync_nanos.fetch_add(
-            u64::try_from(syncing.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            crate::time::duration_nanos(syncing.elapsed()),
             std::sync::atomic::Ordering::Relaxed,
         );
         synced?;
