@@ -151,9 +151,24 @@ enum Command {
         /// A checkpoint kept earlier (by `checkpoint -o`).
         #[arg(long)]
         since: Option<PathBuf>,
-        /// Data directory of a stopped server.
+        /// Data directory of a stopped server: checked as the server checks
+        /// it when it starts (store, chains, tree, integrity witness,
+        /// PII-access log, keys).
         #[arg(long, conflicts_with_all = ["bundle", "since"])]
         data_dir: Option<PathBuf>,
+        /// With --data-dir: the checkpoint signing key, where it is kept
+        /// outside the data directory.
+        #[arg(long, env = "COMPLAINT_LEDGER_SIGNING_KEY_FILE")]
+        signing_key_file: Option<PathBuf>,
+        /// With --data-dir: the master key file, where it is kept outside
+        /// the data directory.
+        #[arg(long, env = "COMPLAINT_LEDGER_MASTER_KEY_FILE")]
+        master_key_file: Option<PathBuf>,
+        /// With --data-dir, once, for a store written by a version without
+        /// the integrity witness: verify it whole and record its head as the
+        /// acknowledged one.
+        #[arg(long, requires = "data_dir")]
+        adopt_witness: bool,
         #[arg(long, env = "COMPLAINT_LEDGER_SERVER")]
         server: Option<String>,
     },
@@ -375,9 +390,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             pubkey,
             since,
             data_dir,
+            signing_key_file,
+            master_key_file,
+            adopt_witness,
             server,
         } => match (bundle, data_dir, since, server) {
-            (None, Some(dir), _, _) => audit::verify_data_dir(&dir),
+            (None, Some(dir), _, _) => audit::verify_data_dir(
+                &dir,
+                signing_key_file.as_deref(),
+                master_key_file.as_deref(),
+                adopt_witness,
+            ),
             (Some(file), None, since, _) => {
                 let key = pubkey.ok_or_else(|| anyhow::anyhow!("verifying a bundle needs --pubkey (the key you pinned)"))?;
                 audit::verify_bundle_file(&file, &key, since.as_deref())

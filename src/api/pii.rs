@@ -95,19 +95,19 @@ impl Presenter {
             let names: Vec<String> = set.into_iter().map(|(t, f)| format!("{t}.{f}")).collect();
             (case, names)
         });
-        let mut logged = self.logged.lock().expect("presenter lock");
-        for (case_id, fields) in revealed {
-            let seen = logged.entry(case_id.clone()).or_default();
-            let fields: Vec<String> = fields
-                .into_iter()
-                .filter(|f| seen.insert(f.clone()))
-                .collect();
-            if fields.is_empty() {
-                continue;
-            }
-            self.ledger
-                .access_log()
-                .record(pb::PiiAccess {
+        let mut entries = Vec::new();
+        {
+            let mut logged = self.logged.lock().expect("presenter lock");
+            for (case_id, fields) in revealed {
+                let seen = logged.entry(case_id.clone()).or_default();
+                let fields: Vec<String> = fields
+                    .into_iter()
+                    .filter(|f| seen.insert(f.clone()))
+                    .collect();
+                if fields.is_empty() {
+                    continue;
+                }
+                entries.push(pb::PiiAccess {
                     at: Some(crate::time::now_ts()),
                     actor: self.actor.clone(),
                     case_id,
@@ -115,11 +115,15 @@ impl Presenter {
                     rpc: self.rpc.to_string(),
                     purpose: self.purpose.clone(),
                     ..Default::default()
-                })
-                .map_err(|e| {
-                    tonic::Status::internal(format!("the PII-access log could not be written: {e}"))
-                })?;
+                });
+            }
         }
+        // Durable before the response that reveals the data leaves.
+        self.ledger.record_access_blocking(entries).map_err(|e| {
+            tonic::Status::unavailable(format!(
+                "the PII-access log could not be written, so nothing is revealed: {e}"
+            ))
+        })?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use crate::privacy::blind_index::{normalize_account, normalize_phone};
 use crate::proto::v1::{
     self as pb, find_customer_cases_request::By, privacy_server::Privacy as PrivacyApi,
 };
+use crate::store::EventLog;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};

@@ -132,20 +132,54 @@ pub fn verify_bundle_file(file: &Path, pubkey: &str, since: Option<&Path>) -> an
     }
 }
 
-/// `verify --data-dir DIR`: a stopped server's whole store.
-pub fn verify_data_dir(dir: &Path) -> anyhow::Result<()> {
+/// `verify --data-dir DIR`: a stopped server's whole data directory, as
+/// the server checks it when it starts (`ledger::integrity::check_data_dir`);
+/// with `adopt_witness`, a store written before the integrity witness gets
+/// one recording its verified head.
+pub fn verify_data_dir(
+    dir: &Path,
+    signing_key_file: Option<&Path>,
+    master_key_file: Option<&Path>,
+    adopt_witness: bool,
+) -> anyhow::Result<()> {
+    use crate::ledger::integrity;
     if !dir.join("db").exists() {
-        bail!("{} holds no ledger", dir.display());
+        if !crate::store::witness::Witness::path_in(dir).exists() {
+            bail!("{} holds no ledger", dir.display());
+        }
+        println!(
+            "FAILED: the store's main file {} is missing, beside an integrity witness",
+            dir.join("db").display()
+        );
+        bail!("verification failed")
     }
-    let log = SledLog::open(dir, &SledOptions::default())
-        .context("opening the store (is a server still running on it?)")?;
-    match crate::audit::verify::verify_store(&log, |_, _| {}) {
+    if adopt_witness {
+        return adopt(dir, signing_key_file);
+    }
+    match integrity::check_data_dir(dir, signing_key_file, master_key_file, |_, _| {}) {
         Ok(r) => {
             println!(
                 "OK: {} records in {} cases; every hash chain, index and Merkle tree hash verifies; root {}",
-                r.records,
-                r.cases,
-                hex::encode(r.root)
+                r.verified.records,
+                r.verified.cases,
+                hex::encode(r.verified.root)
+            );
+            match &r.witness {
+                Some(w) => println!(
+                    "OK: the integrity witness acknowledged {} records and {} PII-access entries (commit {}); the store holds them with the same root{}",
+                    w.head.size,
+                    w.head.access_count,
+                    w.head.sequence,
+                    w.fallback
+                        .as_ref()
+                        .map(|f| format!(" (one copy of the witness was unusable: {f}; the other was read, and the next commit rewrites it)"))
+                        .unwrap_or_default()
+                ),
+                None => println!("OK: an empty store; the server writes its integrity witness as it starts"),
+            }
+            println!(
+                "OK: {} PII-access entries chained; {} customer keys unwrap ({} erased)",
+                r.access_entries, r.keys.0, r.keys.1
             );
             Ok(())
         }
@@ -154,6 +188,47 @@ pub fn verify_data_dir(dir: &Path) -> anyhow::Result<()> {
             bail!("verification failed")
         }
     }
+}
+
+/// `verify --data-dir DIR --adopt-witness`.
+fn adopt(dir: &Path, signing_key_file: Option<&Path>) -> anyhow::Result<()> {
+    use crate::ledger::integrity;
+    if crate::store::witness::Witness::path_in(dir).exists() {
+        println!(
+            "FAILED: {} has an integrity witness already; nothing was written",
+            dir.display()
+        );
+        bail!("verification failed")
+    }
+    let log = SledLog::open(dir, &SledOptions::default())
+        .context("opening the store (is a server still running on it?)")?;
+    let checked = crate::store::sled_log::contain_panics(dir, || {
+        Ok(crate::audit::verify::verify_store(&log, |_, _| {}))
+    });
+    let report = match checked {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            println!("FAILED: {e}");
+            bail!("verification failed")
+        }
+        Err(e) => {
+            println!("FAILED: {e}");
+            bail!("verification failed")
+        }
+    };
+    let access = crate::privacy::access_log::AccessLog::open(log.side_tree("pii-access")?)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let signer = integrity::signing_key(dir, signing_key_file, None, false)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let head = integrity::adopt(dir, &report, &access, signer.public_key())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!(
+        "OK: {} records verified; the integrity witness now acknowledges them (root {}) and {} PII-access entries",
+        head.size,
+        hex::encode(head.root),
+        head.access_count
+    );
+    Ok(())
 }
 
 /// `verify --since CHECKPOINT --server URL --pubkey KEY`: the log only grew.

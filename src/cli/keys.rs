@@ -4,7 +4,7 @@
 //! from the file.
 
 use crate::privacy::keystore::{KeyStore, MasterKeys};
-use crate::store::{SledLog, SledOptions};
+use crate::store::{EventLog, SledLog, SledOptions};
 use anyhow::{bail, Context};
 use std::path::Path;
 

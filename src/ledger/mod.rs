@@ -9,6 +9,7 @@
 mod audit;
 pub mod case_stream;
 pub mod error;
+pub mod integrity;
 mod preseal;
 pub mod recorded;
 mod sync_watch;
@@ -27,7 +28,7 @@ use crate::policy::warnings::{Pending, WarningRules};
 use crate::policy::Policy;
 use crate::privacy::access_log::AccessLog;
 use crate::privacy::blind_index::BlindIndex;
-use crate::privacy::keystore::{KeyStore, MasterKeys};
+use crate::privacy::keystore::KeyStore;
 use crate::projections::board::Board;
 use crate::projections::fact::{Fact, OwnedFact};
 use crate::projections::summary::{summarize, CaseIndex};
@@ -71,7 +72,7 @@ pub struct Ledger {
     policy: Arc<Policy>,
     board: Arc<RwLock<Board>>,
     keys: Arc<KeyStore>,
-    access: AccessLog,
+    access: Arc<AccessLog>,
     blind: Arc<BlindIndex>,
     /// The early-warning rules folded during the opening pass over the log,
     /// for the early-warning process to take (see [`Ledger::take_warnings`]).
@@ -128,19 +129,31 @@ impl Ledger {
     pub fn open(dir: &Path, opts: &LedgerOptions) -> Result<(Self, RecoveryReport), LedgerError> {
         let log = Arc::new(SledLog::open(dir, &opts.sled)?);
         let limits = opts.limits;
-        let signer =
-            CheckpointSigner::load_or_generate(dir, opts.signing_key_file.as_deref(), &opts.origin)
-                .map_err(|e| LedgerError::Storage(e.to_string()))?;
-        let master_path = opts
-            .master_key_file
-            .clone()
-            .unwrap_or_else(|| dir.join("pii-master.key"));
-        let master = MasterKeys::load_or_generate(&master_path).map_err(LedgerError::Storage)?;
+        let refuse = |e: String| {
+            LedgerError::Storage(format!(
+                "{e}; refusing to start. Run `complaint-ledger verify --data-dir` for details"
+            ))
+        };
+        let witnessed = integrity::read_witness(dir, log.head()?).map_err(refuse)?;
+        let signer = integrity::signing_key(
+            dir,
+            opts.signing_key_file.as_deref(),
+            Some(&opts.origin),
+            witnessed.is_none(),
+        )
+        .map_err(refuse)?;
+        let keys_tree = log.side_tree("customer-keys")?;
+        let master =
+            integrity::master_keys(dir, opts.master_key_file.as_deref(), keys_tree.is_empty())
+                .map_err(refuse)?;
         let blind = Arc::new(BlindIndex::new(
             master.derive("complaint-ledger blind index v1"),
         ));
-        let keys = Arc::new(KeyStore::new(log.side_tree("customer-keys")?, master));
-        let access = AccessLog::open(log.side_tree("pii-access")?).map_err(LedgerError::Storage)?;
+        let keys = Arc::new(KeyStore::new(keys_tree, master));
+        // Every stored key unwraps: a wrong or damaged master key is found
+        // now, not by the first response that needs the data.
+        keys.check_all().map_err(|e| refuse(e.to_string()))?;
+        let access = Arc::new(AccessLog::open(log.side_tree("pii-access")?).map_err(refuse)?);
         let mut cases: HashMap<String, CaseState> = HashMap::new();
         let mut last_recorded_at = i128::MIN;
         let mut board = Board::default();
@@ -192,6 +205,15 @@ impl Ledger {
                 "the log does not verify, refusing to start: {e}. Run `complaint-ledger verify --data-dir` for details"
             ))
         })?;
+        if let Some(w) = &witnessed {
+            integrity::check(log.as_ref(), w, &report, &access, signer.public_key())
+                .map_err(refuse)?;
+        }
+        let empty_root =
+            crate::audit::merkle::root(&crate::audit::merkle::StoreReader(log.as_ref()), 0)?;
+        let witness =
+            integrity::open_witness(dir, witnessed.as_ref(), signer.public_key(), empty_root)
+                .map_err(refuse)?;
         let head = report.records;
         let warnings = warnings.map(|(rules, pending)| FoldedWarnings {
             rules,
@@ -228,6 +250,8 @@ impl Ledger {
             commits_tx: commits_tx.clone(),
             last_recorded_at: last_recorded_at.max(0),
             failed: None,
+            access: access.clone(),
+            witness,
         };
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -292,6 +316,21 @@ impl Ledger {
     /// The PII-access log.
     pub fn access_log(&self) -> &AccessLog {
         &self.access
+    }
+
+    /// Records PII-access entries and waits until they are durable (synced
+    /// with the writer's group commit, the witness updated): a response
+    /// that reveals personal data is sent only after this. Blocking.
+    pub fn record_access_blocking(&self, entries: Vec<pb::PiiAccess>) -> Result<(), LedgerError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .blocking_send(Command::RecordAccess { entries, reply })
+            .map_err(|_| LedgerError::Unavailable("the ledger is shutting down".into()))?;
+        rx.blocking_recv()
+            .map_err(|_| LedgerError::Unavailable("the ledger writer stopped".into()))?
     }
 
     /// The blind index of phones and accounts.

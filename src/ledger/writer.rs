@@ -18,6 +18,7 @@ use crate::domain::rules::{decide, decide_at};
 use crate::domain::{event_type_name, CaseState, CaseStatus, RuleViolation};
 use crate::policy::deadlines::{with_stamps_of, LeftToServer};
 use crate::policy::Policy;
+use crate::privacy::access_log::AccessLog;
 use crate::privacy::blind_index::BlindIndex;
 use crate::privacy::crypto::{seal, DataKey};
 use crate::privacy::fields::personal_fields_mut;
@@ -26,6 +27,7 @@ use crate::projections::board::Board;
 use crate::projections::fact::OwnedFact;
 use crate::projections::summary::{summarize, CaseIndex};
 use crate::proto::v1::{self as pb, case_event::Kind, expected_version};
+use crate::store::witness::Witness;
 use crate::store::{EventLog, NewRecord};
 use prost::Message;
 use std::collections::HashMap;
@@ -48,12 +50,21 @@ pub(crate) enum Command {
         line_scope: Option<String>,
         reply: oneshot::Sender<Result<AppendOutcome, LedgerError>>,
     },
+    /// PII-access log entries to make durable before the response that
+    /// revealed the data is sent; synced with the group commit.
+    RecordAccess {
+        entries: Vec<pb::PiiAccess>,
+        reply: oneshot::Sender<Result<(), LedgerError>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
 }
 
 type Reply = oneshot::Sender<Result<AppendOutcome, LedgerError>>;
+
+/// The answer to a request to record PII-access entries.
+type AccessReply = oneshot::Sender<Result<(), LedgerError>>;
 
 /// An event stored (or staged) under an id, as needed to answer a retry or
 /// check a correction.
@@ -154,6 +165,11 @@ pub(crate) struct Writer<L: EventLog> {
     pub commits_tx: broadcast::Sender<Arc<Vec<OwnedFact>>>,
     pub last_recorded_at: i128,
     pub failed: Option<String>,
+    /// The PII-access log, whose entries each commit makes durable.
+    pub access: Arc<AccessLog>,
+    /// The acknowledged head, recorded after every durable write and before
+    /// any answer (see `store::witness`).
+    pub witness: Witness,
 }
 
 /// What one batch has staged but not yet stored.
@@ -173,6 +189,8 @@ struct Staged {
     /// Data keys of customers whose first personal data is in this batch;
     /// stored with the commit.
     new_keys: HashMap<String, DataKey>,
+    /// PII-access entries of this batch, recorded and synced with it.
+    access: Vec<(Vec<pb::PiiAccess>, AccessReply)>,
 }
 
 impl<L: EventLog> Writer<L> {
@@ -219,6 +237,13 @@ impl<L: EventLog> Writer<L> {
                             }
                         }
                     }
+                    Command::RecordAccess { entries, reply } => {
+                        if let Some(why) = &self.failed {
+                            let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
+                            continue;
+                        }
+                        staged.access.push((entries, reply));
+                    }
                     Command::Shutdown { reply } => shutdown = Some(reply),
                 }
             }
@@ -250,6 +275,11 @@ impl<L: EventLog> Writer<L> {
                         "the ledger is shutting down".into(),
                     )));
                 }
+                Command::RecordAccess { reply, .. } => {
+                    let _ = reply.send(Err(LedgerError::Unavailable(
+                        "the ledger is shutting down".into(),
+                    )));
+                }
                 Command::Shutdown { reply } => {
                     let _ = reply.send(());
                 }
@@ -264,7 +294,7 @@ impl<L: EventLog> Writer<L> {
     /// Returns when the store answered (`None` if nothing was stored), for
     /// the writer's time by phase.
     fn commit(&mut self, staged: Staged) -> Option<std::time::Instant> {
-        let mut store_answered = None;
+        let store_answered;
         let Staged {
             records,
             cases,
@@ -273,8 +303,10 @@ impl<L: EventLog> Writer<L> {
             facts,
             blind,
             new_keys,
+            access,
             ..
         } = staged;
+        let access = self.record_access(access);
         if !records.is_empty() {
             // New data keys first. A customer erased since its key was made
             // (its tombstone is in the way) refuses the whole group commit:
@@ -297,7 +329,7 @@ impl<L: EventLog> Writer<L> {
                         for (reply, _) in replies {
                             let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
                         }
-                        return None;
+                        return self.commit_access_only(access);
                     }
                     Err(e) => {
                         keys_stored = Err(crate::store::StoreError::Io(std::io::Error::other(
@@ -307,9 +339,19 @@ impl<L: EventLog> Writer<L> {
                     }
                 }
             }
-            let written = keys_stored.and_then(|_| self.log.write_durable(&records, &tree));
+            let written = keys_stored
+                .and_then(|_| self.log.write_durable(&records, &tree))
+                .and_then(|_| {
+                    let head = records.last().map(|r| r.position).unwrap_or(self.head);
+                    self.witness_head(head)
+                });
             store_answered = Some(std::time::Instant::now());
             if let Err(e) = written {
+                for (reply, _) in access {
+                    let _ = reply.send(Err(LedgerError::Storage(format!(
+                        "the PII-access log could not be made durable: {e}"
+                    ))));
+                }
                 let why = format!(
                     "a durable write failed ({e}); the ledger takes no appends until it is restarted and has recovered"
                 );
@@ -362,15 +404,85 @@ impl<L: EventLog> Writer<L> {
                     }
                 }
             }
+            for (reply, recorded) in access {
+                let _ = reply.send(recorded);
+            }
             self.head_tx.send_replace(self.head);
             // No follower: nothing is kept. A slow one is told it lagged and
             // reads the log instead.
             let _ = self.commits_tx.send(Arc::new(facts));
+        } else {
+            store_answered = self.commit_access_only(access);
         }
         for (reply, outcome) in replies {
             let _ = reply.send(Ok(outcome));
         }
         store_answered
+    }
+
+    /// Makes a batch's PII-access entries durable when it stores no record
+    /// (the records' commit syncs them otherwise), then answers them.
+    fn commit_access_only(
+        &mut self,
+        access: Vec<(AccessReply, Result<(), LedgerError>)>,
+    ) -> Option<std::time::Instant> {
+        if access.is_empty() {
+            return None;
+        }
+        let synced = self.log.sync().and_then(|_| self.witness_head(self.head));
+        let answered = Some(std::time::Instant::now());
+        if let Err(e) = synced {
+            let why = format!(
+                "a durable write of the PII-access log failed ({e}); the ledger takes no appends until it is restarted and has recovered"
+            );
+            tracing::error!(error = %e, "durable write of the PII-access log failed; refusing further appends");
+            self.failed = Some(why.clone());
+            for (reply, _) in access {
+                let _ = reply.send(Err(LedgerError::Storage(why.clone())));
+            }
+            return answered;
+        }
+        for (reply, recorded) in access {
+            let _ = reply.send(recorded);
+        }
+        answered
+    }
+
+    /// Writes a batch's PII-access entries into the access log (made durable
+    /// by the commit's sync); each request's reply with whether its entries
+    /// were written.
+    fn record_access(
+        &mut self,
+        access: Vec<(Vec<pb::PiiAccess>, AccessReply)>,
+    ) -> Vec<(AccessReply, Result<(), LedgerError>)> {
+        access
+            .into_iter()
+            .map(|(entries, reply)| {
+                let mut result = Ok(());
+                for e in entries {
+                    if let Err(e) = self.access.record(e) {
+                        result = Err(LedgerError::Storage(format!(
+                            "the PII-access log could not be written: {e}"
+                        )));
+                        break;
+                    }
+                }
+                (reply, result)
+            })
+            .collect()
+    }
+
+    /// Records `head` (with its root and the access log's head) in the
+    /// integrity witness: after the store's sync, before any answer.
+    fn witness_head(&mut self, head: u64) -> Result<(), crate::store::StoreError> {
+        let root = crate::audit::merkle::root(
+            &crate::audit::merkle::StoreReader(self.log.as_ref()),
+            head,
+        )?;
+        let (count, last) = self.access.head();
+        self.witness
+            .record(head, root, count, last)
+            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))
     }
 
     /// Makes a closed case's state available to this batch: folded from
@@ -937,6 +1049,9 @@ mod tests {
         fn event_position(&self, _: &str) -> Result<Option<u64>, StoreError> {
             Ok(None)
         }
+        fn sync(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
     }
 
     fn note(id: &str) -> pb::ProposedEvent {
@@ -983,6 +1098,31 @@ mod tests {
             commits_tx: broadcast::channel(1).0,
             last_recorded_at: 0,
             failed: None,
+            access: Arc::new(
+                AccessLog::open(
+                    sled::Config::new()
+                        .temporary(true)
+                        .open()
+                        .expect("temporary database")
+                        .open_tree("a")
+                        .expect("tree"),
+                )
+                .expect("access log"),
+            ),
+            // The witness file outlives its directory's name: only its
+            // writes matter here.
+            witness: Witness::create(
+                tempfile::tempdir().expect("temporary directory").path(),
+                crate::store::witness::Head {
+                    sequence: 0,
+                    size: 0,
+                    root: [0; 32],
+                    access_count: 0,
+                    access_head: [0; 32],
+                    signing_key: [0; 32],
+                },
+            )
+            .expect("witness"),
         }
     }
 
@@ -1085,6 +1225,9 @@ mod tests {
         }
         fn event_position(&self, e: &str) -> Result<Option<u64>, StoreError> {
             self.inner.event_position(e)
+        }
+        fn sync(&self) -> Result<(), StoreError> {
+            self.inner.sync()
         }
     }
 

@@ -49,7 +49,9 @@ impl AccessLog {
         })
     }
 
-    /// Appends one entry; returns its sequence number.
+    /// Appends one entry; returns its sequence number. Not durable by
+    /// itself: the ledger's writer records entries and syncs them with its
+    /// group commit before the response that revealed the data is sent.
     pub fn record(&self, mut e: pb::PiiAccess) -> Result<u64, String> {
         let mut head = self.head.lock().expect("access log lock");
         e.sequence = head.0;
@@ -62,6 +64,26 @@ impl AccessLog {
             .map_err(|e| e.to_string())?;
         *head = (head.0 + 1, hash);
         Ok(e.sequence)
+    }
+
+    /// How many entries the log holds and the hash of the last one (zeros
+    /// when it is empty): what the integrity witness records.
+    pub fn head(&self) -> (u64, [u8; 32]) {
+        let head = self.head.lock().expect("access log lock");
+        (head.0 - 1, head.1)
+    }
+
+    /// The hash of entry `sequence`, if it is stored.
+    pub fn hash_of(&self, sequence: u64) -> Result<Option<[u8; 32]>, String> {
+        let Some(v) = self
+            .tree
+            .get(sequence.to_be_bytes())
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let e = pb::PiiAccess::decode(v.as_ref()).map_err(|e| e.to_string())?;
+        Ok(e.hash.as_slice().try_into().ok())
     }
 
     /// Entries after `after`, at most `limit`, optionally of one case.

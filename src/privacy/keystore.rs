@@ -337,6 +337,25 @@ impl KeyStore {
         Ok(n)
     }
 
+    /// Unwraps every stored key under the configured master keys: a wrong
+    /// or damaged master key file, or a damaged wrapped key, is found here
+    /// rather than when a response needs the data. Returns the live keys and
+    /// the tombstones counted.
+    pub fn check_all(&self) -> Result<(u64, u64), KeyError> {
+        let (mut live, mut erased) = (0, 0);
+        for item in self.tree.iter() {
+            let (k, v) = item.map_err(store_err)?;
+            if v.as_ref() == TOMBSTONE {
+                erased += 1;
+                continue;
+            }
+            let customer = String::from_utf8_lossy(&k).to_string();
+            self.unwrap_key(&customer, &v)?;
+            live += 1;
+        }
+        Ok((live, erased))
+    }
+
     /// Customers with a live key.
     pub fn customers(&self) -> Vec<String> {
         self.tree

@@ -12,6 +12,7 @@ mod event_index;
 pub mod keys;
 pub mod pack;
 pub mod sled_log;
+pub mod witness;
 
 pub use sled_log::{SledLog, SledOptions};
 
@@ -52,6 +53,10 @@ pub trait EventLog: Send + Sync + 'static {
         records: &[NewRecord],
         tree: &[(u64, [u8; 32])],
     ) -> Result<(), StoreError>;
+
+    /// Makes everything written so far durable, side trees included (the
+    /// PII-access log, customers' keys).
+    fn sync(&self) -> Result<(), StoreError>;
 
     /// Time spent so far making writes durable (the flush and sync inside
     /// [`Self::write_durable`]), nanoseconds; 0 for a store that does not

@@ -51,7 +51,14 @@ impl SledLog {
     }
 
     /// Opens (or creates) the log in `dir`. Fails if another process has it.
+    /// sled panics on some damaged files (a missing or altered blob file:
+    /// "tried to serialize Uninitialized"); such a panic is an error naming
+    /// the directory, never a crash.
     pub fn open(dir: &Path, opts: &SledOptions) -> Result<Self, StoreError> {
+        contain_panics(dir, || Self::open_unguarded(dir, opts))
+    }
+
+    fn open_unguarded(dir: &Path, opts: &SledOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
         let config = sled::Config::new()
             .path(dir)
@@ -71,7 +78,10 @@ impl SledLog {
                 {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                other => break other?,
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    return Err(StoreError::Io(e))
+                }
+                other => break other.map_err(|e| damaged(dir, &e.to_string()))?,
             }
         };
         // Make the creation of a new store itself durable.
@@ -135,11 +145,6 @@ impl SledLog {
         Ok(self.db.open_tree(name)?)
     }
 
-    /// Makes everything written so far durable (flush, then fdatasync).
-    pub fn sync(&self) -> Result<(), StoreError> {
-        self.close()
-    }
-
     /// The stored value whose records start at or before `position` and its
     /// first position (the pack that holds `position`, if any does).
     fn pack_holding(&self, position: u64) -> Result<Option<(u64, sled::IVec)>, StoreError> {
@@ -195,6 +200,51 @@ impl SledLog {
     pub fn raw(&self) -> &sled::Db {
         &self.db
     }
+}
+
+thread_local! {
+    /// Whether this thread is inside [`contain_panics`] (its panics are
+    /// reported as errors, not printed).
+    static CONTAINING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` on a store in `dir`, turning a panic inside it (sled's, on a
+/// damaged file) into [`StoreError::Corrupt`] naming the directory and what
+/// sled said. The panic is not printed: the error says it all.
+pub fn contain_panics<T>(
+    dir: &Path,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINING.with(|c| c.get()) {
+                previous(info)
+            }
+        }));
+    });
+    let outer = CONTAINING.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINING.with(|c| c.set(outer));
+    result.unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(damaged(dir, &format!("it failed: {what}")))
+    })
+}
+
+/// The error of a store sled cannot open: the directory, what sled said,
+/// and which files can be at fault (sled does not name the file).
+fn damaged(dir: &Path, said: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the store in {} does not open: the storage engine reports \"{said}\"; \
+         one of its files (db, conf, snap.*, blobs/*) is damaged or missing",
+        dir.display()
+    ))
 }
 
 /// Position of the last stored record (0 when empty).
@@ -314,6 +364,10 @@ impl EventLog for SledLog {
             self.event_index.rebuild_filter();
         }
         Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.close()
     }
 
     fn sync_nanos(&self) -> u64 {

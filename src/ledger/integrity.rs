@@ -1,0 +1,278 @@
+//! The store held against its integrity witness, by the server as it opens
+//! a data directory and by `verify --data-dir`, with the same messages.
+//!
+//! The full verification proves the store is a consistent log; only the
+//! witness, kept outside the store, says whether it is the log that was
+//! acknowledged. Both run before anything is served: a store that fails
+//! either is refused, naming what is wrong and where.
+
+use crate::audit::merkle::{root, StoreReader};
+use crate::audit::verify::VerifyReport;
+use crate::privacy::access_log::AccessLog;
+use crate::store::witness::{self, Head, Witness, WitnessError};
+use crate::store::EventLog;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// The witness's pin of a checkpoint public key (its text, origin included).
+pub fn key_pin(public_key: &str) -> [u8; 32] {
+    Sha256::digest(public_key.as_bytes()).into()
+}
+
+/// Reads the data directory's witness before the store is verified. `None`:
+/// a new, empty store that has none yet (it gets one as it opens). A store
+/// holding records without its witness is refused.
+pub fn read_witness(dir: &Path, store_head: u64) -> Result<Option<witness::Read>, String> {
+    match Witness::read(dir) {
+        Ok(r) => Ok(Some(r)),
+        Err(WitnessError::Missing(_)) if store_head == 0 => Ok(None),
+        Err(e @ WitnessError::Missing(_)) => Err(format!(
+            "{e}, and the store holds {store_head} records: what was acknowledged cannot be checked. \
+             If this store was written by a version without the witness (and only then), run \
+             `complaint-ledger verify --data-dir {} --adopt-witness` once: it verifies the whole store \
+             and records its head as the acknowledged one",
+            dir.display()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// After the full verification (`report`): the store holds every record the
+/// witness acknowledged, with the same Merkle root at that size, the
+/// PII-access log holds every acknowledged entry, and checkpoints are signed
+/// with the pinned key.
+pub fn check(
+    log: &dyn EventLog,
+    read: &witness::Read,
+    report: &VerifyReport,
+    access: &AccessLog,
+    public_key: &str,
+) -> Result<(), String> {
+    let w = &read.head;
+    if report.records < w.size {
+        return Err(format!(
+            "the store holds {} records but {} were acknowledged (integrity witness, commit {}): \
+             positions {}..{} are missing; the last acknowledged position is {}",
+            report.records,
+            w.size,
+            w.sequence,
+            report.records + 1,
+            w.size,
+            w.size
+        ));
+    }
+    let at = root(&StoreReader(log), w.size).map_err(|e| {
+        format!(
+            "the Merkle root at the last acknowledged position {} cannot be computed: {e}",
+            w.size
+        )
+    })?;
+    if at != w.root {
+        return Err(format!(
+            "the store's log differs from the acknowledged one: the Merkle root at the last acknowledged position {} is {} where {} was acknowledged (integrity witness, commit {})",
+            w.size,
+            hex::encode(at),
+            hex::encode(w.root),
+            w.sequence
+        ));
+    }
+    let (count, last) = access.head();
+    if count < w.access_count {
+        return Err(format!(
+            "the PII-access log holds {count} entries but {} were acknowledged (integrity witness, commit {}): entries {}..{} are missing",
+            w.access_count,
+            w.sequence,
+            count + 1,
+            w.access_count
+        ));
+    }
+    let acknowledged = if w.access_count == count {
+        Some(last)
+    } else {
+        access.hash_of(w.access_count)?
+    };
+    if w.access_count > 0 && acknowledged != Some(w.access_head) {
+        return Err(format!(
+            "the PII-access log differs from the acknowledged one at entry {}",
+            w.access_count
+        ));
+    }
+    if key_pin(public_key) != w.signing_key {
+        return Err(format!(
+            "the checkpoint signing key is not the one this ledger signs with (pinned by the integrity witness): \
+             public key {public_key} was given. A ledger keeps one signing key for its whole life"
+        ));
+    }
+    Ok(())
+}
+
+/// The witness to write through, for a store just checked (`read`), or a
+/// new one for a new, empty store.
+pub fn open_witness(
+    dir: &Path,
+    read: Option<&witness::Read>,
+    public_key: &str,
+    empty_root: [u8; 32],
+) -> Result<Witness, String> {
+    match read {
+        Some(r) => {
+            if let Some(why) = &r.fallback {
+                tracing::warn!(problem = %why, "one copy of the integrity witness was unusable; the other was read and the next commit rewrites it");
+            }
+            Witness::open(dir, r).map_err(|e| e.to_string())
+        }
+        None => Witness::create(
+            dir,
+            Head {
+                sequence: 0,
+                size: 0,
+                root: empty_root,
+                access_count: 0,
+                access_head: [0; 32],
+                signing_key: key_pin(public_key),
+            },
+        )
+        .map_err(|e| e.to_string()),
+    }
+}
+
+/// Records a store's present head as the acknowledged one, for a store
+/// written before the witness existed (`verify --data-dir --adopt-witness`,
+/// after a full verification). Refuses if a witness is there.
+pub fn adopt(
+    dir: &Path,
+    report: &VerifyReport,
+    access: &AccessLog,
+    public_key: &str,
+) -> Result<Head, String> {
+    let (access_count, access_head) = access.head();
+    let head = Head {
+        sequence: 0,
+        size: report.records,
+        root: report.root,
+        access_count,
+        access_head,
+        signing_key: key_pin(public_key),
+    };
+    Witness::create(dir, head).map_err(|e| match e {
+        WitnessError::Io { problem, .. } if problem.contains("exists") => format!(
+            "{} has an integrity witness already; nothing was written",
+            dir.display()
+        ),
+        e => e.to_string(),
+    })?;
+    Ok(head)
+}
+
+/// What [`check_data_dir`] found.
+pub struct DataDirReport {
+    pub verified: VerifyReport,
+    /// The witness read (None: a store that has none and holds no record).
+    pub witness: Option<witness::Read>,
+    /// Customers' live keys and erased ones.
+    pub keys: (u64, u64),
+    /// Entries of the PII-access log.
+    pub access_entries: u64,
+}
+
+/// The whole check of a stopped server's data directory, as the server runs
+/// it when it starts: the store opens, every record, chain, index and tree
+/// hash verifies, the witness's acknowledged head is held, the access log's
+/// chain verifies, checkpoints are signed with the pinned key, and every
+/// customer key unwraps. `signing_key_file` and `master_key_file` default to
+/// the data directory's own files. Writes nothing.
+pub fn check_data_dir(
+    dir: &Path,
+    signing_key_file: Option<&Path>,
+    master_key_file: Option<&Path>,
+    progress: impl FnMut(u64, u64),
+) -> Result<DataDirReport, String> {
+    use crate::store::{SledLog, SledOptions};
+    let log = SledLog::open(dir, &SledOptions::default()).map_err(|e| e.to_string())?;
+    let head = log.head().map_err(|e| e.to_string())?;
+    let witnessed = read_witness(dir, head)?;
+    let verified = crate::store::sled_log::contain_panics(dir, || {
+        Ok(crate::audit::verify::verify_store(&log, progress))
+    })
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let access = AccessLog::open(log.side_tree("pii-access").map_err(|e| e.to_string())?)?;
+    let public_key = signing_key(dir, signing_key_file, None, false)?
+        .public_key()
+        .to_string();
+    if let Some(w) = &witnessed {
+        check(&log, w, &verified, &access, &public_key)?;
+    }
+    let keys_tree = log.side_tree("customer-keys").map_err(|e| e.to_string())?;
+    let keys = if keys_tree.is_empty() {
+        (0, 0)
+    } else {
+        let master = master_keys(dir, master_key_file, false)?;
+        crate::privacy::keystore::KeyStore::new(keys_tree, master)
+            .check_all()
+            .map_err(|e| e.to_string())?
+    };
+    Ok(DataDirReport {
+        verified,
+        witness: witnessed,
+        keys,
+        access_entries: access.head().0,
+    })
+}
+
+/// The checkpoint signing key of a data directory (`key_file`, or the
+/// directory's own), read with the same messages by the server and by
+/// `verify`. `origin`: the log's configured origin (None: the name the key
+/// carries). Generated only where `may_generate` (a new store) and no key
+/// file was named.
+pub fn signing_key(
+    dir: &Path,
+    key_file: Option<&Path>,
+    origin: Option<&str>,
+    may_generate: bool,
+) -> Result<crate::audit::checkpoint::CheckpointSigner, String> {
+    use crate::audit::checkpoint::{CheckpointSigner, KEY_FILE};
+    let path = key_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join(KEY_FILE));
+    if may_generate && key_file.is_none() && !path.exists() {
+        let origin = origin.unwrap_or(crate::audit::checkpoint::DEFAULT_ORIGIN);
+        return CheckpointSigner::load_or_generate(dir, None, origin).map_err(|e| e.to_string());
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "the checkpoint signing key {} cannot be read ({e}); if it is kept outside the data directory, give it with --signing-key-file",
+            path.display()
+        )
+    })?;
+    let skey = text.trim();
+    // PRIVATE+KEY+name+id+base64: the name is the log's origin.
+    let named = skey.split('+').nth(2).unwrap_or_default();
+    CheckpointSigner::from_skey(skey, origin.unwrap_or(named)).map_err(|e| {
+        format!(
+            "the checkpoint signing key {} is damaged or not this ledger's: {e}",
+            path.display()
+        )
+    })
+}
+
+/// The master keys wrapping customers' data keys (`key_file`, or the data
+/// directory's `pii-master.key`), read with the same messages by the server
+/// and by `verify`. Generated only where `may_generate` (the store holds no
+/// customer key) and missing.
+pub fn master_keys(
+    dir: &Path,
+    key_file: Option<&Path>,
+    may_generate: bool,
+) -> Result<crate::privacy::keystore::MasterKeys, String> {
+    let path = key_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join("pii-master.key"));
+    if !may_generate && !path.exists() {
+        return Err(format!(
+            "the master key file {} is missing, and the store holds customers' keys wrapped by it",
+            path.display()
+        ));
+    }
+    crate::privacy::keystore::MasterKeys::load_or_generate(&path)
+}
