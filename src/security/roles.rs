@@ -149,8 +149,18 @@ impl Caller {
     }
 
     /// Why the caller may not append this event, if it may not: escalations,
-    /// judgements and appeal decisions are a supervisor's.
+    /// judgements and appeal decisions are a supervisor's. A correction is
+    /// authorized as the fact it carries (a correction of a judgement is a
+    /// judgement), however deep the carrying goes; the line of the corrected
+    /// fact is the case's, which the writer checks for every append.
     pub fn may_append(&self, kind: &Kind) -> Result<(), &'static str> {
+        if let Kind::EventCorrected(c) = kind {
+            if let Some(carried) = c.replacement.as_ref().and_then(|r| r.kind.as_ref()) {
+                return self.may_append(carried).map_err(|_| {
+                    "the correction carries an escalation, judgement or appeal decision: those are recorded and corrected by a supervisor"
+                });
+            }
+        }
         let supervisors_only = matches!(
             kind,
             Kind::Escalated(_) | Kind::ViolationJudged(_) | Kind::AppealDecided(_)

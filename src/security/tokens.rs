@@ -59,7 +59,14 @@ struct Claims {
     business_line: Option<String>,
     #[serde(default)]
     permissions: Vec<String>,
+    /// Issued at: a token from the future (beyond the leeway) is refused.
+    #[serde(default)]
+    iat: Option<u64>,
 }
+
+/// Seconds of clock difference allowed between the token's issuer and this
+/// server, for `exp`, `nbf` and `iat` alike.
+const LEEWAY_SECONDS: u64 = 30;
 
 impl TokenVerifier {
     /// `algorithm`: HS256 (the file holds the shared secret), EdDSA, RS256 or
@@ -104,7 +111,9 @@ impl TokenVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECONDS;
+        // A token valid from later (`nbf`) is not valid now.
+        validation.validate_nbf = true;
         Ok(Self {
             key,
             validation,
@@ -142,6 +151,14 @@ impl TokenVerifier {
         let data = decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| format!("invalid token: {e}"))?;
         let c = data.claims;
+        let now = jsonwebtoken::get_current_timestamp();
+        if c.iat.is_some_and(|iat| iat > now + LEEWAY_SECONDS) {
+            return Err(format!(
+                "invalid token: issued in the future (iat {} is {} s ahead of this server's clock)",
+                c.iat.unwrap_or_default(),
+                c.iat.unwrap_or_default() - now
+            ));
+        }
         if let Some(p) = crate::domain::ids::id_problem(&c.sub) {
             return Err(format!("the token's subject {p}"));
         }
@@ -196,6 +213,45 @@ mod tests {
             &EncodingKey::from_secret(SECRET.as_bytes()),
         )
         .unwrap()
+    }
+
+    fn token_with(extra: serde_json::Value) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut claims = serde_json::json!({
+            "sub": "auditor-1", "iss": "iss", "aud": "aud", "exp": now + 600, "roles": ["auditor"],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn not_before_and_issued_at_are_checked_with_the_leeway_of_expiry() {
+        let v = verifier();
+        let now = jsonwebtoken::get_current_timestamp();
+        for (claims, ok) in [
+            (serde_json::json!({"nbf": now + 86_400}), false),
+            (serde_json::json!({"nbf": now + LEEWAY_SECONDS + 60}), false),
+            (serde_json::json!({"nbf": now + 10}), true),
+            (serde_json::json!({"nbf": now - 60}), true),
+            (serde_json::json!({"iat": now + 86_400}), false),
+            (serde_json::json!({"iat": now + LEEWAY_SECONDS + 60}), false),
+            (serde_json::json!({"iat": now + 10}), true),
+            (serde_json::json!({"iat": now - 60}), true),
+        ] {
+            let verdict = v.verify(&token_with(claims.clone()));
+            assert_eq!(verdict.is_ok(), ok, "{claims}: {verdict:?}");
+            if !ok {
+                // Never kept: the same token is checked afresh next time.
+                assert!(v.kept().is_empty(), "{claims}");
+            }
+        }
     }
 
     #[test]

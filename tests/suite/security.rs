@@ -215,6 +215,14 @@ async fn bad_tokens_are_unauthenticated() {
             ),
         ),
         ("not a JWT", "hello".to_string()),
+        (
+            "not valid before tomorrow (nbf)",
+            timed_token(serde_json::json!({"nbf": now() + 86_400})),
+        ),
+        (
+            "issued tomorrow (iat)",
+            timed_token(serde_json::json!({"iat": now() + 86_400})),
+        ),
         ("unknown role", token("8030", &["janitor"], None)),
         ("agent without a line", token("8030", &["agent"], None)),
     ] {
@@ -224,6 +232,190 @@ async fn bad_tokens_are_unauthenticated() {
             "{why}"
         );
     }
+}
+
+/// A supervisor's token for ten minutes with extra time claims.
+fn timed_token(extra: serde_json::Value) -> String {
+    let mut claims = serde_json::json!({
+        "sub": "8030", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600,
+        "roles": ["supervisor"], "permissions": [],
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// One event of every kind, with default fields.
+fn every_kind() -> Vec<Kind> {
+    let kinds = vec![
+        Kind::CaseOpened(Default::default()),
+        Kind::ContactLogged(Default::default()),
+        Kind::DemandRecorded(Default::default()),
+        Kind::PromiseMade(Default::default()),
+        Kind::TicketSubmitted(Default::default()),
+        Kind::TicketRejected(Default::default()),
+        Kind::TicketAppended(Default::default()),
+        Kind::TicketResultGiven(Default::default()),
+        Kind::CallbackAttempted(Default::default()),
+        Kind::CallbackCompleted(Default::default()),
+        Kind::DissatisfactionClassified(Default::default()),
+        Kind::SurveyDone(Default::default()),
+        Kind::Escalated(Default::default()),
+        Kind::WarningRaised(Default::default()),
+        Kind::ExternalComplaintReceived(Default::default()),
+        Kind::ViolationJudged(Default::default()),
+        Kind::ViolationAppealed(Default::default()),
+        Kind::AppealDecided(Default::default()),
+        Kind::NoteAdded(Default::default()),
+        Kind::EventCorrected(Default::default()),
+        Kind::CaseResolved(Default::default()),
+        Kind::CaseClosed(Default::default()),
+        Kind::CaseReopened(Default::default()),
+        Kind::ExternalComplaintAnswered(Default::default()),
+        Kind::PersonalDataErased(Default::default()),
+    ];
+    // A new kind must be added here too.
+    let names: Vec<_> = kinds
+        .iter()
+        .map(complaint_ledger::domain::event_type_name)
+        .collect();
+    assert_eq!(names, complaint_ledger::domain::event_kind::EVENT_TYPES);
+    kinds
+}
+
+fn corrected(kind: Kind) -> Kind {
+    Kind::EventCorrected(Box::new(pb::EventCorrected {
+        corrected_event_id: "kx-open".into(),
+        reason: "wrong".into(),
+        replacement: Some(Box::new(pb::CaseEvent { kind: Some(kind) })),
+    }))
+}
+
+/// A correction is authorized as the kind it carries, at any depth: for
+/// every kind × role, a correction carrying it is refused with
+/// PERMISSION_DENIED exactly when the role may not append that kind itself
+/// (or may not append at all). Other refusals (the corrected event, the
+/// rules) come after, and are not this test's.
+#[tokio::test]
+async fn a_correction_is_authorized_as_the_kind_it_carries() {
+    let server = secured(|_| {}).await;
+    let mut c = server.ledger().await;
+    let supervisor = token("lead-7", &["supervisor"], None);
+    c.append(with_token(
+        append(
+            "kx",
+            vec![ev(
+                "kx-open",
+                "2020-12-03T01:24:30+08:00",
+                "8030",
+                opened("cust-x"),
+            )],
+        ),
+        &supervisor,
+    ))
+    .await
+    .unwrap();
+    let supervisors_only = ["Escalated", "ViolationJudged", "AppealDecided"];
+    let roles = [
+        ("agent", Some("qidian")),
+        ("supervisor", None),
+        ("auditor", None),
+        ("ops", None),
+        ("service", Some("qidian")),
+    ];
+    let mut checked = 0;
+    for kind in every_kind() {
+        let name = complaint_ledger::domain::event_type_name(&kind);
+        for (role, line) in roles {
+            let t = token("actor-1", &[role], line);
+            for (depth, event) in [
+                (1, corrected(kind.clone())),
+                (2, corrected(corrected(kind.clone()))),
+            ] {
+                let code = match c
+                    .append(with_token(
+                        append(
+                            "kx",
+                            vec![ev(
+                                &format!("kx-c-{name}-{role}-{depth}"),
+                                "2020-12-03T02:00:00+08:00",
+                                "8030",
+                                event,
+                            )],
+                        ),
+                        &t,
+                    ))
+                    .await
+                {
+                    Ok(_) => Code::Ok,
+                    Err(s) => s.code(),
+                };
+                let may_append = matches!(role, "agent" | "supervisor" | "service");
+                let denied =
+                    !may_append || (supervisors_only.contains(&name) && role != "supervisor");
+                assert_eq!(
+                    code == Code::PermissionDenied,
+                    denied,
+                    "{role} correcting (depth {depth}) with a {name}: {code:?}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 25 * 5 * 2);
+    // The reported hole: an agent's correction that would undo a
+    // supervisor's judgement, or an escalation.
+    let agent = token("8030", &["agent"], Some("qidian"));
+    for kind in [
+        Kind::ViolationJudged(pb::ViolationJudged {
+            established: false,
+            ..Default::default()
+        }),
+        Kind::Escalated(Default::default()),
+    ] {
+        let err = c
+            .append(with_token(
+                append(
+                    "kx",
+                    vec![ev(
+                        "kx-undo",
+                        "2020-12-03T02:00:00+08:00",
+                        "8030",
+                        corrected(kind),
+                    )],
+                ),
+                &agent,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+        assert!(err.message().contains("supervisor"), "{}", err.message());
+    }
+    // Nor a fact of another business line: an agent of another line
+    // cannot correct this case's events at all.
+    let other = token("9001", &["agent"], Some("other-line"));
+    let err = c
+        .append(with_token(
+            append(
+                "kx",
+                vec![ev(
+                    "kx-other",
+                    "2020-12-03T02:00:00+08:00",
+                    "9001",
+                    corrected(note("x")),
+                )],
+            ),
+            &other,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 }
 
 fn with_token<T>(msg: T, t: &str) -> tonic::Request<T> {
