@@ -24,10 +24,12 @@ pub fn check_line(caller: &Caller, case_id: &str, line: &str) -> Result<(), Stat
     if caller.may_access_line(line) {
         Ok(())
     } else {
+        // The other line is not named: a line-scoped caller learns nothing
+        // of it.
         Err(Status::permission_denied(format!(
-            "case {case_id} belongs to business line {line:?}; {} may only touch cases of {:?}",
-            caller.actor,
-            caller.business_line.as_deref().unwrap_or("")
+            "case {case_id} is not a case of business line {:?}, the only line {} may touch",
+            caller.business_line.as_deref().unwrap_or(""),
+            caller.actor
         )))
     }
 }

@@ -127,11 +127,15 @@ impl PrivacyApi for PrivacyService {
             }
             _ => return Err(invalid_field("by", "give a phone number or an account")),
         };
-        let customers = index.lookup(&token);
+        let found = index.lookup(&token);
         let board = self.ledger.board().read().expect("board lock");
+        // Only customers and cases of the caller's lines: a customer of
+        // another line with the same phone is not even named.
         let mut case_ids = BTreeSet::new();
-        for c in &customers {
-            for case in board.customers.get(c).into_iter().flatten() {
+        let mut customers = Vec::new();
+        for c in found {
+            let mut visible = false;
+            for case in board.customers.get(&c).into_iter().flatten() {
                 let line = board
                     .cases
                     .get(case)
@@ -139,7 +143,11 @@ impl PrivacyApi for PrivacyService {
                     .unwrap_or("");
                 if caller.may_access_line(line) {
                     case_ids.insert(case.to_string());
+                    visible = true;
                 }
+            }
+            if visible {
+                customers.push(c);
             }
         }
         Ok(Response::new(pb::FindCustomerCasesResponse {

@@ -595,6 +595,29 @@ impl<L: EventLog> Writer<L> {
             })
             .collect();
 
+        // The line first: nothing of another line's case — not even whether
+        // an event id is stored there — is told to a line-scoped caller.
+        if let Some(scope) = line_scope {
+            let opening = req.events.iter().find_map(|e| {
+                match e.event.as_ref().and_then(|x| x.kind.as_ref()) {
+                    Some(Kind::CaseOpened(o)) => Some(o.business_line.as_str()),
+                    _ => None,
+                }
+            });
+            let known = staged
+                .cases
+                .get(&req.case_id)
+                .or_else(|| self.cases.get(&req.case_id))
+                .filter(|s| s.exists())
+                .map(|s| s.business_line.as_str());
+            if known.or(opening).is_some_and(|l| l != scope) {
+                return Err(LedgerError::PermissionDenied(format!(
+                    "case {} is not a case of business line {scope:?}, the only line this caller may touch",
+                    req.case_id
+                )));
+            }
+        }
+
         // Idempotency: a retry of a stored request returns the original result.
         let mut existing = Vec::new();
         for (i, e) in req.events.iter().enumerate() {
@@ -611,10 +634,15 @@ impl<L: EventLog> Writer<L> {
                     return Err(LedgerError::EventIdConflict {
                         index: i,
                         event_id: e.event_id.clone(),
-                        reason: format!(
-                            "stored at position {} (case {}) with other content",
-                            k.position, k.case_id
-                        ),
+                        // A line-scoped caller learns nothing of where.
+                        reason: if line_scope.is_some() {
+                            "stored with other content".to_string()
+                        } else {
+                            format!(
+                                "stored at position {} (case {}) with other content",
+                                k.position, k.case_id
+                            )
+                        },
                     });
                 }
                 existing.push((i, k));
@@ -650,25 +678,6 @@ impl<L: EventLog> Writer<L> {
             Some(s) => s.clone(),
             None => self.cases.get(&req.case_id).cloned().unwrap_or_default(),
         };
-        if let Some(scope) = line_scope {
-            let opening = req.events.iter().find_map(|e| {
-                match e.event.as_ref().and_then(|x| x.kind.as_ref()) {
-                    Some(Kind::CaseOpened(o)) => Some(o.business_line.as_str()),
-                    _ => None,
-                }
-            });
-            let line = if state.exists() {
-                Some(state.business_line.as_str())
-            } else {
-                opening
-            };
-            if let Some(line) = line.filter(|l| *l != scope) {
-                return Err(LedgerError::PermissionDenied(format!(
-                    "case {} belongs to business line {line:?}; this caller may only touch cases of {scope:?}",
-                    req.case_id
-                )));
-            }
-        }
         if let Some(kind) = req.expected_version.as_ref().and_then(|e| e.kind.as_ref()) {
             let ok = match kind {
                 expected_version::Kind::Any(_) => true,

@@ -470,3 +470,167 @@ async fn personal_data_sealed_by_the_request_handler_is_stored_sealed_and_opens(
     assert!(err.to_string().contains("erased"), "{err}");
     assert_eq!(sealed_by_handlers(), 1);
 }
+
+/// Nothing of another business line reaches an agent or a service through
+/// any RPC that takes a phone, account, customer or case id: no customer or
+/// case ids, no counts, not the other line's name, not where an event id is
+/// stored. (RPCs their roles may not call at all — customer histories,
+/// proofs, exports, erasure, the access log — are covered by
+/// `security::every_rpc_times_every_role`.)
+#[tokio::test]
+async fn nothing_of_another_line_through_any_id() {
+    let keys = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(with_jwt(keys.path())).await;
+    let qidian = token("8030", &["agent"], Some("qidian"), &[]);
+    let mut c = server.ledger().await;
+    c.append(req(
+        append(
+            "p1",
+            vec![ev(
+                "p1-open",
+                "2020-12-03T01:24:30+08:00",
+                "8030",
+                opening(),
+            )],
+        ),
+        &qidian,
+        None,
+    ))
+    .await
+    .unwrap();
+    let mut privacy = PrivacyClient::connect(server.url()).await.unwrap();
+    for other in [
+        token("9001", &["agent"], Some("yuewen"), &[]),
+        token("svc-9", &["service"], Some("yuewen"), &[]),
+    ] {
+        // The same phone and account: nothing found, not even the customer.
+        let found = cases_by_phone(&mut privacy, PHONE, &other).await;
+        assert!(
+            found.customer_ids.is_empty() && found.case_ids.is_empty(),
+            "{found:?}"
+        );
+        let found = privacy
+            .find_customer_cases(req(
+                pb::FindCustomerCasesRequest {
+                    by: Some(pb::find_customer_cases_request::By::Account(
+                        "Reader_01".into(),
+                    )),
+                },
+                &other,
+                None,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            found.customer_ids.is_empty() && found.case_ids.is_empty(),
+            "{found:?}"
+        );
+        // The case list by customer: empty, no count.
+        let list = server
+            .cases()
+            .await
+            .list_cases(req(
+                pb::ListCasesRequest {
+                    customer_id: "cust-5c1e9a".into(),
+                    ..Default::default()
+                },
+                &other,
+                None,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(list.cases.is_empty(), "{list:?}");
+        let denied = |s: tonic::Status| {
+            assert_eq!(s.code(), Code::PermissionDenied, "{s:?}");
+            assert!(
+                !s.message().contains("qidian"),
+                "names the other line: {s:?}"
+            );
+        };
+        // The case by id: refused without naming its line.
+        denied(
+            server
+                .cases()
+                .await
+                .get_case(req(
+                    pb::GetCaseRequest {
+                        case_id: "p1".into(),
+                        ..Default::default()
+                    },
+                    &other,
+                    None,
+                ))
+                .await
+                .unwrap_err(),
+        );
+        denied(
+            c.read_case(req(
+                pb::ReadCaseRequest {
+                    case_id: "p1".into(),
+                    ..Default::default()
+                },
+                &other,
+                None,
+            ))
+            .await
+            .unwrap_err(),
+        );
+        denied(
+            c.append(req(
+                append(
+                    "p1",
+                    vec![ev("x-n", "2020-12-03T02:00:00+08:00", "9001", note("hi"))],
+                ),
+                &other,
+                None,
+            ))
+            .await
+            .unwrap_err(),
+        );
+        // A retry of the other line's event id: refused, not answered with
+        // its positions.
+        denied(
+            c.append(req(
+                append(
+                    "p1",
+                    vec![ev(
+                        "p1-open",
+                        "2020-12-03T01:24:30+08:00",
+                        "8030",
+                        opening(),
+                    )],
+                ),
+                &other,
+                None,
+            ))
+            .await
+            .unwrap_err(),
+        );
+        // An event id stored on the other line's case, used on one's own:
+        // a conflict that says neither the case nor the position.
+        let mut own = opening();
+        if let Kind::CaseOpened(o) = &mut own {
+            o.business_line = "yuewen".into();
+            o.customer_id = "cust-y".into();
+        }
+        let err = c
+            .append(req(
+                append(
+                    "y1",
+                    vec![ev("p1-open", "2020-12-03T01:24:30+08:00", "9001", own)],
+                ),
+                &other,
+                None,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+        assert!(
+            !err.message().contains("p1") || err.message().contains("p1-open"),
+            "{err:?}"
+        );
+        assert!(!err.message().contains("position"), "{err:?}");
+    }
+}
