@@ -14,6 +14,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub ledger: LedgerOptions,
     pub auth: AuthConfig,
+    /// How many connections, and for how long (`api::connections`).
+    pub connections: crate::api::connections::ConnectionLimits,
 }
 
 /// How callers are authenticated. With no token verifier the server runs in
@@ -50,6 +52,7 @@ impl ServerConfig {
                 rate_limit_per_second: DEFAULT_RATE_LIMIT,
                 ..AuthConfig::default()
             },
+            connections: Default::default(),
         }
     }
 }

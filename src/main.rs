@@ -3,6 +3,7 @@
 //! auditor's tools.
 
 use clap::{Parser, Subcommand};
+use complaint_ledger::api::connections::ConnectionLimits;
 use complaint_ledger::cli::{audit, rebuild, replay};
 use complaint_ledger::config::{AuthConfig, ServerConfig, TlsFiles};
 use complaint_ledger::domain::validate::Limits;
@@ -247,6 +248,21 @@ struct ServeArgs {
     /// sled page cache, bytes.
     #[arg(long, env = "COMPLAINT_LEDGER_CACHE_BYTES", default_value_t = SledOptions::default().cache_capacity)]
     cache_bytes: u64,
+    /// Connections open at once. At the limit, the oldest connection that
+    /// has sent no request yet is closed to admit a new one; when every one
+    /// has, new ones are refused. Keep it below the open-files limit.
+    #[arg(long, env = "COMPLAINT_LEDGER_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a new connection has to send its first request (TLS and
+    /// HTTP/2 set-up included).
+    #[arg(long, env = "COMPLAINT_LEDGER_HANDSHAKE_TIMEOUT_SECONDS", default_value_t = ConnectionLimits::default().handshake_timeout.as_secs())]
+    handshake_timeout_seconds: u64,
+    /// Seconds a connection may stay open with no call in flight.
+    #[arg(long, env = "COMPLAINT_LEDGER_IDLE_TIMEOUT_SECONDS", default_value_t = ConnectionLimits::default().idle_timeout.as_secs())]
+    idle_timeout_seconds: u64,
+    /// Concurrent calls (HTTP/2 streams) per connection.
+    #[arg(long, env = "COMPLAINT_LEDGER_MAX_STREAMS_PER_CONNECTION", default_value_t = ConnectionLimits::default().max_streams_per_connection)]
+    max_streams_per_connection: u32,
 }
 
 fn init_tracing() {
@@ -318,6 +334,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     tokens,
                     tls,
                     rate_limit_per_second: a.rate_limit_per_second,
+                },
+                connections: ConnectionLimits {
+                    max_connections: a.max_connections.max(1),
+                    handshake_timeout: std::time::Duration::from_secs(
+                        a.handshake_timeout_seconds.max(1),
+                    ),
+                    idle_timeout: std::time::Duration::from_secs(a.idle_timeout_seconds.max(1)),
+                    max_streams_per_connection: a.max_streams_per_connection.max(1),
+                    ..ConnectionLimits::default()
                 },
                 listen: a.listen,
                 data_dir: a.data_dir,

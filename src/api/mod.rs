@@ -6,6 +6,7 @@ pub mod audit_service;
 pub mod auth;
 pub mod caller;
 pub mod cases_service;
+pub mod connections;
 pub mod event_filter;
 pub mod ledger_service;
 pub mod log_reader;

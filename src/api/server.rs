@@ -23,7 +23,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tonic::transport::server::TcpIncoming;
 
 /// A server running in the background (used by tests and tools).
 pub struct RunningServer {
@@ -188,7 +187,12 @@ async fn serve_on(
         config.auth.tokens.clone(),
         config.auth.rate_limit_per_second,
     ));
-    let mut builder = tonic::transport::Server::builder();
+    let limits = config.connections;
+    let connections = super::connections::Registry::new(limits);
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout));
     if let Some(files) = &config.auth.tls {
         builder = builder.tls_config(tls_config(files)?)?;
     }
@@ -204,6 +208,7 @@ async fn serve_on(
     let calendar_check = spawn_calendar_coverage_check(config.ledger.policy.clone());
     let pending_deadlines = tokio::spawn(crate::policy::pending_deadlines::run(ledger.clone()));
     let result = builder
+        .layer(super::connections::ActivityLayer(connections.clone()))
         .layer(AuthLayer::new(auth))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -220,7 +225,7 @@ async fn serve_on(
         // TCP_NODELAY: without it, Nagle's algorithm meets the client's
         // delayed ACKs and a stream's last frame waits ~40 ms.
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            super::connections::incoming(listener, connections),
             async move {
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight calls, ending subscriptions");

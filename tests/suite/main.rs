@@ -12,6 +12,7 @@ mod audit_properties;
 mod bad_input;
 mod calendar_reference;
 mod concurrency;
+mod connections;
 mod corruption;
 mod durability;
 mod fuzz_regressions;
