@@ -427,3 +427,66 @@ async fn altering_or_dropping_the_last_record_of_a_case_is_detected() {
     let err = verify_log(&log).unwrap_err().to_string();
     assert!(err.contains("removed from the end"), "{err}");
 }
+
+/// A reveal is on record before it is sent: each `GetCase` that showed
+/// personal data, answered and then followed at once by `kill -9`, is in the
+/// PII-access log after the restart, hash-chained.
+#[tokio::test]
+async fn a_reveal_answered_before_kill_9_is_in_the_access_log() {
+    use complaint_ledger::proto::v1::{cases_client::CasesClient, privacy_client::PrivacyClient};
+    let dir = tempfile::tempdir().unwrap();
+    let mut revealed = Vec::new();
+    for round in 0..3 {
+        let (server, url) = spawn_server(dir.path());
+        let mut c = LedgerClient::connect(url.clone()).await.unwrap();
+        let case = format!("pii-{round}");
+        open_case(&mut c, &case, "cust-pii").await;
+        c.append(append(
+            &case,
+            vec![ev(
+                &format!("{case}-n"),
+                "2020-12-03T02:00:00+08:00",
+                "8030",
+                note("客户电话 13800138000"),
+            )],
+        ))
+        .await
+        .unwrap();
+        let view = CasesClient::connect(url)
+            .await
+            .unwrap()
+            .get_case(pb::GetCaseRequest {
+                case_id: case.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        // The response carried the note in clear: it revealed it.
+        assert!(format!("{view:?}").contains("13800138000"));
+        revealed.push(case);
+        // kill -9 right after the answer.
+        assert!(Command::new("kill")
+            .args(["-KILL", &server.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        drop(server);
+    }
+    let (_server, url) = spawn_server(dir.path());
+    let log = PrivacyClient::connect(url)
+        .await
+        .unwrap()
+        .list_pii_access(pb::ListPiiAccessRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let logged: Vec<&str> = log
+        .iter()
+        .filter(|e| e.rpc == "Cases.GetCase")
+        .map(|e| e.case_id.as_str())
+        .collect();
+    assert_eq!(logged, revealed);
+    complaint_ledger::privacy::access_log::AccessLog::verify_chain(&log).unwrap();
+}
