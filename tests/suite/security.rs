@@ -498,7 +498,9 @@ async fn the_actor_comes_from_the_token_and_agents_stay_in_their_line() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
-    assert!(e.message().contains("other-line"), "{}", e.message());
+    // Named: the caller's own line, never the other one.
+    assert!(e.message().contains("qidian"), "{}", e.message());
+    assert!(!e.message().contains("other-line"), "{}", e.message());
     let e = server
         .cases()
         .await
