@@ -6,6 +6,7 @@ use crate::ledger::LedgerOptions;
 use crate::security::tokens::TokenVerifier;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -15,7 +16,7 @@ pub struct ServerConfig {
     pub ledger: LedgerOptions,
     pub auth: AuthConfig,
     /// How many connections, and for how long (`api::connections`).
-    pub connections: crate::api::connections::ConnectionLimits,
+    pub connections: ConnectionLimits,
 }
 
 /// How callers are authenticated. With no token verifier the server runs in
@@ -53,6 +54,32 @@ impl ServerConfig {
                 ..AuthConfig::default()
             },
             connections: Default::default(),
+        }
+    }
+}
+
+/// The connection settings (`serve --max-connections` and friends).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Concurrent HTTP/2 streams (calls) per connection.
+    pub max_streams_per_connection: u32,
+    /// HTTP/2 ping interval, and how long a ping may go unanswered.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            max_streams_per_connection: 256,
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 }

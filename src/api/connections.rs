@@ -18,6 +18,7 @@
 //! HTTP/2 keepalive pings (which find dead peers) and the per-connection
 //! stream limit are set on the tonic server (see `api::server`).
 
+pub use crate::config::ConnectionLimits;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -31,32 +32,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::codegen::http;
 use tonic::transport::server::{Connected, TcpConnectInfo};
-
-/// The connection settings (`serve --max-connections` and friends).
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    pub max_connections: usize,
-    pub handshake_timeout: Duration,
-    pub idle_timeout: Duration,
-    /// Concurrent HTTP/2 streams (calls) per connection.
-    pub max_streams_per_connection: u32,
-    /// HTTP/2 ping interval, and how long a ping may go unanswered.
-    pub keepalive_interval: Duration,
-    pub keepalive_timeout: Duration,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        Self {
-            max_connections: 4096,
-            handshake_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(300),
-            max_streams_per_connection: 256,
-            keepalive_interval: Duration::from_secs(60),
-            keepalive_timeout: Duration::from_secs(20),
-        }
-    }
-}
 
 /// What the server knows of one connection.
 struct Activity {

@@ -204,13 +204,11 @@ fn adopt(dir: &Path, signing_key_file: Option<&Path>) -> anyhow::Result<()> {
         .context("opening the store (is a server still running on it?)")?;
     let checked = crate::store::sled_log::contain_panics(dir, || {
         Ok(crate::audit::verify::verify_store(&log, |_, _| {}))
-    });
+    })
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()));
     let report = match checked {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            println!("FAILED: {e}");
-            bail!("verification failed")
-        }
+        Ok(r) => r,
         Err(e) => {
             println!("FAILED: {e}");
             bail!("verification failed")

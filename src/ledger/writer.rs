@@ -352,11 +352,7 @@ impl<L: EventLog> Writer<L> {
                         "the PII-access log could not be made durable: {e}"
                     ))));
                 }
-                let why = format!(
-                    "a durable write failed ({e}); the ledger takes no appends until it is restarted and has recovered"
-                );
-                tracing::error!(error = %e, "durable write failed; refusing further appends");
-                self.failed = Some(why.clone());
+                let why = self.stop_appends("a durable write", &e);
                 for (reply, _) in replies {
                     let _ = reply.send(Err(LedgerError::Storage(why.clone())));
                 }
@@ -420,6 +416,18 @@ impl<L: EventLog> Writer<L> {
         store_answered
     }
 
+    /// After a failed durable write (`what`): the disk's state is unknown
+    /// until a restart recovers it, so no further append is taken. Returns
+    /// the reason every refused request is given.
+    fn stop_appends(&mut self, what: &str, e: &crate::store::StoreError) -> String {
+        let why = format!(
+            "{what} failed ({e}); the ledger takes no appends until it is restarted and has recovered"
+        );
+        tracing::error!(error = %e, "{what} failed; refusing further appends");
+        self.failed = Some(why.clone());
+        why
+    }
+
     /// Makes a batch's PII-access entries durable when it stores no record
     /// (the records' commit syncs them otherwise), then answers them.
     fn commit_access_only(
@@ -432,11 +440,7 @@ impl<L: EventLog> Writer<L> {
         let synced = self.log.sync().and_then(|_| self.witness_head(self.head));
         let answered = Some(std::time::Instant::now());
         if let Err(e) = synced {
-            let why = format!(
-                "a durable write of the PII-access log failed ({e}); the ledger takes no appends until it is restarted and has recovered"
-            );
-            tracing::error!(error = %e, "durable write of the PII-access log failed; refusing further appends");
-            self.failed = Some(why.clone());
+            let why = self.stop_appends("a durable write of the PII-access log", &e);
             for (reply, _) in access {
                 let _ = reply.send(Err(LedgerError::Storage(why.clone())));
             }
