@@ -31,8 +31,12 @@ pub fn offline(dir: &Path) -> anyhow::Result<()> {
     let total = log.head()?;
     let progress = bar(total);
     let started = std::time::Instant::now();
-    let rebuilt =
-        crate::projections::rebuild::rebuild(&log, |done, _| progress.set_position(done))?;
+    // sled can panic reading a damaged store: an error, never a crash.
+    let rebuilt = crate::store::sled_log::contain_panics(dir, || {
+        Ok(crate::projections::rebuild::rebuild(&log, |done, _| {
+            progress.set_position(done)
+        }))
+    })??;
     progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(

@@ -164,43 +164,49 @@ impl Ledger {
         let mut warnings = ew
             .enabled
             .then(|| (WarningRules::new(ew.rules.clone()), Pending::default()));
-        let report = verify_store_with(
-            log.as_ref(),
-            |_, _| {},
-            |mut rec, hash| {
-                let event = CaseEvent::decode(&rec.payload[..]).map_err(|e| {
-                    crate::audit::verify::bad(rec.position, format!("payload does not decode: {e}"))
-                })?;
-                if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
-                    index_customer(&keys, &blind, o);
-                }
-                let fact = Fact::stored(&rec, &event);
-                // A reopened case's earlier events, which the board and the
-                // rules set aside at its close, come from the log being
-                // read: once for both.
-                let mut read: Option<Vec<OwnedFact>> = None;
-                let mut from_log = case_stream::history(log.as_ref());
-                let earlier = &mut |case_id: &str, before: u64| {
-                    if read.is_none() {
-                        read = Some(from_log(case_id, before)?);
+        // sled can panic reading a damaged store: an error, never a crash.
+        let verified = crate::store::sled_log::contain_panics(dir, || {
+            Ok(verify_store_with(
+                log.as_ref(),
+                |_, _| {},
+                |mut rec, hash| {
+                    let event = CaseEvent::decode(&rec.payload[..]).map_err(|e| {
+                        crate::audit::verify::bad(
+                            rec.position,
+                            format!("payload does not decode: {e}"),
+                        )
+                    })?;
+                    if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
+                        index_customer(&keys, &blind, o);
                     }
-                    Ok(read.clone().unwrap_or_default())
-                };
-                board
-                    .apply(&fact, earlier)
-                    .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
-                if let Some((rules, pending)) = warnings.as_mut() {
-                    pending
-                        .fold(rules, &fact, earlier)
+                    let fact = Fact::stored(&rec, &event);
+                    // A reopened case's earlier events, which the board and the
+                    // rules set aside at its close, come from the log being
+                    // read: once for both.
+                    let mut read: Option<Vec<OwnedFact>> = None;
+                    let mut from_log = case_stream::history(log.as_ref());
+                    let earlier = &mut |case_id: &str, before: u64| {
+                        if read.is_none() {
+                            read = Some(from_log(case_id, before)?);
+                        }
+                        Ok(read.clone().unwrap_or_default())
+                    };
+                    board
+                        .apply(&fact, earlier)
                         .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
-                }
-                let state = cases.entry(std::mem::take(&mut rec.case_id)).or_default();
-                state.apply_record(&rec, &event, hash);
-                last_recorded_at = last_recorded_at.max(state.last_recorded_at);
-                Ok(())
-            },
-        )
-        .map_err(|e| {
+                    if let Some((rules, pending)) = warnings.as_mut() {
+                        pending
+                            .fold(rules, &fact, earlier)
+                            .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
+                    }
+                    let state = cases.entry(std::mem::take(&mut rec.case_id)).or_default();
+                    state.apply_record(&rec, &event, hash);
+                    last_recorded_at = last_recorded_at.max(state.last_recorded_at);
+                    Ok(())
+                },
+            ))
+        })?;
+        let report = verified.map_err(|e| {
             LedgerError::Storage(format!(
                 "the log does not verify, refusing to start: {e}. Run `complaint-ledger verify --data-dir` for details"
             ))

@@ -241,7 +241,7 @@ pub fn contain_panics<T>(
 /// and which files can be at fault (sled does not name the file).
 fn damaged(dir: &Path, said: &str) -> StoreError {
     StoreError::Corrupt(format!(
-        "the store in {} does not open: the storage engine reports \"{said}\"; \
+        "the store in {} cannot be read: the storage engine reports \"{said}\"; \
          one of its files (db, conf, snap.*, blobs/*) is damaged or missing",
         dir.display()
     ))
