@@ -12,6 +12,9 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// The operator's HTTP listener (`/metrics`, `/livez`, `/readyz`);
+    /// `None` turns it off.
+    pub http_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub ledger: LedgerOptions,
     pub auth: AuthConfig,
@@ -47,6 +50,7 @@ impl ServerConfig {
     pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: "127.0.0.1:0".parse().expect("loopback address"),
+            http_listen: None,
             data_dir: data_dir.into(),
             ledger: LedgerOptions::default(),
             auth: AuthConfig {

@@ -20,4 +20,5 @@ pub mod projections;
 pub mod proto;
 pub mod security;
 pub mod store;
+pub mod telemetry;
 pub mod time;

@@ -1,10 +1,13 @@
-//! The `complaint-ledger` command: `serve` runs the gRPC service; `replay`
-//! prints a case's timeline; `checkpoint`, `export` and `verify` are the
-//! auditor's tools.
+//! The `complaint-ledger` command: `serve` runs the gRPC service; `health`
+//! probes one; `replay` prints a case's timeline; `checkpoint`, `export` and
+//! `verify` are the auditor's tools; `rebuild` and `rotate-master-key` the
+//! operator's. Every command that calls a server takes the same connection
+//! and credential flags (`cli::client`).
 
 use clap::{Parser, Subcommand};
 use complaint_ledger::api::connections::ConnectionLimits;
-use complaint_ledger::cli::{audit, rebuild, replay};
+use complaint_ledger::cli::client::ServerArgs;
+use complaint_ledger::cli::{audit, health, rebuild, replay};
 use complaint_ledger::config::{AuthConfig, ServerConfig, TlsFiles};
 use complaint_ledger::domain::validate::Limits;
 use complaint_ledger::ledger::LedgerOptions;
@@ -12,6 +15,7 @@ use complaint_ledger::policy::config::PolicyConfig;
 use complaint_ledger::policy::Policy;
 use complaint_ledger::security::tokens::TokenVerifier;
 use complaint_ledger::store::SledOptions;
+use complaint_ledger::telemetry::LogFormat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,14 +50,38 @@ pub static malloc_conf: &[u8; 60] =
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// What to log: an EnvFilter directive such as `info` or
+    /// `warn,complaint_ledger=debug`. Each call's access line is logged at
+    /// info under `complaint_ledger::access`.
+    #[arg(
+        long,
+        global = true,
+        env = "COMPLAINT_LEDGER_LOG",
+        default_value = "info"
+    )]
+    log: String,
+    /// How to write log lines (to stderr).
+    #[arg(long, global = true, env = "COMPLAINT_LEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
-
-const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the gRPC service.
     Serve(Box<ServeArgs>),
+    /// Ask a server whether it serves (exit 0) or not (exit 1): the
+    /// container's HEALTHCHECK and a Kubernetes exec probe.
+    Health {
+        /// One service's health (e.g. complaint_ledger.v1.Ledger); default:
+        /// the server as a whole.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5.0)]
+        timeout_seconds: f64,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Print a case's timeline from a running server.
     Replay {
         /// Case id, e.g. 124545.
@@ -63,30 +91,33 @@ enum Command {
         /// time (RFC 3339), with its promises as judged then.
         #[arg(long)]
         as_of: Option<replay::AsOf>,
-        #[arg(long, env = "COMPLAINT_LEDGER_SERVER", default_value = DEFAULT_SERVER)]
-        server: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Fetch, verify and keep the server's current signed checkpoint.
     Checkpoint {
+        /// File to keep the signed checkpoint in (a signed note, text).
         #[arg(short = 'o', long)]
         out: PathBuf,
         /// Pinned public key (or a file holding it); default: the server's.
         #[arg(long)]
         pubkey: Option<String>,
-        #[arg(long, env = "COMPLAINT_LEDGER_SERVER", default_value = DEFAULT_SERVER)]
-        server: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Export a case as a self-contained bundle for offline verification.
     Export {
+        /// Case id, e.g. 124545.
         #[arg(long = "case")]
         case_id: String,
+        /// File to write the bundle to (protobuf CaseBundle).
         #[arg(short = 'o', long)]
         out: PathBuf,
         /// Include a consistency proof from this kept checkpoint.
         #[arg(long)]
         since: Option<PathBuf>,
-        #[arg(long, env = "COMPLAINT_LEDGER_SERVER", default_value = DEFAULT_SERVER)]
-        server: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Measure the ledger and its references; print a table, optionally JSON.
     Bench {
@@ -123,10 +154,14 @@ enum Command {
     /// stopped server's store (--data-dir), or inside a running server
     /// (--server), compared with the projections it maintained.
     Rebuild {
+        /// Data directory of a stopped server: rebuild offline, print the
+        /// projections' digests.
         #[arg(long, conflicts_with = "server")]
         data_dir: Option<PathBuf>,
-        #[arg(long, env = "COMPLAINT_LEDGER_SERVER")]
-        server: Option<String>,
+        /// With --server (or COMPLAINT_LEDGER_SERVER): rebuild inside that
+        /// running server and compare (needs the auditor or admin role).
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Re-wrap every customer's data key under the first key of a master-key
     /// file (a stopped server's store; the log is not touched).
@@ -170,20 +205,30 @@ enum Command {
         /// acknowledged one.
         #[arg(long, requires = "data_dir")]
         adopt_witness: bool,
-        #[arg(long, env = "COMPLAINT_LEDGER_SERVER")]
-        server: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on for gRPC: IP:PORT or HOST:PORT (resolved once,
+    /// at start; `localhost` prefers 127.0.0.1).
     #[arg(
         long,
         env = "COMPLAINT_LEDGER_LISTEN",
         default_value = "127.0.0.1:50051"
     )]
-    listen: SocketAddr,
+    listen: String,
+    /// Address of the operator's HTTP listener: /metrics (Prometheus),
+    /// /livez, /readyz. Empty turns it off. It has no authentication: keep
+    /// it where only the scraper and the probes reach it.
+    #[arg(
+        long,
+        env = "COMPLAINT_LEDGER_HTTP_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    http_listen: String,
     /// Directory of the sled store (created if missing).
     #[arg(long, env = "COMPLAINT_LEDGER_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
@@ -214,10 +259,11 @@ struct ServeArgs {
     /// deadlines); default: the shipped config/policy.toml.
     #[arg(long, env = "COMPLAINT_LEDGER_POLICY_FILE")]
     policy_file: Option<PathBuf>,
-    /// JWT verification key: the shared secret (HS256) or a PEM public key
-    /// (EdDSA, RS256, ES256). Without it the server runs in development
-    /// mode, on loopback only.
-    #[arg(long, env = "COMPLAINT_LEDGER_JWT_KEY_FILE", requires_all = ["jwt_issuer", "jwt_audience"])]
+    /// JWT verification key file: the shared secret (HS256) or a PEM public
+    /// key (EdDSA, RS256, ES256). COMPLAINT_LEDGER_JWT_KEY may hold the key
+    /// itself instead (it wins over the file). Without either the server
+    /// runs in development mode, on loopback only.
+    #[arg(long, env = "COMPLAINT_LEDGER_JWT_KEY_FILE")]
     jwt_key_file: Option<PathBuf>,
     /// JWT algorithm: HS256, EdDSA, RS256 or ES256.
     #[arg(long, env = "COMPLAINT_LEDGER_JWT_ALGORITHM", default_value = "EdDSA")]
@@ -265,61 +311,112 @@ struct ServeArgs {
     max_streams_per_connection: u32,
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("COMPLAINT_LEDGER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("COMPLAINT_LEDGER_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+/// The address `--listen` names: an IP address and port, or a host name
+/// resolved now (IPv4 first, so `localhost` is 127.0.0.1).
+fn resolve_listen(what: &str, addr: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = addr.parse() {
+        return Ok(a);
     }
+    let mut found: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| {
+            anyhow::anyhow!("{what} {addr:?} is not an address to listen on (HOST:PORT): {e}")
+        })?
+        .collect();
+    found.sort_by_key(|a| !a.is_ipv4());
+    found
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{what} {addr:?} resolves to no address"))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The JWT verifier `serve` is configured with, if any: the key from
+/// COMPLAINT_LEDGER_JWT_KEY or `--jwt-key-file`, the issuer and audience
+/// both required with it.
+fn token_verifier(a: &ServeArgs) -> anyhow::Result<Option<TokenVerifier>> {
+    let inline = std::env::var("COMPLAINT_LEDGER_JWT_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    if inline.is_none() && a.jwt_key_file.is_none() {
+        if a.jwt_issuer.is_some() || a.jwt_audience.is_some() {
+            anyhow::bail!("a JWT issuer or audience is configured but no verification key: set --jwt-key-file (COMPLAINT_LEDGER_JWT_KEY_FILE) or COMPLAINT_LEDGER_JWT_KEY");
         }
+        return Ok(None);
+    }
+    let (Some(issuer), Some(audience)) = (&a.jwt_issuer, &a.jwt_audience) else {
+        anyhow::bail!("JWT verification needs the issuer and the audience tokens must carry: set --jwt-issuer (COMPLAINT_LEDGER_JWT_ISSUER) and --jwt-audience (COMPLAINT_LEDGER_JWT_AUDIENCE)");
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = term => tracing::info!("SIGTERM received"),
+    let verifier = match (&inline, &a.jwt_key_file) {
+        (Some(key), _) => {
+            if a.jwt_key_file.is_some() {
+                tracing::info!("COMPLAINT_LEDGER_JWT_KEY is set: it is used, not the key file");
+            }
+            TokenVerifier::from_key(&a.jwt_algorithm, key.trim().as_bytes(), issuer, audience)
+                .map_err(|e| anyhow::anyhow!("COMPLAINT_LEDGER_JWT_KEY: {e}"))?
+        }
+        (None, Some(file)) => TokenVerifier::new(&a.jwt_algorithm, file, issuer, audience)
+            .map_err(anyhow::Error::msg)?,
+        (None, None) => unreachable!("checked above"),
+    };
+    Ok(Some(verifier))
+}
+
+/// The signals that stop the server gracefully, listened for from the
+/// moment this is called: a SIGTERM that arrives while a large store is
+/// still being checked is kept, and the server stops as soon as it serves,
+/// instead of dying to the signal's default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = int => tracing::info!("SIGINT received"),
+                _ = term => tracing::info!("SIGTERM received"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("interrupt received");
+        }
     }
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(a) => {
+            let stop = shutdown_signal();
             let policy = match &a.policy_file {
                 Some(p) => PolicyConfig::load(p).map_err(anyhow::Error::msg)?,
                 None => PolicyConfig::default(),
             };
             let policy = Arc::new(Policy::new(policy).map_err(anyhow::Error::msg)?);
-            let tokens = match &a.jwt_key_file {
-                Some(f) => Some(
-                    TokenVerifier::new(
-                        &a.jwt_algorithm,
-                        f,
-                        a.jwt_issuer.as_deref().unwrap_or(""),
-                        a.jwt_audience.as_deref().unwrap_or(""),
-                    )
-                    .map_err(anyhow::Error::msg)?,
-                ),
-                None => None,
+            let tokens = token_verifier(&a)?;
+            let listen = resolve_listen("--listen", &a.listen)?;
+            let http_listen = match a.http_listen.trim() {
+                "" => None,
+                addr => Some(resolve_listen("--http-listen", addr)?),
             };
             let tls = match (a.tls_cert, a.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles {
@@ -344,7 +441,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     max_streams_per_connection: a.max_streams_per_connection.max(1),
                     ..ConnectionLimits::default()
                 },
-                listen: a.listen,
+                listen,
+                http_listen,
                 data_dir: a.data_dir,
                 ledger: LedgerOptions {
                     limits: Limits {
@@ -364,7 +462,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     master_key_file: a.master_key_file,
                 },
             };
-            complaint_ledger::api::server::run(config, shutdown_signal()).await
+            complaint_ledger::api::server::run(config, stop).await
         }
         Command::Bench {
             quick,
@@ -392,9 +490,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             o.data_dir = data_dir;
             complaint_ledger::bench::run(o).await.map(|_| ())
         }
-        Command::Rebuild { data_dir, server } => match (data_dir, server) {
-            (Some(dir), None) => rebuild::offline(&dir),
-            (None, Some(server)) => rebuild::online(&server).await,
+        Command::Health {
+            service,
+            timeout_seconds,
+            server,
+        } => {
+            let timeout = std::time::Duration::from_secs_f64(timeout_seconds.clamp(0.1, 3600.0));
+            health::check(&server, &service, timeout).await
+        }
+        Command::Rebuild { data_dir, server } => match (data_dir, server.server.is_some()) {
+            (Some(dir), false) => rebuild::offline(&dir),
+            (None, true) => rebuild::online(&server).await,
             _ => anyhow::bail!("say what to rebuild: --data-dir DIR (server stopped) or --server URL"),
         },
         Command::RotateMasterKey {
@@ -419,7 +525,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             master_key_file,
             adopt_witness,
             server,
-        } => match (bundle, data_dir, since, server) {
+        } => match (bundle, data_dir, since, server.server.is_some()) {
             (None, Some(dir), _, _) => audit::verify_data_dir(
                 &dir,
                 signing_key_file.as_deref(),
@@ -430,7 +536,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let key = pubkey.ok_or_else(|| anyhow::anyhow!("verifying a bundle needs --pubkey (the key you pinned)"))?;
                 audit::verify_bundle_file(&file, &key, since.as_deref())
             }
-            (None, None, Some(since), Some(server)) => {
+            (None, None, Some(since), _) => {
                 let key = pubkey.ok_or_else(|| anyhow::anyhow!("verifying growth needs --pubkey (the key you pinned)"))?;
                 audit::verify_growth(&server, &since, &key).await
             }
@@ -442,11 +548,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
-    match run(cli.command).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let json = cli.log_format == LogFormat::Json;
+    let telemetry = match complaint_ledger::telemetry::init(&cli.log, cli.log_format) {
+        Ok(t) => Some(t),
         Err(e) => {
             eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run(cli.command).await;
+    if let Some(t) = telemetry {
+        t.shutdown();
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A log collector reading JSON lines gets the fatal error as
+            // one of them.
+            if json {
+                tracing::error!(error = %format!("{e:#}"), "fatal");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -112,6 +112,7 @@ impl AuditApi for AuditService {
         &self,
         request: Request<pb::ExportCaseRequest>,
     ) -> Result<Response<pb::CaseBundle>, Status> {
+        super::observe::note_case(&request, &request.get_ref().case_id);
         let r = request.into_inner();
         if let Some(p) = id_problem(&r.case_id) {
             return Err(invalid_field("case_id", p));

@@ -167,6 +167,9 @@ where
         match self.state.authorize(req.uri().path(), req.headers()) {
             Ok(caller) => {
                 if let Some(c) = caller {
+                    if let Some(note) = req.extensions().get::<super::observe::CallNote>() {
+                        note.actor(&c.actor);
+                    }
                     req.extensions_mut().insert(c);
                 }
                 // The clone is the not-yet-ready one; call the ready one.

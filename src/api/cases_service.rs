@@ -2,6 +2,7 @@
 //! recorded time) and the filtered, paginated case list.
 
 use super::caller::{caller_of, check_line};
+use super::observe::note_case;
 use super::pii::Presenter;
 use super::status::{invalid_field, to_status};
 use crate::domain::ids::id_problem;
@@ -47,6 +48,7 @@ impl CasesApi for CasesService {
         request: Request<pb::GetCaseRequest>,
     ) -> Result<Response<pb::CaseView>, Status> {
         let caller = caller_of(&request)?;
+        note_case(&request, &request.get_ref().case_id);
         let presenter = Presenter::new(self.ledger.clone(), &caller, &request, "Cases.GetCase");
         let req = request.into_inner();
         let span = tracing::info_span!("GetCase", case_id = %req.case_id);

@@ -4,6 +4,7 @@
 use super::caller::{caller_of, check_line};
 use super::event_filter::Filter;
 use super::log_reader::LogRange;
+use super::observe::note_case;
 use super::pii::Presenter;
 use super::status::{invalid_field, to_status};
 use super::streaming::{chunk_channel, ResponseStream};
@@ -45,6 +46,7 @@ impl LedgerApi for LedgerService {
     ) -> Result<Response<pb::AppendResponse>, Status> {
         let caller = caller_of(&request)?;
         let actor = caller.actor.clone();
+        note_case(&request, &request.get_ref().case_id);
         let req = request.into_inner();
         for (i, e) in req.events.iter().enumerate() {
             if let Some(kind) = e.event.as_ref().and_then(|x| x.kind.as_ref()) {
@@ -89,6 +91,7 @@ impl LedgerApi for LedgerService {
         request: Request<pb::ReadCaseRequest>,
     ) -> Result<Response<Self::ReadCaseStream>, Status> {
         let caller = caller_of(&request)?;
+        note_case(&request, &request.get_ref().case_id);
         let request_meta =
             tonic::Request::from_parts(request.metadata().clone(), Default::default(), ());
         let req = request.into_inner();

@@ -1,12 +1,17 @@
-//! Hosts the services on one listener: Ledger, Cases, gRPC health and
-//! reflection (v1 and v1alpha, so grpcurl works with no proto files), and
-//! shuts down gracefully: stop accepting, let in-flight calls finish, commit
-//! every queued append, flush and sync the store.
+//! Hosts the services on one listener: Ledger, Cases, Policies, Privacy,
+//! Audit, Ops, gRPC health and reflection (v1 and v1alpha, so grpcurl works
+//! with no proto files); the operator's HTTP listener beside it; and shuts
+//! down gracefully: every service NOT_SERVING, stop accepting, let
+//! in-flight calls finish, commit every queued append, flush and sync the
+//! store.
 
 use super::audit_service::AuditService;
 use super::auth::{AuthLayer, AuthState};
 use super::cases_service::CasesService;
+use super::http::{Phase, Probe};
 use super::ledger_service::LedgerService;
+use super::metrics::Metrics;
+use super::observe::ObserveLayer;
 use super::ops_service::OpsService;
 use super::policies_service::PoliciesService;
 use super::privacy_service::PrivacyService;
@@ -23,10 +28,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tonic_health::ServingStatus;
 
 /// A server running in the background (used by tests and tools).
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The HTTP listener (`/metrics`, `/livez`, `/readyz`), if configured.
+    pub http_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -48,29 +56,76 @@ impl RunningServer {
 
 /// Opens the ledger, binds, and serves in the background.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    let (probe, http) = start_http(&config).await?;
     let (ledger, listener) = open_and_bind(&config).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(serve_on(config, ledger, listener, async {
-        let _ = stopped.await;
-    }));
+    let done = tokio::spawn(serve_on(
+        config,
+        ledger,
+        listener,
+        probe,
+        http.as_ref().map(|h| h.1.abort_handle()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     Ok(RunningServer {
         addr,
+        http_addr: http.map(|h| h.0),
         stop: Some(stop),
         done,
     })
 }
 
-/// Opens the ledger, binds, prints the address, and serves until `shutdown`.
+/// Opens the ledger, binds, prints the addresses, and serves until
+/// `shutdown`.
 pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (probe, http) = start_http(&config).await?;
     let (ledger, listener) = open_and_bind(&config).await?;
     let addr = listener.local_addr()?;
-    // One plain line on stdout for scripts and tests; logs go to stderr.
-    println!("complaint-ledger listening on {addr}");
-    serve_on(config, ledger, listener, shutdown).await
+    // Plain lines on stdout for scripts and tests; logs go to stderr. A
+    // closed stdout (a supervisor that read the first line and left) is no
+    // reason to stop serving: errors are ignored, never a panic.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "complaint-ledger listening on {addr}");
+        if let Some((http_addr, _)) = &http {
+            let _ = writeln!(
+                out,
+                "complaint-ledger metrics and probes on http://{http_addr}"
+            );
+        }
+        let _ = out.flush();
+    }
+    serve_on(
+        config,
+        ledger,
+        listener,
+        probe,
+        http.as_ref().map(|h| h.1.abort_handle()),
+        shutdown,
+    )
+    .await
+}
+
+/// The operator's HTTP listener, up before the ledger opens (`/readyz`
+/// says "starting" meanwhile).
+async fn start_http(
+    config: &ServerConfig,
+) -> anyhow::Result<(Probe, Option<(SocketAddr, tokio::task::JoinHandle<()>)>)> {
+    // A configuration refused is refused before anything listens.
+    check_auth(config)?;
+    let probe = Probe::default();
+    let http = match config.http_listen {
+        Some(addr) => Some(super::http::start(addr, probe.clone()).await?),
+        None => None,
+    };
+    Ok((probe, http))
 }
 
 /// The descriptors reflection describes: every file of the API but the
@@ -121,7 +176,6 @@ fn tls_config(
 }
 
 async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Arc<Ledger>, TcpListener)> {
-    check_auth(config)?;
     let (dir, opts) = (config.data_dir.clone(), config.ledger.clone());
     let (ledger, report) = tokio::task::spawn_blocking(move || Ledger::open(&dir, &opts))
         .await?
@@ -143,22 +197,41 @@ async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Arc<Ledger>, Tc
     Ok((Arc::new(ledger), listener))
 }
 
+/// The services' names, as the health service knows them.
+fn service_names() -> [&'static str; 6] {
+    use tonic::server::NamedService;
+    [
+        <LedgerServer<LedgerService> as NamedService>::NAME,
+        <CasesServer<CasesService> as NamedService>::NAME,
+        <AuditServer<AuditService> as NamedService>::NAME,
+        <PrivacyServer<PrivacyService> as NamedService>::NAME,
+        <PoliciesServer<PoliciesService> as NamedService>::NAME,
+        <OpsServer<OpsService> as NamedService>::NAME,
+    ]
+}
+
+/// Sets every service's health, and the server's as a whole ("").
+async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    for name in service_names() {
+        health.set_service_status(name, status).await;
+    }
+    health.set_service_status("", status).await;
+}
+
 async fn serve_on(
     config: ServerConfig,
     ledger: Arc<Ledger>,
     listener: TcpListener,
+    probe: Probe,
+    http: Option<tokio::task::AbortHandle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<LedgerServer<LedgerService>>().await;
-    health.set_serving::<CasesServer<CasesService>>().await;
-    health.set_serving::<AuditServer<AuditService>>().await;
-    health.set_serving::<PrivacyServer<PrivacyService>>().await;
-    health
-        .set_serving::<PoliciesServer<PoliciesService>>()
-        .await;
     let served = served_descriptors()?;
+    let metrics = Metrics::new(ledger.clone(), &served);
+    let calls = metrics.calls.clone();
+    probe.metrics_ready(metrics);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_file_descriptor_set(served.clone())
@@ -183,6 +256,7 @@ async fn serve_on(
         .max_encoding_message_size(256 * 1024 * 1024);
     tracing::info!(%addr, "serving complaint_ledger.v1.Ledger, .Cases, .Policies, .Privacy, .Audit, .Ops, grpc.health.v1, reflection v1 and v1alpha");
     let health_on_stop = health.clone();
+    let probe_on_stop = probe.clone();
     let auth = Arc::new(AuthState::new(
         config.auth.tokens.clone(),
         config.auth.rate_limit_per_second,
@@ -207,7 +281,10 @@ async fn serve_on(
     };
     let calendar_check = spawn_calendar_coverage_check(config.ledger.policy.clone());
     let pending_deadlines = tokio::spawn(crate::policy::pending_deadlines::run(ledger.clone()));
+    set_health(&health, ServingStatus::Serving).await;
+    probe.set(Phase::Serving);
     let result = builder
+        .layer(ObserveLayer(calls))
         .layer(super::connections::ActivityLayer(connections.clone()))
         .layer(AuthLayer::new(auth))
         .add_service(health_service)
@@ -230,12 +307,8 @@ async fn serve_on(
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight calls, ending subscriptions");
                 stopping_tx.send_replace(true);
-                health_on_stop
-                    .set_not_serving::<LedgerServer<LedgerService>>()
-                    .await;
-                health_on_stop
-                    .set_not_serving::<CasesServer<CasesService>>()
-                    .await;
+                probe_on_stop.set(Phase::Stopping);
+                set_health(&health_on_stop, ServingStatus::NotServing).await;
             },
         )
         .await;
@@ -246,6 +319,9 @@ async fn serve_on(
     let _ = early_warning.await;
     ledger.shutdown().await;
     tracing::info!("ledger closed");
+    if let Some(http) = http {
+        http.abort();
+    }
     result.context("gRPC server")
 }
 

@@ -183,6 +183,7 @@ fn spawn(args: &[&str], dir: Option<&Path>) -> anyhow::Result<Server> {
             "COMPLAINT_LEDGER_LOG",
             std::env::var("COMPLAINT_LEDGER_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
         )
+        .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

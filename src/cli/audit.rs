@@ -3,10 +3,11 @@
 //! checkpoint. Every verification prints `OK: …` or `FAILED: …` and returns
 //! an error (exit code 1) on failure.
 
+use super::client::{explain, ServerArgs};
 use crate::audit::bundle::verify_bundle;
 use crate::audit::checkpoint::{verify_checkpoint, VerifiedCheckpoint};
 use crate::audit::merkle::verify_consistency;
-use crate::proto::v1::{self as pb, audit_client::AuditClient};
+use crate::proto::v1 as pb;
 use crate::store::{SledLog, SledOptions};
 use anyhow::{bail, Context};
 use prost::Message;
@@ -24,19 +25,19 @@ pub fn read_public_key(arg: &str) -> anyhow::Result<String> {
     Ok(arg.trim().to_string())
 }
 
-async fn client(server: &str) -> anyhow::Result<AuditClient<tonic::transport::Channel>> {
-    Ok(AuditClient::connect(server.to_string())
-        .await
-        .with_context(|| format!("connecting to {server}"))?
-        .max_decoding_message_size(256 * 1024 * 1024))
-}
-
 /// `checkpoint -o FILE`: fetches, verifies and keeps the current checkpoint.
-pub async fn keep_checkpoint(server: &str, out: &Path, pubkey: Option<&str>) -> anyhow::Result<()> {
-    let cp = client(server)
+pub async fn keep_checkpoint(
+    server: &ServerArgs,
+    out: &Path,
+    pubkey: Option<&str>,
+) -> anyhow::Result<()> {
+    let cp = server
+        .connect()
         .await?
+        .audit()
         .get_checkpoint(pb::GetCheckpointRequest {})
-        .await?
+        .await
+        .map_err(explain)?
         .into_inner();
     let key = match pubkey {
         Some(k) => read_public_key(k)?,
@@ -69,7 +70,7 @@ fn read_kept(path: &Path, key: &str) -> anyhow::Result<VerifiedCheckpoint> {
 
 /// `export --case ID -o FILE [--since CHECKPOINT]`.
 pub async fn export(
-    server: &str,
+    server: &ServerArgs,
     case_id: &str,
     out: &Path,
     since: Option<&Path>,
@@ -85,13 +86,16 @@ pub async fn export(
         }
         None => 0,
     };
-    let bundle = client(server)
+    let bundle = server
+        .connect()
         .await?
+        .audit()
         .export_case(pb::ExportCaseRequest {
             case_id: case_id.to_string(),
             since_size,
         })
-        .await?
+        .await
+        .map_err(explain)?
         .into_inner();
     std::fs::write(out, bundle.encode_to_vec())
         .with_context(|| format!("writing {}", out.display()))?;
@@ -230,13 +234,14 @@ fn adopt(dir: &Path, signing_key_file: Option<&Path>) -> anyhow::Result<()> {
 }
 
 /// `verify --since CHECKPOINT --server URL --pubkey KEY`: the log only grew.
-pub async fn verify_growth(server: &str, since: &Path, pubkey: &str) -> anyhow::Result<()> {
+pub async fn verify_growth(server: &ServerArgs, since: &Path, pubkey: &str) -> anyhow::Result<()> {
     let key = read_public_key(pubkey)?;
     let kept = read_kept(since, &key)?;
-    let mut c = client(server).await?;
+    let mut c = server.connect().await?.audit();
     let now = c
         .get_checkpoint(pb::GetCheckpointRequest {})
-        .await?
+        .await
+        .map_err(explain)?
         .into_inner();
     let result = (|| -> anyhow::Result<VerifiedCheckpoint> {
         let current = verify_checkpoint(&now.signed_note, &key)
@@ -269,7 +274,8 @@ pub async fn verify_growth(server: &str, since: &Path, pubkey: &str) -> anyhow::
             old_size: kept.size,
             new_size: current.size,
         })
-        .await?
+        .await
+        .map_err(explain)?
         .into_inner();
     match verify_consistency(
         &proof.hashes,

@@ -2,6 +2,8 @@
 //! open a stopped server's store.
 
 pub mod audit;
+pub mod client;
+pub mod health;
 pub mod keys;
 pub mod rebuild;
 pub mod replay;

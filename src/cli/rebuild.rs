@@ -3,7 +3,8 @@
 //! server, where the result is compared with the projections the server
 //! maintained incrementally and swapped in.
 
-use crate::proto::v1::{self as pb, ops_client::OpsClient};
+use super::client::{explain, ServerArgs};
+use crate::proto::v1 as pb;
 use crate::store::{EventLog, SledLog, SledOptions};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -52,16 +53,15 @@ pub fn offline(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// `rebuild --server URL`: asks a running server to rebuild and compare.
-pub async fn online(server: &str) -> anyhow::Result<()> {
-    let mut c = OpsClient::connect(server.to_string())
-        .await
-        .with_context(|| format!("connecting to {server}"))?;
+pub async fn online(server: &ServerArgs) -> anyhow::Result<()> {
+    let mut c = server.connect().await?.ops();
     let mut stream = c
         .rebuild_projections(pb::RebuildProjectionsRequest {})
-        .await?
+        .await
+        .map_err(explain)?
         .into_inner();
     let mut progress: Option<ProgressBar> = None;
-    while let Some(p) = stream.message().await? {
+    while let Some(p) = stream.message().await.map_err(explain)? {
         if p.finished {
             if let Some(b) = &progress {
                 b.finish_and_clear();

@@ -3,8 +3,9 @@
 //! correct. This is the review KF-006 asks for before any survey or callback:
 //! nobody should make the customer tell the story again.
 
+use super::client::{explain, ServerArgs};
 use crate::projections::promises::breach_reason_names;
-use crate::proto::v1::{self as pb, case_event::Kind, ledger_client::LedgerClient};
+use crate::proto::v1::{self as pb, case_event::Kind};
 use crate::time::{format_local, DEFAULT_UTC_OFFSET_MINUTES};
 use std::fmt::Write as _;
 
@@ -236,17 +237,19 @@ fn promise_line(p: &pb::PromiseView) -> String {
 
 /// Reads a case from a server and prints its timeline, optionally as it
 /// stood at a version or recorded time, with the promises as judged then.
-pub async fn run(server: &str, case_id: &str, as_of: Option<AsOf>) -> anyhow::Result<()> {
-    let mut client = LedgerClient::connect(server.to_string()).await?;
-    let mut stream = client
+pub async fn run(server: &ServerArgs, case_id: &str, as_of: Option<AsOf>) -> anyhow::Result<()> {
+    let connection = server.connect().await?;
+    let mut stream = connection
+        .ledger()
         .read_case(pb::ReadCaseRequest {
             case_id: case_id.to_string(),
             ..Default::default()
         })
-        .await?
+        .await
+        .map_err(explain)?
         .into_inner();
     let mut events = Vec::new();
-    while let Some(e) = stream.message().await? {
+    while let Some(e) = stream.message().await.map_err(explain)? {
         let keep = match as_of {
             None => true,
             Some(AsOf::Version(v)) => e.case_version <= v,
@@ -276,9 +279,8 @@ pub async fn run(server: &str, case_id: &str, as_of: Option<AsOf>) -> anyhow::Re
         events.len(),
         format_timeline(&events)
     );
-    let mut cases =
-        crate::proto::v1::cases_client::CasesClient::connect(server.to_string()).await?;
-    let view = cases
+    let view = connection
+        .cases()
         .get_case(pb::GetCaseRequest {
             case_id: case_id.to_string(),
             as_of: Some(match as_of {
@@ -287,7 +289,8 @@ pub async fn run(server: &str, case_id: &str, as_of: Option<AsOf>) -> anyhow::Re
             }),
             evaluate_at: None,
         })
-        .await?
+        .await
+        .map_err(explain)?
         .into_inner();
     println!(
         "status {} · escalation {} · {} contacts · {} demands",

@@ -399,6 +399,7 @@ impl Ledger {
                 actor,
                 line_scope,
                 reply,
+                span: tracing::Span::current(),
             })
             .await
             .map_err(|_| LedgerError::Unavailable("the ledger is shutting down".into()))?;

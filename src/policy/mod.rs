@@ -103,6 +103,31 @@ impl Policy {
 
 /// The ids of the calendars a policy names: its default and its business
 /// lines' (repeats included).
+impl Policy {
+    /// Each calendar in use (by its stamp) and the moment its coverage
+    /// ends, Unix seconds: local midnight after its last covered day.
+    /// Deadlines at or past it wait for the next holiday notice.
+    pub fn calendar_horizons(&self) -> Vec<(String, i64)> {
+        let mut ids: Vec<&String> = named_calendars(&self.config).collect();
+        ids.sort();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| self.calendars.get(id))
+            .filter_map(|cal| {
+                let (_, last) = cal.covered_years();
+                let next =
+                    time::Date::from_calendar_date(last + 1, time::Month::January, 1).ok()?;
+                let offset =
+                    time::UtcOffset::from_whole_seconds(cal.utc_offset_minutes() * 60).ok()?;
+                Some((
+                    cal.stamp(),
+                    next.midnight().assume_offset(offset).unix_timestamp(),
+                ))
+            })
+            .collect()
+    }
+}
+
 fn named_calendars(config: &PolicyConfig) -> impl Iterator<Item = &String> {
     std::iter::once(&config.calendars.default).chain(config.calendars.business_lines.values())
 }

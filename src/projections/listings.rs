@@ -5,7 +5,7 @@
 //! in that order and examines a bounded number of entries (the board's read
 //! lock, which appends wait on, is held meanwhile).
 
-use super::board::{Board, PromiseKey, WarningFact};
+use super::board::{Board, EscalationFact, PromiseKey, WarningFact};
 use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
 use crate::time::nanos_ts;
 use std::ops::Bound;
@@ -252,12 +252,12 @@ pub fn warnings(
         if q.rule.as_ref().is_some_and(|r| **r != *w.rule) {
             continue;
         }
-        let by = w.at.saturating_add(q.escalate_within);
-        let answer = board
-            .escalation_reaching(&w.case_id, w.required_level, by.min(q.now))
-            .filter(|_| w.required_level > 0);
-        let answered = answer.is_some() || w.required_level <= pb::EscalationLevel::Agent as i32;
-        let overdue = !answered && q.now > by;
+        let Judged {
+            by,
+            answer,
+            answered,
+            overdue,
+        } = judge(board, w, q.now, q.escalate_within);
         if q.unanswered_only && (answered || !overdue) {
             continue;
         }
@@ -278,6 +278,40 @@ pub fn warnings(
         });
     }
     (out, next)
+}
+
+/// A warning as judged at a moment: when it had to be answered, the
+/// escalation that answered it, whether it was, and whether it is overdue.
+struct Judged<'b> {
+    by: i128,
+    answer: Option<&'b EscalationFact>,
+    answered: bool,
+    overdue: bool,
+}
+
+fn judge<'b>(board: &'b Board, w: &WarningFact, now: i128, escalate_within: i128) -> Judged<'b> {
+    let by = w.at.saturating_add(escalate_within);
+    let answer = board
+        .escalation_reaching(&w.case_id, w.required_level, by.min(now))
+        .filter(|_| w.required_level > 0);
+    let answered = answer.is_some() || w.required_level <= pb::EscalationLevel::Agent as i32;
+    Judged {
+        by,
+        answer,
+        answered,
+        overdue: !answered && now > by,
+    }
+}
+
+/// How many warnings stand unanswered past their time to escalate at `now`
+/// — `ListWarnings` with `unanswered_only`, counted over every warning (the
+/// metrics endpoint; one pass over the board's warnings).
+pub fn unanswered_warnings(board: &Board, now: i128, escalate_within: i128) -> u64 {
+    board
+        .warnings
+        .values()
+        .filter(|w| judge(board, w, now, escalate_within).overdue)
+        .count() as u64
 }
 
 /// Fills a listed warning's event id and content from the event stored at

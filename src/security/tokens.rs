@@ -77,10 +77,26 @@ impl TokenVerifier {
         issuer: &str,
         audience: &str,
     ) -> Result<Self, String> {
-        let bytes = std::fs::read(key_file).map_err(|e| format!("{}: {e}", key_file.display()))?;
+        let bytes = std::fs::read(key_file).map_err(|e| {
+            format!(
+                "the JWT verification key file {} cannot be read ({e}): mount or write the key there, or give it in COMPLAINT_LEDGER_JWT_KEY",
+                key_file.display()
+            )
+        })?;
+        Self::from_key(algorithm, &bytes, issuer, audience)
+    }
+
+    /// A verifier of tokens signed with `key`: the HS256 secret, or the PEM
+    /// public key of the other algorithms.
+    pub fn from_key(
+        algorithm: &str,
+        bytes: &[u8],
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, String> {
         let (alg, key) = match algorithm {
             "HS256" => {
-                let secret = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
+                let secret = String::from_utf8_lossy(bytes).trim().as_bytes().to_vec();
                 if secret.len() < 32 {
                     return Err("an HS256 secret must be at least 32 bytes".into());
                 }
@@ -88,15 +104,15 @@ impl TokenVerifier {
             }
             "EdDSA" => (
                 Algorithm::EdDSA,
-                DecodingKey::from_ed_pem(&bytes).map_err(|e| e.to_string())?,
+                DecodingKey::from_ed_pem(bytes).map_err(|e| e.to_string())?,
             ),
             "RS256" => (
                 Algorithm::RS256,
-                DecodingKey::from_rsa_pem(&bytes).map_err(|e| e.to_string())?,
+                DecodingKey::from_rsa_pem(bytes).map_err(|e| e.to_string())?,
             ),
             "ES256" => (
                 Algorithm::ES256,
-                DecodingKey::from_ec_pem(&bytes).map_err(|e| e.to_string())?,
+                DecodingKey::from_ec_pem(bytes).map_err(|e| e.to_string())?,
             ),
             other => {
                 return Err(format!(

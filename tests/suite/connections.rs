@@ -31,6 +31,7 @@ async fn idle_connections_beyond_every_limit_do_not_lock_clients_out() {
             dir.path().display()
         ))
         .env("COMPLAINT_LEDGER_LOG", "warn")
+        .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -131,6 +131,7 @@ fn run_limited(mut cmd: Command, limit: Duration) -> Option<Ran> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("COMPLAINT_LEDGER_LOG", "warn")
+        .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
         .spawn()
         .expect("spawn");
     let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
@@ -176,6 +177,7 @@ fn serve(dir: &Path) -> Result<(), String> {
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("COMPLAINT_LEDGER_LOG", "warn")
+        .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -140,6 +140,7 @@ fn spawn_server(dir: &std::path::Path) -> (Killable, String) {
         ])
         .arg(dir)
         .env("COMPLAINT_LEDGER_LOG", "warn")
+        .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -16,6 +16,7 @@ mod connections;
 mod corruption;
 mod durability;
 mod fuzz_regressions;
+mod operations;
 mod policies;
 mod policy_queues;
 mod privacy;

@@ -613,6 +613,7 @@ async fn listening_beyond_loopback_without_authentication_is_refused() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_complaint-ledger"))
         .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
         .arg(dir.path())
+        .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -623,23 +624,9 @@ async fn listening_beyond_loopback_without_authentication_is_refused() {
 async fn tls_with_client_certificates() {
     let pki = tempfile::tempdir().unwrap();
     let p = pki.path();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issue = |name: &str| {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    let (server_cert, server_key) = issue("localhost");
-    let (client_cert, client_key) = issue("crm-service");
-    std::fs::write(p.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(p.join("server.pem"), &server_cert).unwrap();
-    std::fs::write(p.join("server.key"), &server_key).unwrap();
+    let ca = crate::common::pki::Pki::new(p);
+    ca.issue("localhost", "server");
+    let (client_cert, client_key) = ca.issue("crm-service", "client");
     let files = TlsFiles {
         cert: p.join("server.pem"),
         key: p.join("server.key"),
@@ -651,7 +638,7 @@ async fn tls_with_client_certificates() {
         server.server.as_ref().unwrap().addr.port()
     );
     let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(ca.pem()))
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca.ca_pem()))
         .domain_name("localhost");
     // With a client certificate signed by the CA, and a token: served.
     let channel = Channel::from_shared(url.clone())

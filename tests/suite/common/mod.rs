@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod pki;
 pub mod seed_000;
 
 use complaint_ledger::api::server::{start, RunningServer};

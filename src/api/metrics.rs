@@ -1,0 +1,336 @@
+//! What `/metrics` shows, in the Prometheus text format (prometheus-client):
+//! the calls (by method and status code, their latency, those in flight),
+//! the group commit (events and appends committed, requests and records per
+//! commit, sync durations), and the ledger's state read at each scrape
+//! (head position, cases, warnings raised and standing unanswered, each
+//! calendar's last covered day, resident memory, build).
+//!
+//! Names follow Prometheus conventions: a `complaint_ledger_` prefix, base
+//! units (seconds, bytes), `_total` on counters. Label values are bounded:
+//! a method is named only if the server serves it ("unknown" otherwise), a
+//! code is one of gRPC's seventeen.
+
+use crate::ledger::Ledger;
+use crate::projections::listings;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The labels of a call: `service` is the gRPC service's full name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub service: String,
+    pub method: String,
+}
+
+/// A finished call: its method and gRPC status code name (`OK`, `NOT_FOUND`…).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub service: String,
+    pub method: String,
+    pub code: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The metrics of calls, recorded by `api::observe`.
+#[derive(Clone)]
+pub struct CallMetrics {
+    calls: Family<CallLabels, Counter>,
+    latency: HistogramFamily<MethodLabels>,
+    in_flight: Family<MethodLabels, Gauge>,
+    /// The paths the server serves (`/package.Service/Method`).
+    known: Arc<HashSet<String>>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~26 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+}
+
+impl CallMetrics {
+    /// The labels of a request path: the service and method it names, or
+    /// "unknown" for a path the server does not serve (a client cannot grow
+    /// the label set).
+    pub fn labels(&self, path: &str) -> MethodLabels {
+        let named = self
+            .known
+            .contains(path)
+            .then(|| path.trim_start_matches('/').split_once('/'))
+            .flatten();
+        match named {
+            Some((service, method)) => MethodLabels {
+                service: service.to_string(),
+                method: method.to_string(),
+            },
+            None => MethodLabels {
+                service: "unknown".into(),
+                method: "unknown".into(),
+            },
+        }
+    }
+
+    pub fn started(&self, m: &MethodLabels) {
+        self.in_flight.get_or_create(m).inc();
+    }
+
+    pub fn finished(&self, m: &MethodLabels, code: tonic::Code, seconds: f64) {
+        self.in_flight.get_or_create(m).dec();
+        self.latency.get_or_create(m).observe(seconds);
+        self.calls
+            .get_or_create(&CallLabels {
+                service: m.service.clone(),
+                method: m.method.clone(),
+                code: code_name(code).to_string(),
+            })
+            .inc();
+    }
+}
+
+/// gRPC's name of a status code, as in its specification.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Every metric of one server.
+pub struct Metrics {
+    registry: Registry,
+    pub calls: CallMetrics,
+}
+
+impl Metrics {
+    /// The registry of a server over `ledger`, serving the methods of
+    /// `descriptors` (and health and reflection).
+    pub fn new(ledger: Arc<Ledger>, descriptors: &prost_types::FileDescriptorSet) -> Self {
+        let mut known = HashSet::new();
+        for file in &descriptors.file {
+            for service in &file.service {
+                for method in &service.method {
+                    known.insert(format!(
+                        "/{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+        for path in [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            known.insert(path.to_string());
+        }
+        let calls = CallMetrics {
+            calls: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            in_flight: Family::default(),
+            known: Arc::new(known),
+        };
+        let mut registry = Registry::with_prefix("complaint_ledger");
+        registry.register(
+            "build",
+            "The running build",
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION").to_string()),
+                ("schema_version", crate::ledger::SCHEMA_VERSION.to_string()),
+            ]),
+        );
+        registry.register(
+            "grpc_calls",
+            "Finished gRPC calls by method and status code",
+            calls.calls.clone(),
+        );
+        registry.register(
+            "grpc_call_duration_seconds",
+            "gRPC call latency, from the request's arrival to the end of its response",
+            calls.latency.clone(),
+        );
+        registry.register(
+            "grpc_calls_in_flight",
+            "gRPC calls started and not yet finished",
+            calls.in_flight.clone(),
+        );
+        let stats = ledger.writer_stats();
+        registry.register(
+            "group_commit_requests",
+            "Append requests per group commit",
+            stats.commit_requests.clone(),
+        );
+        registry.register(
+            "group_commit_events",
+            "Events (records) per group commit",
+            stats.commit_records.clone(),
+        );
+        registry.register(
+            "group_commit_sync_duration_seconds",
+            "Duration of each group commit's durable sync (store flush and fdatasync)",
+            stats.sync_seconds.clone(),
+        );
+        registry.register_collector(Box::new(LedgerState { ledger }));
+        Self { registry, calls }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// The ledger's state, read at each scrape.
+struct LedgerState {
+    ledger: Arc<Ledger>,
+}
+
+impl std::fmt::Debug for LedgerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LedgerState")
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CalendarLabels {
+    calendar: String,
+}
+
+fn counter(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(value);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let g = ConstGauge::new(value);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+impl Collector for LedgerState {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let ledger = &self.ledger;
+        let s = ledger.writer_stats();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        counter(
+            &mut e,
+            "events_committed",
+            "Events durably committed since start",
+            load(&s.records),
+        )?;
+        counter(
+            &mut e,
+            "appends_committed",
+            "Append requests durably committed since start (retries answered from the log excluded)",
+            load(&s.requests),
+        )?;
+        counter(
+            &mut e,
+            "group_commits",
+            "Group commits (one durable sync each) since start",
+            load(&s.commits),
+        )?;
+        counter(
+            &mut e,
+            "slow_syncs",
+            "Group-commit syncs of 100 ms or more since start",
+            s.syncs.slow(),
+        )?;
+        gauge(
+            &mut e,
+            "head_position",
+            "Position of the last committed record (the log's size)",
+            as_i64(ledger.tree_size()),
+        )?;
+        gauge(
+            &mut e,
+            "cases",
+            "Cases in the ledger",
+            as_i64(ledger.index().len() as u64),
+        )?;
+        gauge(
+            &mut e,
+            "closed_cases",
+            "Cases whose status is closed",
+            as_i64(ledger.index().closed()),
+        )?;
+        let escalate_within =
+            i128::from(ledger.policy().config.early_warning.escalate_within_minutes)
+                * 60_000_000_000;
+        let (raised, unanswered) = {
+            let board = ledger.board().read().expect("board lock");
+            (
+                board.warnings.len() as u64,
+                listings::unanswered_warnings(&board, crate::time::now_nanos(), escalate_within),
+            )
+        };
+        counter(
+            &mut e,
+            "warnings_raised",
+            "Early warnings raised (WarningRaised events in the log)",
+            raised,
+        )?;
+        gauge(
+            &mut e,
+            "warnings_unanswered",
+            "Warnings past their time to escalate without the escalation they require",
+            as_i64(unanswered),
+        )?;
+        let horizon = ConstGauge::new(0i64);
+        let mut family = e.encode_descriptor(
+            "calendar_coverage_end_timestamp_seconds",
+            "When each calendar in use stops covering (local midnight after its last covered day); deadlines past it wait for the next holiday notice",
+            None,
+            horizon.metric_type(),
+        )?;
+        for (id, end) in ledger.policy().calendar_horizons() {
+            ConstGauge::new(end).encode(family.encode_family(&CalendarLabels { calendar: id })?)?;
+        }
+        gauge(
+            &mut e,
+            "resident_memory_bytes",
+            "Resident memory of the server process",
+            as_i64(super::ops_service::resident_bytes()),
+        )?;
+        Ok(())
+    }
+}
