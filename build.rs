@@ -1,10 +1,15 @@
 //! Compiles the protobuf API with protox (pure Rust, no system `protoc`) and
-//! tonic-prost-build, and writes the descriptor set that gRPC reflection serves.
+//! tonic-prost-build, and writes the descriptor sets that gRPC reflection
+//! serves: the API's own, and google.rpc's error details (so clients decode
+//! the details of a refusal). The benchmark's reference service is compiled
+//! apart: it is not part of the API.
 
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
+        "proto/complaint_ledger/v1/options.proto",
+        "proto/complaint_ledger/v1/errors.proto",
         "proto/complaint_ledger/v1/events.proto",
         "proto/complaint_ledger/v1/ledger.proto",
         "proto/complaint_ledger/v1/cases.proto",
@@ -12,15 +17,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/complaint_ledger/v1/policies.proto",
         "proto/complaint_ledger/v1/privacy.proto",
         "proto/complaint_ledger/v1/ops.proto",
-        "proto/complaint_ledger/v1/bench.proto",
     ];
-    for p in protos {
+    let bench = ["src/bench/proto/noop.proto"];
+    let rpc = ["google/rpc/status.proto", "google/rpc/error_details.proto"];
+    for p in protos.iter().chain(&bench) {
         println!("cargo:rerun-if-changed={p}");
     }
-    let fds = protox::compile(protos, ["proto"])?;
+    println!("cargo:rerun-if-changed=third_party/googleapis");
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    let descriptor_path = out.join("complaint_ledger_descriptor.bin");
-    std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&fds))?;
+
+    let mut api = protox::Compiler::new(["proto"])?;
+    api.include_source_info(true)
+        .include_imports(true)
+        .open_files(protos)?;
+    // Encoded by the compiler, not from prost's types: those drop the
+    // custom options (`personal`) that tools read from reflection.
+    std::fs::write(
+        out.join("complaint_ledger_descriptor.bin"),
+        api.encode_file_descriptor_set(),
+    )?;
+    let fds = api.file_descriptor_set();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
@@ -28,5 +44,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // (no copy per record on reads, rebuilds and verification).
         .bytes(".complaint_ledger.v1.StoredRecord.payload")
         .compile_fds(fds)?;
+
+    let rpc_fds = protox::compile(rpc, ["third_party/googleapis"])?;
+    std::fs::write(
+        out.join("google_rpc_descriptor.bin"),
+        prost::Message::encode_to_vec(&rpc_fds),
+    )?;
+
+    let bench_fds = protox::compile(bench, ["src/bench/proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(bench_fds)?;
     Ok(())
 }

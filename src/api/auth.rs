@@ -73,19 +73,25 @@ impl AuthState {
         }
         if let Some(l) = &self.limiter {
             if l.check_key(&caller.actor).is_err() {
+                let mut details = ErrorDetails::with_error_info(
+                    crate::proto::v1::ErrorReason::RateLimitPerSecond.as_str_name(),
+                    super::status::ERROR_DOMAIN,
+                    std::collections::HashMap::new(),
+                );
+                details.set_quota_failure(vec![tonic_types::QuotaViolation::new(
+                    "rate_limit_per_second",
+                    format!(
+                        "caller {} sent more than {} requests in a second",
+                        caller.actor, self.per_second
+                    ),
+                )]);
                 return Err(Status::with_error_details(
                     Code::ResourceExhausted,
                     format!(
                         "rate limit exceeded: at most {} requests per second per caller",
                         self.per_second
                     ),
-                    ErrorDetails::with_quota_failure_violation(
-                        "rate_limit_per_second",
-                        format!(
-                            "caller {} sent more than {} requests in a second",
-                            caller.actor, self.per_second
-                        ),
-                    ),
+                    details,
                 ));
             }
         }

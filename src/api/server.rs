@@ -21,7 +21,7 @@ use crate::proto::v1::{
     audit_server::AuditServer, cases_server::CasesServer, ledger_server::LedgerServer,
     ops_server::OpsServer, policies_server::PoliciesServer, privacy_server::PrivacyServer,
 };
-use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::{ERROR_DETAILS_DESCRIPTOR_SET, FILE_DESCRIPTOR_SET};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -128,14 +128,19 @@ async fn start_http(
     Ok((probe, http))
 }
 
-/// The descriptors reflection describes: every file of the API but the
-/// benchmark's reference service, which this server does not serve.
+/// The descriptors reflection describes: every file of the API, and
+/// google.rpc's error details (a file in both sets is taken once).
 fn served_descriptors() -> anyhow::Result<prost_types::FileDescriptorSet> {
     use prost::Message;
     let mut set = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET)
         .context("decoding the embedded descriptor set")?;
-    set.file
-        .retain(|f| f.name() != "complaint_ledger/v1/bench.proto");
+    let details = prost_types::FileDescriptorSet::decode(ERROR_DETAILS_DESCRIPTOR_SET)
+        .context("decoding the error details' descriptor set")?;
+    for file in details.file {
+        if !set.file.iter().any(|f| f.name() == file.name()) {
+            set.file.push(file);
+        }
+    }
     Ok(set)
 }
 

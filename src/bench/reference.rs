@@ -8,7 +8,9 @@
 //!   unique event id, `synchronous_commit = on`), when a server is given.
 
 use super::load::{self, LoadResult, Op};
-use crate::proto::v1::{noop_client::NoopClient, noop_server, PingRequest, PingResponse};
+use crate::proto::bench::{
+    noop_service_client::NoopServiceClient, noop_service_server, PingRequest, PingResponse,
+};
 use std::io::Write;
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
@@ -18,7 +20,7 @@ use tonic::{Request, Response, Status};
 pub struct Noop;
 
 #[tonic::async_trait]
-impl noop_server::Noop for Noop {
+impl noop_service_server::NoopService for Noop {
     async fn ping(&self, _: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
         Ok(Response::new(PingResponse {}))
     }
@@ -30,7 +32,7 @@ pub async fn serve_noop() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("noop listening on {}", listener.local_addr()?);
     tonic::transport::Server::builder()
-        .add_service(noop_server::NoopServer::new(Noop))
+        .add_service(noop_service_server::NoopServiceServer::new(Noop))
         .serve_with_incoming(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
         )
@@ -47,7 +49,7 @@ pub async fn grpc_ceiling(
 ) -> anyhow::Result<LoadResult> {
     let mut conns = Vec::with_capacity(clients);
     for _ in 0..clients {
-        conns.push(NoopClient::connect(url.to_string()).await?);
+        conns.push(NoopServiceClient::connect(url.to_string()).await?);
     }
     let body = vec![b'x'; payload];
     Ok(load::run(clients, duration, |c| {

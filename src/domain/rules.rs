@@ -3,7 +3,7 @@
 //! Rules see only the case's own state; a correction's target is checked by
 //! the ledger, which can look events up.
 
-use super::error::RuleViolation;
+use super::error::{ErrorReason, RuleViolation};
 use super::state::{CaseState, CaseStatus, JudgementStage, TicketStage};
 use crate::proto::v1::{self as pb, case_event::Kind, CaseEvent};
 
@@ -11,7 +11,7 @@ use crate::proto::v1::{self as pb, case_event::Kind, CaseEvent};
 pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation> {
     let Some(kind) = &event.kind else {
         return Err(RuleViolation::new(
-            "event_missing",
+            ErrorReason::EventMissing,
             "the event names no kind",
         ));
     };
@@ -19,7 +19,7 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         return match kind {
             Kind::CaseOpened(_) => Ok(()),
             _ => Err(RuleViolation::new(
-                "case_not_opened",
+                ErrorReason::CaseNotOpened,
                 "a case must be opened (CaseOpened) before anything else is recorded on it",
             )),
         };
@@ -34,11 +34,11 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         )
     {
         return Err(RuleViolation::new(
-            "case_closed",
+            ErrorReason::CaseClosed,
             "a closed case takes only CaseReopened, NoteAdded or EventCorrected",
         ));
     }
-    let unique = |set_has: bool, rule: &'static str, what: &str, id: &str| {
+    let unique = |set_has: bool, rule: ErrorReason, what: &str, id: &str| {
         if set_has {
             Err(RuleViolation::new(
                 rule,
@@ -50,19 +50,19 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
     };
     match kind {
         Kind::CaseOpened(_) => Err(RuleViolation::new(
-            "case_already_opened",
+            ErrorReason::CaseAlreadyOpened,
             "the case is already open; a case is opened once",
         )),
         Kind::ContactLogged(e) => unique(
             state.contacts.contains_key(&e.contact_id),
-            "contact_already_logged",
+            ErrorReason::ContactAlreadyLogged,
             "contact",
             &e.contact_id,
         ),
         Kind::DemandRecorded(e) => {
             unique(
                 state.demands.contains(&e.demand_id),
-                "demand_already_recorded",
+                ErrorReason::DemandAlreadyRecorded,
                 "demand",
                 &e.demand_id,
             )?;
@@ -71,7 +71,7 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         Kind::PromiseMade(e) => {
             unique(
                 state.promises.contains_key(&e.promise_id),
-                "promise_already_made",
+                ErrorReason::PromiseAlreadyMade,
                 "promise",
                 &e.promise_id,
             )?;
@@ -80,7 +80,7 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         Kind::TicketSubmitted(e) => {
             unique(
                 state.tickets.contains_key(&e.ticket_id),
-                "ticket_already_submitted",
+                ErrorReason::TicketAlreadySubmitted,
                 "ticket",
                 &e.ticket_id,
             )?;
@@ -89,7 +89,7 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         Kind::TicketRejected(e) => match state.tickets.get(&e.ticket_id) {
             Some(TicketStage::AwaitingReview) => Ok(()),
             Some(_) => Err(RuleViolation::new(
-                "ticket_not_awaiting_review",
+                ErrorReason::TicketNotAwaitingReview,
                 format!("ticket {:?} is not waiting for the second line; only a submitted or appended ticket can be rejected", e.ticket_id),
             )),
             None => Err(unknown_ticket(&e.ticket_id)),
@@ -103,21 +103,21 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         Kind::TicketResultGiven(e) => match state.tickets.get(&e.ticket_id) {
             Some(TicketStage::AwaitingReview) => Ok(()),
             Some(TicketStage::Rejected) => Err(RuleViolation::new(
-                "ticket_rejected_needs_append",
+                ErrorReason::TicketRejectedNeedsAppend,
                 format!("ticket {:?} was rejected; append to it before a result can be given", e.ticket_id),
             )),
             Some(TicketStage::ResultGiven) => Err(RuleViolation::new(
-                "ticket_result_already_given",
+                ErrorReason::TicketResultAlreadyGiven,
                 format!("ticket {:?} already has a result; append to it to ask for another", e.ticket_id),
             )),
             None => Err(unknown_ticket(&e.ticket_id)),
         },
         Kind::CallbackAttempted(e) => {
-            unique(state.callbacks.contains(&e.callback_id), "callback_already_recorded", "callback", &e.callback_id)?;
+            unique(state.callbacks.contains(&e.callback_id), ErrorReason::CallbackAlreadyRecorded, "callback", &e.callback_id)?;
             callback_reference(state, &e.promise_id, &e.ticket_id)
         }
         Kind::CallbackCompleted(e) => {
-            unique(state.callbacks.contains(&e.callback_id), "callback_already_recorded", "callback", &e.callback_id)?;
+            unique(state.callbacks.contains(&e.callback_id), ErrorReason::CallbackAlreadyRecorded, "callback", &e.callback_id)?;
             callback_reference(state, &e.promise_id, &e.ticket_id)?;
             known_contact(state, &e.dissatisfied_contact_id)?;
             known_demands(state, &e.demand_ids)
@@ -133,7 +133,7 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         Kind::Escalated(e) => {
             if e.from_level != state.escalation_level as i32 {
                 return Err(RuleViolation::new(
-                    "escalation_level_mismatch",
+                    ErrorReason::EscalationLevelMismatch,
                     format!(
                         "the case is at {}, not at {}",
                         state.escalation_level.as_str_name(),
@@ -143,13 +143,13 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
             }
             if e.to_level <= e.from_level {
                 return Err(RuleViolation::new(
-                    "escalation_not_upward",
+                    ErrorReason::EscalationNotUpward,
                     "an escalation goes up the ladder: agent, team lead, manager, client company, outside body",
                 ));
             }
             if !e.warning_id.is_empty() && !state.warnings.contains(&e.warning_id) {
                 return Err(RuleViolation::new(
-                    "warning_unknown",
+                    ErrorReason::WarningUnknown,
                     format!("warning {:?} was not raised on this case", e.warning_id),
                 ));
             }
@@ -157,24 +157,24 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         }
         Kind::WarningRaised(e) => unique(
             state.warnings.contains(&e.warning_id),
-            "warning_already_raised",
+            ErrorReason::WarningAlreadyRaised,
             "warning",
             &e.warning_id,
         ),
         Kind::ViolationJudged(e) => unique(
             state.judgements.contains_key(&e.judgement_id),
-            "judgement_already_made",
+            ErrorReason::JudgementAlreadyMade,
             "judgement",
             &e.judgement_id,
         ),
         Kind::ViolationAppealed(e) => match state.judgements.get(&e.judgement_id) {
             Some(JudgementStage::Judged { established: true }) => Ok(()),
             Some(JudgementStage::Judged { established: false }) => Err(RuleViolation::new(
-                "judgement_not_established",
+                ErrorReason::JudgementNotEstablished,
                 "only an established violation can be appealed",
             )),
             Some(_) => Err(RuleViolation::new(
-                "judgement_already_appealed",
+                ErrorReason::JudgementAlreadyAppealed,
                 "a judgement is appealed once",
             )),
             None => Err(unknown_judgement(&e.judgement_id)),
@@ -182,7 +182,7 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         Kind::AppealDecided(e) => match state.judgements.get(&e.judgement_id) {
             Some(JudgementStage::Appealed) => Ok(()),
             Some(_) => Err(RuleViolation::new(
-                "judgement_not_appealed",
+                ErrorReason::JudgementNotAppealed,
                 "only an appealed judgement can have its appeal decided",
             )),
             None => Err(unknown_judgement(&e.judgement_id)),
@@ -190,14 +190,14 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         Kind::CaseResolved(_) => match state.status {
             CaseStatus::Open => Ok(()),
             _ => Err(RuleViolation::new(
-                "case_not_open",
+                ErrorReason::CaseNotOpen,
                 "only an open case can be resolved",
             )),
         },
         Kind::CaseClosed(_) => Ok(()),
         Kind::CaseReopened(_) => match state.status {
             CaseStatus::Open => Err(RuleViolation::new(
-                "case_not_closed",
+                ErrorReason::CaseNotClosed,
                 "the case is open; only a resolved or closed case can be reopened",
             )),
             _ => Ok(()),
@@ -207,7 +207,7 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
                 Ok(())
             } else {
                 Err(RuleViolation::new(
-                    "external_complaint_unknown",
+                    ErrorReason::ExternalComplaintUnknown,
                     format!(
                         "no outside complaint with reference number {:?} was received on this case",
                         e.reference_number
@@ -220,7 +220,7 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
                 Ok(())
             } else {
                 Err(RuleViolation::new(
-                    "erasure_of_another_customer",
+                    ErrorReason::ErasureOfAnotherCustomer,
                     format!("the case belongs to customer {:?}, not {:?}", state.customer_id, e.customer_id),
                 ))
             }
@@ -248,7 +248,7 @@ fn channel_factor(state: &CaseState, contact: &str, factor: i32) -> Result<(), R
     let qq = state.contacts.get(contact) == Some(&(pb::Channel::Qq as i32));
     if qq && factor != 0 && !QQ_FACTORS.iter().any(|f| *f as i32 == factor) {
         return Err(RuleViolation::new(
-            "factor_not_used_on_qq",
+            ErrorReason::FactorNotUsedOnQq,
             format!(
                 "contact {contact:?} was on QQ, whose dissatisfaction factors are {}",
                 QQ_FACTORS.map(|f| f.as_str_name()).join(", ")
@@ -269,7 +269,7 @@ pub fn decide_at(
         if let Some(deadline) = state.appeal_deadlines.get(&e.judgement_id) {
             if occurred_at > *deadline {
                 return Err(RuleViolation::new(
-                    "appeal_window_closed",
+                    ErrorReason::AppealWindowClosed,
                     format!(
                         "judgement {:?} could be appealed until {} (2 working days after notice)",
                         e.judgement_id,
@@ -287,14 +287,14 @@ pub fn decide_at(
 
 fn unknown_ticket(id: &str) -> RuleViolation {
     RuleViolation::new(
-        "ticket_unknown",
+        ErrorReason::TicketUnknown,
         format!("ticket {id:?} was never submitted on this case"),
     )
 }
 
 fn unknown_judgement(id: &str) -> RuleViolation {
     RuleViolation::new(
-        "judgement_unknown",
+        ErrorReason::JudgementUnknown,
         format!("judgement {id:?} was never made on this case"),
     )
 }
@@ -304,7 +304,7 @@ fn known_contact(state: &CaseState, id: &str) -> Result<(), RuleViolation> {
         Ok(())
     } else {
         Err(RuleViolation::new(
-            "contact_unknown",
+            ErrorReason::ContactUnknown,
             format!("contact {id:?} was never logged on this case"),
         ))
     }
@@ -314,7 +314,7 @@ fn known_demands(state: &CaseState, ids: &[String]) -> Result<(), RuleViolation>
     match ids.iter().find(|d| !state.demands.contains(*d)) {
         None => Ok(()),
         Some(d) => Err(RuleViolation::new(
-            "demand_unknown",
+            ErrorReason::DemandUnknown,
             format!("demand {d:?} was never recorded on this case"),
         )),
     }
@@ -324,7 +324,7 @@ fn known_demands(state: &CaseState, ids: &[String]) -> Result<(), RuleViolation>
 fn callback_reference(state: &CaseState, promise: &str, ticket: &str) -> Result<(), RuleViolation> {
     if !promise.is_empty() && !state.promises.contains_key(promise) {
         return Err(RuleViolation::new(
-            "promise_unknown",
+            ErrorReason::PromiseUnknown,
             format!("promise {promise:?} was never made on this case"),
         ));
     }
@@ -334,7 +334,7 @@ fn callback_reference(state: &CaseState, promise: &str, ticket: &str) -> Result<
             Some(TicketStage::ResultGiven) => {}
             Some(_) => {
                 return Err(RuleViolation::new(
-                    "ticket_has_no_result",
+                    ErrorReason::TicketHasNoResult,
                     format!("ticket {ticket:?} has no result yet; chase the second line before calling back"),
                 ))
             }
@@ -363,7 +363,7 @@ mod tests {
     fn nothing_before_the_case_is_opened() {
         let s = CaseState::default();
         let e = decide(&s, &ev(Kind::NoteAdded(pb::NoteAdded { text: "x".into() }))).unwrap_err();
-        assert_eq!(e.rule, "case_not_opened");
+        assert_eq!(e.rule, ErrorReason::CaseNotOpened);
         assert!(decide(&s, &ev(Kind::CaseOpened(pb::CaseOpened::default()))).is_ok());
     }
 
@@ -375,7 +375,10 @@ mod tests {
             reason: "incomplete".into(),
             missing_fields: vec![],
         }));
-        assert_eq!(decide(&s, &reject).unwrap_err().rule, "ticket_unknown");
+        assert_eq!(
+            decide(&s, &reject).unwrap_err().rule,
+            ErrorReason::TicketUnknown
+        );
         s.evolve(&ev(Kind::TicketSubmitted(pb::TicketSubmitted {
             ticket_id: "t1".into(),
             ..Default::default()
@@ -384,7 +387,7 @@ mod tests {
         s.evolve(&reject);
         assert_eq!(
             decide(&s, &reject).unwrap_err().rule,
-            "ticket_not_awaiting_review"
+            ErrorReason::TicketNotAwaitingReview
         );
     }
 
@@ -396,7 +399,10 @@ mod tests {
             contact_id: "c1".into(),
             ..Default::default()
         }));
-        assert_eq!(decide(&s, &contact).unwrap_err().rule, "case_closed");
+        assert_eq!(
+            decide(&s, &contact).unwrap_err().rule,
+            ErrorReason::CaseClosed
+        );
         assert!(decide(&s, &ev(Kind::NoteAdded(pb::NoteAdded { text: "n".into() }))).is_ok());
         assert!(decide(
             &s,
@@ -422,11 +428,11 @@ mod tests {
             decide(&s, &esc(L::Manager, L::ClientCompany))
                 .unwrap_err()
                 .rule,
-            "escalation_level_mismatch"
+            ErrorReason::EscalationLevelMismatch
         );
         assert_eq!(
             decide(&s, &esc(L::Agent, L::Agent)).unwrap_err().rule,
-            "escalation_not_upward"
+            ErrorReason::EscalationNotUpward
         );
     }
 
@@ -443,7 +449,7 @@ mod tests {
         };
         assert_eq!(
             decide(&s, &cb("p1", "")).unwrap_err().rule,
-            "promise_unknown"
+            ErrorReason::PromiseUnknown
         );
         s.evolve(&ev(Kind::TicketSubmitted(pb::TicketSubmitted {
             ticket_id: "t1".into(),
@@ -451,7 +457,7 @@ mod tests {
         })));
         assert_eq!(
             decide(&s, &cb("", "t1")).unwrap_err().rule,
-            "ticket_has_no_result"
+            ErrorReason::TicketHasNoResult
         );
     }
 }

@@ -13,7 +13,7 @@ pub enum LedgerError {
     #[error("limit {} exceeded by {}: {} > {}", .0.limit, .0.field, .0.actual, .0.max)]
     LimitExceeded(LimitExceeded),
     /// A case rule forbids event `index` of the request.
-    #[error("event {index} breaks rule {}: {}", .violation.rule, .violation.description)]
+    #[error("event {index} breaks rule {}: {}", .violation.rule_name(), .violation.description)]
     Rule {
         index: usize,
         violation: RuleViolation,

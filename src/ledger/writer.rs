@@ -14,6 +14,7 @@ use super::preseal::{still_holds, BlindTokens, Presealed};
 use super::AppendOutcome;
 use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
 use crate::audit::record_hash;
+use crate::domain::error::ErrorReason;
 use crate::domain::rules::{decide, decide_at};
 use crate::domain::{event_type_name, CaseState, CaseStatus, RuleViolation};
 use crate::policy::deadlines::{with_stamps_of, LeftToServer};
@@ -914,7 +915,7 @@ impl<L: EventLog> Writer<L> {
             let refused = |err: KeyError| match err {
                 KeyError::Erased(_) => LedgerError::Rule {
                     index: i,
-                    violation: RuleViolation::new("customer_erased", err.to_string()),
+                    violation: RuleViolation::new(ErrorReason::CustomerErased, err.to_string()),
                 },
                 KeyError::Store(s) => LedgerError::Storage(s),
             };
@@ -1023,24 +1024,26 @@ impl<L: EventLog> Writer<L> {
             Some((_, k)) => Some((k.case_id.clone(), k.event_type.clone())),
             None => self
                 .known_event(staged, &c.corrected_event_id)
-                .map_err(|e| RuleViolation::new("correction_target_unreadable", e.to_string()))?
+                .map_err(|e| {
+                    RuleViolation::new(ErrorReason::CorrectionTargetUnreadable, e.to_string())
+                })?
                 .map(|k| (k.case_id, k.event_type)),
         };
         let Some((target_case, target_type)) = target else {
             return Err(RuleViolation::new(
-                "correction_target_unknown",
+                ErrorReason::CorrectionTargetUnknown,
                 format!("event {:?} does not exist", c.corrected_event_id),
             ));
         };
         if target_case != case_id {
             return Err(RuleViolation::new(
-                "correction_target_other_case",
+                ErrorReason::CorrectionTargetOtherCase,
                 format!("event {:?} belongs to another case", c.corrected_event_id),
             ));
         }
         if target_type == "EventCorrected" {
             return Err(RuleViolation::new(
-                "correction_of_correction",
+                ErrorReason::CorrectionOfCorrection,
                 "a correction is corrected by a new correction of the original event",
             ));
         }
@@ -1048,7 +1051,7 @@ impl<L: EventLog> Writer<L> {
             let rt = event_type_name(kind);
             if rt != target_type {
                 return Err(RuleViolation::new(
-                    "correction_kind_mismatch",
+                    ErrorReason::CorrectionKindMismatch,
                     format!("the replacement is a {rt}, the corrected event a {target_type}"),
                 ));
             }

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod api_contract;
 mod audit;
 mod audit_properties;
 mod bad_input;
