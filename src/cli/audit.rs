@@ -160,7 +160,14 @@ pub fn verify_data_dir(
     if adopt_witness {
         return adopt(dir, signing_key_file);
     }
-    match integrity::check_data_dir(dir, signing_key_file, master_key_file, |_, _| {}) {
+    let bar = super::progress_bar(0, "verifying");
+    let checked =
+        integrity::check_data_dir(dir, signing_key_file, master_key_file, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        });
+    bar.finish_and_clear();
+    match checked {
         Ok(r) => {
             println!(
                 "OK: {} records in {} cases; every hash chain, index and Merkle tree hash verifies; root {}",

@@ -7,19 +7,11 @@ use super::client::{explain, ServerArgs};
 use crate::proto::v1 as pb;
 use crate::store::{EventLog, SledLog, SledOptions};
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use std::path::Path;
 
 fn bar(total: u64) -> ProgressBar {
-    let pb = ProgressBar::new(total);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{spinner} rebuilding [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
-    pb
+    super::progress_bar(total, "rebuilding")
 }
 
 /// `rebuild --data-dir DIR`: folds the store's log into fresh projections.

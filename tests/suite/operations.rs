@@ -213,6 +213,23 @@ fn run_entrypoint(image: &Image, m: &Mapped, extra: &[(&str, String)]) -> Comman
     cmd
 }
 
+/// Starts the entrypoint and waits until it listens: (process, gRPC port).
+fn start_entrypoint(image: &Image, m: &Mapped, extra: &[(&str, String)]) -> (Running, String) {
+    let mut child = Running(
+        run_entrypoint(image, m, extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("complaint-ledger listening on"), "{line}");
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (child, line.trim().rsplit(':').next().unwrap().to_string())
+}
+
 #[test]
 fn the_container_entrypoint_starts_with_a_mounted_key_and_refuses_without_one() {
     let image = read_image();
@@ -260,19 +277,7 @@ fn the_container_entrypoint_starts_with_a_mounted_key_and_refuses_without_one() 
     // 3. The key mounted as a secret: it starts, its HEALTHCHECK passes,
     // calls need a token.
     std::fs::write(&key_path, auth::SECRET).unwrap();
-    let mut child = Running(
-        run_entrypoint(&image, &m, &who)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("complaint-ledger listening on"), "{line}");
-    let port = line.trim().rsplit(':').next().unwrap().to_string();
+    let (child, port) = start_entrypoint(&image, &m, &who);
     let health: Vec<String> = image.healthcheck.iter().map(|a| m.path(a)).collect();
     let server_url = env("COMPLAINT_LEDGER_SERVER").unwrap();
     let server_url = format!("{}:{port}", server_url.rsplit_once(':').unwrap().0);
@@ -306,18 +311,7 @@ fn the_container_entrypoint_starts_with_a_mounted_key_and_refuses_without_one() 
     std::fs::remove_file(&key_path).unwrap();
     let mut inline = who.to_vec();
     inline.push(("COMPLAINT_LEDGER_JWT_KEY", auth::SECRET.to_string()));
-    let mut child = Running(
-        run_entrypoint(&image, &m, &inline)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("complaint-ledger listening on"), "{line}");
+    let (child, _) = start_entrypoint(&image, &m, &inline);
     assert!(child.terminate());
 }
 
