@@ -18,6 +18,13 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+/// The target of the spans that exist for traces (a call's, the writer's
+/// decision and group commit). The log leaves them out unless its filter
+/// names this target: formatting their fields into every log line cost
+/// about a third of the appends at 64 clients (BENCHMARKS.md, change 40),
+/// and with no exporter they then cost nearly nothing.
+pub const TRACE_TARGET: &str = "complaint_ledger::trace";
+
 /// How logs are written: `COMPLAINT_LEDGER_LOG_FORMAT`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum LogFormat {
@@ -45,8 +52,16 @@ fn otlp_configured() -> bool {
 /// configured. Call once, inside the Tokio runtime (the exporter's gRPC
 /// client runs on it).
 pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<Telemetry> {
-    let filter = EnvFilter::try_new(filter)
+    let mut directives = EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("COMPLAINT_LEDGER_LOG {filter:?} is not a log filter: {e}"))?;
+    if !filter.contains(TRACE_TARGET) {
+        directives = directives.add_directive(
+            format!("{TRACE_TARGET}=off")
+                .parse()
+                .expect("a static directive"),
+        );
+    }
+    let filter = directives;
     let logs = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -20,24 +20,53 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// The labels of a call: `service` is the gRPC service's full name.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The labels of a call: `service` is the gRPC service's full name. Static
+/// strings: labelling a call allocates nothing.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
-    pub service: String,
-    pub method: String,
+    pub service: &'static str,
+    pub method: &'static str,
 }
 
 /// A finished call: its method and gRPC status code name (`OK`, `NOT_FOUND`…).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
-    pub service: String,
-    pub method: String,
-    pub code: String,
+    pub service: &'static str,
+    pub method: &'static str,
+    pub code: &'static str,
 }
+
+/// The labels of every served path, kept for the process's life: a
+/// server's set of methods is fixed, and servers started again in one
+/// process (the tests) share the entries.
+fn interned(path: &str) -> MethodLabels {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static PATHS: OnceLock<Mutex<HashMap<String, MethodLabels>>> = OnceLock::new();
+    let mut paths = PATHS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("label table");
+    *paths.entry(path.to_string()).or_insert_with(|| {
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("unknown", "unknown"));
+        MethodLabels {
+            service: Box::leak(service.to_string().into_boxed_str()),
+            method: Box::leak(method.to_string().into_boxed_str()),
+        }
+    })
+}
+
+const UNKNOWN: MethodLabels = MethodLabels {
+    service: "unknown",
+    method: "unknown",
+};
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -48,7 +77,7 @@ pub struct CallMetrics {
     latency: HistogramFamily<MethodLabels>,
     in_flight: Family<MethodLabels, Gauge>,
     /// The paths the server serves (`/package.Service/Method`).
-    known: Arc<HashSet<String>>,
+    known: Arc<HashMap<String, MethodLabels>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -61,21 +90,7 @@ impl CallMetrics {
     /// "unknown" for a path the server does not serve (a client cannot grow
     /// the label set).
     pub fn labels(&self, path: &str) -> MethodLabels {
-        let named = self
-            .known
-            .contains(path)
-            .then(|| path.trim_start_matches('/').split_once('/'))
-            .flatten();
-        match named {
-            Some((service, method)) => MethodLabels {
-                service: service.to_string(),
-                method: method.to_string(),
-            },
-            None => MethodLabels {
-                service: "unknown".into(),
-                method: "unknown".into(),
-            },
-        }
+        self.known.get(path).copied().unwrap_or(UNKNOWN)
     }
 
     pub fn started(&self, m: &MethodLabels) {
@@ -87,9 +102,9 @@ impl CallMetrics {
         self.latency.get_or_create(m).observe(seconds);
         self.calls
             .get_or_create(&CallLabels {
-                service: m.service.clone(),
-                method: m.method.clone(),
-                code: code_name(code).to_string(),
+                service: m.service,
+                method: m.method,
+                code: code_name(code),
             })
             .inc();
     }
@@ -129,11 +144,11 @@ impl Metrics {
     /// The registry of a server over `ledger`, serving the methods of
     /// `descriptors` (and health and reflection).
     pub fn new(ledger: Arc<Ledger>, descriptors: &prost_types::FileDescriptorSet) -> Self {
-        let mut known = HashSet::new();
+        let mut paths = Vec::new();
         for file in &descriptors.file {
             for service in &file.service {
                 for method in &service.method {
-                    known.insert(format!(
+                    paths.push(format!(
                         "/{}.{}/{}",
                         file.package(),
                         service.name(),
@@ -142,14 +157,22 @@ impl Metrics {
                 }
             }
         }
-        for path in [
-            "/grpc.health.v1.Health/Check",
-            "/grpc.health.v1.Health/Watch",
-            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-        ] {
-            known.insert(path.to_string());
-        }
+        paths.extend(
+            [
+                "/grpc.health.v1.Health/Check",
+                "/grpc.health.v1.Health/Watch",
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            ]
+            .map(String::from),
+        );
+        let known: HashMap<String, MethodLabels> = paths
+            .into_iter()
+            .map(|p| {
+                let labels = interned(&p);
+                (p, labels)
+            })
+            .collect();
         let calls = CallMetrics {
             calls: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),

@@ -120,12 +120,13 @@ where
         let path = req.uri().path().to_string();
         let labels = self.metrics.labels(&path);
         let span = tracing::info_span!(
+            target: crate::telemetry::TRACE_TARGET,
             "grpc",
             otel.name = %path.trim_start_matches('/'),
             otel.kind = "server",
             rpc.system = "grpc",
-            rpc.service = %labels.service,
-            rpc.method = %labels.method,
+            rpc.service = labels.service,
+            rpc.method = labels.method,
             rpc.grpc.status_code = tracing::field::Empty,
             case_id = tracing::field::Empty,
             actor = tracing::field::Empty,

@@ -240,6 +240,7 @@ impl<L: EventLog> Writer<L> {
             }
             let mut staged = Staged::default();
             let commit_span = tracing::info_span!(
+                target: crate::telemetry::TRACE_TARGET,
                 "ledger.group_commit",
                 requests = batch.len(),
                 records = tracing::field::Empty
@@ -256,6 +257,7 @@ impl<L: EventLog> Writer<L> {
                     } => {
                         commit_span.follows_from(&span);
                         let _decide = tracing::info_span!(
+                            target: crate::telemetry::TRACE_TARGET,
                             parent: &span,
                             "ledger.decide",
                             case_id = %request.case_id,
