@@ -1,8 +1,7 @@
 //! Compiles the protobuf API with protox (pure Rust, no system `protoc`) and
 //! tonic-prost-build, and writes the descriptor sets that gRPC reflection
 //! serves: the API's own, and google.rpc's error details (so clients decode
-//! the details of a refusal). The benchmark's reference service is compiled
-//! apart: it is not part of the API.
+//! the details of a refusal).
 
 use std::path::PathBuf;
 
@@ -18,9 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/complaint_ledger/v1/privacy.proto",
         "proto/complaint_ledger/v1/ops.proto",
     ];
-    let bench = ["src/bench/proto/noop.proto"];
     let rpc = ["google/rpc/status.proto", "google/rpc/error_details.proto"];
-    for p in protos.iter().chain(&bench) {
+    for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }
     println!("cargo:rerun-if-changed=third_party/googleapis");
@@ -51,10 +49,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&rpc_fds),
     )?;
 
-    let bench_fds = protox::compile(bench, ["src/bench/proto"])?;
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds(bench_fds)?;
     Ok(())
 }

@@ -119,37 +119,6 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Measure the ledger and its references; print a table, optionally JSON.
-    Bench {
-        /// A seconds-long smoke run instead of the full one.
-        #[arg(long)]
-        quick: bool,
-        /// Seconds per load level (default 5, or 0.5 with --quick).
-        #[arg(long)]
-        seconds: Option<f64>,
-        /// Events in the large log (default 1,000,000, or 20,000 with --quick).
-        #[arg(long)]
-        events: Option<u64>,
-        /// Cases the appends and the large log spread over (default 10,000,
-        /// or 500 with --quick).
-        #[arg(long)]
-        cases: Option<u64>,
-        /// PostgreSQL connection string for the event-table reference.
-        #[arg(long, env = "COMPLAINT_LEDGER_BENCH_POSTGRES")]
-        postgres: Option<String>,
-        /// Write the figures as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Concurrency levels of the single appends (default 1,16,64,256, or
-        /// 1,16,64 with --quick).
-        #[arg(long, value_delimiter = ',')]
-        clients: Option<Vec<usize>>,
-        /// Run the ledger on this data directory and keep it (the fill is
-        /// skipped when it already holds --events events); default a
-        /// temporary one, removed afterwards.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    },
     /// Recompute every projection from the log, with a progress bar: of a
     /// stopped server's store (--data-dir), or inside a running server
     /// (--server), compared with the projections it maintained.
@@ -172,9 +141,6 @@ enum Command {
         #[arg(long)]
         master_key_file: PathBuf,
     },
-    /// (internal) The benchmark's no-op gRPC reference server.
-    #[command(hide = true)]
-    BenchNoopServer,
     /// Verify a bundle offline (FILE --pubkey), a stopped server's store
     /// (--data-dir), or a server's growth since a kept checkpoint (--since
     /// --server --pubkey).
@@ -464,32 +430,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             complaint_ledger::api::server::run(config, stop).await
         }
-        Command::Bench {
-            quick,
-            seconds,
-            events,
-            cases,
-            postgres,
-            json,
-            clients,
-            data_dir,
-        } => {
-            let mut o = if quick {
-                complaint_ledger::bench::BenchOptions::quick()
-            } else {
-                complaint_ledger::bench::BenchOptions::full()
-            };
-            o.seconds = seconds.unwrap_or(o.seconds);
-            o.events = events.unwrap_or(o.events);
-            o.cases = cases.unwrap_or(o.cases);
-            o.postgres = postgres;
-            o.json = json;
-            if let Some(c) = clients {
-                o.clients = c;
-            }
-            o.data_dir = data_dir;
-            complaint_ledger::bench::run(o).await.map(|_| ())
-        }
         Command::Health {
             service,
             timeout_seconds,
@@ -507,7 +447,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             data_dir,
             master_key_file,
         } => complaint_ledger::cli::keys::rotate_master_key(&data_dir, &master_key_file),
-        Command::BenchNoopServer => complaint_ledger::bench::reference::serve_noop().await,
         Command::Replay { case_id, as_of, server } => replay::run(&server, &case_id, as_of).await,
         Command::Checkpoint { out, pubkey, server } => audit::keep_checkpoint(&server, &out, pubkey.as_deref()).await,
         Command::Export {

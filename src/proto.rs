@@ -8,12 +8,6 @@ pub mod v1 {
     tonic::include_proto!("complaint_ledger.v1");
 }
 
-/// `complaint_ledger.bench.v1`: the benchmark's reference service (not
-/// served by `serve`, not part of the API).
-pub mod bench {
-    tonic::include_proto!("complaint_ledger.bench.v1");
-}
-
 /// Descriptor set of every file of the API (with its imports), for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/complaint_ledger_descriptor.bin"));

@@ -120,7 +120,7 @@ impl TestServer {
 }
 
 /// An RFC 3339 time as a timestamp, and a proposed event: the seed story's.
-pub use complaint_ledger::bench::seed_case::{ev, ts};
+pub use complaint_ledger_bench::seed_case::{ev, ts};
 
 pub fn opened(customer: &str) -> Kind {
     Kind::CaseOpened(pb::CaseOpened {

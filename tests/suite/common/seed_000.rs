@@ -2,4 +2,4 @@
 //! acceptance story and the policy tests replay it. It lives in the library
 //! because the benchmark appends copies of it too.
 
-pub use complaint_ledger::bench::seed_case::*;
+pub use complaint_ledger_bench::seed_case::*;

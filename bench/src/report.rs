@@ -2,7 +2,7 @@
 
 use super::load::LoadResult;
 use super::BenchOptions;
-use crate::proto::v1 as pb;
+use complaint_ledger::proto::v1 as pb;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 

@@ -1,4 +1,4 @@
-//! `complaint-ledger bench`: the ledger measured end to end through gRPC,
+//! `complaint-ledger-bench`: the ledger measured end to end through gRPC,
 //! beside references measured in the same run with the same load generator
 //! (see [`mod@reference`]). Prints a table and writes the same figures as JSON.
 //!
@@ -8,14 +8,19 @@
 //! bearer tokens as in production (see [`credentials`]).
 
 pub mod case_memory;
+/// The no-op reference service (`proto/noop.proto`), compiled by build.rs.
+#[allow(clippy::all, missing_docs)]
+pub mod noop {
+    tonic::include_proto!("complaint_ledger.bench.v1");
+}
 pub mod credentials;
 pub mod load;
 pub mod reference;
 pub mod report;
 pub mod seed_case;
 
-use crate::proto::v1::{self as pb, ledger_client::LedgerClient, ops_client::OpsClient};
 use anyhow::Context;
+use complaint_ledger::proto::v1::{self as pb, ledger_client::LedgerClient, ops_client::OpsClient};
 use credentials::{Bearer, Credentials};
 use load::{LoadResult, Op};
 use std::io::{BufRead, BufReader};
@@ -167,13 +172,29 @@ fn spawn_ledger(data: &Path, creds: &Credentials) -> anyhow::Result<Server> {
     .to_vec();
     args.extend(creds.server_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    spawn(&args, Some(data))
+    spawn(&ledger_binary()?, &args, Some(data))
 }
 
-/// Starts `complaint-ledger <args>` and reads the address from its first line.
-fn spawn(args: &[&str], dir: Option<&Path>) -> anyhow::Result<Server> {
-    let exe = std::env::current_exe().context("locating this binary")?;
-    let mut cmd = Command::new(exe);
+/// The `complaint-ledger` binary the benchmark measures:
+/// `COMPLAINT_LEDGER_BIN`, or the one built beside this benchmark (the
+/// same target directory and profile).
+pub fn ledger_binary() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("COMPLAINT_LEDGER_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let here = std::env::current_exe().context("locating this binary")?;
+    let beside = here.with_file_name(format!("complaint-ledger{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        beside.exists(),
+        "no complaint-ledger binary beside {}: build it (cargo build --release --bin complaint-ledger) or set COMPLAINT_LEDGER_BIN",
+        here.display()
+    );
+    Ok(beside)
+}
+
+/// Starts `program <args>` and reads the address from its first line.
+fn spawn(program: &Path, args: &[&str], dir: Option<&Path>) -> anyhow::Result<Server> {
+    let mut cmd = Command::new(program);
     cmd.args(args);
     if let Some(d) = dir {
         cmd.arg("--data-dir").arg(d);
@@ -209,7 +230,7 @@ fn spawn(args: &[&str], dir: Option<&Path>) -> anyhow::Result<Server> {
 fn note_event(id: String, text: &str) -> pb::ProposedEvent {
     pb::ProposedEvent {
         event_id: id,
-        occurred_at: Some(crate::time::now_ts()),
+        occurred_at: Some(complaint_ledger::time::now_ts()),
         acted_for_agent: "8030".into(),
         correlation_id: String::new(),
         causation_id: String::new(),
@@ -398,7 +419,8 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
 
     let creds = Credentials::new(dir)?;
     let server = spawn_ledger(data, &creds)?;
-    let noop = spawn(&["bench-noop-server"], None)?;
+    let this = std::env::current_exe().context("locating this binary")?;
+    let noop = spawn(&this, &["noop-server"], None)?;
     eprintln!(
         "bench: ledger at {}, no-op reference at {}",
         server.url, noop.url
@@ -606,14 +628,17 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
     stop(server).await?;
     drop(noop);
 
-    let log = crate::store::SledLog::open(data, &crate::store::SledOptions::default())?;
+    let log = complaint_ledger::store::SledLog::open(
+        data,
+        &complaint_ledger::store::SledOptions::default(),
+    )?;
     eprintln!("bench: rebuilding projections");
     let t = Instant::now();
-    let rebuilt = crate::projections::rebuild::rebuild(&log, |_, _| {})?;
+    let rebuilt = complaint_ledger::projections::rebuild::rebuild(&log, |_, _| {})?;
     let rebuild_s = t.elapsed().as_secs_f64();
     eprintln!("bench: verifying the store");
     let t = Instant::now();
-    let verified = crate::audit::verify::verify_store(&log, |_, _| {})?;
+    let verified = complaint_ledger::audit::verify::verify_store(&log, |_, _| {})?;
     let verify_s = t.elapsed().as_secs_f64();
     drop(log);
     anyhow::ensure!(

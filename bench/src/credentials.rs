@@ -9,8 +9,8 @@
 //! token costs; [`measure`] times both that and a token the server has not
 //! seen, in process, for the report.
 
-use crate::security::tokens::TokenVerifier;
 use base64::Engine;
+use complaint_ledger::security::tokens::TokenVerifier;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tonic::metadata::{Ascii, MetadataValue};

@@ -16,7 +16,7 @@
 
 use super::credentials::Credentials;
 use super::{connect_all, seed_case, settled_resident_bytes, spawn_ledger, stats, stop};
-use crate::proto::v1 as pb;
+use complaint_ledger::proto::v1 as pb;
 use std::path::Path;
 use std::time::Duration;
 

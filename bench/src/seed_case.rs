@@ -3,12 +3,12 @@
 //! benchmark appends copies of it ([`copy_of`]) to measure what a real
 //! complaint case costs in memory, which notes alone would understate.
 
-use crate::proto::v1::{self as pb, case_event::Kind, Channel};
+use complaint_ledger::proto::v1::{self as pb, case_event::Kind, Channel};
 
 /// An RFC 3339 time as a protobuf timestamp (panics on a malformed one:
 /// the story's times are constants).
 pub fn ts(s: &str) -> prost_types::Timestamp {
-    crate::time::parse_rfc3339(s).unwrap_or_else(|| panic!("bad time {s}"))
+    complaint_ledger::time::parse_rfc3339(s).unwrap_or_else(|| panic!("bad time {s}"))
 }
 
 /// A proposed event at `at`, acting for agent `agent`.

@@ -8,7 +8,7 @@
 //!   unique event id, `synchronous_commit = on`), when a server is given.
 
 use super::load::{self, LoadResult, Op};
-use crate::proto::bench::{
+use crate::noop::{
     noop_service_client::NoopServiceClient, noop_service_server, PingRequest, PingResponse,
 };
 use std::io::Write;
@@ -27,7 +27,7 @@ impl noop_service_server::NoopService for Noop {
 }
 
 /// Serves the no-op service until the process ends (the hidden
-/// `bench-noop-server` command).
+/// `noop-server` command).
 pub async fn serve_noop() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("noop listening on {}", listener.local_addr()?);

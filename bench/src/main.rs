@@ -1,0 +1,85 @@
+//! `complaint-ledger-bench`: measures the ledger and its references; prints
+//! a table, optionally JSON (see the library's docs and BENCHMARKS.md).
+
+use clap::{Parser, Subcommand};
+use complaint_ledger_bench::BenchOptions;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "complaint-ledger-bench",
+    version,
+    about = "Measure complaint-ledger and its references in one run; print a table, optionally JSON"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A seconds-long smoke run instead of the full one.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds per load level (default 5, or 0.5 with --quick).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Events in the large log (default 1,000,000, or 20,000 with --quick).
+    #[arg(long)]
+    events: Option<u64>,
+    /// Cases the appends and the large log spread over (default 10,000, or
+    /// 500 with --quick).
+    #[arg(long)]
+    cases: Option<u64>,
+    /// PostgreSQL connection string for the event-table reference.
+    #[arg(long, env = "COMPLAINT_LEDGER_BENCH_POSTGRES")]
+    postgres: Option<String>,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Concurrency levels of the single appends (default 1,16,64,256, or
+    /// 1,16,64 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    clients: Option<Vec<usize>>,
+    /// Run the ledger on this data directory and keep it (the fill is
+    /// skipped when it already holds --events events); default a temporary
+    /// one, removed afterwards.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// (internal) The no-op gRPC reference server.
+    #[command(hide = true)]
+    NoopServer,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::NoopServer) => complaint_ledger_bench::reference::serve_noop().await,
+        None => {
+            let mut o = if cli.quick {
+                BenchOptions::quick()
+            } else {
+                BenchOptions::full()
+            };
+            o.seconds = cli.seconds.unwrap_or(o.seconds);
+            o.events = cli.events.unwrap_or(o.events);
+            o.cases = cli.cases.unwrap_or(o.cases);
+            o.postgres = cli.postgres;
+            o.json = cli.json;
+            if let Some(c) = cli.clients {
+                o.clients = c;
+            }
+            o.data_dir = cli.data_dir;
+            complaint_ledger_bench::run(o).await.map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
