@@ -151,6 +151,7 @@ impl CasesApi for CasesService {
             customer_id: Some(req.customer_id).filter(|s| !s.is_empty()),
             agent_id: Some(req.agent_id).filter(|s| !s.is_empty()),
             only_with_open_promises: req.only_with_open_promises,
+            only_closed_without_acceptance: req.only_closed_without_acceptance,
             business_line: caller.line_scope().map(str::to_string),
         };
         let size = match req.page_size as usize {

@@ -138,7 +138,15 @@ pub fn summarize(kind: &Kind) -> String {
             e.corrected_event_id,
             short(&e.reason, 50)
         ),
-        Kind::CaseResolved(e) => format!("resolved: {}", short(&e.resolution, 50)),
+        Kind::CaseResolved(e) => format!(
+            "resolved ({}): {}",
+            if e.customer_accepted {
+                "customer accepted"
+            } else {
+                "customer did not accept"
+            },
+            short(&e.resolution, 50)
+        ),
         Kind::CaseClosed(e) => format!("closed: {}", short(&e.reason, 50)),
         Kind::CaseReopened(e) => format!("reopened: {}", short(&e.reason, 50)),
     }

@@ -63,6 +63,9 @@ pub struct CaseState {
     pub appeal_deadlines: HashMap<String, i128>,
     /// Reference numbers of outside complaints received.
     pub external_complaints: HashSet<String>,
+    /// Whether the customer accepted the resolution standing: `None`
+    /// before any, and after a reopen.
+    pub resolution_accepted: Option<bool>,
 }
 
 impl CaseState {
@@ -182,9 +185,15 @@ impl CaseState {
                 self.judgements
                     .insert(e.judgement_id.clone(), JudgementStage::Decided);
             }
-            Kind::CaseResolved(_) => self.status = CaseStatus::Resolved,
+            Kind::CaseResolved(r) => {
+                self.status = CaseStatus::Resolved;
+                self.resolution_accepted = Some(r.customer_accepted);
+            }
             Kind::CaseClosed(_) => self.status = CaseStatus::Closed,
-            Kind::CaseReopened(_) => self.status = CaseStatus::Open,
+            Kind::CaseReopened(_) => {
+                self.status = CaseStatus::Open;
+                self.resolution_accepted = None;
+            }
             Kind::ExternalComplaintReceived(e) => {
                 self.external_complaints.insert(e.reference_number.clone());
             }
@@ -193,19 +202,24 @@ impl CaseState {
             | Kind::ExternalComplaintAnswered(_)
             | Kind::PersonalDataErased(_)
             | Kind::NoteAdded(_) => {}
-            Kind::EventCorrected(c) => {
+            Kind::EventCorrected(c) => match c.replacement.as_ref().and_then(|r| r.kind.as_ref()) {
                 // A correction of a judgement carries the appeal deadline
                 // stamped as of the original notice: one left pending when
                 // the calendar did not cover it is enforced from then on.
-                if let Some(Kind::ViolationJudged(j)) =
-                    c.replacement.as_ref().and_then(|r| r.kind.as_ref())
-                {
+                Some(Kind::ViolationJudged(j)) => {
                     if let Some(d) = &j.appeal_deadline {
                         self.appeal_deadlines
                             .insert(j.judgement_id.clone(), crate::time::ts_nanos(d));
                     }
                 }
-            }
+                // A corrected resolution corrects the one standing: the
+                // state does not keep event ids, and a resolution set aside
+                // by a reopen is not corrected into standing again.
+                Some(Kind::CaseResolved(r)) if self.status != CaseStatus::Open => {
+                    self.resolution_accepted = Some(r.customer_accepted);
+                }
+                _ => {}
+            },
         }
     }
 }

@@ -323,10 +323,31 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                 corrections: fixes,
             }),
             Kind::PersonalDataErased(_) => v.personal_data_erased = true,
-            Kind::EventCorrected(_)
-            | Kind::CaseResolved(_)
-            | Kind::CaseClosed(_)
-            | Kind::CaseReopened(_) => {}
+            Kind::CaseResolved(r) => {
+                let r = match &eff {
+                    Some(Kind::CaseResolved(x)) => x,
+                    _ => r,
+                };
+                inline.insert(e.event_id.as_str());
+                v.resolutions.push(pb::ResolutionView {
+                    event_id: e.event_id.clone(),
+                    case_version: e.case_version,
+                    resolved_at: at,
+                    actor: e.actor.clone(),
+                    acted_for_agent: e.acted_for_agent.clone(),
+                    resolution: r.resolution.clone(),
+                    customer_accepted: r.customer_accepted,
+                    accepted_at: at.filter(|_| r.customer_accepted),
+                    superseded: false,
+                    corrections: fixes,
+                });
+            }
+            Kind::CaseReopened(_) => {
+                for r in &mut v.resolutions {
+                    r.superseded = true;
+                }
+            }
+            Kind::EventCorrected(_) | Kind::CaseClosed(_) => {}
         }
     }
     // Corrections of events that have no list entry of their own.

@@ -31,6 +31,9 @@ pub struct CaseFilter {
     pub customer_id: Option<String>,
     pub agent_id: Option<String>,
     pub only_with_open_promises: bool,
+    /// Only closed cases whose standing resolution the customer did not
+    /// accept, or that have none.
+    pub only_closed_without_acceptance: bool,
     /// Only cases of this business line (a scoped caller's own).
     pub business_line: Option<String>,
 }
@@ -56,6 +59,11 @@ pub fn summarize(case_id: &str, s: &CaseState) -> SummaryEntry {
             open_promises: s.open_promises() as u32,
             escalation_level: s.escalation_level as i32,
             last_recorded_at: Some(crate::time::nanos_ts(s.last_recorded_at)),
+            acceptance: match s.resolution_accepted {
+                None => pb::Acceptance::Unspecified,
+                Some(true) => pb::Acceptance::Accepted,
+                Some(false) => pb::Acceptance::NotAccepted,
+            } as i32,
         },
         agents: s.agents.keys().cloned().collect(),
     }
@@ -166,6 +174,9 @@ impl CaseIndex {
                     .as_ref()
                     .is_none_or(|a| e.agents.contains(a))
                 && (!filter.only_with_open_promises || s.open_promises > 0)
+                && (!filter.only_closed_without_acceptance
+                    || (s.status == pb::CaseStatus::Closed as i32
+                        && s.acceptance != pb::Acceptance::Accepted as i32))
                 && filter
                     .business_line
                     .as_ref()

@@ -25,3 +25,4 @@ mod projection_properties;
 mod reads;
 mod security;
 mod seed_case_124545;
+mod story_resolution;
