@@ -16,11 +16,7 @@ async fn reflection_serves_the_error_detail_types_and_the_reasons() {
         ServerReflectionRequest,
     };
     let server = TestServer::start().await;
-    let channel = tonic::transport::Channel::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let symbols = [
         "google.rpc.BadRequest",
         "google.rpc.ErrorInfo",

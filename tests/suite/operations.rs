@@ -733,11 +733,7 @@ async fn readiness_is_distinct_from_liveness() {
 async fn every_service_reports_serving_then_not_serving_at_shutdown() {
     use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
     let server = TestServer::start().await;
-    let channel = tonic::transport::Channel::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut health = HealthClient::new(channel);
     let names = [
         "",

@@ -69,6 +69,15 @@ impl TestServer {
         self.server.as_ref().expect("running").url()
     }
 
+    /// A connected channel, for clients of any service.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
     pub async fn ledger(&self) -> LedgerClient<Channel> {
         LedgerClient::connect(self.url()).await.expect("connect")
     }
