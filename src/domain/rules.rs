@@ -120,6 +120,9 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
             unique(state.callbacks.contains(&e.callback_id), ErrorReason::CallbackAlreadyRecorded, "callback", &e.callback_id)?;
             callback_reference(state, &e.promise_id, &e.ticket_id)?;
             known_contact(state, &e.dissatisfied_contact_id)?;
+            if !e.dissatisfied_contact_id.is_empty() {
+                no_ticket_waiting(state)?;
+            }
             known_demands(state, &e.demand_ids)
         }
         Kind::DissatisfactionClassified(e) => {
@@ -318,6 +321,34 @@ fn known_demands(state: &CaseState, ids: &[String]) -> Result<(), RuleViolation>
             format!("demand {d:?} was never recorded on this case"),
         )),
     }
+}
+
+/// KF-006: a dissatisfied contact is called back only once the second line
+/// has given its result — the held callback waits in the queue with the
+/// tickets to chase. Whatever the callback names (the contact alone, or a
+/// ticket as well), a ticket of the case still without a result holds it.
+fn no_ticket_waiting(state: &CaseState) -> Result<(), RuleViolation> {
+    let mut waiting: Vec<&String> = state
+        .tickets
+        .iter()
+        .filter(|(_, stage)| !matches!(stage, TicketStage::ResultGiven))
+        .map(|(id, _)| id)
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    waiting.sort();
+    Err(RuleViolation::new(
+        ErrorReason::TicketHasNoResult,
+        format!(
+            "ticket {} of this case has no result yet; a dissatisfied contact is called back after the result (KF-006): chase the second line first",
+            waiting
+                .iter()
+                .map(|t| format!("{t:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ))
 }
 
 /// A callback needs a promise to answer or a ticket result to deliver.

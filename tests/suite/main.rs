@@ -25,4 +25,5 @@ mod projection_properties;
 mod reads;
 mod security;
 mod seed_case_124545;
+mod story_callback_hold;
 mod story_resolution;

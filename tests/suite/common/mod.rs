@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod kf006;
 pub mod pki;
 pub mod seed_000;
 
