@@ -47,6 +47,8 @@ pub fn duty_clocks(events: &[RecordedEvent], now: i128, calendar: &Calendar) -> 
     let mut call_back = Clock::default();
     // Ticket stage: last submission/append event of each ticket, rejected?
     let mut tickets: HashMap<String, (i128, String, bool)> = HashMap::new();
+    // Saving is about the case's first ticket (see `TimelyDuty`).
+    let mut first_ticket: Option<String> = None;
     for e in events {
         let Some(kind) = e.event.as_ref().and_then(|x| x.kind.as_ref()) else {
             continue;
@@ -76,6 +78,7 @@ pub fn duty_clocks(events: &[RecordedEvent], now: i128, calendar: &Calendar) -> 
                 accept.end(at, id);
                 save.start(at, id);
                 track.start(at, id);
+                first_ticket.get_or_insert_with(|| t.ticket_id.clone());
                 tickets.insert(t.ticket_id.clone(), (at, id.to_string(), false));
             }
             Kind::TicketAppended(t) => {
@@ -94,10 +97,12 @@ pub fn duty_clocks(events: &[RecordedEvent], now: i128, calendar: &Calendar) -> 
             _ => {}
         }
     }
-    // The ticket record is complete once no ticket stands rejected: at the
-    // latest submission or append.
-    if save.start.is_some() && !tickets.values().any(|t| t.2) {
-        if let Some((at, id, _)) = tickets.values().max_by_key(|t| t.0) {
+    // The first ticket's record is complete at its latest submission or
+    // append, unless it stands rejected (then the clock runs). Other
+    // tickets, submitted or rejected later, are other work: they neither
+    // move nor restart this clock.
+    if let Some((at, id, rejected)) = first_ticket.as_ref().and_then(|t| tickets.get(t)) {
+        if !rejected {
             save.end = Some((*at, id.clone()));
         }
     }

@@ -27,3 +27,4 @@ mod security;
 mod seed_case_124545;
 mod story_callback_hold;
 mod story_resolution;
+mod story_save_ticket;
