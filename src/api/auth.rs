@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tonic::codegen::http;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic_types::StatusExt;
 
 /// Metadata header naming the caller in development mode.
 pub const ACTOR_HEADER: &str = "x-actor";
@@ -73,9 +73,8 @@ impl AuthState {
         }
         if let Some(l) = &self.limiter {
             if l.check_key(&caller.actor).is_err() {
-                let mut details = ErrorDetails::with_error_info(
-                    crate::proto::v1::ErrorReason::RateLimitPerSecond.as_str_name(),
-                    super::status::ERROR_DOMAIN,
+                let mut details = super::status::info(
+                    crate::proto::v1::ErrorReason::RateLimitPerSecond,
                     std::collections::HashMap::new(),
                 );
                 details.set_quota_failure(vec![tonic_types::QuotaViolation::new(

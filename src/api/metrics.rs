@@ -316,9 +316,7 @@ impl Collector for LedgerState {
             "Cases whose status is closed",
             as_i64(ledger.index().closed()),
         )?;
-        let escalate_within =
-            i128::from(ledger.policy().config.early_warning.escalate_within_minutes)
-                * 60_000_000_000;
+        let escalate_within = ledger.policy().escalate_within_nanos();
         let (raised, unanswered) = {
             let board = ledger.board().read().expect("board lock");
             (

@@ -159,18 +159,12 @@ impl PoliciesApi for PoliciesService {
         request: Request<pb::ListWarningsRequest>,
     ) -> Result<Response<pb::ListWarningsResponse>, Status> {
         let req = request.into_inner();
-        let minutes = self
-            .ledger
-            .policy()
-            .config
-            .early_warning
-            .escalate_within_minutes;
         let q = WarningQuery {
             unanswered_only: req.unanswered_only,
             rule: text_or_none(req.rule),
             case_id: optional_id("case_id", &req.case_id)?,
             now: when("evaluate_at", req.evaluate_at.as_ref())?.unwrap_or_else(now_nanos),
-            escalate_within: i128::from(minutes) * 60_000_000_000,
+            escalate_within: self.ledger.policy().escalate_within_nanos(),
         };
         let after = match page_token(&req.page_token)? {
             None => 0,

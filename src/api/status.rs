@@ -15,7 +15,7 @@ pub const ERROR_DOMAIN: &str = "complaint-ledger";
 
 /// The `ErrorInfo` every refusal carries beside its status's own detail:
 /// the documented reason (errors.proto) and what identifies the case.
-fn info(reason: ErrorReason, metadata: HashMap<String, String>) -> ErrorDetails {
+pub(super) fn info(reason: ErrorReason, metadata: HashMap<String, String>) -> ErrorDetails {
     ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata)
 }
 

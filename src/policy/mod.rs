@@ -104,6 +104,12 @@ impl Policy {
 /// The ids of the calendars a policy names: its default and its business
 /// lines' (repeats included).
 impl Policy {
+    /// How long a warning may wait for the escalation it requires,
+    /// nanoseconds (`early_warning.escalate_within_minutes`).
+    pub fn escalate_within_nanos(&self) -> i128 {
+        i128::from(self.config.early_warning.escalate_within_minutes) * 60_000_000_000
+    }
+
     /// Each calendar in use (by its stamp) and the moment its coverage
     /// ends, Unix seconds: local midnight after its last covered day.
     /// Deadlines at or past it wait for the next holiday notice.

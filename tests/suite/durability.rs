@@ -7,7 +7,7 @@ use complaint_ledger::audit::verify::{verify_store, VerifyError, VerifyReport};
 use complaint_ledger::proto::v1::{self as pb, ledger_client::LedgerClient};
 use complaint_ledger::store::{EventLog, SledLog, SledOptions};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -118,17 +118,8 @@ async fn events_near_the_size_limit_survive_a_restart_and_verify() {
     verify_log(&SledLog::open(dir.path(), &SledOptions::default()).unwrap()).unwrap();
 }
 
-struct Killable(Child);
-
-impl Drop for Killable {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the real binary and returns it with its address.
-fn spawn_server(dir: &std::path::Path) -> (Killable, String) {
+fn spawn_server(dir: &std::path::Path) -> (Running, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_complaint-ledger"))
         .args([
             "serve",
@@ -151,7 +142,7 @@ fn spawn_server(dir: &std::path::Path) -> (Killable, String) {
         .expect("read address");
     let addr = line.trim().rsplit(' ').next().expect("address").to_string();
     assert!(line.starts_with("complaint-ledger listening on"), "{line}");
-    (Killable(child), format!("http://{addr}"))
+    (Running(child), format!("http://{addr}"))
 }
 
 #[tokio::test]

@@ -5,41 +5,16 @@
 
 use crate::common::auth::{self, token};
 use crate::common::pki::Pki;
+use crate::common::Running;
 use crate::common::*;
 use complaint_ledger::config::TlsFiles;
 use complaint_ledger::proto::v1 as pb;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_complaint-ledger");
-
-/// A child process killed when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Running {
-    /// Stops with SIGTERM and returns whether it exited successfully.
-    fn terminate(mut self) -> bool {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-}
 
 /// `GET path` over HTTP/1.1: (status code, body).
 fn http_get(addr: &str, path: &str) -> (u16, String) {

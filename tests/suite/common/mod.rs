@@ -18,6 +18,35 @@ use complaint_ledger::proto::v1::{
 use std::sync::Arc;
 use tonic::transport::Channel;
 
+/// A child process (a real server) killed when the test ends, however it
+/// ends.
+pub struct Running(pub std::process::Child);
+
+impl Running {
+    /// Stops with SIGTERM and returns whether it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.0.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub struct TestServer {
     pub server: Option<RunningServer>,
     pub dir: tempfile::TempDir,
