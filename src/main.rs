@@ -94,6 +94,19 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Load a history recorded elsewhere (JSON Lines of the API's event
+    /// JSON, case by case) through the server's validation, rules and early
+    /// warning, marked imported.
+    Import {
+        /// The file, or `-` for standard input.
+        file: PathBuf,
+        /// Events appended at once, at most 1000 (a case's run of lines is
+        /// appended whole when it fits).
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Fetch, verify and keep the server's current signed checkpoint.
     Checkpoint {
         /// File to keep the signed checkpoint in (a signed note, text).
@@ -448,6 +461,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             master_key_file,
         } => complaint_ledger::cli::keys::rotate_master_key(&data_dir, &master_key_file),
         Command::Replay { case_id, as_of, server } => replay::run(&server, &case_id, as_of).await,
+        Command::Import { file, batch, server } => complaint_ledger::cli::import::run(&server, &file, batch).await,
         Command::Checkpoint { out, pubkey, server } => audit::keep_checkpoint(&server, &out, pubkey.as_deref()).await,
         Command::Export {
             case_id,

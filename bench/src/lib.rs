@@ -234,6 +234,7 @@ fn note_event(id: String, text: &str) -> pb::ProposedEvent {
         acted_for_agent: "8030".into(),
         correlation_id: String::new(),
         causation_id: String::new(),
+        imported: false,
         event: Some(pb::CaseEvent {
             kind: Some(pb::case_event::Kind::NoteAdded(pb::NoteAdded {
                 text: text.to_string(),

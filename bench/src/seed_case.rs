@@ -20,6 +20,7 @@ pub fn ev(id: &str, at: &str, agent: &str, kind: Kind) -> pb::ProposedEvent {
         correlation_id: String::new(),
         causation_id: String::new(),
         event: Some(pb::CaseEvent { kind: Some(kind) }),
+        imported: false,
     }
 }
 
@@ -41,6 +42,7 @@ pub fn contact(
         at,
         agent,
         Kind::ContactLogged(pb::ContactLogged {
+            party: None,
             contact_id: id.into(),
             channel: channel as i32,
             direction: pb::Direction::Inbound as i32,
@@ -90,6 +92,7 @@ pub fn demand(
         at,
         agent,
         Kind::DemandRecorded(pb::DemandRecorded {
+            required_party: None,
             demand_id: id.into(),
             contact_id: contact.into(),
             description: text.into(),
@@ -198,7 +201,7 @@ pub fn story() -> Vec<pb::ProposedEvent> {
             corrected_event_id: format!("{CASE}-c05"),
             reason: "12-08的记录不详细, 8012补全".into(),
             replacement: Some(Box::new(pb::CaseEvent {
-                kind: Some(Kind::ContactLogged(pb::ContactLogged {
+                kind: Some(Kind::ContactLogged(pb::ContactLogged { party: None,
                     contact_id: "c05".into(),
                     channel: Channel::Hotline as i32,
                     direction: pb::Direction::Inbound as i32,

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod client;
 pub mod health;
+pub mod import;
 pub mod keys;
 pub mod rebuild;
 pub mod replay;

@@ -4,6 +4,7 @@
 //! nobody should make the customer tell the story again.
 
 use super::client::{explain, ServerArgs};
+use crate::domain::party::{acting_party, describe};
 use crate::projections::promises::breach_reason_names;
 use crate::proto::v1::{self as pb, case_event::Kind};
 use crate::time::{format_local, DEFAULT_UTC_OFFSET_MINUTES};
@@ -26,6 +27,21 @@ fn short(s: &str, n: usize) -> String {
     } else {
         format!("{}…", one_line.chars().take(n).collect::<String>())
     }
+}
+
+/// " (must act: manager 5001)" for a demand or promise that names who.
+fn must_act(p: Option<&pb::Party>) -> String {
+    match p {
+        Some(p) if p.kind != 0 || !p.id.is_empty() => format!(" (must act: {})", describe(p)),
+        _ => String::new(),
+    }
+}
+
+/// " (field_staff t9)": who made a callback, when anyone is named.
+fn acted_by(party: Option<&pb::Party>, agent_id: &str) -> String {
+    acting_party(party, agent_id)
+        .map(|p| format!(" ({})", describe(&p)))
+        .unwrap_or_default()
 }
 
 /// One line describing an event.
@@ -60,10 +76,28 @@ pub fn summarize(kind: &Kind) -> String {
                     .collect();
                 let _ = write!(s, " threats: {}", t.join(","));
             }
+            if let Some(p) = acting_party(e.party.as_ref(), &e.agent_id) {
+                let _ = write!(s, " by {}", describe(&p));
+            }
             format!("{s} — {}", short(&e.summary, 60))
         }
-        Kind::DemandRecorded(e) => format!("demand {}: {}", e.demand_id, short(&e.description, 60)),
-        Kind::PromiseMade(e) => format!("promise {}: {}", e.promise_id, short(&e.description, 60)),
+        Kind::DemandRecorded(e) => format!(
+            "demand {}: {}{}",
+            e.demand_id,
+            short(&e.description, 60),
+            must_act(e.required_party.as_ref())
+        ),
+        Kind::PromiseMade(e) => format!(
+            "promise {}: {}{}{}",
+            e.promise_id,
+            short(&e.description, 60),
+            must_act(e.required_party.as_ref()),
+            if e.due_provisional {
+                " (due by a provisional calendar)"
+            } else {
+                ""
+            }
+        ),
         Kind::TicketSubmitted(e) => format!("ticket {} submitted to {}", e.ticket_id, e.team),
         Kind::TicketRejected(e) => format!(
             "ticket {} REJECTED: {} (missing: {})",
@@ -80,13 +114,15 @@ pub fn summarize(kind: &Kind) -> String {
             format!("ticket {} result: {}", e.ticket_id, short(&e.result, 50))
         }
         Kind::CallbackAttempted(e) => format!(
-            "callback attempt by {} (reached: {})",
+            "callback attempt by {}{} (reached: {})",
             channel(e.channel),
+            acted_by(e.party.as_ref(), &e.agent_id),
             e.reached
         ),
         Kind::CallbackCompleted(e) => format!(
-            "callback by {} — {}",
+            "callback by {}{} — {}",
             channel(e.channel),
+            acted_by(e.party.as_ref(), &e.agent_id),
             pb::CustomerResponse::try_from(e.customer_response)
                 .map(|r| r
                     .as_str_name()
@@ -108,7 +144,16 @@ pub fn summarize(kind: &Kind) -> String {
             e.to_level().as_str_name(),
             short(&e.reason, 50)
         ),
-        Kind::WarningRaised(e) => format!("WARNING {}: {}", e.rule, short(&e.reason, 50)),
+        Kind::WarningRaised(e) => format!(
+            "WARNING {}: {}{}",
+            e.rule,
+            short(&e.reason, 50),
+            if e.found_on_import {
+                " (found on import)"
+            } else {
+                ""
+            }
+        ),
         Kind::ExternalComplaintReceived(e) => format!(
             "external complaint {} from {}",
             e.reference_number,
@@ -149,6 +194,35 @@ pub fn summarize(kind: &Kind) -> String {
         ),
         Kind::CaseClosed(e) => format!("closed: {}", short(&e.reason, 50)),
         Kind::CaseReopened(e) => format!("reopened: {}", short(&e.reason, 50)),
+        Kind::DemandDeclined(e) => format!(
+            "demand {} DECLINED by {}: {}",
+            e.demand_id,
+            e.decided_by.as_ref().map(describe).unwrap_or_default(),
+            short(&e.reason, 50)
+        ),
+        Kind::DemandWithdrawn(e) => format!(
+            "demand {} WITHDRAWN by the customer{}",
+            e.demand_id,
+            if e.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", short(&e.reason, 50))
+            }
+        ),
+        Kind::OwnerAssigned(e) => format!(
+            "owner: {}{}",
+            e.owner.as_ref().map(describe).unwrap_or_default(),
+            if e.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", short(&e.reason, 40))
+            }
+        ),
+        Kind::WarningWithdrawn(e) => format!(
+            "warning {} WITHDRAWN: {}",
+            e.warning_id,
+            short(&e.reason, 80)
+        ),
     }
 }
 
@@ -188,10 +262,13 @@ pub fn format_timeline(events: &[pb::RecordedEvent]) -> String {
             .and_then(|x| x.kind.as_ref())
             .map(summarize)
             .unwrap_or_default();
-        let mark = match corrected.get(e.event_id.as_str()) {
+        let mut mark = match corrected.get(e.event_id.as_str()) {
             Some(by) => format!("  [corrected by {}]", by.join(", ")),
             None => String::new(),
         };
+        if e.imported {
+            mark.push_str("  [imported]");
+        }
         let _ = writeln!(
             out,
             "v{:<3} {when}  {who:<18} {:<26} {what}{mark}",
@@ -240,6 +317,27 @@ fn promise_line(p: &pb::PromiseView) -> String {
         format!("promise {id}: {state}")
     } else {
         format!("promise {id}: {state} ({})", reasons.join(", "))
+    }
+}
+
+fn demand_line(d: &pb::DemandView) -> String {
+    let id = d
+        .demand
+        .as_ref()
+        .map(|x| x.demand_id.as_str())
+        .unwrap_or("?");
+    let state = d
+        .state()
+        .as_str_name()
+        .trim_start_matches("DEMAND_STATE_")
+        .to_lowercase();
+    let reasons: Vec<i32> = d.breaches.iter().map(|b| b.reason).collect();
+    let mut reasons = breach_reason_names(&reasons);
+    reasons.dedup();
+    if reasons.is_empty() {
+        format!("demand {id}: {state}")
+    } else {
+        format!("demand {id}: {state} (breaches: {})", reasons.join(", "))
     }
 }
 
@@ -315,6 +413,9 @@ pub async fn run(server: &ServerArgs, case_id: &str, as_of: Option<AsOf>) -> any
     );
     for p in &view.promises {
         println!("{}", promise_line(p));
+    }
+    for d in &view.demands {
+        println!("{}", demand_line(d));
     }
     Ok(())
 }

@@ -30,6 +30,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "CaseReopened",
     "ExternalComplaintAnswered",
     "PersonalDataErased",
+    "DemandDeclined",
+    "DemandWithdrawn",
+    "OwnerAssigned",
+    "WarningWithdrawn",
 ];
 
 /// The stored type name of an event payload.
@@ -60,6 +64,10 @@ pub fn event_type_name(kind: &Kind) -> &'static str {
         Kind::CaseReopened(_) => "CaseReopened",
         Kind::ExternalComplaintAnswered(_) => "ExternalComplaintAnswered",
         Kind::PersonalDataErased(_) => "PersonalDataErased",
+        Kind::DemandDeclined(_) => "DemandDeclined",
+        Kind::DemandWithdrawn(_) => "DemandWithdrawn",
+        Kind::OwnerAssigned(_) => "OwnerAssigned",
+        Kind::WarningWithdrawn(_) => "WarningWithdrawn",
     }
 }
 
@@ -91,5 +99,9 @@ pub fn field_name(kind: &Kind) -> &'static str {
         Kind::CaseReopened(_) => "case_reopened",
         Kind::ExternalComplaintAnswered(_) => "external_complaint_answered",
         Kind::PersonalDataErased(_) => "personal_data_erased",
+        Kind::DemandDeclined(_) => "demand_declined",
+        Kind::DemandWithdrawn(_) => "demand_withdrawn",
+        Kind::OwnerAssigned(_) => "owner_assigned",
+        Kind::WarningWithdrawn(_) => "warning_withdrawn",
     }
 }

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod event_kind;
 pub mod ids;
+pub mod party;
 pub mod rules;
 pub mod state;
 pub mod validate;

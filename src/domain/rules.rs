@@ -61,7 +61,7 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
         ),
         Kind::DemandRecorded(e) => {
             unique(
-                state.demands.contains(&e.demand_id),
+                state.demands.contains_key(&e.demand_id),
                 ErrorReason::DemandAlreadyRecorded,
                 "demand",
                 &e.demand_id,
@@ -154,6 +154,27 @@ pub fn decide(state: &CaseState, event: &CaseEvent) -> Result<(), RuleViolation>
                 return Err(RuleViolation::new(
                     ErrorReason::WarningUnknown,
                     format!("warning {:?} was not raised on this case", e.warning_id),
+                ));
+            }
+            Ok(())
+        }
+        Kind::DemandDeclined(e) => open_demand(state, &e.demand_id),
+        Kind::DemandWithdrawn(e) => {
+            known_contact(state, &e.contact_id)?;
+            open_demand(state, &e.demand_id)
+        }
+        Kind::OwnerAssigned(_) => Ok(()),
+        Kind::WarningWithdrawn(e) => {
+            if !state.warnings.contains(&e.warning_id) {
+                return Err(RuleViolation::new(
+                    ErrorReason::WarningUnknown,
+                    format!("warning {:?} was not raised on this case", e.warning_id),
+                ));
+            }
+            if state.withdrawn_warnings.contains(&e.warning_id) {
+                return Err(RuleViolation::new(
+                    ErrorReason::WarningAlreadyWithdrawn,
+                    format!("warning {:?} was already withdrawn", e.warning_id),
                 ));
             }
             Ok(())
@@ -313,8 +334,23 @@ fn known_contact(state: &CaseState, id: &str) -> Result<(), RuleViolation> {
     }
 }
 
+/// A demand that exists and was not yet declined or withdrawn.
+fn open_demand(state: &CaseState, id: &str) -> Result<(), RuleViolation> {
+    match state.demands.get(id) {
+        Some(true) => Ok(()),
+        Some(false) => Err(RuleViolation::new(
+            ErrorReason::DemandEnded,
+            format!("demand {id:?} was already declined or withdrawn"),
+        )),
+        None => Err(RuleViolation::new(
+            ErrorReason::DemandUnknown,
+            format!("demand {id:?} was never recorded on this case"),
+        )),
+    }
+}
+
 fn known_demands(state: &CaseState, ids: &[String]) -> Result<(), RuleViolation> {
-    match ids.iter().find(|d| !state.demands.contains(*d)) {
+    match ids.iter().find(|d| !state.demands.contains_key(*d)) {
         None => Ok(()),
         Some(d) => Err(RuleViolation::new(
             ErrorReason::DemandUnknown,

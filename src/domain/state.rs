@@ -2,7 +2,8 @@
 //! decide, and what the case summary shows. It is folded from the case's
 //! events (`evolve`) and never stored on its own, so it can always be rebuilt.
 
-use crate::proto::v1::{case_event::Kind, CaseEvent, EscalationLevel, StoredRecord};
+use super::party::acting_party;
+use crate::proto::v1::{case_event::Kind, CaseEvent, EscalationLevel, PartyKind, StoredRecord};
 use std::collections::{HashMap, HashSet};
 
 /// Lifecycle of a case.
@@ -52,12 +53,16 @@ pub struct CaseState {
     pub contacts: HashMap<String, i32>,
     /// Agents with at least one contact, and their contact counts.
     pub agents: HashMap<String, u32>,
-    pub demands: HashSet<String>,
+    /// Demands recorded, and whether each is still open (not declined or
+    /// withdrawn).
+    pub demands: HashMap<String, bool>,
     /// All promises, and whether each is still waiting for a delivery.
     pub promises: HashMap<String, bool>,
     pub tickets: HashMap<String, TicketStage>,
     pub callbacks: HashSet<String>,
     pub warnings: HashSet<String>,
+    /// Warnings a `WarningWithdrawn` said no longer hold.
+    pub withdrawn_warnings: HashSet<String>,
     pub judgements: HashMap<String, JudgementStage>,
     /// Appeal deadlines of judgements (nanoseconds), as stamped by the server.
     pub appeal_deadlines: HashMap<String, i128>,
@@ -122,12 +127,25 @@ impl CaseState {
             }
             Kind::ContactLogged(e) => {
                 self.contacts.insert(e.contact_id.clone(), e.channel);
-                if !e.agent_id.is_empty() {
-                    *self.agents.entry(e.agent_id.clone()).or_default() += 1;
+                // Only agents count as agents: a volunteer or a manager
+                // who made a contact is named in `party`, never here.
+                if let Some(p) = acting_party(e.party.as_ref(), &e.agent_id)
+                    .filter(|p| p.kind == PartyKind::Agent as i32)
+                {
+                    *self.agents.entry(p.id).or_default() += 1;
                 }
             }
             Kind::DemandRecorded(e) => {
-                self.demands.insert(e.demand_id.clone());
+                self.demands.insert(e.demand_id.clone(), true);
+            }
+            Kind::DemandDeclined(e) => {
+                self.demands.insert(e.demand_id.clone(), false);
+            }
+            Kind::DemandWithdrawn(e) => {
+                self.demands.insert(e.demand_id.clone(), false);
+            }
+            Kind::WarningWithdrawn(e) => {
+                self.withdrawn_warnings.insert(e.warning_id.clone());
             }
             Kind::PromiseMade(e) => {
                 self.promises.insert(e.promise_id.clone(), true);
@@ -201,6 +219,7 @@ impl CaseState {
             | Kind::SurveyDone(_)
             | Kind::ExternalComplaintAnswered(_)
             | Kind::PersonalDataErased(_)
+            | Kind::OwnerAssigned(_)
             | Kind::NoteAdded(_) => {}
             Kind::EventCorrected(c) => match c.replacement.as_ref().and_then(|r| r.kind.as_ref()) {
                 // A correction of a judgement carries the appeal deadline

@@ -169,6 +169,45 @@ impl Check<'_> {
         }
     }
 
+    /// The party who acted (a contact, a callback): kind and id both, and
+    /// `agent_id` naming that same agent or left empty for anyone else.
+    fn acting_party(&mut self, p: &dyn Display, party: Option<&pb::Party>, agent_id: &str) {
+        let Some(party) = party else { return };
+        self.enum_value::<pb::PartyKind>(Join(p, "party.kind"), party.kind, true);
+        self.id(Join(p, "party.id"), &party.id);
+        if agent_id.is_empty() {
+            return;
+        }
+        if party.kind != pb::PartyKind::Agent as i32 {
+            self.fail(
+                Join(p, "agent_id"),
+                "names an agent, but `party` is not one: a party who is not an agent is named in `party` only, so it never counts as an agent",
+            );
+        } else if party.id != agent_id {
+            self.fail(
+                Join(p, "agent_id"),
+                format!(
+                    "names agent {agent_id:?}, but `party` names agent {:?}",
+                    party.id
+                ),
+            );
+        }
+    }
+
+    /// A party required to act (a demand, a promise): a kind, an id, or
+    /// both; absent for anyone.
+    fn required_party(&mut self, path: impl Display, party: Option<&pb::Party>) {
+        let Some(party) = party else { return };
+        self.enum_value::<pb::PartyKind>(format_args!("{path}.kind"), party.kind, false);
+        self.opt_id(format_args!("{path}.id"), &party.id);
+        if party.kind == 0 && party.id.is_empty() {
+            self.fail(
+                path,
+                "names neither a kind nor an id; leave it out when anyone may act",
+            );
+        }
+    }
+
     fn ids(&mut self, path: impl Display, v: &[String]) {
         for (i, id) in v.iter().enumerate() {
             self.id(format_args!("{path}[{i}]"), id);
@@ -309,6 +348,7 @@ fn check_event(c: &mut Check<'_>, path: &dyn Display, ev: &pb::CaseEvent, top_le
             c.enum_value::<pb::Channel>(Join(p, "channel"), e.channel, true);
             c.enum_value::<pb::Direction>(Join(p, "direction"), e.direction, true);
             c.opt_id(Join(p, "agent_id"), &e.agent_id);
+            c.acting_party(&p, e.party.as_ref(), &e.agent_id);
             c.timestamp(Join(p, "started_at"), e.started_at.as_ref(), true);
             c.enum_value::<pb::EndedBy>(Join(p, "ended_by"), e.ended_by, false);
             c.enum_value::<pb::Emotion>(Join(p, "customer_emotion"), e.customer_emotion, false);
@@ -354,6 +394,38 @@ fn check_event(c: &mut Check<'_>, path: &dyn Display, ev: &pb::CaseEvent, top_le
                     );
                 }
             }
+            c.required_party(Join(p, "required_party"), e.required_party.as_ref());
+        }
+        Kind::DemandDeclined(e) => {
+            c.id(Join(p, "demand_id"), &e.demand_id);
+            c.text(Join(p, "reason"), &e.reason, true);
+            match &e.decided_by {
+                None => c.fail(Join(p, "decided_by"), "is required: who decided"),
+                Some(d) => {
+                    c.enum_value::<pb::PartyKind>(Join(p, "decided_by.kind"), d.kind, true);
+                    c.id(Join(p, "decided_by.id"), &d.id);
+                }
+            }
+        }
+        Kind::DemandWithdrawn(e) => {
+            c.id(Join(p, "demand_id"), &e.demand_id);
+            c.text(Join(p, "reason"), &e.reason, false);
+            c.opt_id(Join(p, "contact_id"), &e.contact_id);
+        }
+        Kind::OwnerAssigned(e) => {
+            match &e.owner {
+                None => c.fail(Join(p, "owner"), "is required"),
+                Some(o) => {
+                    c.enum_value::<pb::PartyKind>(Join(p, "owner.kind"), o.kind, true);
+                    c.id(Join(p, "owner.id"), &o.id);
+                }
+            }
+            c.text(Join(p, "reason"), &e.reason, false);
+        }
+        Kind::WarningWithdrawn(e) => {
+            c.id(Join(p, "warning_id"), &e.warning_id);
+            c.text(Join(p, "reason"), &e.reason, true);
+            c.opt_id(Join(p, "withdrawn_by_event_id"), &e.withdrawn_by_event_id);
         }
         Kind::PromiseMade(e) => {
             c.id(Join(p, "promise_id"), &e.promise_id);
@@ -378,7 +450,9 @@ fn check_event(c: &mut Check<'_>, path: &dyn Display, ev: &pb::CaseEvent, top_le
             }
             c.server_stamped(Join(p, "due_calendar"), e.due_calendar.is_empty());
             c.server_stamped(Join(p, "due_pending"), e.due_pending.is_empty());
+            c.server_stamped(Join(p, "due_provisional"), !e.due_provisional);
             c.enum_value::<pb::Channel>(Join(p, "channel"), e.channel, false);
+            c.required_party(Join(p, "required_party"), e.required_party.as_ref());
         }
         Kind::TicketSubmitted(e) => {
             c.id(Join(p, "ticket_id"), &e.ticket_id);
@@ -417,6 +491,7 @@ fn check_event(c: &mut Check<'_>, path: &dyn Display, ev: &pb::CaseEvent, top_le
             c.id(Join(p, "callback_id"), &e.callback_id);
             c.enum_value::<pb::Channel>(Join(p, "channel"), e.channel, true);
             c.opt_id(Join(p, "agent_id"), &e.agent_id);
+            c.acting_party(&p, e.party.as_ref(), &e.agent_id);
             c.opt_id(Join(p, "promise_id"), &e.promise_id);
             c.opt_id(Join(p, "ticket_id"), &e.ticket_id);
             if e.promise_id.is_empty() && e.ticket_id.is_empty() {
@@ -427,6 +502,7 @@ fn check_event(c: &mut Check<'_>, path: &dyn Display, ev: &pb::CaseEvent, top_le
             c.id(Join(p, "callback_id"), &e.callback_id);
             c.enum_value::<pb::Channel>(Join(p, "channel"), e.channel, true);
             c.opt_id(Join(p, "agent_id"), &e.agent_id);
+            c.acting_party(&p, e.party.as_ref(), &e.agent_id);
             c.opt_id(Join(p, "promise_id"), &e.promise_id);
             c.opt_id(Join(p, "ticket_id"), &e.ticket_id);
             c.text(Join(p, "outcome"), &e.outcome, false);
@@ -481,6 +557,7 @@ fn check_event(c: &mut Check<'_>, path: &dyn Display, ev: &pb::CaseEvent, top_le
             c.timestamp(Join(p, "resolve_by"), e.resolve_by.as_ref(), false);
             c.server_stamped(Join(p, "deadline_calendar"), e.deadline_calendar.is_empty());
             c.server_stamped(Join(p, "deadline_pending"), e.deadline_pending.is_empty());
+            c.server_stamped(Join(p, "deadline_provisional"), !e.deadline_provisional);
         }
         Kind::PersonalDataErased(e) => {
             c.id(Join(p, "customer_id"), &e.customer_id);
@@ -505,6 +582,7 @@ fn check_event(c: &mut Check<'_>, path: &dyn Display, ev: &pb::CaseEvent, top_le
             c.server_stamped(Join(p, "appeal_deadline"), e.appeal_deadline.is_none());
             c.server_stamped(Join(p, "deadline_calendar"), e.deadline_calendar.is_empty());
             c.server_stamped(Join(p, "deadline_pending"), e.deadline_pending.is_empty());
+            c.server_stamped(Join(p, "deadline_provisional"), !e.deadline_provisional);
         }
         Kind::ViolationAppealed(e) => {
             c.id(Join(p, "judgement_id"), &e.judgement_id);

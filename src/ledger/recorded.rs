@@ -37,5 +37,6 @@ pub fn recorded_from(rec: StoredRecord, hash: [u8; 32]) -> Result<RecordedEvent,
         event: Some(event),
         prev_hash: rec.prev_hash,
         record_hash: hash.to_vec(),
+        imported: rec.imported,
     })
 }

@@ -794,6 +794,7 @@ impl<L: EventLog> Writer<L> {
                 causation_id: e.causation_id,
                 payload: payload.into(),
                 prev_hash: state.last_hash.to_vec(),
+                imported: e.imported,
             };
             let bytes = record.encode_to_vec();
             let hash = record_hash(&bytes);
@@ -805,6 +806,7 @@ impl<L: EventLog> Writer<L> {
                 occurred_at: e.occurred_at,
                 recorded_at: now,
                 correlation_id: e.correlation_id,
+                imported: e.imported,
                 event,
             });
             state.version += 1;

@@ -38,7 +38,19 @@ struct CalendarFile {
     working_weekdays: Vec<String>,
     hours: HoursFile,
     #[serde(default)]
+    provisional: Option<ProvisionalFile>,
+    #[serde(default)]
     year: Vec<YearFile>,
+}
+
+/// Years after `last_year` that deadlines may reach provisionally.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvisionalFile {
+    /// Which statutory rules give the holidays: "cn-statutory" is the only
+    /// one (see `policy::provisional`).
+    rules: String,
+    until_year: i32,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +93,18 @@ pub struct Calendar {
     overrides: HashMap<Date, bool>,
     /// Holiday names by date, for people.
     names: HashMap<Date, String>,
+    /// The last year deadlines may reach, provisionally past `last_year`.
+    provisional_until: i32,
+    /// Days off of the provisional years, from the statutory rules.
+    provisional_off: HashMap<Date, &'static str>,
+}
+
+/// A deadline computed from a calendar: when, and whether it reached into a
+/// provisional year (one without an official notice yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    pub at: i128,
+    pub provisional: bool,
 }
 
 fn parse_date(s: &str) -> Result<Date, CalendarError> {
@@ -137,7 +161,29 @@ impl Calendar {
             end,
             overrides: HashMap::new(),
             names: HashMap::new(),
+            provisional_until: f.last_year,
+            provisional_off: HashMap::new(),
         };
+        if let Some(p) = &f.provisional {
+            if p.rules != "cn-statutory" {
+                return Err(CalendarError::Invalid(format!(
+                    "provisional rules {:?} are unknown; \"cn-statutory\" is the one there is",
+                    p.rules
+                )));
+            }
+            if p.until_year <= f.last_year || p.until_year > f.last_year + 20 {
+                return Err(CalendarError::Invalid(
+                    "provisional.until_year must be after last_year and at most 20 years after it"
+                        .into(),
+                ));
+            }
+            cal.provisional_until = p.until_year;
+            for year in f.last_year + 1..=p.until_year {
+                for (d, name) in super::provisional::statutory_holidays(year) {
+                    cal.provisional_off.insert(d, name);
+                }
+            }
+        }
         for y in &f.year {
             if y.sources.is_empty() {
                 return Err(CalendarError::Invalid(format!(
@@ -197,7 +243,18 @@ impl Calendar {
     }
 
     fn covers(&self, d: Date) -> Result<(), CalendarError> {
-        if (self.first_year..=self.last_year).contains(&d.year()) {
+        self.covers_as(d, false)
+    }
+
+    /// Whether `d` is covered: by the official years, or with `provisional`
+    /// also by the provisional ones.
+    fn covers_as(&self, d: Date, provisional: bool) -> Result<(), CalendarError> {
+        let last = if provisional {
+            self.provisional_until
+        } else {
+            self.last_year
+        };
+        if (self.first_year..=last).contains(&d.year()) {
             Ok(())
         } else {
             Err(CalendarError::OutOfRange {
@@ -211,12 +268,29 @@ impl Calendar {
 
     /// Whether `d` is a working day.
     pub fn is_working_day(&self, d: Date) -> Result<bool, CalendarError> {
-        self.covers(d)?;
+        self.is_working_day_as(d, false)
+    }
+
+    /// Whether `d` is a working day, by the provisional holidays in a
+    /// provisional year when `provisional`.
+    fn is_working_day_as(&self, d: Date, provisional: bool) -> Result<bool, CalendarError> {
+        self.covers_as(d, provisional)?;
+        if d.year() > self.last_year {
+            return Ok(
+                !self.provisional_off.contains_key(&d) && self.weekdays[weekday_index(d.weekday())]
+            );
+        }
         Ok(self
             .overrides
             .get(&d)
             .copied()
             .unwrap_or(self.weekdays[weekday_index(d.weekday())]))
+    }
+
+    /// Whether `year` is provisional: past the official notices, within
+    /// the years the statutory rules are used for.
+    pub fn is_provisional_year(&self, year: i32) -> bool {
+        year > self.last_year && year <= self.provisional_until
     }
 
     /// The holiday a date belongs to, if the notices name one.
@@ -238,13 +312,17 @@ impl Calendar {
     }
 
     fn next_day(&self, d: Date) -> Result<Date, CalendarError> {
+        self.next_day_as(d, false)
+    }
+
+    fn next_day_as(&self, d: Date, provisional: bool) -> Result<Date, CalendarError> {
         let n = d.next_day().ok_or_else(|| CalendarError::OutOfRange {
             calendar: self.stamp(),
             first: self.first_year,
             last: self.last_year,
             date: d.to_string(),
         })?;
-        self.covers(n)?;
+        self.covers_as(n, provisional)?;
         Ok(n)
     }
 
@@ -252,12 +330,21 @@ impl Calendar {
     /// never counts: "1-2 working days" said on a Thursday ends on Monday at
     /// the latest). `n` must be at least 1.
     pub fn nth_working_day_after(&self, from: i128, n: u32) -> Result<Date, CalendarError> {
+        self.nth_working_day_after_as(from, n, false)
+    }
+
+    fn nth_working_day_after_as(
+        &self,
+        from: i128,
+        n: u32,
+        provisional: bool,
+    ) -> Result<Date, CalendarError> {
         let mut d = self.local_date(from)?;
         self.covers(d)?;
         let mut left = n.max(1);
         loop {
-            d = self.next_day(d)?;
-            if self.is_working_day(d)? {
+            d = self.next_day_as(d, provisional)?;
+            if self.is_working_day_as(d, provisional)? {
                 left -= 1;
                 if left == 0 {
                     return Ok(d);
@@ -270,6 +357,18 @@ impl Calendar {
     /// (end of working hours) of the `n`-th working day after `from`.
     pub fn add_working_days(&self, from: i128, n: u32) -> Result<i128, CalendarError> {
         Ok(self.instant(self.nth_working_day_after(from, n)?, self.end))
+    }
+
+    /// A deadline "within `n` working days": as [`Self::add_working_days`],
+    /// reaching into the provisional years when the official ones end
+    /// first, and saying so. Only deadlines use provisional years; working
+    /// times measured (`working_duration`) never do.
+    pub fn deadline(&self, from: i128, n: u32) -> Result<Deadline, CalendarError> {
+        let d = self.nth_working_day_after_as(from, n, true)?;
+        Ok(Deadline {
+            at: self.instant(d, self.end),
+            provisional: d.year() > self.last_year,
+        })
     }
 
     /// "By the end of the next working day".
@@ -410,6 +509,86 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("2027-01-01"), "{e}");
         assert!(e.to_string().contains("cn-mainland@"), "{e}");
+    }
+
+    #[test]
+    fn deadlines_past_the_notices_are_provisional_and_say_so() {
+        let c = cn();
+        // Within the official years: not provisional.
+        let d = c.deadline(at("2026-11-20T10:00:00+08:00"), 5).unwrap();
+        assert!(!d.provisional);
+        assert_eq!(
+            d.at,
+            c.add_working_days(at("2026-11-20T10:00:00+08:00"), 5)
+                .unwrap()
+        );
+        // 45 working days from a letter of 2026-11-20 reach into 2027,
+        // over New Year's Day (a Friday in 2027): provisional.
+        let d = c.deadline(at("2026-11-20T10:00:00+08:00"), 45).unwrap();
+        assert!(d.provisional);
+        assert_eq!(local(&c, d.at), "2027-01-25 18:00:00 +08:00");
+        // Past the provisional years, still an error.
+        let e = c
+            .deadline(at("2026-12-30T10:00:00+08:00"), 60 * 200)
+            .unwrap_err();
+        assert!(matches!(e, CalendarError::OutOfRange { .. }), "{e}");
+        // Working times never use provisional years.
+        assert!(c
+            .working_duration(
+                at("2026-12-30T10:00:00+08:00"),
+                at("2027-01-05T10:00:00+08:00")
+            )
+            .is_err());
+    }
+
+    /// The statutory rules against the official notices of 2020-2026: the
+    /// days each year where a provisional calendar would have been wrong
+    /// (a working day off, or a day off worked), printed per year. The
+    /// statutory days themselves are always off in the notices; the rest
+    /// is what only a notice decides (bridging days, 调休).
+    #[test]
+    fn provisional_rules_against_the_official_years() {
+        let c = cn();
+        let mut total = 0;
+        for year in 2020..=2026 {
+            let statutory: HashMap<Date, &str> =
+                super::super::provisional::statutory_holidays(year)
+                    .into_iter()
+                    .collect();
+            let (mut wrongly_worked, mut wrongly_off) = (Vec::new(), Vec::new());
+            let mut d = Date::from_calendar_date(year, time::Month::January, 1).unwrap();
+            while d.year() == year {
+                let official = c.is_working_day(d).unwrap();
+                let provisional =
+                    !statutory.contains_key(&d) && c.weekdays[weekday_index(d.weekday())];
+                match (official, provisional) {
+                    (false, true) => wrongly_worked.push(d),
+                    (true, false) => wrongly_off.push(d),
+                    _ => {}
+                }
+                d = d.next_day().unwrap();
+            }
+            let differs = wrongly_worked.len() + wrongly_off.len();
+            total += differs;
+            println!(
+                "{year}: {differs} days differ — {} off officially but worked provisionally, {} worked officially (调休) but off provisionally",
+                wrongly_worked.len(),
+                wrongly_off.len()
+            );
+            // Every statutory holiday that is not a made-up day is off in
+            // the notice of its year.
+            for (day, name) in &statutory {
+                let made_up = !matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday)
+                    && wrongly_off.contains(day);
+                assert!(
+                    made_up || !c.is_working_day(*day).unwrap() || wrongly_off.contains(day),
+                    "{year}: statutory {name} on {day} is a working day in the notice"
+                );
+            }
+            // A notice moves at most a few weeks' worth of days.
+            assert!(differs <= 20, "{year}: {differs} days differ");
+        }
+        println!("2020-2026: {total} days differ in all");
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub enum Trigger {
     ResultRefused { times: u32 },
     /// Any complaint from an outside body.
     ExternalComplaint,
+    /// An outbound contact or a callback by someone other than the case's
+    /// owner while one stands (`OwnerAssigned`): not coordinated with it.
+    UncoordinatedContact,
 }
 
 /// Escalation levels as written in the policy file.
@@ -164,7 +167,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shipped_policy_has_the_six_rules() {
+    fn the_shipped_policy_has_the_seven_rules() {
         let c = PolicyConfig::default();
         let names: Vec<_> = c
             .early_warning
@@ -180,7 +183,8 @@ mod tests {
                 "promise_broken",
                 "ticket_rejected_twice",
                 "result_refused_twice",
-                "external_complaint"
+                "external_complaint",
+                "uncoordinated_contact"
             ]
         );
         assert_eq!(

@@ -5,8 +5,13 @@
 //! computed it, so the stored event (and every replay of it) carries the
 //! answer, and a later calendar change cannot move a deadline.
 //!
+//! A deadline reaching into a year the official notices do not cover yet
+//! is computed from the statutory holidays and stamped provisional (see
+//! `super::provisional`); [`super::pending_deadlines`] corrects it once the
+//! notice is loaded.
+//!
 //! Recording never waits for the calendar. A deadline whose date the
-//! calendar does not cover yet (a 45-working-day deadline set in November
+//! calendar does not cover even provisionally (a 45-working-day deadline set in November
 //! runs into a year whose holiday notice may not be published) is left
 //! empty, never guessed, and the event says why in its `*_pending` field;
 //! the event itself is recorded. A correction of it recorded once the
@@ -14,7 +19,7 @@
 //! (for promises and judgements, [`super::pending_deadlines`] records it
 //! as the server starts).
 
-use super::calendar::{Calendar, CalendarError};
+use super::calendar::{Calendar, CalendarError, Deadline};
 use super::Policy;
 use crate::proto::v1::{case_event::Kind, CaseEvent};
 use crate::time::{nanos_ts, ts_nanos};
@@ -24,14 +29,19 @@ use crate::time::{nanos_ts, ts_nanos};
 struct Pending(Vec<String>);
 
 impl Pending {
-    /// The deadline, or `None` with the reason noted under `field`.
+    /// The deadline, or `None` with the reason noted under `field`;
+    /// `provisional` turns true when it used a provisional year.
     fn compute(
         &mut self,
         field: &str,
-        r: Result<i128, CalendarError>,
+        r: Result<Deadline, CalendarError>,
+        provisional: &mut bool,
     ) -> Option<prost_types::Timestamp> {
         match r {
-            Ok(at) => Some(nanos_ts(at)),
+            Ok(d) => {
+                *provisional |= d.provisional;
+                Some(nanos_ts(d.at))
+            }
             Err(e) => {
                 self.0.push(format!("{field}: {e}"));
                 None
@@ -55,25 +65,33 @@ impl Policy {
         let mut pending = Pending::default();
         match event.kind.as_mut() {
             Some(Kind::PromiseMade(p)) if p.working_days > 0 && p.due_at.is_none() => {
-                p.due_at =
-                    pending.compute("due_at", cal.add_working_days(occurred_at, p.working_days));
+                let mut provisional = false;
+                p.due_at = pending.compute(
+                    "due_at",
+                    cal.deadline(occurred_at, p.working_days),
+                    &mut provisional,
+                );
                 p.due_calendar = cal.stamp();
                 p.due_pending = pending.into_reason();
+                p.due_provisional = provisional;
             }
             Some(Kind::ExternalComplaintReceived(x)) => {
                 let rules = &self.config.external_complaints;
                 let mut computed = false;
+                let mut provisional = false;
                 if x.respond_by.is_none() {
                     x.respond_by = pending.compute(
                         "respond_by",
-                        cal.add_working_days(occurred_at, rules.respond_within_working_days),
+                        cal.deadline(occurred_at, rules.respond_within_working_days),
+                        &mut provisional,
                     );
                     computed |= x.respond_by.is_some();
                 }
                 if x.resolve_by.is_none() {
                     x.resolve_by = pending.compute(
                         "resolve_by",
-                        cal.add_working_days(occurred_at, rules.resolve_within_working_days),
+                        cal.deadline(occurred_at, rules.resolve_within_working_days),
+                        &mut provisional,
                     );
                     computed |= x.resolve_by.is_some();
                 }
@@ -81,20 +99,24 @@ impl Policy {
                     x.deadline_calendar = cal.stamp();
                 }
                 x.deadline_pending = pending.into_reason();
+                x.deadline_provisional = provisional;
             }
             Some(Kind::ViolationJudged(j)) => {
                 if let Some(notified) = j.notified_at.as_ref().map(ts_nanos) {
                     let rules = &self.config.agents;
                     let hours = i128::from(rules.contact_deadline_hours) * 3_600_000_000_000;
                     j.contact_deadline = Some(nanos_ts(notified + hours));
+                    let mut provisional = false;
                     j.appeal_deadline = pending.compute(
                         "appeal_deadline",
-                        cal.add_working_days(notified, rules.appeal_working_days),
+                        cal.deadline(notified, rules.appeal_working_days),
+                        &mut provisional,
                     );
                     if j.appeal_deadline.is_some() {
                         j.deadline_calendar = cal.stamp();
                     }
                     j.deadline_pending = pending.into_reason();
+                    j.deadline_provisional = provisional;
                 }
             }
             _ => {}
@@ -139,6 +161,7 @@ pub fn with_stamps_of(event: &CaseEvent, stored: &CaseEvent, left: LeftToServer)
             }
             p.due_calendar.clone_from(&s.due_calendar);
             p.due_pending.clone_from(&s.due_pending);
+            p.due_provisional = s.due_provisional;
         }
         (Some(Kind::ExternalComplaintReceived(x)), Some(Kind::ExternalComplaintReceived(s))) => {
             if left.respond_by {
@@ -149,12 +172,14 @@ pub fn with_stamps_of(event: &CaseEvent, stored: &CaseEvent, left: LeftToServer)
             }
             x.deadline_calendar.clone_from(&s.deadline_calendar);
             x.deadline_pending.clone_from(&s.deadline_pending);
+            x.deadline_provisional = s.deadline_provisional;
         }
         (Some(Kind::ViolationJudged(j)), Some(Kind::ViolationJudged(s))) => {
             j.contact_deadline = s.contact_deadline;
             j.appeal_deadline = s.appeal_deadline;
             j.deadline_calendar.clone_from(&s.deadline_calendar);
             j.deadline_pending.clone_from(&s.deadline_pending);
+            j.deadline_provisional = s.deadline_provisional;
         }
         (Some(Kind::EventCorrected(c)), Some(Kind::EventCorrected(s))) => {
             if let (Some(r), Some(sr)) = (c.replacement.as_deref_mut(), s.replacement.as_deref()) {
@@ -243,8 +268,10 @@ mod tests {
     }
 
     #[test]
-    fn a_promise_past_the_calendar_is_kept_pending_never_guessed() {
-        // Wednesday 2026-12-30: the 2nd working day after it is in 2027.
+    fn a_promise_past_the_notices_is_due_provisionally() {
+        // Wednesday 2026-12-30: the 2nd working day after it is in 2027,
+        // which no notice covers yet: New Year's Day off by the statute,
+        // then the weekend, so Monday 01-04.
         let promise = Kind::PromiseMade(pb::PromiseMade {
             working_days: 2,
             ..Default::default()
@@ -252,8 +279,44 @@ mod tests {
         let Kind::PromiseMade(p) = stamped(promise, at("2026-12-30T10:00:00+08:00"), "") else {
             panic!()
         };
-        assert_eq!(p.due_at, None);
+        assert_eq!(local(p.due_at), "2027-01-04 18:00:00 +08:00");
+        assert!(p.due_provisional);
         assert_eq!(p.due_calendar, "cn-mainland@2026.1");
+        assert_eq!(p.due_pending, "");
+    }
+
+    /// The shipped policy with the shipped calendar as version 2026.9,
+    /// without provisional years.
+    fn without_provisional_years(dir: &std::path::Path) -> Policy {
+        let text = include_str!("../../calendars/cn-mainland.toml")
+            .replace("version = \"2026.1\"", "version = \"2026.9\"")
+            .lines()
+            .filter(|l| !l.starts_with("provisional ="))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(dir.join("cn.toml"), text).unwrap();
+        let mut config = super::super::config::PolicyConfig::default();
+        config.calendars.directory = Some(dir.to_path_buf());
+        Policy::new(config).unwrap()
+    }
+
+    #[test]
+    fn a_promise_past_the_calendar_is_kept_pending_never_guessed() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = without_provisional_years(dir.path());
+        let mut e = CaseEvent {
+            kind: Some(Kind::PromiseMade(pb::PromiseMade {
+                working_days: 2,
+                ..Default::default()
+            })),
+        };
+        policy.stamp_deadlines(&mut e, at("2026-12-30T10:00:00+08:00"), "");
+        let Some(Kind::PromiseMade(p)) = e.kind else {
+            panic!()
+        };
+        assert_eq!(p.due_at, None);
+        assert!(!p.due_provisional);
+        assert_eq!(p.due_calendar, "cn-mainland@2026.9");
         assert!(
             p.due_pending.starts_with("due_at: ")
                 && p.due_pending.contains("2020-2026")
@@ -273,8 +336,27 @@ mod tests {
             panic!()
         };
         assert_eq!(local(x.respond_by), "2026-12-02 18:00:00 +08:00");
+        // 45 working days reach 2027: provisional, by the statute alone.
+        assert_eq!(local(x.resolve_by), "2027-01-26 18:00:00 +08:00");
+        assert!(x.deadline_provisional);
+        assert_eq!(x.deadline_pending, "");
+        // Without provisional years, it is left pending.
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = CaseEvent {
+            kind: Some(Kind::ExternalComplaintReceived(Default::default())),
+        };
+        without_provisional_years(dir.path()).stamp_deadlines(
+            &mut e,
+            at("2026-11-23T10:00:00+08:00"),
+            "",
+        );
+        let Some(Kind::ExternalComplaintReceived(x)) = e.kind else {
+            panic!()
+        };
+        assert_eq!(local(x.respond_by), "2026-12-02 18:00:00 +08:00");
         assert_eq!(x.resolve_by, None);
-        assert_eq!(x.deadline_calendar, "cn-mainland@2026.1");
+        assert!(!x.deadline_provisional);
+        assert_eq!(x.deadline_calendar, "cn-mainland@2026.9");
         assert!(
             x.deadline_pending.starts_with("resolve_by: "),
             "{}",

@@ -42,9 +42,8 @@ fn request(h: &Hit) -> pb::AppendRequest {
             acted_for_agent: String::new(),
             correlation_id: h.correlation_id.clone(),
             causation_id: h.causation_id.clone(),
-            event: Some(pb::CaseEvent {
-                kind: Some(pb::case_event::Kind::WarningRaised(h.warning.clone())),
-            }),
+            event: Some(h.event()),
+            imported: false,
         }],
     }
 }
@@ -59,7 +58,12 @@ async fn raise(ledger: &Ledger, h: &Hit) -> bool {
                     rule = %h.warning.rule,
                     position = o.first_position,
                     caused_by = %h.causation_id,
-                    "early warning raised"
+                    "{}",
+                    if h.withdrawal.is_some() {
+                        "early warning withdrawn"
+                    } else {
+                        "early warning raised"
+                    }
                 );
             }
             true

@@ -17,6 +17,7 @@ pub mod config;
 pub mod deadlines;
 pub mod early_warning;
 pub mod pending_deadlines;
+pub mod provisional;
 pub mod warnings;
 
 use calendar::Calendar;

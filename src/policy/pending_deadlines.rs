@@ -1,8 +1,10 @@
 //! Deadlines left pending, computed once the calendar covers them: at each
 //! start, every promise and every judgement whose deadline was recorded
 //! pending (the calendar of the day did not cover its date, see
-//! [`super::deadlines`]) and that the calendars the server now runs with
-//! can compute gets an `EventCorrected` repeating it, appended by this
+//! [`super::deadlines`]) or provisional (computed from the statutory
+//! holidays of a year without a notice) and that the official years of
+//! the calendars the server now runs with can compute gets an
+//! `EventCorrected` repeating it, appended by this
 //! process (actor `policy:deadlines`). The ledger stamps the repetition as
 //! of the original event's time, as it stamps a correction a person
 //! records; projections and the appeal rule then use the deadline.
@@ -54,18 +56,27 @@ pub enum PendingEvent {
     Judgement(pb::ViolationJudged),
 }
 
-/// The promises and judgements the board knows with a pending deadline.
+/// The promises and judgements the board knows with a pending deadline,
+/// or one computed from a provisional calendar year.
 pub fn pending(board: &crate::projections::board::Board) -> Vec<PendingDeadline> {
     let mut out = Vec::new();
     let no_due = (NO_DUE_TIME, Arc::<str>::from(""), String::new());
-    for (_, case_id, event_id) in board.promises_by_due.range(no_due..) {
+    let pending_promises = board
+        .promises_by_due
+        .range(no_due..)
+        .map(|(_, case_id, event_id)| (case_id, event_id, false));
+    let provisional = board
+        .provisional_promises
+        .iter()
+        .map(|(case_id, event_id)| (case_id, event_id, true));
+    for (case_id, event_id, provisional) in pending_promises.chain(provisional) {
         let Some(c) = board.cases.get(&**case_id) else {
             continue;
         };
         let Some(j) = c.promises.judged_one(event_id, c.utc_offset_minutes, 0) else {
             continue;
         };
-        if !j.due_pending {
+        if !j.due_pending && !provisional {
             continue;
         }
         out.push(PendingDeadline {
@@ -80,7 +91,7 @@ pub fn pending(board: &crate::projections::board::Board) -> Vec<PendingDeadline>
         });
     }
     for j in board.judgements.values() {
-        if j.judgement.deadline_pending.is_empty() {
+        if j.judgement.deadline_pending.is_empty() && !j.judgement.deadline_provisional {
             continue;
         }
         let business_line = board
@@ -112,10 +123,13 @@ pub fn correction(
         } => {
             let mut p = promise.clone()?;
             let at = crate::time::ts_nanos(made_at.as_ref()?);
+            // Only once the official years cover it: a provisional due
+            // time is corrected by the notice, not by itself again.
             cal.add_working_days(at, p.working_days).ok()?;
             p.due_at = None;
             p.due_calendar.clear();
             p.due_pending.clear();
+            p.due_provisional = false;
             Kind::PromiseMade(p)
         }
         PendingEvent::Judgement(j) => {
@@ -127,6 +141,7 @@ pub fn correction(
             j.appeal_deadline = None;
             j.deadline_calendar.clear();
             j.deadline_pending.clear();
+            j.deadline_provisional = false;
             Kind::ViolationJudged(j)
         }
     };
@@ -134,7 +149,7 @@ pub fn correction(
     let id = Sha256::digest(format!("{}\n{stamp}", d.event_id).as_bytes());
     let correction = pb::EventCorrected {
         corrected_event_id: d.event_id.clone(),
-        reason: format!("calendar {stamp} now covers the deadline recorded pending"),
+        reason: format!("calendar {stamp} now covers the deadline recorded pending or provisional"),
         replacement: Some(Box::new(pb::CaseEvent {
             kind: Some(replacement),
         })),

@@ -9,6 +9,7 @@
 //! processes ran at once.
 
 use super::config::{Trigger, WarningRule};
+use crate::domain::party::{acting_party, describe, owner_at, uncoordinated};
 use crate::projections::fact::{Fact, History};
 use crate::projections::promise_book::CasePromises;
 use crate::projections::promises::breach_reason_names;
@@ -27,6 +28,20 @@ pub struct Hit {
     pub causation_id: String,
     pub correlation_id: String,
     pub warning: pb::WarningRaised,
+    /// Some: this hit withdraws `warning` (raised earlier, and contradicted
+    /// by a fact recorded since) instead of raising it.
+    pub withdrawal: Option<pb::WarningWithdrawn>,
+}
+
+impl Hit {
+    /// The event this hit appends.
+    pub fn event(&self) -> pb::CaseEvent {
+        let kind = match &self.withdrawal {
+            Some(w) => Kind::WarningWithdrawn(w.clone()),
+            None => Kind::WarningRaised(self.warning.clone()),
+        };
+        pb::CaseEvent { kind: Some(kind) }
+    }
 }
 
 /// The event id of the warning `rule` raises for `trigger` (an event id, or
@@ -80,8 +95,15 @@ struct CaseTrack {
     refusals: u32,
     rejections: HashMap<String, u32>,
     promises: CasePromises,
-    /// Promise event ids already judged broken (or warned about).
-    broken: BTreeSet<String>,
+    /// Promise event ids already judged broken (or warned about), with the
+    /// business time of the warning.
+    broken: BTreeMap<String, i128>,
+    /// Warnings of the case already withdrawn.
+    withdrawn: HashSet<String>,
+    /// Promises recorded by an import, with the server time they were.
+    imported: HashMap<String, i128>,
+    /// Owner assignments (business time, owner), in the order recorded.
+    owners: Vec<(i128, pb::Party)>,
 }
 
 /// The rule state, folded from the log.
@@ -183,7 +205,9 @@ impl WarningRules {
                 reason,
                 required_level: rule.required_level.escalation() as i32,
                 triggering_event_id: f.event_id.to_string(),
+                found_on_import: f.imported,
             },
+            withdrawal: None,
         }
     }
 
@@ -210,6 +234,18 @@ impl WarningRules {
             }
             Kind::WarningRaised(_) => {
                 self.raised.insert(f.event_id);
+            }
+            Kind::WarningWithdrawn(w) => {
+                self.raised.insert(f.event_id);
+                track.withdrawn.insert(w.warning_id.clone());
+            }
+            Kind::OwnerAssigned(o) => {
+                if let Some(owner) = &o.owner {
+                    track.owners.push((at, owner.clone()));
+                }
+            }
+            Kind::PromiseMade(_) if f.imported => {
+                track.imported.insert(f.event_id.to_string(), f.recorded_at);
             }
             _ => {}
         }
@@ -352,6 +388,50 @@ impl WarningRules {
                         ),
                     ));
                 }
+                (Trigger::UncoordinatedContact, _) => {
+                    let track = self.cases.get(f.case_id).expect("case tracked");
+                    let outbound = match kind {
+                        Kind::ContactLogged(c) if c.direction == pb::Direction::Outbound as i32 => {
+                            let started = c.started_at.as_ref().map(crate::time::ts_nanos);
+                            Some((
+                                &c.contact_id,
+                                started.unwrap_or(at),
+                                acting_party(c.party.as_ref(), &c.agent_id),
+                            ))
+                        }
+                        Kind::CallbackAttempted(c) => Some((
+                            &c.callback_id,
+                            at,
+                            acting_party(c.party.as_ref(), &c.agent_id),
+                        )),
+                        Kind::CallbackCompleted(c) => Some((
+                            &c.callback_id,
+                            at,
+                            acting_party(c.party.as_ref(), &c.agent_id),
+                        )),
+                        _ => None,
+                    };
+                    if let Some((id, when, actor)) = outbound {
+                        if let Some(owner) = owner_at(&track.owners, when)
+                            .filter(|_| uncoordinated(&track.owners, when, actor.as_ref()))
+                        {
+                            let by = actor
+                                .as_ref()
+                                .map(describe)
+                                .unwrap_or_else(|| "nobody named".into());
+                            hits.push(Self::hit(
+                                rule,
+                                f,
+                                f.event_id,
+                                at,
+                                format!(
+                                    "{id} by {by}, while {} owns the case: not coordinated with the owner",
+                                    describe(owner)
+                                ),
+                            ));
+                        }
+                    }
+                }
                 (
                     Trigger::PromiseBroken,
                     Kind::PromiseMade(_) | Kind::CallbackCompleted(_) | Kind::EventCorrected(_),
@@ -372,7 +452,10 @@ impl WarningRules {
         hits
     }
 
-    /// Re-judges one case's promises at `now`; updates the due queue.
+    /// Re-judges one case's promises at `now`; updates the due queue. A
+    /// promise warned about as broken that, judged again as of its warning
+    /// with every fact known now (one recorded late among them), was not
+    /// broken then gets its warning withdrawn.
     fn judge_promises(
         &mut self,
         rule: &WarningRule,
@@ -401,15 +484,75 @@ impl WarningRules {
                     self.due.remove(&key);
                 }
             }
-            if v.state == PromiseState::Broken as i32 && track.broken.insert(v.event_id.clone()) {
+            if v.state == PromiseState::Broken as i32 && !track.broken.contains_key(&v.event_id) {
+                track.broken.insert(v.event_id.clone(), now);
                 broken.push(v);
             }
         }
         let case_id = f.case_id.to_string();
-        broken
+        let mut hits: Vec<Hit> = broken
             .into_iter()
-            .map(|v| promise_hit(rule, &case_id, &v, f.event_id, f.correlation_id, now))
-            .collect()
+            .map(|v| {
+                let mut h = promise_hit(rule, &case_id, &v, f.event_id, f.correlation_id, now);
+                h.warning.found_on_import = f.imported;
+                h
+            })
+            .collect();
+        for (promise_event, warned_at) in &track.broken {
+            let warning_id = warning_event_id(&rule.name, promise_event);
+            if track.withdrawn.contains(&warning_id) {
+                continue;
+            }
+            let Some(then) = track
+                .promises
+                .judged(offset, warned_at + 1)
+                .into_iter()
+                .find(|v| &v.event_id == promise_event)
+            else {
+                continue;
+            };
+            if then.state == PromiseState::Broken as i32 {
+                continue;
+            }
+            track.withdrawn.insert(warning_id.clone());
+            let mut warning = promise_hit(rule, &case_id, &then, "", "", *warned_at).warning;
+            warning.warning_id = warning_id.clone();
+            let promise_id = then
+                .promise
+                .as_ref()
+                .map(|p| p.promise_id.as_str())
+                .unwrap_or("");
+            let state = if then.state == PromiseState::Kept as i32 {
+                format!(
+                    "kept: answered by {} before the warning",
+                    then.answered_by_event_id
+                )
+            } else {
+                "not due when the warning was raised".to_string()
+            };
+            let when = if f.recorded_at > 0 {
+                f.recorded_at
+            } else {
+                now
+            };
+            hits.push(Hit {
+                case_id: case_id.clone(),
+                event_id: warning_event_id("withdrawn", &warning_id),
+                occurred_at: when.max(now),
+                causation_id: f.event_id.to_string(),
+                correlation_id: f.correlation_id.to_string(),
+                warning,
+                withdrawal: Some(pb::WarningWithdrawn {
+                    warning_id,
+                    reason: format!(
+                        "promise {promise_id} was {state}; event {} (recorded later) shows it",
+                        f.event_id
+                    ),
+                    withdrawn_by_event_id: f.event_id.to_string(),
+                }),
+            });
+        }
+        hits
     }
 
     /// Promises that fell due by `now` without an answer.
@@ -445,8 +588,15 @@ impl WarningRules {
             else {
                 continue;
             };
-            if v.state == PromiseState::Broken as i32 && track.broken.insert(v.event_id.clone()) {
-                hits.push(promise_hit(&rule, &case_id, &v, &promise_event, "", due));
+            if v.state == PromiseState::Broken as i32 && !track.broken.contains_key(&v.event_id) {
+                track.broken.insert(v.event_id.clone(), due);
+                let mut h = promise_hit(&rule, &case_id, &v, &promise_event, "", due);
+                // Imported with its due time already past: found on import.
+                h.warning.found_on_import = track
+                    .imported
+                    .get(&v.event_id)
+                    .is_some_and(|recorded| due < *recorded);
+                hits.push(h);
             }
         }
         hits
@@ -480,7 +630,9 @@ fn promise_hit(
             reason: format!("promise {promise_id} broken: {}", reasons.join(", ")),
             required_level: rule.required_level.escalation() as i32,
             triggering_event_id: cause.to_string(),
+            found_on_import: false,
         },
+        withdrawal: None,
     }
 }
 
@@ -496,6 +648,17 @@ pub struct Pending {
 impl Pending {
     pub fn add(&mut self, rules: &WarningRules, hits: Vec<Hit>) {
         for h in hits {
+            // A warning withdrawn before it was appended is not appended
+            // at all: it was never true (an import's facts arriving in
+            // more than one append).
+            if let Some(w) = &h.withdrawal {
+                if self.hits.remove(&w.warning_id).is_some() {
+                    if let Some(ids) = self.by_case.get_mut(&h.case_id) {
+                        ids.retain(|id| *id != w.warning_id);
+                    }
+                    continue;
+                }
+            }
             if !rules.is_raised(&h.event_id) {
                 if let std::collections::btree_map::Entry::Vacant(v) =
                     self.hits.entry(h.event_id.clone())
@@ -601,6 +764,7 @@ mod tests {
                 occurred_at: parse_rfc3339(at),
                 recorded_at: 0,
                 correlation_id: String::new(),
+                imported: false,
                 event: pb::CaseEvent { kind: Some(kind) },
             };
             let (events, histories) = (&self.events, &mut self.histories);
@@ -925,6 +1089,7 @@ mod tests {
                     occurred_at: parse_rfc3339(at),
                     recorded_at: 0,
                     correlation_id: String::new(),
+                    imported: false,
                     event: pb::CaseEvent { kind: Some(kind) },
                 };
                 pending

@@ -49,6 +49,8 @@ fn collect<'a>(
         Kind::ExternalComplaintAnswered(e) => push("answer", &mut e.answer),
         Kind::NoteAdded(e) => push("text", &mut e.text),
         Kind::CaseResolved(e) => push("resolution", &mut e.resolution),
+        Kind::DemandDeclined(e) => push("reason", &mut e.reason),
+        Kind::DemandWithdrawn(e) => push("reason", &mut e.reason),
         Kind::EventCorrected(c) => {
             if let Some(r) = c.replacement.as_deref_mut() {
                 collect(r, &format!("{prefix}replacement."), out);

@@ -124,6 +124,18 @@ pub struct WarningFact {
     pub rule: Arc<str>,
     pub at: i128,
     pub required_level: i32,
+    /// A hash of its `warning_id`, to find it when it is withdrawn.
+    pub id_hash: u64,
+    /// The WarningWithdrawn that withdrew it (event id, business time).
+    pub withdrawn: Option<Box<(String, i128)>>,
+}
+
+/// The hash [`WarningFact::id_hash`] keeps.
+fn warning_id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
 }
 
 /// A contact classified as dissatisfied (KF-006), and what was done about it.
@@ -172,6 +184,10 @@ pub struct Board {
     /// lock, which the writer waits on before it acknowledges (57 ms per
     /// call at 10,000 seed-like cases).
     pub promises_by_due: BTreeSet<PromiseKey>,
+    /// Promises whose due time, as last corrected, is provisional (a year
+    /// without an official holiday notice): the ones to correct once it is
+    /// loaded. Few: only promises reaching past the official calendar.
+    pub provisional_promises: BTreeSet<(Arc<str>, String)>,
     /// Dissatisfied contacts still waiting for a survey, and for a
     /// callback, by (contact time, case, contact): the order the KF-006
     /// queues page them in, so a page walks only what is waiting.
@@ -346,8 +362,21 @@ impl Board {
                         rule,
                         at: f.at(),
                         required_level: w.required_level,
+                        id_hash: warning_id_hash(&w.warning_id),
+                        withdrawn: None,
                     },
                 );
+            }
+            Kind::WarningWithdrawn(w) => {
+                let hash = warning_id_hash(&w.warning_id);
+                let position = case.warnings.iter().copied().find(|p| {
+                    self.warnings
+                        .get(p)
+                        .is_some_and(|x| x.id_hash == hash && x.withdrawn.is_none())
+                });
+                if let Some(fact) = position.and_then(|p| self.warnings.get_mut(&p)) {
+                    fact.withdrawn = Some(Box::new((f.event_id.to_string(), f.at())));
+                }
             }
             Kind::ExternalComplaintReceived(_) => case.external_complaints += 1,
             Kind::ViolationJudged(j) => {
@@ -423,6 +452,26 @@ impl Board {
                 | Kind::EventCorrected(_)
         ) {
             if let Some(case) = self.cases.get_mut(f.case_id) {
+                // A provisional due time is listed until a correction
+                // replaces it.
+                let promise = match kind {
+                    Kind::PromiseMade(p) => Some((f.event_id, p)),
+                    Kind::EventCorrected(c) => {
+                        match c.replacement.as_ref().and_then(|r| r.kind.as_ref()) {
+                            Some(Kind::PromiseMade(p)) => Some((c.corrected_event_id.as_str(), p)),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some((event_id, p)) = promise {
+                    let key = (Arc::clone(&case_key), event_id.to_string());
+                    if p.due_provisional {
+                        self.provisional_promises.insert(key);
+                    } else {
+                        self.provisional_promises.remove(&key);
+                    }
+                }
                 // A promise, or a correction of one, moves in the due index.
                 let moved = match kind {
                     Kind::PromiseMade(p) => Some((f.event_id, None, due_key(p))),
@@ -562,6 +611,7 @@ impl Fold {
             }),
             recorded_at: 0,
             correlation_id: String::new(),
+            imported: false,
             event: pb::CaseEvent { kind: Some(kind) },
         };
         let folded = &self.folded;

@@ -8,6 +8,7 @@
 
 use super::promises::{judge_demand, judge_promise, Delivery, DemandTerms};
 use super::summary::status_of;
+use crate::domain::party::{acting_party, owner_at, uncoordinated};
 use crate::domain::CaseState;
 use crate::policy::Policy;
 use crate::proto::v1::{self as pb, case_event::Kind, RecordedEvent};
@@ -91,6 +92,13 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
     let mut demand_terms = Vec::new();
     let mut offset = crate::time::DEFAULT_UTC_OFFSET_MINUTES;
     let mut appealed_at: HashMap<String, i128> = HashMap::new();
+    // Owner assignments (business time, owner), and what ended demands.
+    let mut owners: Vec<(i128, pb::Party)> = Vec::new();
+    let mut demand_ends: HashMap<String, (&RecordedEvent, bool, String, Option<pb::Party>)> =
+        HashMap::new();
+    let mut withdrawals: HashMap<String, (&RecordedEvent, &pb::WarningWithdrawn)> = HashMap::new();
+    // Outbound contacts and callbacks: (index, business time, is contact).
+    let mut outbound: Vec<(usize, i128, bool)> = Vec::new();
 
     for e in events {
         let Some(event) = &e.event else { continue };
@@ -135,14 +143,28 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                         .map(|c| c.as_str_name())
                         .unwrap_or("UNKNOWN"),
                 );
-                if !counted.agent_id.is_empty() {
-                    bump(&mut by_agent, &counted.agent_id);
+                let party = acting_party(counted.party.as_ref(), &counted.agent_id);
+                if let Some(p) = party
+                    .as_ref()
+                    .filter(|p| p.kind == pb::PartyKind::Agent as i32)
+                {
+                    bump(&mut by_agent, &p.id);
+                }
+                if counted.direction == pb::Direction::Outbound as i32 {
+                    let started = counted.started_at.or(at);
+                    outbound.push((
+                        v.contacts.len(),
+                        started.as_ref().map(ts_nanos).unwrap_or(0),
+                        true,
+                    ));
                 }
                 v.contacts.push(pb::ContactView {
                     event_id: e.event_id.clone(),
                     case_version: e.case_version,
                     contact: Some(c.clone()),
                     corrections: fixes,
+                    party,
+                    uncoordinated: false,
                 });
             }
             Kind::DemandRecorded(d) => {
@@ -153,6 +175,7 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                 demand_terms.push(DemandTerms {
                     made_at: at.unwrap_or_default(),
                     demand: d_eff.clone(),
+                    ended_at: None,
                 });
                 v.demands.push(pb::DemandView {
                     event_id: e.event_id.clone(),
@@ -207,18 +230,32 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                         .push(step(e, "TicketResultGiven", &t.result, &[]));
                 }
             }
-            Kind::CallbackAttempted(c) => v.callbacks.push(pb::CallbackView {
-                event_id: e.event_id.clone(),
-                event_type: "CallbackAttempted".into(),
-                at,
-                channel: c.channel,
-                agent_id: c.agent_id.clone(),
-                reached: c.reached,
-                customer_response: 0,
-                promise_id: c.promise_id.clone(),
-                ticket_id: c.ticket_id.clone(),
-            }),
+            Kind::CallbackAttempted(c) => {
+                outbound.push((
+                    v.callbacks.len(),
+                    at.as_ref().map(ts_nanos).unwrap_or(0),
+                    false,
+                ));
+                v.callbacks.push(pb::CallbackView {
+                    event_id: e.event_id.clone(),
+                    event_type: "CallbackAttempted".into(),
+                    at,
+                    channel: c.channel,
+                    agent_id: c.agent_id.clone(),
+                    reached: c.reached,
+                    customer_response: 0,
+                    promise_id: c.promise_id.clone(),
+                    ticket_id: c.ticket_id.clone(),
+                    party: acting_party(c.party.as_ref(), &c.agent_id),
+                    uncoordinated: false,
+                })
+            }
             Kind::CallbackCompleted(c) => {
+                outbound.push((
+                    v.callbacks.len(),
+                    at.as_ref().map(ts_nanos).unwrap_or(0),
+                    false,
+                ));
                 v.callbacks.push(pb::CallbackView {
                     event_id: e.event_id.clone(),
                     event_type: "CallbackCompleted".into(),
@@ -229,16 +266,40 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                     customer_response: c.customer_response,
                     promise_id: c.promise_id.clone(),
                     ticket_id: c.ticket_id.clone(),
+                    party: acting_party(c.party.as_ref(), &c.agent_id),
+                    uncoordinated: false,
                 });
-                if c.reached {
-                    deliveries.push(Delivery {
-                        event_id: e.event_id.clone(),
-                        at: at.unwrap_or_default(),
-                        channel: c.channel,
-                        promise_id: c.promise_id.clone(),
-                        demand_ids: c.demand_ids.clone(),
-                    });
+                if let Some(d) = Delivery::of(&e.event_id, at.unwrap_or_default(), c) {
+                    deliveries.push(d);
                 }
+            }
+            Kind::DemandDeclined(d) => {
+                demand_ends.entry(d.demand_id.clone()).or_insert((
+                    e,
+                    true,
+                    d.reason.clone(),
+                    d.decided_by.clone(),
+                ));
+            }
+            Kind::DemandWithdrawn(d) => {
+                demand_ends.entry(d.demand_id.clone()).or_insert((
+                    e,
+                    false,
+                    d.reason.clone(),
+                    None,
+                ));
+            }
+            Kind::OwnerAssigned(o) => {
+                let o = match &eff {
+                    Some(Kind::OwnerAssigned(x)) => x,
+                    _ => o,
+                };
+                if let Some(owner) = &o.owner {
+                    owners.push((at.as_ref().map(ts_nanos).unwrap_or(0), owner.clone()));
+                }
+            }
+            Kind::WarningWithdrawn(w) => {
+                withdrawals.entry(w.warning_id.clone()).or_insert((e, w));
             }
             Kind::DissatisfactionClassified(d) => v.dissatisfactions.push(d.clone()),
             Kind::SurveyDone(s) => v.surveys.push(s.clone()),
@@ -251,6 +312,7 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                 event_id: e.event_id.clone(),
                 at,
                 warning: Some(w.clone()),
+                ..Default::default()
             }),
             Kind::ExternalComplaintReceived(x) => {
                 // As last corrected: a correction is how a deadline left
@@ -358,12 +420,65 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
             }
         }
     }
+    // A demand's end binds the terms promises are judged on, too.
+    for t in &mut demand_terms {
+        t.ended_at = demand_ends
+            .get(&t.demand.demand_id)
+            .and_then(|(e, ..)| e.occurred_at);
+    }
     for p in &mut v.promises {
         judge_promise(p, &deliveries, &demand_terms, offset, now);
     }
     for d in &mut v.demands {
-        judge_demand(d, &deliveries, offset, now);
+        let id = d
+            .demand
+            .as_ref()
+            .map(|x| x.demand_id.clone())
+            .unwrap_or_default();
+        let end = demand_ends.get(&id);
+        let ended_at = end.and_then(|(e, ..)| e.occurred_at);
+        judge_demand(
+            d,
+            &deliveries,
+            offset,
+            now,
+            ended_at,
+            end.is_some_and(|x| x.1),
+        );
+        if let Some((e, _, reason, by)) = end.filter(|_| {
+            matches!(
+                d.state(),
+                pb::DemandState::Declined | pb::DemandState::Withdrawn
+            )
+        }) {
+            d.ended_by_event_id = e.event_id.clone();
+            d.ended_at = e.occurred_at;
+            d.end_reason = reason.clone();
+            d.declined_by = by.clone();
+        }
     }
+    for w in &mut v.warnings {
+        let id = w
+            .warning
+            .as_ref()
+            .map(|x| x.warning_id.as_str())
+            .unwrap_or("");
+        if let Some((e, x)) = withdrawals.get(id) {
+            w.withdrawn_by_event_id = e.event_id.clone();
+            w.withdrawn_at = e.occurred_at;
+            w.withdrawal_reason = x.reason.clone();
+        }
+    }
+    for (i, at, contact) in outbound {
+        if contact {
+            let c = &mut v.contacts[i];
+            c.uncoordinated = uncoordinated(&owners, at, c.party.as_ref());
+        } else {
+            let c = &mut v.callbacks[i];
+            c.uncoordinated = uncoordinated(&owners, at, c.party.as_ref());
+        }
+    }
+    v.owner = owner_at(&owners, i128::MAX).cloned();
     for j in &mut v.judgements {
         let Some(x) = &j.judgement else { continue };
         (j.appeal_window_open, j.judged_without_agent) =

@@ -16,6 +16,8 @@ pub struct Fact<'a> {
     /// Server time, nanoseconds since the epoch.
     pub recorded_at: i128,
     pub correlation_id: &'a str,
+    /// Recorded by an import of earlier history.
+    pub imported: bool,
     pub event: &'a CaseEvent,
 }
 
@@ -33,6 +35,7 @@ impl<'a> Fact<'a> {
                 .map(crate::time::ts_nanos)
                 .unwrap_or(0),
             correlation_id: &e.correlation_id,
+            imported: e.imported,
             event: e.event.as_ref()?,
         })
     }
@@ -50,6 +53,7 @@ impl<'a> Fact<'a> {
                 .map(crate::time::ts_nanos)
                 .unwrap_or(0),
             correlation_id: &rec.correlation_id,
+            imported: rec.imported,
             event,
         }
     }
@@ -77,6 +81,7 @@ pub struct OwnedFact {
     pub occurred_at: Option<Timestamp>,
     pub recorded_at: i128,
     pub correlation_id: String,
+    pub imported: bool,
     pub event: CaseEvent,
 }
 
@@ -91,6 +96,7 @@ impl OwnedFact {
             occurred_at: f.occurred_at,
             recorded_at: f.recorded_at,
             correlation_id: f.correlation_id.to_string(),
+            imported: f.imported,
             event: event.clone(),
         }
     }
@@ -103,6 +109,7 @@ impl OwnedFact {
             occurred_at: self.occurred_at,
             recorded_at: self.recorded_at,
             correlation_id: &self.correlation_id,
+            imported: self.imported,
             event: &self.event,
         }
     }

@@ -275,6 +275,12 @@ pub fn warnings(
             answered_at: answer.map(|a| nanos_ts(a.at)),
             escalate_by: Some(nanos_ts(by)),
             overdue,
+            withdrawn_by_event_id: w
+                .withdrawn
+                .as_ref()
+                .map(|x| x.0.clone())
+                .unwrap_or_default(),
+            withdrawn_at: w.withdrawn.as_ref().map(|x| nanos_ts(x.1)),
         });
     }
     (out, next)
@@ -294,7 +300,10 @@ fn judge<'b>(board: &'b Board, w: &WarningFact, now: i128, escalate_within: i128
     let answer = board
         .escalation_reaching(&w.case_id, w.required_level, by.min(now))
         .filter(|_| w.required_level > 0);
-    let answered = answer.is_some() || w.required_level <= pb::EscalationLevel::Agent as i32;
+    // A withdrawn warning asks for nothing any more.
+    let answered = answer.is_some()
+        || w.required_level <= pb::EscalationLevel::Agent as i32
+        || w.withdrawn.is_some();
     Judged {
         by,
         answer,
@@ -349,6 +358,7 @@ pub fn customer_history(board: &Board, customer_id: &str, now: i128) -> pb::Cust
         };
         let judged = c.promises.judged(c.utc_offset_minutes, now);
         let count = |s: PromiseState| judged.iter().filter(|p| p.state == s as i32).count() as u32;
+        let demands = c.promises.demand_counts(c.utc_offset_minutes, now);
         let row = pb::CustomerCase {
             case_id: case_id.to_string(),
             business_line: c.business_line.clone(),
@@ -364,6 +374,10 @@ pub fn customer_history(board: &Board, customer_id: &str, now: i128) -> pb::Cust
             external_complaints: c.external_complaints,
             resolved: c.resolution_accepted.is_some(),
             resolution_accepted: c.resolution_accepted.unwrap_or(false),
+            demands_open: demands.open,
+            demands_fulfilled: demands.fulfilled,
+            demands_declined: demands.declined,
+            demands_withdrawn: demands.withdrawn,
         };
         h.contacts += row.contacts;
         h.warnings += row.warnings;

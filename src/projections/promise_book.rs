@@ -12,7 +12,16 @@
 //! and a reopen, fold the whole book again from the case's stream.
 
 use super::fact::Fact;
-use super::promises::{judge_promise, Delivery, DemandTerms};
+use super::promises::{judge_demand, judge_promise, Delivery, DemandTerms};
+
+/// A case's demands by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DemandCounts {
+    pub open: u32,
+    pub fulfilled: u32,
+    pub declined: u32,
+    pub withdrawn: u32,
+}
 use crate::proto::v1::{self as pb, case_event::Kind};
 
 /// What judging a promise needs of a demand: its terms, not its words.
@@ -28,6 +37,7 @@ fn terms_of(d: &pb::DemandRecorded) -> pb::DemandRecorded {
         refused_channels: d.refused_channels.clone(),
         due_by: d.due_by,
         window: d.window,
+        required_party: d.required_party.clone(),
     }
 }
 
@@ -49,6 +59,8 @@ pub struct CasePromises {
     pub promises: Vec<PromiseEntry>,
     pub deliveries: Vec<Delivery>,
     demands: Vec<(String, DemandTerms)>,
+    /// Demands declined (true) or withdrawn (false), by demand id.
+    ended: Vec<(String, bool)>,
 }
 
 impl CasePromises {
@@ -66,15 +78,16 @@ impl CasePromises {
                 DemandTerms {
                     made_at: f.occurred_at.unwrap_or_default(),
                     demand: terms_of(d),
+                    ended_at: None,
                 },
             )),
-            Some(Kind::CallbackCompleted(c)) if c.reached => self.deliveries.push(Delivery {
-                event_id: f.event_id.to_string(),
-                at: f.occurred_at.unwrap_or_default(),
-                channel: c.channel,
-                promise_id: c.promise_id.clone(),
-                demand_ids: c.demand_ids.clone(),
-            }),
+            Some(Kind::DemandDeclined(d)) => self.end(&d.demand_id, f, true),
+            Some(Kind::DemandWithdrawn(d)) => self.end(&d.demand_id, f, false),
+            Some(Kind::CallbackCompleted(c)) => {
+                if let Some(d) = Delivery::of(f.event_id, f.occurred_at.unwrap_or_default(), c) {
+                    self.deliveries.push(d);
+                }
+            }
             Some(Kind::EventCorrected(c)) => {
                 match c.replacement.as_ref().and_then(|r| r.kind.as_ref()) {
                     Some(Kind::PromiseMade(p)) => {
@@ -101,6 +114,43 @@ impl CasePromises {
             }
             _ => {}
         }
+    }
+
+    fn end(&mut self, demand_id: &str, f: &Fact<'_>, declined: bool) {
+        if let Some((_, t)) = self
+            .demands
+            .iter_mut()
+            .find(|(_, t)| t.demand.demand_id == demand_id)
+        {
+            t.ended_at = f.occurred_at.or(Some(Default::default()));
+            self.ended.push((demand_id.to_string(), declined));
+        }
+    }
+
+    /// The case's demands by state as of `now`: open, fulfilled, declined,
+    /// withdrawn.
+    pub fn demand_counts(&self, offset: i32, now: i128) -> DemandCounts {
+        let mut n = DemandCounts::default();
+        for (event_id, t) in &self.demands {
+            let mut v = pb::DemandView {
+                event_id: event_id.clone(),
+                recorded_for: Some(t.made_at),
+                demand: Some(t.demand.clone()),
+                ..Default::default()
+            };
+            let declined = self
+                .ended
+                .iter()
+                .any(|(id, declined)| *id == t.demand.demand_id && *declined);
+            judge_demand(&mut v, &self.deliveries, offset, now, t.ended_at, declined);
+            match v.state() {
+                pb::DemandState::Fulfilled => n.fulfilled += 1,
+                pb::DemandState::Declined => n.declined += 1,
+                pb::DemandState::Withdrawn => n.withdrawn += 1,
+                _ => n.open += 1,
+            }
+        }
+        n
     }
 
     /// Every promise judged as of `now` (nanoseconds).
@@ -237,7 +287,8 @@ impl ClosedPromise {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PromiseBook {
     Open(CasePromises),
-    Closed(Vec<ClosedPromise>),
+    /// With its demands' states as the close left them.
+    Closed(Vec<ClosedPromise>, DemandCounts),
 }
 
 impl Default for PromiseBook {
@@ -270,13 +321,13 @@ impl PromiseBook {
     }
 
     pub fn is_closed(&self) -> bool {
-        matches!(self, PromiseBook::Closed(_))
+        matches!(self, PromiseBook::Closed(..))
     }
 
     /// Settles the book of a case that closed; `offset` is the case's.
     pub fn close(&mut self, offset: i32) {
         if let PromiseBook::Open(b) = self {
-            *self = PromiseBook::Closed(b.close(offset));
+            *self = PromiseBook::Closed(b.close(offset), b.demand_counts(offset, i128::MAX));
         }
     }
 
@@ -285,7 +336,7 @@ impl PromiseBook {
     pub fn judged(&self, offset: i32, now: i128) -> Vec<pb::PromiseView> {
         match self {
             PromiseBook::Open(b) => b.judged(offset, now),
-            PromiseBook::Closed(c) => c.iter().map(|p| p.judge(offset, now)).collect(),
+            PromiseBook::Closed(c, _) => c.iter().map(|p| p.judge(offset, now)).collect(),
         }
     }
 
@@ -302,7 +353,7 @@ impl PromiseBook {
                     due_pending,
                 })
             }
-            PromiseBook::Closed(c) => {
+            PromiseBook::Closed(c, _) => {
                 let p = c.iter().find(|p| p.event_id == event_id)?;
                 Some(Judged {
                     view: p.judge(offset, now),
@@ -317,7 +368,16 @@ impl PromiseBook {
     pub fn due_of(&self, event_id: &str) -> Option<i128> {
         match self {
             PromiseBook::Open(b) => b.promise(event_id).map(due_key),
-            PromiseBook::Closed(c) => c.iter().find(|p| p.event_id == event_id).map(|p| p.due),
+            PromiseBook::Closed(c, _) => c.iter().find(|p| p.event_id == event_id).map(|p| p.due),
+        }
+    }
+
+    /// The case's demands by state as of `now` (as the close left them,
+    /// for a closed case).
+    pub fn demand_counts(&self, offset: i32, now: i128) -> DemandCounts {
+        match self {
+            PromiseBook::Open(b) => b.demand_counts(offset, now),
+            PromiseBook::Closed(_, n) => *n,
         }
     }
 }
@@ -350,6 +410,7 @@ mod tests {
             }),
             recorded_at: 0,
             correlation_id: "",
+            imported: false,
             event,
         }
     }

@@ -2,15 +2,20 @@
 //! the customer demanded a phone call, not SMS, after 17:00, by Friday, and
 //! kept getting SMS; a "1-2 working days" promise passed unanswered.
 //!
-//! A promise is answered by the first reached `CallbackCompleted` naming it.
-//! It is kept if that answer came in time, on the promised channel and on the
-//! terms the customer demanded (channel, time of day) before the answer; it is
-//! broken otherwise, with every reason; unanswered past its due time it is
-//! broken as never done; else open (also while its due time is pending: the
-//! calendar did not cover it yet). A demand is fulfilled by a reached
-//! callback naming it and meeting its terms; every reached callback after it
-//! that breaks its terms is listed as a breach.
+//! A promise is answered by the first reached `CallbackCompleted` naming it,
+//! first by business time (`occurred_at`), whatever order the facts were
+//! recorded in. It is kept if that answer came in time, on the promised
+//! channel, by the party required to keep it, was not refused by the
+//! customer, and met the terms the customer demanded (channel, time of day,
+//! who) before the answer and not ended by then; it is broken otherwise,
+//! with every reason; unanswered past its due time it is broken as never
+//! done; else open (also while its due time is pending: the calendar did not
+//! cover it yet). A demand is fulfilled by a reached callback naming it,
+//! not refused, meeting its terms; every reached callback after it and
+//! before it ended (declined, withdrawn) that breaks its terms is listed as
+//! a breach; an ended demand is never overdue.
 
+use crate::domain::party::meets;
 use crate::proto::v1::{self as pb, BreachReason, Channel, DemandState, PromiseState};
 use crate::time::{local_minute_of_day, ts_nanos};
 
@@ -36,6 +41,30 @@ pub struct Delivery {
     pub channel: i32,
     pub promise_id: String,
     pub demand_ids: Vec<String>,
+    /// Who made it, as `domain::party::acting_party` reads the callback.
+    pub party: Option<pb::Party>,
+    /// The customer refused it.
+    pub refused: bool,
+}
+
+impl Delivery {
+    /// The delivery a reached `CallbackCompleted` is; None when it did not
+    /// reach the customer.
+    pub fn of(
+        event_id: &str,
+        at: prost_types::Timestamp,
+        c: &pb::CallbackCompleted,
+    ) -> Option<Self> {
+        c.reached.then(|| Delivery {
+            event_id: event_id.to_string(),
+            at,
+            channel: c.channel,
+            promise_id: c.promise_id.clone(),
+            demand_ids: c.demand_ids.clone(),
+            party: crate::domain::party::acting_party(c.party.as_ref(), &c.agent_id),
+            refused: c.customer_response == pb::CustomerResponse::Refused as i32,
+        })
+    }
 }
 
 /// A demand with the time it was made, for judging deliveries after it.
@@ -43,6 +72,15 @@ pub struct Delivery {
 pub struct DemandTerms {
     pub made_at: prost_types::Timestamp,
     pub demand: pb::DemandRecorded,
+    /// When it was declined or withdrawn, if it was: its terms stop there.
+    pub ended_at: Option<prost_types::Timestamp>,
+}
+
+impl DemandTerms {
+    /// Whether its terms bind a delivery at `at`: made by then, not ended.
+    fn binds(&self, at: i128) -> bool {
+        ts_nanos(&self.made_at) <= at && self.ended_at.as_ref().is_none_or(|e| at < ts_nanos(e))
+    }
 }
 
 /// How a delivery breaks a demand's terms, if it does.
@@ -60,7 +98,18 @@ fn terms_broken(d: &pb::DemandRecorded, delivery: &Delivery, offset: i32) -> Vec
             out.push(BreachReason::OutsideWindow);
         }
     }
+    if !meets(d.required_party.as_ref(), delivery.party.as_ref()) {
+        out.push(BreachReason::WrongParty);
+    }
     out
+}
+
+/// The first delivery by business time that names `promise_id`.
+fn answer_to<'d>(deliveries: &'d [Delivery], promise_id: &str) -> Option<&'d Delivery> {
+    deliveries
+        .iter()
+        .filter(|d| d.promise_id == promise_id)
+        .min_by_key(|d| ts_nanos(&d.at))
 }
 
 /// Judges a promise as of `now` (nanoseconds since the epoch).
@@ -75,7 +124,7 @@ pub fn judge_promise(
     // No due time: one the calendar could not compute yet (`due_pending`),
     // so the promise is judged neither late nor undone until it has one.
     let due = p.due_at.as_ref().map(ts_nanos);
-    let answer = deliveries.iter().find(|d| d.promise_id == p.promise_id);
+    let answer = answer_to(deliveries, &p.promise_id);
     let mut reasons = Vec::new();
     match answer {
         Some(d) => {
@@ -89,7 +138,13 @@ pub fn judge_promise(
             if p.channel != Channel::Unspecified as i32 && d.channel != p.channel {
                 reasons.push(BreachReason::WrongChannel);
             }
-            for t in demands.iter().filter(|t| ts_nanos(&t.made_at) <= at) {
+            if !meets(p.required_party.as_ref(), d.party.as_ref()) {
+                reasons.push(BreachReason::WrongParty);
+            }
+            if d.refused {
+                reasons.push(BreachReason::Refused);
+            }
+            for t in demands.iter().filter(|t| t.binds(at)) {
                 for r in terms_broken(&t.demand, d, offset) {
                     if !reasons.contains(&r) {
                         reasons.push(r);
@@ -111,16 +166,40 @@ pub fn judge_promise(
     view.breach_reasons = reasons.into_iter().map(|r| r as i32).collect();
 }
 
-/// Judges a demand as of `now`.
-pub fn judge_demand(view: &mut pb::DemandView, deliveries: &[Delivery], offset: i32, now: i128) {
+/// Judges a demand as of `now`; `ended` is the DemandDeclined or
+/// DemandWithdrawn that ended it by then, if one did (its event id, time
+/// and whether it was a decline).
+pub fn judge_demand(
+    view: &mut pb::DemandView,
+    deliveries: &[Delivery],
+    offset: i32,
+    now: i128,
+    ended_at: Option<prost_types::Timestamp>,
+    declined: bool,
+) {
     let (Some(d), Some(made_at)) = (view.demand.clone(), view.recorded_for) else {
         return;
     };
-    let made = ts_nanos(&made_at);
+    // Ended after the time judged at, it still stood then.
+    let ended_at = ended_at.filter(|e| ts_nanos(e) <= now);
+    let terms = DemandTerms {
+        made_at,
+        demand: d.clone(),
+        ended_at,
+    };
     let due = d.due_by.as_ref().map(ts_nanos);
     let mut fulfilled_at = None;
-    for del in deliveries.iter().filter(|x| ts_nanos(&x.at) >= made) {
-        let broken = terms_broken(&d, del, offset);
+    let mut in_order: Vec<&Delivery> = deliveries
+        .iter()
+        .filter(|x| terms.binds(ts_nanos(&x.at)))
+        .collect();
+    in_order.sort_by_key(|x| ts_nanos(&x.at));
+    for del in in_order {
+        let mut broken = terms_broken(&d, del, offset);
+        let names_it = del.demand_ids.contains(&d.demand_id);
+        if names_it && del.refused {
+            broken.push(BreachReason::Refused);
+        }
         for r in &broken {
             view.breaches.push(pb::DemandBreach {
                 event_id: del.event_id.clone(),
@@ -129,7 +208,7 @@ pub fn judge_demand(view: &mut pb::DemandView, deliveries: &[Delivery], offset: 
                 reason: *r as i32,
             });
         }
-        if broken.is_empty() && fulfilled_at.is_none() && del.demand_ids.contains(&d.demand_id) {
+        if broken.is_empty() && fulfilled_at.is_none() && names_it {
             fulfilled_at = Some(ts_nanos(&del.at));
             view.fulfilled_by_event_id = del.event_id.clone();
             if due.is_some_and(|due| ts_nanos(&del.at) > due) {
@@ -142,9 +221,12 @@ pub fn judge_demand(view: &mut pb::DemandView, deliveries: &[Delivery], offset: 
             }
         }
     }
+    // Ended before it fell due, it was never overdue; ended after, the
+    // breach stands.
+    let end = ended_at.as_ref().map(ts_nanos);
     if fulfilled_at.is_none() {
         if let (Some(due), Some(due_ts)) = (due, d.due_by) {
-            if now > due {
+            if now > due && end.is_none_or(|e| e > due) {
                 view.breaches.push(pb::DemandBreach {
                     event_id: String::new(),
                     at: Some(due_ts),
@@ -154,9 +236,10 @@ pub fn judge_demand(view: &mut pb::DemandView, deliveries: &[Delivery], offset: 
             }
         }
     }
-    view.state = if fulfilled_at.is_some() {
-        DemandState::Fulfilled
-    } else {
-        DemandState::Open
+    view.state = match (fulfilled_at, end) {
+        (Some(_), _) => DemandState::Fulfilled,
+        (None, Some(_)) if declined => DemandState::Declined,
+        (None, Some(_)) => DemandState::Withdrawn,
+        (None, None) => DemandState::Open,
     } as i32;
 }

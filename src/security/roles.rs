@@ -163,11 +163,14 @@ impl Caller {
         }
         let supervisors_only = matches!(
             kind,
-            Kind::Escalated(_) | Kind::ViolationJudged(_) | Kind::AppealDecided(_)
+            Kind::Escalated(_)
+                | Kind::ViolationJudged(_)
+                | Kind::AppealDecided(_)
+                | Kind::WarningWithdrawn(_)
         );
         if supervisors_only && !self.has(Supervisor) {
             return Err(
-                "escalations, judgements and appeal decisions are recorded by a supervisor",
+                "escalations, judgements, appeal decisions and withdrawals of warnings are recorded by a supervisor",
             );
         }
         Ok(())

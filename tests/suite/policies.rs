@@ -504,10 +504,15 @@ async fn promises_get_due_times_from_the_calendar_and_are_judged_against_demands
     assert_eq!(local(&made.due_at), "2020-12-07 18:00:00 +08:00");
     assert_eq!(made.due_calendar, "cn-mainland@2026.1");
     assert_eq!(p01.state, PromiseState::Broken as i32);
-    // Answered on Tuesday by SMS where a phone call was demanded.
+    // Answered on Tuesday by SMS where a phone call was demanded, and the
+    // customer refused the result it delivered.
     assert_eq!(
         p01.breach_reasons,
-        [BreachReason::Late as i32, BreachReason::WrongChannel as i32]
+        [
+            BreachReason::Late as i32,
+            BreachReason::Refused as i32,
+            BreachReason::WrongChannel as i32
+        ]
     );
     // 12-10 (Thursday) 22:01 -> Monday 12-14, still open on 12-12.
     let p02 = p("p02");
@@ -790,10 +795,33 @@ fn at_the_year_end(c: &mut ServerConfig) {
     c.ledger.limits.max_clock_skew_seconds = 5 * 365 * 86_400;
 }
 
+/// As [`at_the_year_end`], with the shipped calendar minus its provisional
+/// years (an operator's choice: no deadline past the notices, ever), so a
+/// deadline in 2027 is left pending.
+fn at_the_year_end_without_provisional_years(c: &mut ServerConfig) {
+    at_the_year_end(c);
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/calendars/cn-mainland.toml"
+    ))
+    .unwrap();
+    let text: String = shipped
+        .lines()
+        .filter(|l| !l.starts_with("provisional ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    // Outlives the server: a directory of the test's own, left behind.
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("cn-mainland.toml"), text).unwrap();
+    let mut p = c.ledger.policy.config.clone();
+    p.calendars.directory = Some(dir);
+    c.ledger.policy = std::sync::Arc::new(Policy::new(p).unwrap());
+}
+
 #[tokio::test]
 async fn a_promise_past_the_calendar_is_recorded_pending_and_computed_when_the_calendar_covers_it()
 {
-    let mut server = TestServer::start_with(at_the_year_end).await;
+    let mut server = TestServer::start_with(at_the_year_end_without_provisional_years).await;
     let mut client = server.ledger().await;
     open_case(&mut client, "c1", "u1").await;
     // Wednesday 2026-12-30, "1-2 working days": the second one is in 2027,
@@ -952,7 +980,7 @@ async fn a_promise_past_the_calendar_is_recorded_pending_and_computed_when_the_c
 
 #[tokio::test]
 async fn an_outside_complaint_near_the_year_end_is_recorded_with_the_deadline_it_can_have() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(at_the_year_end_without_provisional_years).await;
     let mut client = server.ledger().await;
     open_case(&mut client, "c1", "u1").await;
     // Forwarded by 12315 on Monday 2026-11-23: the 7-working-day answer is
@@ -1285,7 +1313,7 @@ async fn followers_get_each_commit_in_order_and_are_told_when_they_lag() {
 #[tokio::test]
 async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_correction_computes_it(
 ) {
-    let mut server = TestServer::start_with(at_the_year_end).await;
+    let mut server = TestServer::start_with(at_the_year_end_without_provisional_years).await;
     let mut client = server.ledger().await;
     open_case(&mut client, "c1", "u1").await;
     // Notified on Thursday 2026-12-31: the appeal deadline (2 working days)
@@ -1411,7 +1439,7 @@ async fn a_judgement_whose_appeal_deadline_is_pending_accepts_appeals_until_a_co
 
 #[tokio::test]
 async fn a_retry_after_the_calendar_changed_is_still_the_same_request() {
-    let mut server = TestServer::start_with(at_the_year_end).await;
+    let mut server = TestServer::start_with(at_the_year_end_without_provisional_years).await;
     let mut client = server.ledger().await;
     open_case(&mut client, "c1", "u1").await;
     let letter = |summary: &str| {

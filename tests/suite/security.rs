@@ -279,6 +279,10 @@ fn every_kind() -> Vec<Kind> {
         Kind::CaseReopened(Default::default()),
         Kind::ExternalComplaintAnswered(Default::default()),
         Kind::PersonalDataErased(Default::default()),
+        Kind::DemandDeclined(Default::default()),
+        Kind::DemandWithdrawn(Default::default()),
+        Kind::OwnerAssigned(Default::default()),
+        Kind::WarningWithdrawn(Default::default()),
     ];
     // A new kind must be added here too.
     let names: Vec<_> = kinds
@@ -321,7 +325,12 @@ async fn a_correction_is_authorized_as_the_kind_it_carries() {
     ))
     .await
     .unwrap();
-    let supervisors_only = ["Escalated", "ViolationJudged", "AppealDecided"];
+    let supervisors_only = [
+        "Escalated",
+        "ViolationJudged",
+        "AppealDecided",
+        "WarningWithdrawn",
+    ];
     let roles = [
         ("agent", Some("qidian")),
         ("supervisor", None),
@@ -368,7 +377,7 @@ async fn a_correction_is_authorized_as_the_kind_it_carries() {
             }
         }
     }
-    assert_eq!(checked, 25 * 5 * 2);
+    assert_eq!(checked, 29 * 5 * 2);
     // The reported hole: an agent's correction that would undo a
     // supervisor's judgement, or an escalation.
     let agent = token("8030", &["agent"], Some("qidian"));
