@@ -254,6 +254,8 @@ impl WarningRules {
             kind,
             Kind::PromiseMade(_)
                 | Kind::DemandRecorded(_)
+                | Kind::DemandDeclined(_)
+                | Kind::DemandWithdrawn(_)
                 | Kind::CallbackCompleted(_)
                 | Kind::EventCorrected(_)
         ) {

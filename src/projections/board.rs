@@ -448,6 +448,8 @@ impl Board {
             kind,
             Kind::PromiseMade(_)
                 | Kind::DemandRecorded(_)
+                | Kind::DemandDeclined(_)
+                | Kind::DemandWithdrawn(_)
                 | Kind::CallbackCompleted(_)
                 | Kind::EventCorrected(_)
         ) {

@@ -199,7 +199,8 @@ impl CasePromises {
         self.promises
             .iter()
             .map(|p| {
-                let v = self.judge(p, &demands, offset, 0);
+                // Every delivery counts: a closed case takes no more.
+                let v = self.judge(p, &demands, offset, i128::MAX);
                 let answer = (!v.answered_by_event_id.is_empty()).then(|| {
                     Box::new(Answer {
                         event_id: v.answered_by_event_id,
@@ -259,7 +260,15 @@ impl ClosedPromise {
             made_at: self.made_at,
             ..Default::default()
         };
-        match &self.answer {
+        // Judged as of a time before its answer, it was not answered yet.
+        // (The close keeps the final answer only: as of a time when a wrong
+        // party's call stood before the right one came, the whole book said
+        // broken where this says open or never done.)
+        let answered_by_now = self.answer.as_ref().filter(|a| {
+            a.at.as_ref()
+                .is_none_or(|t| crate::time::ts_nanos(t) <= now)
+        });
+        match answered_by_now {
             Some(a) => {
                 v.answered_by_event_id = a.event_id.clone();
                 v.answered_at = a.at;

@@ -2,9 +2,11 @@
 //! the customer demanded a phone call, not SMS, after 17:00, by Friday, and
 //! kept getting SMS; a "1-2 working days" promise passed unanswered.
 //!
-//! A promise is answered by the first reached `CallbackCompleted` naming it,
-//! first by business time (`occurred_at`), whatever order the facts were
-//! recorded in. It is kept if that answer came in time, on the promised
+//! A promise is answered by a reached `CallbackCompleted` naming it: the
+//! first by business time (`occurred_at`, whatever order the facts were
+//! recorded in) made by the party required and not refused, or failing
+//! one, the first of them. Judged as of a time, only what happened by then
+//! counts. It is kept if that answer came in time, on the promised
 //! channel, by the party required to keep it, was not refused by the
 //! customer, and met the terms the customer demanded (channel, time of day,
 //! who) before the answer and not ended by then; it is broken otherwise,
@@ -104,12 +106,24 @@ fn terms_broken(d: &pb::DemandRecorded, delivery: &Delivery, offset: i32) -> Vec
     out
 }
 
-/// The first delivery by business time that names `promise_id`.
-fn answer_to<'d>(deliveries: &'d [Delivery], promise_id: &str) -> Option<&'d Delivery> {
-    deliveries
-        .iter()
-        .filter(|d| d.promise_id == promise_id)
+/// The delivery that answers a promise as of `now`: of those naming it by
+/// then, the first (by business time) made by the party required and not
+/// refused; failing one, the first of them all. A wrong party's call, or one
+/// the customer refused, breaks a promise only while nothing better came.
+fn answer_to<'d>(
+    deliveries: &'d [Delivery],
+    p: &pb::PromiseMade,
+    now: i128,
+) -> Option<&'d Delivery> {
+    let naming = || {
+        deliveries
+            .iter()
+            .filter(|d| d.promise_id == p.promise_id && ts_nanos(&d.at) <= now)
+    };
+    naming()
+        .filter(|d| !d.refused && meets(p.required_party.as_ref(), d.party.as_ref()))
         .min_by_key(|d| ts_nanos(&d.at))
+        .or_else(|| naming().min_by_key(|d| ts_nanos(&d.at)))
 }
 
 /// Judges a promise as of `now` (nanoseconds since the epoch).
@@ -124,7 +138,7 @@ pub fn judge_promise(
     // No due time: one the calendar could not compute yet (`due_pending`),
     // so the promise is judged neither late nor undone until it has one.
     let due = p.due_at.as_ref().map(ts_nanos);
-    let answer = answer_to(deliveries, &p.promise_id);
+    let answer = answer_to(deliveries, p, now);
     let mut reasons = Vec::new();
     match answer {
         Some(d) => {

@@ -13,7 +13,6 @@ use complaint_ledger::config::ServerConfig;
 use complaint_ledger::proto::v1::{self as pb, audit_client::AuditClient};
 use complaint_ledger::store::{EventLog, SledLog, SledOptions};
 use std::path::Path;
-use std::process::Output;
 use tonic::transport::Channel;
 
 async fn audit(server: &TestServer) -> AuditClient<Channel> {
@@ -27,28 +26,6 @@ async fn seed(server: &TestServer, cases: &[&str], notes: usize) {
         open_case(&mut c, case, "cust-x").await;
     }
     add_notes(&mut c, cases, notes).await;
-}
-
-/// Runs the real binary.
-async fn cli(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_complaint-ledger"))
-            .args(&args)
-            .env("COMPLAINT_LEDGER_LOG", "warn")
-            .output()
-            .expect("run the cli")
-    })
-    .await
-    .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn s(p: &Path) -> &str {

@@ -268,3 +268,91 @@ pub fn details(status: &tonic::Status) -> tonic_types::ErrorDetails {
     use tonic_types::StatusExt;
     status.get_error_details()
 }
+
+/// A party of the given kind and id.
+pub fn party(kind: pb::PartyKind, id: &str) -> Option<pb::Party> {
+    Some(pb::Party {
+        kind: kind as i32,
+        id: id.into(),
+    })
+}
+
+/// A case as `GetCase` shows it, judged at `evaluate_at` (RFC 3339) or now.
+pub async fn get_case(
+    server: &TestServer,
+    case_id: &str,
+    evaluate_at: Option<&str>,
+) -> pb::CaseView {
+    server
+        .cases()
+        .await
+        .get_case(pb::GetCaseRequest {
+            case_id: case_id.into(),
+            evaluate_at: evaluate_at.map(ts),
+            ..Default::default()
+        })
+        .await
+        .expect("get case")
+        .into_inner()
+}
+
+/// Reads `case_id` until `done` holds of its events (up to 20 s), and
+/// returns them then.
+pub async fn wait_until(
+    server: &TestServer,
+    case_id: &str,
+    done: impl Fn(&[pb::RecordedEvent]) -> bool,
+) -> Vec<pb::RecordedEvent> {
+    let mut client = server.ledger().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let events = read_case(&mut client, case_id).await;
+        if done(&events) {
+            return events;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "case {case_id} not there after 20 s: {:?}",
+            kinds_of(&events)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (up to 20 s) until `case_id` holds an event that `pred` accepts,
+/// and returns the case's events then.
+pub async fn wait_for_event(
+    server: &TestServer,
+    case_id: &str,
+    pred: impl Fn(&pb::RecordedEvent) -> bool,
+) -> Vec<pb::RecordedEvent> {
+    wait_until(server, case_id, |events| events.iter().any(&pred)).await
+}
+
+/// The event kinds of a case's events, by type name.
+pub fn kinds_of(events: &[pb::RecordedEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+/// Runs the real binary with `args` (off the test's runtime threads).
+pub async fn cli(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_complaint-ledger"))
+            .args(&args)
+            .env("COMPLAINT_LEDGER_LOG", "warn")
+            .output()
+            .expect("run the cli")
+    })
+    .await
+    .unwrap()
+}
+
+/// A command's standard output and error, as text.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
