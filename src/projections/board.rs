@@ -81,16 +81,26 @@ pub struct ContactInfo {
     pub event_id: String,
     pub started_at: Option<prost_types::Timestamp>,
     pub channel: i32,
+    /// The agent who made or took it; empty when that was not an agent.
     pub agent_id: String,
+    /// Who made or took it, agent or not (`domain::party::acting_party`).
+    pub party: Option<pb::Party>,
 }
 
 impl ContactInfo {
     fn of(f: &Fact<'_>, c: &pb::ContactLogged) -> Self {
+        let party = crate::domain::party::acting_party(c.party.as_ref(), &c.agent_id);
+        let agent_id = party
+            .as_ref()
+            .filter(|p| p.kind == pb::PartyKind::Agent as i32)
+            .map(|p| p.id.clone())
+            .unwrap_or_default();
         ContactInfo {
             event_id: f.event_id.to_string(),
             started_at: c.started_at.or(f.occurred_at),
             channel: c.channel,
-            agent_id: c.agent_id.clone(),
+            agent_id,
+            party,
         }
     }
 }

@@ -38,7 +38,13 @@ fn duration(nanos: i128) -> prost_types::Duration {
 }
 
 /// The duty clocks of a case's events (in version order), as of `now`.
+/// They are read in business-time order (`occurred_at`; recording order
+/// among equal times): a call logged late still ended the clock it ended
+/// when it happened.
 pub fn duty_clocks(events: &[RecordedEvent], now: i128, calendar: &Calendar) -> Vec<pb::DutyClock> {
+    let occurred = |e: &RecordedEvent| e.occurred_at.as_ref().map(ts_nanos).unwrap_or(0);
+    let mut in_time: Vec<&RecordedEvent> = events.iter().collect();
+    in_time.sort_by_key(|e| occurred(e));
     let mut respond = Clock::default();
     let mut accept = Clock::default();
     let mut save = Clock::default();
@@ -49,11 +55,11 @@ pub fn duty_clocks(events: &[RecordedEvent], now: i128, calendar: &Calendar) -> 
     let mut tickets: HashMap<String, (i128, String, bool)> = HashMap::new();
     // Saving is about the case's first ticket (see `TimelyDuty`).
     let mut first_ticket: Option<String> = None;
-    for e in events {
+    for e in in_time {
         let Some(kind) = e.event.as_ref().and_then(|x| x.kind.as_ref()) else {
             continue;
         };
-        let at = e.occurred_at.as_ref().map(ts_nanos).unwrap_or(0);
+        let at = occurred(e);
         let id = e.event_id.as_str();
         match kind {
             Kind::CaseOpened(_) => {

@@ -263,6 +263,17 @@ async fn an_imported_history_raises_only_what_was_true_at_its_time() {
             "2024-05-08T09:05:00+08:00",
             serde_json::json!({"noteAdded": {"text": "customer read out the order number"}}),
         ),
+        // The first call back, that same morning, also entered late.
+        line(
+            "imp-1",
+            "imp-1-c2",
+            "2024-05-08T09:20:00+08:00",
+            serde_json::json!({"contactLogged": {
+                "contactId": "c2", "channel": "CHANNEL_OUTBOUND_CALL",
+                "direction": "DIRECTION_OUTBOUND", "agentId": "8030",
+                "startedAt": "2024-05-08T09:20:00+08:00"
+            }}),
+        ),
         String::new(),
         line(
             "imp-2",
@@ -282,7 +293,7 @@ async fn an_imported_history_raises_only_what_was_true_at_its_time() {
     let o = cli(&["import", path, "--server", &server.url()]).await;
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains("imported 8 events of 2 cases (0 were already there)"),
+        text(&o).contains("imported 9 events of 2 cases (0 were already there)"),
         "{}",
         text(&o)
     );
@@ -316,12 +327,21 @@ async fn an_imported_history_raises_only_what_was_true_at_its_time() {
     assert!(!kinds_of(&events).contains(&"WarningWithdrawn"));
     // The imported records say so; the ledger stamped its own envelope.
     let imported: Vec<&pb::RecordedEvent> = events.iter().filter(|e| e.imported).collect();
-    assert_eq!(imported.len(), 6);
+    assert_eq!(imported.len(), 7);
     assert!(imported.iter().all(|e| e.actor != "old-system"));
     assert_eq!(events[0].case_version, 1);
     let v = get_case(&server, "imp-1", None).await;
     assert_eq!(v.promises[0].state, PromiseState::Kept as i32);
     assert_eq!(v.promises[1].state, PromiseState::Broken as i32);
+    // Responding (及时响应) ended with the morning's call back, recorded
+    // after the afternoon's callback of two days later.
+    let respond = v
+        .timely_duties
+        .iter()
+        .find(|d| d.duty() == pb::TimelyDuty::Respond)
+        .unwrap();
+    assert_eq!(respond.ended_by_event_id, "imp-1-c2");
+    assert_eq!(respond.elapsed.unwrap().seconds, 20 * 60);
     let o = cli(&["replay", "--case", "imp-1", "--server", &server.url()]).await;
     let t = text(&o);
     assert!(t.contains("[imported]"), "{t}");
@@ -330,7 +350,7 @@ async fn an_imported_history_raises_only_what_was_true_at_its_time() {
     // Again: nothing is appended twice.
     let o = cli(&["import", path, "--server", &server.url()]).await;
     assert!(
-        text(&o).contains("imported 0 events of 2 cases (8 were already there)"),
+        text(&o).contains("imported 0 events of 2 cases (9 were already there)"),
         "{}",
         text(&o)
     );

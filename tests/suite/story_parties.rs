@@ -202,4 +202,24 @@ async fn contacts_by_others_than_the_owner_are_uncoordinated() {
             ),
         ]
     );
+
+    // The moderator's chat left the customer dissatisfied: KF-006 surveys
+    // it the next week, naming the moderator, not an agent.
+    c.append(append(
+        CASE,
+        vec![kf006::dissatisfied(
+            "c2",
+            "2025-09-01T14:00:00+08:00",
+            pb::DissatisfactionFactor::Attitude,
+        )],
+    ))
+    .await
+    .unwrap();
+    let q = kf006::queue(&server, pb::QueueKind::Survey, "2025-09-08")
+        .await
+        .unwrap();
+    assert_eq!(q.items.len(), 1, "{q:?}");
+    assert_eq!(q.items[0].contact_id, "c2");
+    assert_eq!(q.items[0].agent_id, "");
+    assert_eq!(q.items[0].party, party(PartyKind::Volunteer, "mod-7"));
 }
