@@ -83,24 +83,32 @@ pub struct ContactInfo {
     pub channel: i32,
     /// The agent who made or took it; empty when that was not an agent.
     pub agent_id: String,
-    /// Who made or took it, agent or not (`domain::party::acting_party`).
-    pub party: Option<pb::Party>,
+    /// Who made or took it when that was not an agent (most contacts are
+    /// an agent's, and cost nothing more here).
+    pub other_party: Option<Box<pb::Party>>,
 }
 
 impl ContactInfo {
     fn of(f: &Fact<'_>, c: &pb::ContactLogged) -> Self {
         let party = crate::domain::party::acting_party(c.party.as_ref(), &c.agent_id);
-        let agent_id = party
-            .as_ref()
-            .filter(|p| p.kind == pb::PartyKind::Agent as i32)
-            .map(|p| p.id.clone())
-            .unwrap_or_default();
+        let (agent_id, other_party) = match party {
+            Some(p) if p.kind == pb::PartyKind::Agent as i32 => (p.id, None),
+            other => (String::new(), other.map(Box::new)),
+        };
         ContactInfo {
             event_id: f.event_id.to_string(),
             started_at: c.started_at.or(f.occurred_at),
             channel: c.channel,
             agent_id,
-            party,
+            other_party,
+        }
+    }
+
+    /// Who made or took it: its agent, or the other party.
+    pub fn party(&self) -> Option<pb::Party> {
+        match &self.other_party {
+            Some(p) => Some((**p).clone()),
+            None => crate::domain::party::acting_party(None, &self.agent_id),
         }
     }
 }

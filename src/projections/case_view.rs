@@ -236,19 +236,19 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                     at.as_ref().map(ts_nanos).unwrap_or(0),
                     false,
                 ));
-                v.callbacks.push(pb::CallbackView {
-                    event_id: e.event_id.clone(),
-                    event_type: "CallbackAttempted".into(),
-                    at,
-                    channel: c.channel,
-                    agent_id: c.agent_id.clone(),
-                    reached: c.reached,
-                    customer_response: 0,
-                    promise_id: c.promise_id.clone(),
-                    ticket_id: c.ticket_id.clone(),
-                    party: acting_party(c.party.as_ref(), &c.agent_id),
-                    uncoordinated: false,
-                })
+                v.callbacks.push(callback_view(
+                    e,
+                    CallbackFacts {
+                        event_type: "CallbackAttempted",
+                        channel: c.channel,
+                        agent_id: &c.agent_id,
+                        party: c.party.as_ref(),
+                        reached: c.reached,
+                        customer_response: 0,
+                        promise_id: &c.promise_id,
+                        ticket_id: &c.ticket_id,
+                    },
+                ))
             }
             Kind::CallbackCompleted(c) => {
                 outbound.push((
@@ -256,19 +256,19 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
                     at.as_ref().map(ts_nanos).unwrap_or(0),
                     false,
                 ));
-                v.callbacks.push(pb::CallbackView {
-                    event_id: e.event_id.clone(),
-                    event_type: "CallbackCompleted".into(),
-                    at,
-                    channel: c.channel,
-                    agent_id: c.agent_id.clone(),
-                    reached: c.reached,
-                    customer_response: c.customer_response,
-                    promise_id: c.promise_id.clone(),
-                    ticket_id: c.ticket_id.clone(),
-                    party: acting_party(c.party.as_ref(), &c.agent_id),
-                    uncoordinated: false,
-                });
+                v.callbacks.push(callback_view(
+                    e,
+                    CallbackFacts {
+                        event_type: "CallbackCompleted",
+                        channel: c.channel,
+                        agent_id: &c.agent_id,
+                        party: c.party.as_ref(),
+                        reached: c.reached,
+                        customer_response: c.customer_response,
+                        promise_id: &c.promise_id,
+                        ticket_id: &c.ticket_id,
+                    },
+                ));
                 if let Some(d) = Delivery::of(&e.event_id, at.unwrap_or_default(), c) {
                     deliveries.push(d);
                 }
@@ -539,6 +539,36 @@ pub fn deadline_state(
         Some(_) => pb::DeadlineState::Missed,
         None if now > due => pb::DeadlineState::Overdue,
         None => pb::DeadlineState::Pending,
+    }
+}
+
+/// What a callback view shows of either kind of callback event.
+struct CallbackFacts<'a> {
+    event_type: &'static str,
+    channel: i32,
+    agent_id: &'a str,
+    party: Option<&'a pb::Party>,
+    reached: bool,
+    customer_response: i32,
+    promise_id: &'a str,
+    ticket_id: &'a str,
+}
+
+/// A callback as the case view lists it; whether it was coordinated with
+/// the case's owner is filled in once every owner is known.
+fn callback_view(e: &RecordedEvent, c: CallbackFacts<'_>) -> pb::CallbackView {
+    pb::CallbackView {
+        event_id: e.event_id.clone(),
+        event_type: c.event_type.into(),
+        at: e.occurred_at,
+        channel: c.channel,
+        agent_id: c.agent_id.to_string(),
+        reached: c.reached,
+        customer_response: c.customer_response,
+        promise_id: c.promise_id.to_string(),
+        ticket_id: c.ticket_id.to_string(),
+        party: acting_party(c.party, c.agent_id),
+        uncoordinated: false,
     }
 }
 

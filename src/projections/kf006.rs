@@ -130,7 +130,7 @@ pub fn queue(
             contacted_at: d.contact.started_at,
             channel: d.contact.channel,
             agent_id: d.contact.agent_id.clone(),
-            party: d.contact.party.clone(),
+            party: d.contact.party(),
             factor: d
                 .survey
                 .as_ref()

@@ -762,31 +762,9 @@ async fn scorecard_at(server: &TestServer, month: &str, at: &str) -> pb::Scoreca
         .into_inner()
 }
 
-/// Restarts the server with a calendar directory whose `cn-mainland` covers
-/// 2027 too. Test data, not the holiday notice: the shipped file with one
-/// more year holding only New Year's Day, the one 2027 day off certain
-/// without the notice.
+/// Restarts the server with `cn-mainland` covering 2027 officially.
 async fn restart_with_a_calendar_through_2027(server: &mut TestServer) {
-    let shipped = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/calendars/cn-mainland.toml"
-    ))
-    .unwrap();
-    let text = shipped
-        .replace("version = \"2026.1\"", "version = \"2027.test\"")
-        .replace("last_year = 2026", "last_year = 2027")
-        + "\n[[year]]\nyear = 2027\nsources = [\"test data\"]\n\n[[year.holiday]]\nname = \"元旦\"\noff = [\"2027-01-01\"]\n";
-    let cal = server.dir.path().join("calendars");
-    std::fs::create_dir_all(&cal).unwrap();
-    std::fs::write(cal.join("cn-mainland.toml"), text).unwrap();
-    server
-        .restart_with(|c| {
-            at_the_year_end(c);
-            let mut p = c.ledger.policy.config.clone();
-            p.calendars.directory = Some(cal);
-            c.ledger.policy = std::sync::Arc::new(Policy::new(p).unwrap());
-        })
-        .await;
+    restart_with_an_official_2027(server, at_the_year_end).await;
 }
 
 /// These tests record events at the turn of 2026/2027, which may lie ahead

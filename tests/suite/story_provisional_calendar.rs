@@ -13,36 +13,11 @@
 //! correction may carry again).
 
 use crate::common::*;
-use complaint_ledger::policy::Policy;
 use complaint_ledger::proto::v1::{self as pb, case_event::Kind};
 use complaint_ledger::time::format_local;
 
 fn local(t: &Option<prost_types::Timestamp>) -> String {
     format_local(t.as_ref().expect("a time"), 480)
-}
-
-/// The shipped calendar with an official 2027 (test data: New Year's Day
-/// only, the one 2027 holiday certain before the notice).
-async fn restart_with_an_official_2027(server: &mut TestServer) {
-    let shipped = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/calendars/cn-mainland.toml"
-    ))
-    .unwrap();
-    let text = shipped
-        .replace("version = \"2026.1\"", "version = \"2027.test\"")
-        .replace("last_year = 2026", "last_year = 2027")
-        + "\n[[year]]\nyear = 2027\nsources = [\"test data\"]\n\n[[year.holiday]]\nname = \"元旦\"\noff = [\"2027-01-01\"]\n";
-    let dir = server.dir.path().join("calendars");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("cn-mainland.toml"), text).unwrap();
-    server
-        .restart_with(|c| {
-            let mut p = c.ledger.policy.config.clone();
-            p.calendars.directory = Some(dir);
-            c.ledger.policy = std::sync::Arc::new(Policy::new(p).unwrap());
-        })
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +98,7 @@ async fn deadlines_past_the_notices_are_provisional_until_the_notice_comes() {
 
     // The official notice arrives; the server starts with it and corrects
     // the promise: official now, same day (the notice added no day off).
-    restart_with_an_official_2027(&mut server).await;
+    restart_with_an_official_2027(&mut server, |_| {}).await;
     let mut c = server.ledger().await;
     let events = wait_for_event(&server, "pv-1", |e| e.actor == "policy:deadlines").await;
     let correction = events
@@ -165,7 +140,7 @@ async fn deadlines_past_the_notices_are_provisional_until_the_notice_comes() {
     assert_eq!(x.deadline_calendar, "cn-mainland@2027.test");
     // Another start corrects nothing again.
     let before = read_case(&mut c, "pv-1").await.len();
-    restart_with_an_official_2027(&mut server).await;
+    restart_with_an_official_2027(&mut server, |_| {}).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let mut c = server.ledger().await;
     assert_eq!(read_case(&mut c, "pv-1").await.len(), before);

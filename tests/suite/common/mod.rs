@@ -356,3 +356,33 @@ pub fn text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Restarts `server` (configured further by `f`) with a calendar directory
+/// whose `cn-mainland` covers 2027 officially. Test data, not the holiday
+/// notice: the shipped file with one more year holding only New Year's
+/// Day, the one 2027 day off certain without the notice.
+pub async fn restart_with_an_official_2027(
+    server: &mut TestServer,
+    f: impl FnOnce(&mut ServerConfig),
+) {
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/calendars/cn-mainland.toml"
+    ))
+    .unwrap();
+    let text = shipped
+        .replace("version = \"2026.1\"", "version = \"2027.test\"")
+        .replace("last_year = 2026", "last_year = 2027")
+        + "\n[[year]]\nyear = 2027\nsources = [\"test data\"]\n\n[[year.holiday]]\nname = \"元旦\"\noff = [\"2027-01-01\"]\n";
+    let dir = server.dir.path().join("calendars");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cn-mainland.toml"), text).unwrap();
+    server
+        .restart_with(|c| {
+            f(c);
+            let mut p = c.ledger.policy.config.clone();
+            p.calendars.directory = Some(dir);
+            c.ledger.policy = Arc::new(Policy::new(p).unwrap());
+        })
+        .await;
+}
