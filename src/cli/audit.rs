@@ -225,7 +225,7 @@ fn adopt(dir: &Path, signing_key_file: Option<&Path>) -> anyhow::Result<()> {
             bail!("verification failed")
         }
     };
-    let access = crate::privacy::access_log::AccessLog::open(log.side_tree("pii-access")?)
+    let access = crate::privacy::access_log::AccessLog::open(log.side_table("pii-access")?)
         .map_err(|e| anyhow::anyhow!(e))?;
     let signer = integrity::signing_key(dir, signing_key_file, None, false)
         .map_err(|e| anyhow::anyhow!(e))?;

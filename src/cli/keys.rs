@@ -18,7 +18,7 @@ pub fn rotate_master_key(dir: &Path, master_key_file: &Path) -> anyhow::Result<(
     let current = master.current_id().to_string();
     let log = SledLog::open(dir, &SledOptions::default())
         .context("opening the store (is a server still running on it?)")?;
-    let keys = KeyStore::new(log.side_tree("customer-keys")?, master);
+    let keys = KeyStore::new(log.side_table("customer-keys")?, master);
     let n = keys.rewrap_all().map_err(anyhow::Error::msg)?;
     log.sync()?;
     println!("re-wrapped {n} customer keys under master key {current}");

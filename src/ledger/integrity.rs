@@ -187,7 +187,7 @@ pub fn check_data_dir(
     master_key_file: Option<&Path>,
     progress: impl FnMut(u64, u64),
 ) -> Result<DataDirReport, String> {
-    use crate::store::{SledLog, SledOptions};
+    use crate::store::{SideTable, SledLog, SledOptions};
     let log = SledLog::open(dir, &SledOptions::default()).map_err(|e| e.to_string())?;
     let head = log.head().map_err(|e| e.to_string())?;
     let witnessed = read_witness(dir, head)?;
@@ -196,15 +196,15 @@ pub fn check_data_dir(
     })
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
-    let access = AccessLog::open(log.side_tree("pii-access").map_err(|e| e.to_string())?)?;
+    let access = AccessLog::open(log.side_table("pii-access").map_err(|e| e.to_string())?)?;
     let public_key = signing_key(dir, signing_key_file, None, false)?
         .public_key()
         .to_string();
     if let Some(w) = &witnessed {
         check(&log, w, &verified, &access, &public_key)?;
     }
-    let keys_tree = log.side_tree("customer-keys").map_err(|e| e.to_string())?;
-    let keys = if keys_tree.is_empty() {
+    let keys_tree = log.side_table("customer-keys").map_err(|e| e.to_string())?;
+    let keys = if keys_tree.is_empty().map_err(|e| e.to_string())? {
         (0, 0)
     } else {
         let master = master_keys(dir, master_key_file, false)?;

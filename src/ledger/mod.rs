@@ -33,7 +33,7 @@ use crate::projections::board::Board;
 use crate::projections::fact::{Fact, OwnedFact};
 use crate::projections::summary::{summarize, CaseIndex};
 use crate::proto::v1::{self as pb, CaseEvent};
-use crate::store::{EventLog, SledLog, SledOptions};
+use crate::store::{EventLog, SideTable, SledLog, SledOptions};
 use prost::Message;
 use std::collections::HashMap;
 use std::path::Path;
@@ -142,9 +142,9 @@ impl Ledger {
             witnessed.is_none(),
         )
         .map_err(refuse)?;
-        let keys_tree = log.side_tree("customer-keys")?;
+        let keys_tree = log.side_table("customer-keys")?;
         let master =
-            integrity::master_keys(dir, opts.master_key_file.as_deref(), keys_tree.is_empty())
+            integrity::master_keys(dir, opts.master_key_file.as_deref(), keys_tree.is_empty()?)
                 .map_err(refuse)?;
         let blind = Arc::new(BlindIndex::new(
             master.derive("complaint-ledger blind index v1"),
@@ -153,7 +153,7 @@ impl Ledger {
         // Every stored key unwraps: a wrong or damaged master key is found
         // now, not by the first response that needs the data.
         keys.check_all().map_err(|e| refuse(e.to_string()))?;
-        let access = Arc::new(AccessLog::open(log.side_tree("pii-access")?).map_err(refuse)?);
+        let access = Arc::new(AccessLog::open(log.side_table("pii-access")?).map_err(refuse)?);
         let mut cases: HashMap<String, CaseState> = HashMap::new();
         let mut last_recorded_at = i128::MIN;
         let mut board = Board::default();

@@ -1164,15 +1164,7 @@ mod tests {
             last_recorded_at: 0,
             failed: None,
             access: Arc::new(
-                AccessLog::open(
-                    sled::Config::new()
-                        .temporary(true)
-                        .open()
-                        .expect("temporary database")
-                        .open_tree("a")
-                        .expect("tree"),
-                )
-                .expect("access log"),
+                AccessLog::open(crate::store::MemoryTable::default()).expect("access log"),
             ),
             // The witness file outlives its directory's name: only its
             // writes matter here.

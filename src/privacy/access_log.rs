@@ -6,12 +6,13 @@
 //! chain can be checked.
 
 use crate::proto::v1 as pb;
+use crate::store::SideTable;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::sync::Mutex;
 
 pub struct AccessLog {
-    tree: sled::Tree,
+    tree: Box<dyn SideTable>,
     /// Next sequence number and the hash of the last entry.
     head: Mutex<(u64, [u8; 32])>,
 }
@@ -25,26 +26,40 @@ fn entry_hash(prev: &[u8; 32], body: &[u8]) -> [u8; 32] {
 
 impl AccessLog {
     /// Opens the log, checking its whole chain.
-    pub fn open(tree: sled::Tree) -> Result<Self, String> {
+    pub fn open(tree: impl SideTable) -> Result<Self, String> {
         let mut prev = [0u8; 32];
         let mut next = 1u64;
-        for item in tree.iter() {
-            let (k, v) = item.map_err(|e| e.to_string())?;
-            let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| "bad access-log key")?);
-            let e = pb::PiiAccess::decode(v.as_ref()).map_err(|e| e.to_string())?;
-            if seq != next || e.prev_hash != prev {
-                return Err(format!("the PII-access log is broken at entry {seq}"));
+        let mut broken = None;
+        tree.for_each(&mut |k, v| {
+            if broken.is_some() {
+                return Ok(());
             }
-            let mut body = e.clone();
-            body.hash.clear();
-            if entry_hash(&prev, &body.encode_to_vec()).as_slice() != e.hash.as_slice() {
-                return Err(format!("the PII-access log entry {seq} was altered"));
+            let checked = (|| {
+                let seq = u64::from_be_bytes(k.try_into().map_err(|_| "bad access-log key")?);
+                let e = pb::PiiAccess::decode(v).map_err(|e| e.to_string())?;
+                if seq != next || e.prev_hash != prev {
+                    return Err(format!("the PII-access log is broken at entry {seq}"));
+                }
+                let mut body = e.clone();
+                body.hash.clear();
+                if entry_hash(&prev, &body.encode_to_vec()).as_slice() != e.hash.as_slice() {
+                    return Err(format!("the PII-access log entry {seq} was altered"));
+                }
+                prev.copy_from_slice(&e.hash);
+                next += 1;
+                Ok(())
+            })();
+            if let Err(e) = checked {
+                broken = Some(e);
             }
-            prev.copy_from_slice(&e.hash);
-            next += 1;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        if let Some(e) = broken {
+            return Err(e);
         }
         Ok(Self {
-            tree,
+            tree: Box::new(tree),
             head: Mutex::new((next, prev)),
         })
     }
@@ -60,7 +75,7 @@ impl AccessLog {
         let hash = entry_hash(&head.1, &e.encode_to_vec());
         e.hash = hash.to_vec();
         self.tree
-            .insert(head.0.to_be_bytes(), e.encode_to_vec())
+            .insert(&head.0.to_be_bytes(), &e.encode_to_vec())
             .map_err(|e| e.to_string())?;
         *head = (head.0 + 1, hash);
         Ok(e.sequence)
@@ -77,7 +92,7 @@ impl AccessLog {
     pub fn hash_of(&self, sequence: u64) -> Result<Option<[u8; 32]>, String> {
         let Some(v) = self
             .tree
-            .get(sequence.to_be_bytes())
+            .get(&sequence.to_be_bytes())
             .map_err(|e| e.to_string())?
         else {
             return Ok(None);
@@ -93,19 +108,29 @@ impl AccessLog {
         limit: usize,
         case_id: &str,
     ) -> Result<Vec<pb::PiiAccess>, String> {
+        const PAGE: usize = 256;
         let mut out = Vec::new();
-        for item in self.tree.range((after + 1).to_be_bytes()..) {
-            let (_, v) = item.map_err(|e| e.to_string())?;
-            let e = pb::PiiAccess::decode(v.as_ref()).map_err(|e| e.to_string())?;
-            if !case_id.is_empty() && e.case_id != case_id {
-                continue;
+        let mut from = after.saturating_add(1);
+        loop {
+            let page = self
+                .tree
+                .scan(&from.to_be_bytes(), PAGE)
+                .map_err(|e| e.to_string())?;
+            for (_, v) in &page {
+                let e = pb::PiiAccess::decode(v.as_slice()).map_err(|e| e.to_string())?;
+                from = e.sequence.saturating_add(1);
+                if !case_id.is_empty() && e.case_id != case_id {
+                    continue;
+                }
+                out.push(e);
+                if out.len() == limit {
+                    return Ok(out);
+                }
             }
-            out.push(e);
-            if out.len() == limit {
-                break;
+            if page.len() < PAGE {
+                return Ok(out);
             }
         }
-        Ok(out)
     }
 
     /// Verifies a run of entries as listed: each hash covers its previous

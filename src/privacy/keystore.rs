@@ -11,6 +11,7 @@
 //!   rotation has re-wrapped everything.
 
 use super::crypto::DataKey;
+use crate::store::SideTable;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -126,9 +127,12 @@ pub enum KeyError {
 
 const TOMBSTONE: &[u8] = b"erased";
 
+/// What `KeyStore::each_live` calls with each customer and wrapped key.
+type LiveKey<'a> = dyn FnMut(&str, &[u8]) -> Result<(), KeyError> + 'a;
+
 /// The data keys of all customers.
 pub struct KeyStore {
-    tree: sled::Tree,
+    tree: Box<dyn SideTable>,
     master: MasterKeys,
     cache: RwLock<HashMap<String, DataKey>>,
 }
@@ -143,19 +147,14 @@ impl KeyStore {
     #[cfg(test)]
     pub(crate) fn in_memory() -> Self {
         Self::new(
-            sled::Config::new()
-                .temporary(true)
-                .open()
-                .expect("temporary database")
-                .open_tree("k")
-                .expect("tree"),
+            crate::store::MemoryTable::default(),
             MasterKeys::parse("k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").expect("test key"),
         )
     }
 
-    pub fn new(tree: sled::Tree, master: MasterKeys) -> Self {
+    pub fn new(tree: impl SideTable, master: MasterKeys) -> Self {
         Self {
-            tree,
+            tree: Box::new(tree),
             master,
             cache: RwLock::new(HashMap::new()),
         }
@@ -229,7 +228,7 @@ impl KeyStore {
         }
         match self.tree.get(customer.as_bytes()).map_err(store_err)? {
             None => Ok(None),
-            Some(v) if v.as_ref() == TOMBSTONE => Ok(None),
+            Some(v) if v == TOMBSTONE => Ok(None),
             Some(v) => {
                 let k = self.unwrap_key(customer, &v)?;
                 cache.insert(customer.to_string(), k.clone());
@@ -243,7 +242,7 @@ impl KeyStore {
             .tree
             .get(customer.as_bytes())
             .map_err(store_err)?
-            .is_some_and(|v| v.as_ref() == TOMBSTONE))
+            .is_some_and(|v| v == TOMBSTONE))
     }
 
     /// A fresh data key for a customer that has none (and was not erased).
@@ -270,20 +269,14 @@ impl KeyStore {
         let mut cache = self.cache.write().expect("key cache");
         let swapped = self
             .tree
-            .compare_and_swap(
-                customer.as_bytes(),
-                None as Option<&[u8]>,
-                Some(self.wrap(customer, key)),
-            )
+            .insert_new(customer.as_bytes(), &self.wrap(customer, key))
             .map_err(store_err)?;
         match swapped {
             Ok(()) => {
                 cache.insert(customer.to_string(), key.clone());
                 Ok(())
             }
-            Err(e) if e.current.as_deref() == Some(TOMBSTONE) => {
-                Err(KeyError::Erased(customer.to_string()))
-            }
+            Err(current) if current == TOMBSTONE => Err(KeyError::Erased(customer.to_string())),
             Err(_) => Err(KeyError::Store(format!(
                 "customer {customer} already has a data key"
             ))),
@@ -296,7 +289,7 @@ impl KeyStore {
         let mut cache = self.cache.write().expect("key cache");
         // The wrapping is randomised: compare the unwrapped key.
         if let Some(v) = self.tree.get(customer.as_bytes()).map_err(store_err)? {
-            if v.as_ref() != TOMBSTONE && self.unwrap_key(customer, &v)?.0 == key.0 {
+            if v != TOMBSTONE && self.unwrap_key(customer, &v)?.0 == key.0 {
                 self.tree.remove(customer.as_bytes()).map_err(store_err)?;
                 cache.remove(customer);
             }
@@ -305,7 +298,7 @@ impl KeyStore {
     }
 
     /// Destroys the customer's key, leaving a tombstone. The caller makes it
-    /// durable (`SledLog::sync`) before reporting success.
+    /// durable (`EventLog::sync`) before reporting success.
     pub fn erase(&self, customer: &str) -> Result<bool, KeyError> {
         // The tombstone is written and the cached key dropped under the
         // cache's write lock (see `get`).
@@ -315,26 +308,25 @@ impl KeyStore {
             .insert(customer.as_bytes(), TOMBSTONE)
             .map_err(store_err)?;
         cache.remove(customer);
-        Ok(old.is_some_and(|v| v.as_ref() != TOMBSTONE))
+        Ok(old.is_some_and(|v| v != TOMBSTONE))
     }
 
     /// Re-wraps every data key under the current master key; returns how
     /// many were re-wrapped.
     pub fn rewrap_all(&self) -> Result<u64, KeyError> {
-        let mut n = 0;
-        for item in self.tree.iter() {
-            let (k, v) = item.map_err(store_err)?;
-            if v.as_ref() == TOMBSTONE {
-                continue;
-            }
-            let customer = String::from_utf8_lossy(&k).to_string();
-            let key = self.unwrap_key(&customer, &v)?;
+        // Unwrapped first, rewritten after: a table is not written while
+        // it is walked.
+        let mut keys = Vec::new();
+        self.each_live(&mut |customer, v| {
+            keys.push((customer.to_string(), self.unwrap_key(customer, v)?));
+            Ok(())
+        })?;
+        for (customer, key) in &keys {
             self.tree
-                .insert(k, self.wrap(&customer, &key))
+                .insert(customer.as_bytes(), &self.wrap(customer, key))
                 .map_err(store_err)?;
-            n += 1;
         }
-        Ok(n)
+        Ok(keys.len() as u64)
     }
 
     /// Unwraps every stored key under the configured master keys: a wrong
@@ -343,27 +335,48 @@ impl KeyStore {
     /// the tombstones counted.
     pub fn check_all(&self) -> Result<(u64, u64), KeyError> {
         let (mut live, mut erased) = (0, 0);
-        for item in self.tree.iter() {
-            let (k, v) = item.map_err(store_err)?;
-            if v.as_ref() == TOMBSTONE {
-                erased += 1;
-                continue;
-            }
-            let customer = String::from_utf8_lossy(&k).to_string();
-            self.unwrap_key(&customer, &v)?;
+        self.tree
+            .for_each(&mut |_, v| {
+                if v == TOMBSTONE {
+                    erased += 1;
+                }
+                Ok(())
+            })
+            .map_err(store_err)?;
+        self.each_live(&mut |customer, v| {
+            self.unwrap_key(customer, v)?;
             live += 1;
-        }
+            Ok(())
+        })?;
         Ok((live, erased))
     }
 
     /// Customers with a live key.
     pub fn customers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let _ = self.each_live(&mut |customer, _| {
+            out.push(customer.to_string());
+            Ok(())
+        });
+        out
+    }
+
+    /// Calls `f` with each customer that has a live key and its wrapped
+    /// key, in key order; the first error stops the walk.
+    fn each_live(&self, f: &mut LiveKey<'_>) -> Result<(), KeyError> {
+        let mut failed = None;
         self.tree
-            .iter()
-            .filter_map(|i| i.ok())
-            .filter(|(_, v)| v.as_ref() != TOMBSTONE)
-            .map(|(k, _)| String::from_utf8_lossy(&k).to_string())
-            .collect()
+            .for_each(&mut |k, v| {
+                if v == TOMBSTONE || failed.is_some() {
+                    return Ok(());
+                }
+                if let Err(e) = f(&String::from_utf8_lossy(k), v) {
+                    failed = Some(e);
+                }
+                Ok(())
+            })
+            .map_err(store_err)?;
+        failed.map_or(Ok(()), Err)
     }
 
     pub fn master(&self) -> &MasterKeys {

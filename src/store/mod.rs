@@ -11,10 +11,12 @@ pub mod event_filter;
 mod event_index;
 pub mod keys;
 pub mod pack;
+pub mod side_table;
 pub mod sled_log;
 pub mod witness;
 
-pub use sled_log::{SledLog, SledOptions};
+pub use side_table::{MemoryTable, SideTable};
+pub use sled_log::{SledLog, SledOptions, SledTable};
 
 /// A record ready to be stored at its position.
 #[derive(Debug, Clone)]
@@ -31,8 +33,9 @@ pub struct NewRecord {
 /// appends: the state of the disk is unknown until a restart recovers it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The storage engine failed (its own words).
     #[error("storage engine: {0}")]
-    Engine(#[from] sled::Error),
+    Engine(String),
     #[error("storage i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("storage is corrupt: {0}")]

@@ -7,6 +7,7 @@ use super::durability::Syncer;
 use super::event_index::{event_id_of, id_hash, EventIndex};
 use super::keys::{self, trailing_u64};
 use super::pack;
+use super::side_table::{Entry, SideTable};
 use super::{EventLog, NewRecord, StoreError};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
@@ -141,8 +142,9 @@ impl SledLog {
 
     /// A side tree of the same database (keys, access log): written with the
     /// log's own durability, never part of the hashed log.
-    pub fn side_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(name)?)
+    /// A side table of the store (see [`super::side_table`]).
+    pub fn side_table(&self, name: &str) -> Result<SledTable, StoreError> {
+        Ok(SledTable(self.db.open_tree(name)?))
     }
 
     /// The stored value whose records start at or before `position` and its
@@ -534,6 +536,48 @@ fn tree_runs(tree: &[(u64, [u8; 32])]) -> Vec<(u64, Vec<u8>)> {
         }
     }
     runs
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Engine(e.to_string())
+    }
+}
+
+/// A side table kept as a sled tree of the store's database.
+pub struct SledTable(sled::Tree);
+
+impl SideTable for SledTable {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.insert(key, value)?.map(|v| v.to_vec()))
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.0.remove(key)?;
+        Ok(())
+    }
+
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Result<(), Vec<u8>>, StoreError> {
+        Ok(self
+            .0
+            .compare_and_swap(key, None as Option<&[u8]>, Some(value))?
+            .map_err(|e| e.current.map(|v| v.to_vec()).unwrap_or_default()))
+    }
+
+    fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.0
+            .range(from..)
+            .take(limit)
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(StoreError::from)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

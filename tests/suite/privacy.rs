@@ -8,7 +8,7 @@ use crate::common::*;
 use complaint_ledger::config::ServerConfig;
 use complaint_ledger::privacy::access_log::AccessLog;
 use complaint_ledger::proto::v1::{self as pb, case_event::Kind, privacy_client::PrivacyClient};
-use complaint_ledger::store::{EventLog, SledLog, SledOptions};
+use complaint_ledger::store::{EventLog, SideTable, SledLog, SledOptions};
 use tonic::Code;
 
 const PHONE: &str = "13800138000";
@@ -408,7 +408,7 @@ async fn a_refused_request_stores_no_customer_key() {
     let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
     assert_eq!(log.head().unwrap(), 0);
     assert!(
-        log.side_tree("customer-keys").unwrap().is_empty(),
+        log.side_table("customer-keys").unwrap().is_empty().unwrap(),
         "a refused request stored a key"
     );
 }

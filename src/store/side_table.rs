@@ -1,0 +1,129 @@
+//! Small ordered tables beside the log: customers' wrapped data keys and
+//! the PII-access log. Not part of the hashed log (a key is destroyed on
+//! erasure, which the log must never see), but kept in the same store, so
+//! the writer's durable sync covers them with the commit that needs them.
+//!
+//! Behind a trait so the privacy module never names the storage engine:
+//! a clustered store keeps them in a replicated bucket instead, and unit
+//! tests in memory ([`MemoryTable`]).
+
+use super::StoreError;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// One entry: key and value bytes.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// What [`SideTable::for_each`] calls with each entry.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
+/// An ordered byte-keyed table.
+pub trait SideTable: Send + Sync + 'static {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Sets `key` to `value`; returns the value it replaced, if any.
+    fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    fn remove(&self, key: &[u8]) -> Result<(), StoreError>;
+
+    /// Sets `key` to `value` only where it has no value, atomically; else
+    /// leaves it and returns `Err` with the value it has.
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Result<(), Vec<u8>>, StoreError>;
+
+    /// Up to `limit` entries with keys from `from` (inclusive), in key order.
+    fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError>;
+
+    /// Whether the table holds no entry.
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.scan(&[], 1)?.is_empty())
+    }
+
+    /// Every entry, in key order, a page at a time.
+    fn for_each(&self, f: &mut Visit<'_>) -> Result<(), StoreError> {
+        const PAGE: usize = 1024;
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            let page = self.scan(&from, PAGE)?;
+            for (k, v) in &page {
+                f(k, v)?;
+            }
+            match page.last() {
+                Some((k, _)) if page.len() == PAGE => {
+                    from = k.clone();
+                    from.push(0);
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// A side table in memory, for unit tests.
+#[derive(Default)]
+pub struct MemoryTable(Mutex<BTreeMap<Vec<u8>, Vec<u8>>>);
+
+impl SideTable for MemoryTable {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.lock().expect("table").get(key).cloned())
+    }
+
+    fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .expect("table")
+            .insert(key.to_vec(), value.to_vec()))
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.0.lock().expect("table").remove(key);
+        Ok(())
+    }
+
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Result<(), Vec<u8>>, StoreError> {
+        let mut t = self.0.lock().expect("table");
+        Ok(match t.get(key) {
+            Some(v) => Err(v.clone()),
+            None => {
+                t.insert(key.to_vec(), value.to_vec());
+                Ok(())
+            }
+        })
+    }
+
+    fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .expect("table")
+            .range(from.to_vec()..)
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_pages_through_every_entry_in_key_order() {
+        let t = MemoryTable::default();
+        for i in 0u32..2500 {
+            t.insert(&i.to_be_bytes(), b"v").unwrap();
+        }
+        let mut seen = Vec::new();
+        t.for_each(&mut |k, _| {
+            seen.push(u32::from_be_bytes(k.try_into().unwrap()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, (0..2500).collect::<Vec<_>>());
+        assert_eq!(
+            t.insert_new(&1u32.to_be_bytes(), b"w").unwrap(),
+            Err(b"v".to_vec())
+        );
+        assert_eq!(t.insert_new(&9999u32.to_be_bytes(), b"w").unwrap(), Ok(()));
+    }
+}
