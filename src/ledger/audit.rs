@@ -21,7 +21,7 @@ fn invalid(field: &str, why: String) -> LedgerError {
     LedgerError::Invalid(vec![crate::domain::FieldViolation::new(field, why)])
 }
 
-impl Ledger {
+impl<L: EventLog> Ledger<L> {
     /// Committed tree size (= last committed position).
     pub fn tree_size(&self) -> u64 {
         *self.head_rx.borrow()

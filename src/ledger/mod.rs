@@ -58,8 +58,10 @@ const QUEUE_DEPTH: usize = 8192;
 /// the log instead). A commit is dropped once every follower has seen it.
 const COMMITS_KEPT: usize = 64;
 
-pub struct Ledger {
-    log: Arc<SledLog>,
+/// The command side of the ledger over an event log `L` (the embedded sled
+/// store unless told otherwise).
+pub struct Ledger<L: EventLog = SledLog> {
+    log: Arc<L>,
     index: Arc<CaseIndex>,
     limits: Limits,
     tx: mpsc::Sender<Command>,
@@ -124,10 +126,23 @@ pub struct RecoveryReport {
     pub cases: usize,
 }
 
-impl Ledger {
-    /// Opens the ledger in `dir`, verifying and replaying the whole log.
+impl Ledger<SledLog> {
+    /// Opens the ledger on the embedded store in `dir`, verifying and
+    /// replaying the whole log.
     pub fn open(dir: &Path, opts: &LedgerOptions) -> Result<(Self, RecoveryReport), LedgerError> {
-        let log = Arc::new(SledLog::open(dir, &opts.sled)?);
+        Self::open_on(SledLog::open(dir, &opts.sled)?, dir, opts)
+    }
+}
+
+impl<L: EventLog> Ledger<L> {
+    /// Opens the ledger on `log`, keeping its integrity witness, keys and
+    /// settings in `dir`, verifying and replaying the whole log.
+    pub fn open_on(
+        log: L,
+        dir: &Path,
+        opts: &LedgerOptions,
+    ) -> Result<(Self, RecoveryReport), LedgerError> {
+        let log = Arc::new(log);
         let limits = opts.limits;
         let refuse = |e: String| {
             LedgerError::Storage(format!(
@@ -165,7 +180,7 @@ impl Ledger {
             .enabled
             .then(|| (WarningRules::new(ew.rules.clone()), Pending::default()));
         // sled can panic reading a damaged store: an error, never a crash.
-        let verified = crate::store::sled_log::contain_panics(dir, || {
+        let verified = crate::store::contain_panics(dir, || {
             Ok(verify_store_with(
                 log.as_ref(),
                 |_, _| {},
@@ -353,7 +368,7 @@ impl Ledger {
         &self.limits
     }
 
-    pub fn log(&self) -> &Arc<SledLog> {
+    pub fn log(&self) -> &Arc<L> {
         &self.log
     }
 

@@ -1117,6 +1117,9 @@ mod tests {
         fn sync(&self) -> Result<(), StoreError> {
             Ok(())
         }
+        fn side_table(&self, _: &str) -> Result<Box<dyn crate::store::SideTable>, StoreError> {
+            Ok(Box::new(crate::store::MemoryTable::default()))
+        }
     }
 
     fn note(id: &str) -> pb::ProposedEvent {
@@ -1285,6 +1288,9 @@ mod tests {
         }
         fn sync(&self) -> Result<(), StoreError> {
             self.inner.sync()
+        }
+        fn side_table(&self, name: &str) -> Result<Box<dyn crate::store::SideTable>, StoreError> {
+            EventLog::side_table(&self.inner, name)
         }
     }
 

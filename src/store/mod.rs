@@ -16,7 +16,7 @@ pub mod sled_log;
 pub mod witness;
 
 pub use side_table::{MemoryTable, SideTable};
-pub use sled_log::{SledLog, SledOptions, SledTable};
+pub use sled_log::{contain_panics, SledLog, SledOptions, SledTable};
 
 /// A record ready to be stored at its position.
 #[derive(Debug, Clone)]
@@ -94,4 +94,18 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Position of the event with this id, if stored.
     fn event_position(&self, event_id: &str) -> Result<Option<u64>, StoreError>;
+
+    /// A side table of the store by name (customers' keys, the PII-access
+    /// log; see [`side_table`]), made durable by [`Self::sync`].
+    fn side_table(&self, name: &str) -> Result<Box<dyn SideTable>, StoreError>;
+
+    /// Bytes the store takes on disk; 0 when it cannot tell.
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Makes everything durable as the process stops.
+    fn close(&self) -> Result<(), StoreError> {
+        self.sync()
+    }
 }

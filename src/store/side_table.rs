@@ -58,6 +58,25 @@ pub trait SideTable: Send + Sync + 'static {
     }
 }
 
+/// A boxed table is a table (what [`super::EventLog::side_table`] gives).
+impl<T: SideTable + ?Sized> SideTable for Box<T> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(key)
+    }
+    fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).insert(key, value)
+    }
+    fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        (**self).remove(key)
+    }
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Result<(), Vec<u8>>, StoreError> {
+        (**self).insert_new(key, value)
+    }
+    fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        (**self).scan(from, limit)
+    }
+}
+
 /// A side table in memory, for unit tests.
 #[derive(Default)]
 pub struct MemoryTable(Mutex<BTreeMap<Vec<u8>, Vec<u8>>>);

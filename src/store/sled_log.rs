@@ -505,6 +505,18 @@ impl EventLog for SledLog {
         }
         Ok(None)
     }
+
+    fn side_table(&self, name: &str) -> Result<Box<dyn SideTable>, StoreError> {
+        Ok(Box::new(SledLog::side_table(self, name)?))
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        SledLog::size_on_disk(self)
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        SledLog::close(self)
+    }
 }
 
 /// Most Merkle tree hashes stored in one value: 6 KiB, as a record pack.
