@@ -287,6 +287,12 @@ impl Calendar {
             .unwrap_or(self.weekdays[weekday_index(d.weekday())]))
     }
 
+    /// The last year deadlines may reach provisionally, if the calendar
+    /// has provisional years.
+    pub fn provisional_until(&self) -> Option<i32> {
+        (self.provisional_until > self.last_year).then_some(self.provisional_until)
+    }
+
     /// Whether `year` is provisional: past the official notices, within
     /// the years the statutory rules are used for.
     pub fn is_provisional_year(&self, year: i32) -> bool {

@@ -65,8 +65,9 @@ impl Policy {
 
     /// Warnings for the calendars this policy uses whose covered years end
     /// within [`COVERAGE_NOTICE_DAYS`] of `now` (nanoseconds): from then on,
-    /// deadlines running past the end are recorded as pending (see
-    /// [`deadlines`]) until the next year's notice is added. The server logs
+    /// deadlines running past the end are provisional, or pending past the
+    /// provisional years (see [`deadlines`]), until the next year's notice
+    /// is added. The server logs
     /// them at start and daily (`api::server`).
     pub fn coverage_warnings(&self, now: i128) -> Vec<String> {
         let mut ids: Vec<&String> = named_calendars(&self.config).collect();
@@ -91,8 +92,14 @@ impl Policy {
                 } else {
                     format!("{} days ago", -left)
                 };
+                let past_it = match cal.provisional_until() {
+                    Some(until) => format!(
+                        "computed provisionally from the statutory holidays (up to {until}) and corrected once the notice is added"
+                    ),
+                    None => "recorded as pending, not computed".to_string(),
+                };
                 out.push(format!(
-                    "calendar {} covers dates up to {end} ({when}): deadlines past it are recorded as pending, not computed; add the {} holiday notice to the calendars directory",
+                    "calendar {} covers dates up to {end} ({when}): deadlines past it are {past_it}; add the {} holiday notice to the calendars directory",
                     cal.stamp(),
                     last + 1
                 ));
@@ -170,7 +177,8 @@ mod tests {
         assert!(
             w[0].contains("cn-mainland@2026.1")
                 && w[0].contains("2026-12-31 (38 days")
-                && w[0].contains("2027 holiday notice"),
+                && w[0].contains("2027 holiday notice")
+                && w[0].contains("provisionally from the statutory holidays (up to 2036)"),
             "{}",
             w[0]
         );
