@@ -544,7 +544,7 @@ impl Board {
         let Some(started) = d.contact.started_at.as_ref() else {
             return;
         };
-        let Some(week) = super::kf006::week_of_contact(started, offset) else {
+        let Some(week) = super::week::week_of_contact(started, offset) else {
             return;
         };
         let at = crate::time::ts_nanos(started);

@@ -6,36 +6,13 @@
 //! Items not done in their week stay in the queue, marked carried over.
 
 use super::board::{Board, ContactKey};
-use super::listings::{token, walk_page};
+use super::page::{token, walk_page};
+use super::week::monday_of;
+pub use super::week::{parse_date, week_of_contact};
 use crate::proto::v1::{self as pb, QueueKind};
-use crate::time::ts_nanos;
 use std::ops::Bound;
 use std::sync::Arc;
-use time::{Date, Duration, OffsetDateTime, UtcOffset, Weekday};
-
-/// Parses a `YYYY-MM-DD` local date.
-pub fn parse_date(s: &str) -> Option<Date> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(s, &fmt).ok()
-}
-
-fn monday_of(d: Date) -> Date {
-    d - Duration::days(i64::from(d.weekday().number_days_from_monday()))
-}
-
-fn local_date(ts: &prost_types::Timestamp, offset_minutes: i32) -> Option<Date> {
-    let off = UtcOffset::from_whole_seconds(offset_minutes * 60).ok()?;
-    OffsetDateTime::from_unix_timestamp_nanos(ts_nanos(ts))
-        .ok()
-        .map(|t| t.to_offset(off).date())
-}
-
-/// The Monday of the local week of a contact started at `started`, in a
-/// case at `offset_minutes` from UTC: the week a dissatisfied contact
-/// belongs to.
-pub fn week_of_contact(started: &prost_types::Timestamp, offset_minutes: i32) -> Option<Date> {
-    local_date(started, offset_minutes).map(monday_of)
-}
+use time::{Date, Duration, Weekday};
 
 /// Why a queue cannot be served for a date.
 pub fn queue_day_problem(kind: QueueKind, date: Date) -> Option<String> {

@@ -9,7 +9,8 @@
 //! - [`timely`]: the six timely duties (六及时) of a case as clocks.
 //! - [`board`]: the cross-case policy projections (promises, warnings,
 //!   KF-006 queues, scorecards, customer histories), fed by [`fact`]s, and
-//!   queried through [`listings`], [`kf006`] and [`scorecard`].
+//!   queried through [`listings`], [`kf006`] and [`scorecard`], paged by
+//!   [`page`]; [`week`] is the KF-006 week the board and the queues share.
 //! - [`rebuild`]: all of it folded afresh from the log.
 
 pub mod board;
@@ -17,9 +18,11 @@ pub mod case_view;
 pub mod fact;
 pub mod kf006;
 pub mod listings;
+pub mod page;
 pub mod promise_book;
 pub mod promises;
 pub mod rebuild;
 pub mod scorecard;
 pub mod summary;
 pub mod timely;
+pub mod week;
