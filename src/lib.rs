@@ -3,7 +3,9 @@
 //!
 //! Data flows one way: [`api`] → [`domain`] validation and rules → [`ledger`]
 //! (one group-committing writer) → [`store`] (the durable sled log) →
-//! [`projections`] → queries. [`audit`] verifies what the store holds.
+//! [`projections`] → queries. [`audit`] verifies what the store holds;
+//! [`processes`] (early warning, pending deadlines) follow the commits and
+//! append through the ledger. ARCHITECTURE.md is the module map.
 
 pub mod api;
 pub mod audit;
@@ -15,6 +17,7 @@ pub mod fuzz;
 pub mod ledger;
 pub mod policy;
 pub mod privacy;
+pub mod processes;
 pub mod projections;
 pub mod proto;
 pub mod security;

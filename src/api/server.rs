@@ -248,7 +248,7 @@ async fn serve_on(
     // RESOURCE_EXHAUSTED naming the limit; larger ones are cut by tonic.
     let decode_cap = (config.ledger.limits.max_request_bytes * 4).max(16 * 1024 * 1024);
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-    let early_warning = tokio::spawn(crate::policy::early_warning::run(
+    let early_warning = tokio::spawn(crate::processes::early_warning::run(
         ledger.clone(),
         stopping.clone(),
     ));
@@ -285,7 +285,7 @@ async fn serve_on(
         })
     };
     let calendar_check = spawn_calendar_coverage_check(config.ledger.policy.clone());
-    let pending_deadlines = tokio::spawn(crate::policy::pending_deadlines::run(ledger.clone()));
+    let pending_deadlines = tokio::spawn(crate::processes::pending_deadlines::run(ledger.clone()));
     set_health(&health, ServingStatus::Serving).await;
     probe.set(Phase::Serving);
     let result = builder

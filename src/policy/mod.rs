@@ -5,18 +5,15 @@
 //! - [`calendars`]: the calendars a server knows;
 //! - [`config`]: the policy file;
 //! - [`deadlines`]: deadlines the server computes and stamps into events;
-//! - [`warnings`]: the early-warning rules, as a pure fold over events;
-//! - [`early_warning`]: the process that follows the log and appends the
-//!   warnings the rules raise;
-//! - [`pending_deadlines`]: the process that, at start, corrects the
-//!   deadlines recorded pending that the calendars now cover.
+//! - [`provisional`]: the statutory holidays of years without a notice;
+//! - [`warnings`]: the early-warning rules, as a pure fold over events.
+//!
+//! The processes that append what these decide are in `crate::processes`.
 
 pub mod calendar;
 pub mod calendars;
 pub mod config;
 pub mod deadlines;
-pub mod early_warning;
-pub mod pending_deadlines;
 pub mod provisional;
 pub mod warnings;
 

@@ -1,7 +1,7 @@
 //! Deadlines left pending, computed once the calendar covers them: at each
 //! start, every promise and every judgement whose deadline was recorded
 //! pending (the calendar of the day did not cover its date, see
-//! [`super::deadlines`]) or provisional (computed from the statutory
+//! [`crate::policy::deadlines`]) or provisional (computed from the statutory
 //! holidays of a year without a notice) and that the official years of
 //! the calendars the server now runs with can compute gets an
 //! `EventCorrected` repeating it, appended by this
@@ -112,7 +112,7 @@ pub fn pending(board: &crate::projections::board::Board) -> Vec<PendingDeadline>
 /// The correction that repeats `d`'s event for the ledger to stamp its
 /// deadline, if the calendar of its business line can compute it now.
 pub fn correction(
-    policy: &super::Policy,
+    policy: &crate::policy::Policy,
     d: &PendingDeadline,
     now: i128,
 ) -> Option<pb::AppendRequest> {

@@ -1,0 +1,12 @@
+//! Processes that run beside the ledger as its clients: they follow what
+//! is committed and append through the ledger like any caller, with an
+//! actor of their own. They come after the ledger in the flow; nothing
+//! below them imports them.
+//!
+//! - [`early_warning`]: follows the commits, folds the early-warning rules
+//!   (`policy::warnings`) and appends the warnings they raise, or withdraw;
+//! - [`pending_deadlines`]: at start, corrects the deadlines recorded
+//!   pending or provisional that the calendars now cover officially.
+
+pub mod early_warning;
+pub mod pending_deadlines;
