@@ -17,8 +17,9 @@
 //! warnings that were true then, each marked found on import. Event ids
 //! are kept, so running an import again appends nothing twice.
 
-use super::client::{explain, ServerArgs};
+use super::client::{explain, Authed, ServerArgs};
 use crate::proto::v1 as pb;
+use crate::proto::v1::ledger_client::LedgerClient;
 use anyhow::{bail, Context};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
@@ -51,6 +52,48 @@ fn parse_line(pool: &DescriptorPool, line: &str) -> anyhow::Result<(String, pb::
     ))
 }
 
+/// Appends one case's run of lines; returns how many events were appended
+/// and how many were there already. The run is one request; when some of
+/// its events are stored and others not (an import that stopped midway, a
+/// file grown since), the ledger refuses it as a partial retry
+/// (`ALREADY_EXISTS`), and the run goes again event by event, each stored
+/// one answered as a retry, the rest appended.
+async fn append_run(
+    mut ledger: LedgerClient<Authed>,
+    case_id: String,
+    events: Vec<(usize, pb::ProposedEvent)>,
+) -> anyhow::Result<(usize, usize)> {
+    let first_line = events.first().map(|(n, _)| *n).unwrap_or(0);
+    let last_line = events.last().map(|(n, _)| *n).unwrap_or(0);
+    let refused = |lines: String, s: tonic::Status| {
+        explain(s).context(format!(
+            "{lines} (case {case_id}) were refused; lines before them are imported"
+        ))
+    };
+    let request = |events: Vec<pb::ProposedEvent>| pb::AppendRequest {
+        case_id: case_id.clone(),
+        expected_version: None,
+        events,
+    };
+    let count = events.len();
+    let whole = request(events.iter().map(|(_, e)| e.clone()).collect());
+    match ledger.append(whole).await {
+        Ok(r) if r.get_ref().duplicate => return Ok((0, count)),
+        Ok(_) => return Ok((count, 0)),
+        Err(s) if s.code() == tonic::Code::AlreadyExists && count > 1 => {}
+        Err(s) => return Err(refused(format!("lines {first_line}-{last_line}"), s)),
+    }
+    let (mut appended, mut already) = (0, 0);
+    for (line, e) in events {
+        match ledger.append(request(vec![e])).await {
+            Ok(r) if r.get_ref().duplicate => already += 1,
+            Ok(_) => appended += 1,
+            Err(s) => return Err(refused(format!("line {line}"), s)),
+        }
+    }
+    Ok((appended, already))
+}
+
 /// What an import did.
 #[derive(Debug, Default)]
 struct Tally {
@@ -79,23 +122,8 @@ pub async fn run(server: &ServerArgs, file: &Path, batch: usize) -> anyhow::Resu
     let mut run: Option<(String, Vec<(usize, pb::ProposedEvent)>)> = None;
     let mut seen = std::collections::HashSet::new();
     let send = |case_id: String, events: Vec<(usize, pb::ProposedEvent)>| {
-        let mut ledger = ledger.clone();
-        async move {
-            let first_line = events.first().map(|(n, _)| *n).unwrap_or(0);
-            let last_line = events.last().map(|(n, _)| *n).unwrap_or(0);
-            let count = events.len();
-            let req = pb::AppendRequest {
-                case_id: case_id.clone(),
-                expected_version: None,
-                events: events.into_iter().map(|(_, e)| e).collect(),
-            };
-            let r = ledger.append(req).await.map_err(|s| {
-                explain(s).context(format!(
-                    "lines {first_line}-{last_line} (case {case_id}) were refused; lines before them are imported"
-                ))
-            })?;
-            anyhow::Ok((count, r.into_inner().duplicate))
-        }
+        let ledger = ledger.clone();
+        async move { append_run(ledger, case_id, events).await }
     };
     let mut lines = reader.lines().enumerate();
     loop {
@@ -120,12 +148,9 @@ pub async fn run(server: &ServerArgs, file: &Path, batch: usize) -> anyhow::Resu
         };
         if flush {
             let (case_id, events) = run.take().expect("a run to flush");
-            let (count, duplicate) = send(case_id, events).await?;
-            if duplicate {
-                tally.already += count;
-            } else {
-                tally.appended += count;
-            }
+            let (appended, already) = send(case_id, events).await?;
+            tally.appended += appended;
+            tally.already += already;
         }
         let Some((n, case_id, e)) = next else { break };
         match &mut run {

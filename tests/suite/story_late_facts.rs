@@ -354,6 +354,29 @@ async fn an_imported_history_raises_only_what_was_true_at_its_time() {
         "{}",
         text(&o)
     );
+    // The file grew (the old system recorded one more fact of imp-1): the
+    // run is stored in part, so it goes again event by event, and only
+    // the new line is appended.
+    let mut grown = history.to_vec();
+    grown.insert(
+        7,
+        line(
+            "imp-1",
+            "imp-1-n2",
+            "2024-05-13T09:00:00+08:00",
+            serde_json::json!({"noteAdded": {"text": "customer asked about p2 again"}}),
+        ),
+    );
+    std::fs::write(&file, grown.join("\n")).unwrap();
+    let o = cli(&["import", path, "--server", &server.url()]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("imported 1 events of 2 cases (9 were already there)"),
+        "{}",
+        text(&o)
+    );
+    let last = read_case(&mut server.ledger().await, "imp-1").await;
+    assert_eq!(last.last().unwrap().event_id, "imp-1-n2");
 
     // A line the API would not take stops the import there, named.
     let bad = dir.path().join("bad.jsonl");
