@@ -20,6 +20,7 @@ pub mod privacy;
 pub mod processes;
 pub mod projections;
 pub mod proto;
+pub mod queries;
 pub mod security;
 pub mod store;
 pub mod telemetry;

@@ -11,7 +11,6 @@
 //! code is one of gRPC's seventeen.
 
 use crate::ledger::Ledger;
-use crate::projections::listings;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -316,14 +315,8 @@ impl Collector for LedgerState {
             "Cases whose status is closed",
             as_i64(ledger.index().closed()),
         )?;
-        let escalate_within = ledger.policy().escalate_within_nanos();
-        let (raised, unanswered) = {
-            let board = ledger.board().read().expect("board lock");
-            (
-                board.warnings.len() as u64,
-                listings::unanswered_warnings(&board, crate::time::now_nanos(), escalate_within),
-            )
-        };
+        let (raised, unanswered) =
+            crate::queries::board::warning_counts(ledger, crate::time::now_nanos());
         counter(
             &mut e,
             "warnings_raised",

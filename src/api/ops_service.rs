@@ -2,10 +2,7 @@
 //! operators and the benchmark harness.
 
 use crate::ledger::Ledger;
-use crate::projections::board::Board;
-use crate::projections::rebuild::fold_range;
 use crate::proto::v1::{self as pb, ops_server::Ops as OpsApi};
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -89,7 +86,7 @@ impl OpsApi for OpsService {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let ledger = self.ledger.clone();
         tokio::task::spawn_blocking(move || {
-            let result = rebuild_live(&ledger, |done, total| {
+            let result = ledger.rebuild_projections(|done, total| {
                 let _ = tx.blocking_send(Ok(pb::RebuildProgress {
                     done,
                     total,
@@ -100,51 +97,4 @@ impl OpsApi for OpsService {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
-}
-
-/// Folds a fresh board from the log while the server runs, catches up with
-/// the live board under its lock (so both stand at the same position),
-/// compares them, and swaps the fresh one in.
-fn rebuild_live(
-    ledger: &Ledger,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<pb::RebuildProgress, crate::store::StoreError> {
-    let total = ledger.tree_size();
-    let mut cases = HashMap::new();
-    let mut board = Board::default();
-    let log = ledger.log().as_ref();
-    let mut last = 0;
-    fold_range(log, 1, total, &mut cases, &mut board, |done| {
-        if done - last >= 8192 || done == total {
-            last = done;
-            progress(done, total);
-        }
-    })?;
-    let mut live = ledger.board().write().expect("board lock");
-    // Everything the live board has folded is durable: catch up to it.
-    fold_range(
-        log,
-        board.events + 1,
-        live.events,
-        &mut cases,
-        &mut board,
-        |_| {},
-    )?;
-    let (incremental, rebuilt) = (live.digest(), board.digest());
-    let identical = *live == board;
-    if !identical {
-        tracing::error!(%incremental, %rebuilt, "rebuilt projections differ from the incremental ones; serving the rebuilt ones");
-    }
-    let cases = board.cases.len() as u64;
-    let done = board.events;
-    *live = board;
-    Ok(pb::RebuildProgress {
-        done,
-        total: done,
-        finished: true,
-        incremental_digest: incremental,
-        rebuilt_digest: rebuilt,
-        identical,
-        cases,
-    })
 }

@@ -1,19 +1,17 @@
 //! `complaint_ledger.v1.Policies`: the cross-case policy read models —
 //! promises due or broken, warnings not escalated, KF-006 queues and factor
 //! statistics, agent scorecards, customer histories. Each request is checked
-//! field by field, then answered from the policy board under its read lock
-//! (a page of warnings is then completed from the log, outside it).
+//! field by field, then answered by `queries::board` (a page of warnings is
+//! then completed from the log, off the async workers).
 
 use super::cases_service::{checked_ts, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use super::status::{invalid_field, to_status};
 use crate::domain::ids::id_problem;
 use crate::ledger::Ledger;
-use crate::projections::board::JudgementFact;
-use crate::projections::case_view::judgement_flags;
-use crate::projections::kf006::{self, factor_statistics, parse_date, queue, queue_day_problem};
+use crate::projections::kf006::{self, parse_date, queue_day_problem};
 use crate::projections::listings::{self, untoken, PromiseQuery, WarningQuery};
-use crate::projections::scorecard::scorecard;
 use crate::proto::v1::{self as pb, policies_server::Policies as PoliciesApi};
+use crate::queries::board as queries;
 use crate::time::{nanos_ts, now_nanos};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -74,20 +72,6 @@ fn text_or_none(s: String) -> Option<String> {
 }
 
 /// The judgement as shown on a scorecard.
-fn judgement_view(j: &JudgementFact, now: i128) -> pb::JudgementView {
-    let x = &j.judgement;
-    let (appeal_window_open, judged_without_agent) = judgement_flags(x, j.appealed_at, now);
-    pb::JudgementView {
-        event_id: j.event_id.clone(),
-        judgement: Some(x.clone()),
-        appealed: j.appealed_at.is_some(),
-        appeal_decided: j.appeal_upheld.is_some(),
-        upheld: j.appeal_upheld.unwrap_or(false),
-        appeal_window_open,
-        judged_without_agent,
-    }
-}
-
 #[tonic::async_trait]
 impl PoliciesApi for PoliciesService {
     async fn list_promises(
@@ -118,34 +102,18 @@ impl PoliciesApi for PoliciesService {
                 invalid_field("page_token", "is not a token from a previous response")
             })?),
         };
-        let (listed, next) = {
-            let board = self.ledger.board().read().expect("board lock");
-            listings::promises(&board, &q, after.as_ref(), page_size(req.page_size))
-        };
+        let (listed, next) =
+            queries::promises(&self.ledger, &q, after.as_ref(), page_size(req.page_size));
         // A closed case's promises are read from the log (blocking reads,
         // off the async workers); a page of open cases' needs none.
-        let complete = move |ledger: &Ledger, listed: Vec<listings::ListedPromise>| {
-            let mut promises = Vec::with_capacity(listed.len());
-            for l in listed {
-                let mut entry = l.entry;
-                if let Some(position) = l.read_promise_at {
-                    let stored = ledger.read_at(position).map_err(to_status)?;
-                    let stored = stored.ok_or_else(|| {
-                        Status::internal(format!("promise at position {position} is not durable"))
-                    })?;
-                    listings::complete_promise(&mut entry, stored).map_err(Status::internal)?;
-                }
-                promises.push(entry);
-            }
-            Ok::<_, Status>(promises)
-        };
-        let promises = if listed.iter().all(|l| l.read_promise_at.is_none()) {
-            complete(&self.ledger, listed)?
+        let promises = if !queries::promises_need_the_log(&listed) {
+            queries::complete_promises(&self.ledger, listed).map_err(to_status)?
         } else {
             let ledger = self.ledger.clone();
-            tokio::task::spawn_blocking(move || complete(&ledger, listed))
+            tokio::task::spawn_blocking(move || queries::complete_promises(&ledger, listed))
                 .await
-                .map_err(|e| Status::internal(format!("reading promises failed: {e}")))??
+                .map_err(|e| Status::internal(format!("reading promises failed: {e}")))?
+                .map_err(to_status)?
         };
         Ok(Response::new(pb::ListPromisesResponse {
             promises,
@@ -175,24 +143,14 @@ impl PoliciesApi for PoliciesService {
                     invalid_field("page_token", "is not a token from a previous response")
                 })?,
         };
-        let (mut warnings, next) = {
-            let board = self.ledger.board().read().expect("board lock");
-            listings::warnings(&board, &q, after, page_size(req.page_size))
-        };
+        let (warnings, next) = queries::warnings(&self.ledger, &q, after, page_size(req.page_size));
         // What the board does not keep of each warning is read from the log.
         let ledger = self.ledger.clone();
-        let warnings = tokio::task::spawn_blocking(move || {
-            for w in &mut warnings {
-                let stored = ledger.read_at(w.position).map_err(to_status)?;
-                let stored = stored.ok_or_else(|| {
-                    Status::internal(format!("warning at position {} is not durable", w.position))
-                })?;
-                listings::complete_warning(w, stored).map_err(Status::internal)?;
-            }
-            Ok::<_, Status>(warnings)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("reading warnings failed: {e}")))??;
+        let warnings =
+            tokio::task::spawn_blocking(move || queries::complete_warnings(&ledger, warnings))
+                .await
+                .map_err(|e| Status::internal(format!("reading warnings failed: {e}")))?
+                .map_err(to_status)?;
         Ok(Response::new(pb::ListWarningsResponse {
             warnings,
             next_page_token: next.unwrap_or_default(),
@@ -225,21 +183,14 @@ impl PoliciesApi for PoliciesService {
             })?),
         };
         let business_line = text_or_none(req.business_line);
-        let (served, mut items, next) = {
-            let board = self.ledger.board().read().expect("board lock");
-            queue(
-                &board,
-                kind,
-                day,
-                business_line.as_deref(),
-                after.as_ref(),
-                page_size(req.page_size),
-            )
-        };
-        let rows = self.ledger.index();
-        for item in &mut items {
-            item.case_version = rows.version(&item.case_id).unwrap_or(0);
-        }
+        let (served, items, next) = queries::queue(
+            &self.ledger,
+            kind,
+            day,
+            business_line.as_deref(),
+            after.as_ref(),
+            page_size(req.page_size),
+        );
         Ok(Response::new(pb::GetQueueResponse {
             kind: kind as i32,
             date: day.to_string(),
@@ -255,9 +206,8 @@ impl PoliciesApi for PoliciesService {
     ) -> Result<Response<pb::FactorStatistics>, Status> {
         let req = request.into_inner();
         let day = date("date", &req.date)?;
-        let board = self.ledger.board().read().expect("board lock");
-        Ok(Response::new(factor_statistics(
-            &board,
+        Ok(Response::new(queries::factor_statistics(
+            &self.ledger,
             day,
             text_or_none(req.business_line).as_deref(),
         )))
@@ -277,31 +227,11 @@ impl PoliciesApi for PoliciesService {
             ));
         }
         let now = when("evaluate_at", req.evaluate_at.as_ref())?.unwrap_or_else(now_nanos);
-        let board = self.ledger.board().read().expect("board lock");
-        let in_month = |j: &&JudgementFact| {
-            let offset = board
-                .cases
-                .get(j.case_id.as_str())
-                .map(|c| c.utc_offset_minutes)
-                .unwrap_or(crate::time::DEFAULT_UTC_OFFSET_MINUTES);
-            j.judgement
-                .elements
-                .as_ref()
-                .and_then(|e| e.when.as_ref())
-                .map(|w| crate::time::format_local(w, offset).starts_with(&req.month))
-                .unwrap_or(false)
-        };
-        let judgements = board
-            .judgements
-            .range((agent.clone(), String::new(), String::new())..)
-            .take_while(|((a, _, _), _)| *a == agent)
-            .map(|(_, j)| j)
-            .filter(in_month);
-        Ok(Response::new(scorecard(
+        Ok(Response::new(queries::scorecard(
+            &self.ledger,
             &agent,
             &req.month,
-            judgements,
-            |j| judgement_view(j, now),
+            now,
         )))
     }
 
@@ -312,14 +242,11 @@ impl PoliciesApi for PoliciesService {
         let req = request.into_inner();
         let customer = required_id("customer_id", &req.customer_id)?;
         let now = when("evaluate_at", req.evaluate_at.as_ref())?.unwrap_or_else(now_nanos);
-        let board = self.ledger.board().read().expect("board lock");
-        if !board.customers.contains_key(&customer) {
-            return Err(Status::not_found(format!(
+        match queries::customer_history(&self.ledger, &customer, now) {
+            Some(h) => Ok(Response::new(h)),
+            None => Err(Status::not_found(format!(
                 "no case names customer {customer}"
-            )));
+            ))),
         }
-        Ok(Response::new(listings::customer_history(
-            &board, &customer, now,
-        )))
     }
 }

@@ -42,14 +42,7 @@ impl PrivacyApi for PrivacyService {
                 "is required: say why the data is erased",
             ));
         }
-        let cases: Vec<String> = {
-            let board = self.ledger.board().read().expect("board lock");
-            board
-                .customers
-                .get(&req.customer_id)
-                .map(|s| s.iter().map(|c| c.to_string()).collect())
-                .unwrap_or_default()
-        };
+        let cases = crate::queries::board::cases_of_customer(&self.ledger, &req.customer_id);
         if cases.is_empty() {
             return Err(Status::not_found(format!(
                 "no case names customer {}",
@@ -128,21 +121,15 @@ impl PrivacyApi for PrivacyService {
             _ => return Err(invalid_field("by", "give a phone number or an account")),
         };
         let found = index.lookup(&token);
-        let board = self.ledger.board().read().expect("board lock");
         // Only customers and cases of the caller's lines: a customer of
         // another line with the same phone is not even named.
         let mut case_ids = BTreeSet::new();
         let mut customers = Vec::new();
         for c in found {
             let mut visible = false;
-            for case in board.customers.get(&c).into_iter().flatten() {
-                let line = board
-                    .cases
-                    .get(case)
-                    .map(|f| f.business_line.as_str())
-                    .unwrap_or("");
-                if caller.may_access_line(line) {
-                    case_ids.insert(case.to_string());
+            for (case, line) in crate::queries::board::cases_with_lines(&self.ledger, &c) {
+                if caller.may_access_line(&line) {
+                    case_ids.insert(case);
                     visible = true;
                 }
             }

@@ -11,6 +11,7 @@ pub mod case_stream;
 pub mod error;
 pub mod integrity;
 mod preseal;
+mod rebuild;
 pub mod recorded;
 mod sync_watch;
 mod writer;
