@@ -20,6 +20,9 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     /// How many connections, and for how long (`api::connections`).
     pub connections: ConnectionLimits,
+    /// How often the background scrub verifies the whole log
+    /// (`processes::scrub`); `None` turns it off.
+    pub scrub_interval: Option<Duration>,
 }
 
 /// How callers are authenticated. With no token verifier the server runs in
@@ -58,6 +61,7 @@ impl ServerConfig {
                 ..AuthConfig::default()
             },
             connections: Default::default(),
+            scrub_interval: None,
         }
     }
 }

@@ -288,6 +288,15 @@ struct ServeArgs {
     /// Concurrent calls (HTTP/2 streams) per connection.
     #[arg(long, env = "COMPLAINT_LEDGER_MAX_STREAMS_PER_CONNECTION", default_value_t = ConnectionLimits::default().max_streams_per_connection)]
     max_streams_per_connection: u32,
+    /// Seconds between passes of the background scrub, which verifies the
+    /// whole log again while the server runs and stops appends at the
+    /// first damage it finds (0: off).
+    #[arg(
+        long,
+        env = "COMPLAINT_LEDGER_SCRUB_INTERVAL_SECONDS",
+        default_value_t = 86_400
+    )]
+    scrub_interval_seconds: u64,
 }
 
 /// The address `--listen` names: an IP address and port, or a host name
@@ -422,6 +431,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 },
                 listen,
                 http_listen,
+                scrub_interval: (a.scrub_interval_seconds > 0)
+                    .then(|| std::time::Duration::from_secs(a.scrub_interval_seconds)),
                 data_dir: a.data_dir,
                 ledger: LedgerOptions {
                     limits: Limits {

@@ -2,6 +2,7 @@
 //! operators and the benchmark harness.
 
 use crate::ledger::Ledger;
+use crate::processes::scrub::ScrubState;
 use crate::proto::v1::{self as pb, ops_server::Ops as OpsApi};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -12,11 +13,12 @@ use tonic::{Request, Response, Status};
 
 pub struct OpsService {
     ledger: Arc<Ledger>,
+    scrub: Arc<ScrubState>,
 }
 
 impl OpsService {
-    pub fn new(ledger: Arc<Ledger>) -> Self {
-        Self { ledger }
+    pub fn new(ledger: Arc<Ledger>, scrub: Arc<ScrubState>) -> Self {
+        Self { ledger, scrub }
     }
 }
 
@@ -73,6 +75,7 @@ impl OpsApi for OpsService {
                 .ledger
                 .policy()
                 .coverage_warnings(crate::time::now_nanos()),
+            scrub: Some(self.scrub.status()),
         }))
     }
 

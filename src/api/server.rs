@@ -33,6 +33,10 @@ use tonic_health::ServingStatus;
 /// A server running in the background (used by tests and tools).
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The ledger it serves, for tests that reach under the API (to damage
+    /// the store on purpose).
+    #[doc(hidden)]
+    pub ledger: Arc<Ledger>,
     /// The HTTP listener (`/metrics`, `/livez`, `/readyz`), if configured.
     pub http_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
@@ -60,6 +64,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let (ledger, listener) = open_and_bind(&config).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
+    let served = ledger.clone();
     let done = tokio::spawn(serve_on(
         config,
         ledger,
@@ -72,6 +77,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     ));
     Ok(RunningServer {
         addr,
+        ledger: served,
         http_addr: http.map(|h| h.0),
         stop: Some(stop),
         done,
@@ -248,6 +254,7 @@ async fn serve_on(
     // RESOURCE_EXHAUSTED naming the limit; larger ones are cut by tonic.
     let decode_cap = (config.ledger.limits.max_request_bytes * 4).max(16 * 1024 * 1024);
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let stopping_for_scrub = stopping.clone();
     let early_warning = tokio::spawn(crate::processes::early_warning::run(
         ledger.clone(),
         stopping.clone(),
@@ -286,6 +293,15 @@ async fn serve_on(
     };
     let calendar_check = spawn_calendar_coverage_check(config.ledger.policy.clone());
     let pending_deadlines = tokio::spawn(crate::processes::pending_deadlines::run(ledger.clone()));
+    let scrub_state = Arc::new(crate::processes::scrub::ScrubState::default());
+    let scrub = config.scrub_interval.map(|every| {
+        tokio::spawn(crate::processes::scrub::run(
+            ledger.clone(),
+            every,
+            scrub_state.clone(),
+            stopping_for_scrub.clone(),
+        ))
+    });
     set_health(&health, ServingStatus::Serving).await;
     probe.set(Phase::Serving);
     let result = builder
@@ -303,7 +319,7 @@ async fn serve_on(
             PoliciesServer::new(PoliciesService::new(ledger.clone()))
                 .max_encoding_message_size(64 * 1024 * 1024),
         )
-        .add_service(OpsServer::new(OpsService::new(ledger.clone())))
+        .add_service(OpsServer::new(OpsService::new(ledger.clone(), scrub_state)))
         // TCP_NODELAY: without it, Nagle's algorithm meets the client's
         // delayed ACKs and a stream's last frame waits ~40 ms.
         .serve_with_incoming_shutdown(
@@ -320,6 +336,10 @@ async fn serve_on(
     sweeper.abort();
     calendar_check.abort();
     pending_deadlines.abort();
+    if let Some(scrub) = scrub {
+        // A pass under way ends when its blocking read does; not waited for.
+        scrub.abort();
+    }
     // The early-warning process saw `stopping`; let it finish its append.
     let _ = early_warning.await;
     ledger.shutdown().await;

@@ -55,14 +55,80 @@ pub fn verify_store(
 /// in the same pass).
 pub fn verify_store_with(
     log: &dyn EventLog,
-    mut progress: impl FnMut(u64, u64),
-    mut visit: impl FnMut(StoredRecord, [u8; 32]) -> Result<(), VerifyError>,
+    progress: impl FnMut(u64, u64),
+    visit: impl FnMut(StoredRecord, [u8; 32]) -> Result<(), VerifyError>,
 ) -> Result<VerifyReport, VerifyError> {
     let total = log.head()?;
+    let v = verify_records(log, total, None, progress, visit)?;
+    let records = v.checked();
+    let last_expected = stored_hash_count(records).checked_sub(1);
+    if let Some(last) = log.last_tree_index()? {
+        if Some(last) != last_expected && last_expected.is_none_or(|e| last > e) {
+            let mut leaves = records;
+            while stored_hash_count(leaves + 1) <= last + 1 {
+                leaves += 1;
+            }
+            return Err(bad(
+                records + 1,
+                format!("record missing: the Merkle tree holds {leaves} records but the log ends at position {records} (records removed from the end)"),
+            ));
+        }
+    }
+    let root = super::merkle::root(&StoreReader(log), records)?;
+    Ok(VerifyReport {
+        records,
+        cases: v.cases(),
+        root,
+    })
+}
+
+/// Verifies records 1..=`upto` of a log that may be growing meanwhile
+/// (the background scrub of a running server): the same checks per record
+/// as [`verify_store`], but not whether the log ends where its tree does,
+/// which only a log at rest can say. The report's root is the tree's at
+/// `upto`.
+pub fn verify_prefix(
+    log: &dyn EventLog,
+    upto: u64,
+    progress: impl FnMut(u64, u64),
+) -> Result<VerifyReport, VerifyError> {
+    let v = verify_records(log, upto, Some(upto), progress, |_, _| Ok(()))?;
+    if v.checked() < upto {
+        return Err(bad(
+            v.checked() + 1,
+            format!(
+                "record missing: the log ends at position {} before {upto}",
+                v.checked()
+            ),
+        ));
+    }
+    let root = super::merkle::root(&StoreReader(log), upto)?;
+    Ok(VerifyReport {
+        records: upto,
+        cases: v.cases(),
+        root,
+    })
+}
+
+/// Checks each record from position 1 (up to `upto`, or to the end): its
+/// chain, its Merkle leaf and the nodes it completes, its case-index and
+/// event-id entries.
+fn verify_records(
+    log: &dyn EventLog,
+    total: u64,
+    upto: Option<u64>,
+    mut progress: impl FnMut(u64, u64),
+    mut visit: impl FnMut(StoredRecord, [u8; 32]) -> Result<(), VerifyError>,
+) -> Result<ChainVerifier, VerifyError> {
     let mut v = ChainVerifier::new();
     let mut from = 1;
     loop {
-        let chunk = log.read_range(from, 4096)?;
+        let want = match upto {
+            Some(u) if from > u => break,
+            Some(u) => (u - from + 1).min(4096) as usize,
+            None => 4096,
+        };
+        let chunk = log.read_range(from, want)?;
         if chunk.is_empty() {
             break;
         }
@@ -114,25 +180,5 @@ pub fn verify_store_with(
         from = chunk.last().map(|(p, _)| p + 1).unwrap_or(from);
         progress(v.checked(), total);
     }
-    let records = v.checked();
-    // Tree hashes beyond the last record: records were removed from the end.
-    let last_expected = stored_hash_count(records).checked_sub(1);
-    if let Some(last) = log.last_tree_index()? {
-        if Some(last) != last_expected && last_expected.is_none_or(|e| last > e) {
-            let mut leaves = records;
-            while stored_hash_count(leaves + 1) <= last + 1 {
-                leaves += 1;
-            }
-            return Err(bad(
-                records + 1,
-                format!("record missing: the Merkle tree holds {leaves} records but the log ends at position {records} (records removed from the end)"),
-            ));
-        }
-    }
-    let root = super::merkle::root(&StoreReader(log), records)?;
-    Ok(VerifyReport {
-        records,
-        cases: v.cases(),
-        root,
-    })
+    Ok(v)
 }

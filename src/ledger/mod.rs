@@ -425,6 +425,16 @@ impl<L: EventLog> Ledger<L> {
 
     /// Stops taking appends once every queued one is committed, then flushes
     /// and syncs the store. Idempotent.
+    /// Takes no more appends from now on, saying `why` to every caller
+    /// (what a failed durable write does): for damage found while the
+    /// server runs. A restart verifies the store again.
+    pub async fn refuse_appends(&self, why: String) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Refuse { why, reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     pub async fn shutdown(&self) {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Command::Shutdown { reply }).await.is_ok() {

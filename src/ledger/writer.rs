@@ -64,6 +64,12 @@ pub(crate) enum Command {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// Take no more appends, saying why (the background scrub found the
+    /// store damaged): the same state as after a failed durable write.
+    Refuse {
+        why: String,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 type Reply = oneshot::Sender<Result<AppendOutcome, LedgerError>>;
@@ -289,6 +295,11 @@ impl<L: EventLog> Writer<L> {
                         staged.access.push((entries, reply));
                     }
                     Command::Shutdown { reply } => shutdown = Some(reply),
+                    Command::Refuse { why, reply } => {
+                        tracing::error!(reason = %why, "refusing further appends");
+                        self.failed.get_or_insert(why);
+                        let _ = reply.send(());
+                    }
                 }
             }
             let committing = WriterTime::add(&time.staging, staging);
@@ -326,7 +337,7 @@ impl<L: EventLog> Writer<L> {
                         "the ledger is shutting down".into(),
                     )));
                 }
-                Command::Shutdown { reply } => {
+                Command::Shutdown { reply } | Command::Refuse { reply, .. } => {
                     let _ = reply.send(());
                 }
             }

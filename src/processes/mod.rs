@@ -6,7 +6,10 @@
 //! - [`early_warning`]: follows the commits, folds the early-warning rules
 //!   (`policy::warnings`) and appends the warnings they raise, or withdraw;
 //! - [`pending_deadlines`]: at start, corrects the deadlines recorded
-//!   pending or provisional that the calendars now cover officially.
+//!   pending or provisional that the calendars now cover officially;
+//! - [`scrub`]: verifies the whole log again, every interval, and stops
+//!   appends at the first damage it finds.
 
 pub mod early_warning;
 pub mod pending_deadlines;
+pub mod scrub;

@@ -23,6 +23,7 @@ mod policy_queues;
 mod privacy;
 mod projection_properties;
 mod reads;
+mod scrub;
 mod security;
 mod seed_case_124545;
 mod story_callback_hold;
