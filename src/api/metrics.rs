@@ -11,6 +11,7 @@
 //! code is one of gRPC's seventeen.
 
 use crate::ledger::Ledger;
+use crate::processes::scrub::ScrubState;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -142,7 +143,11 @@ pub struct Metrics {
 impl Metrics {
     /// The registry of a server over `ledger`, serving the methods of
     /// `descriptors` (and health and reflection).
-    pub fn new(ledger: Arc<Ledger>, descriptors: &prost_types::FileDescriptorSet) -> Self {
+    pub fn new(
+        ledger: Arc<Ledger>,
+        scrub: Arc<ScrubState>,
+        descriptors: &prost_types::FileDescriptorSet,
+    ) -> Self {
         let mut paths = Vec::new();
         for file in &descriptors.file {
             for service in &file.service {
@@ -218,7 +223,7 @@ impl Metrics {
             "Duration of each group commit's durable sync (store flush and fdatasync)",
             stats.sync_seconds.clone(),
         );
-        registry.register_collector(Box::new(LedgerState { ledger }));
+        registry.register_collector(Box::new(LedgerState { ledger, scrub }));
         Self { registry, calls }
     }
 
@@ -234,6 +239,7 @@ impl Metrics {
 /// The ledger's state, read at each scrape.
 struct LedgerState {
     ledger: Arc<Ledger>,
+    scrub: Arc<ScrubState>,
 }
 
 impl std::fmt::Debug for LedgerState {
@@ -332,13 +338,32 @@ impl Collector for LedgerState {
         let horizon = ConstGauge::new(0i64);
         let mut family = e.encode_descriptor(
             "calendar_coverage_end_timestamp_seconds",
-            "When each calendar in use stops covering (local midnight after its last covered day); deadlines past it wait for the next holiday notice",
+            "When each calendar in use stops covering (local midnight after its last covered day); deadlines past it are provisional until the next holiday notice",
             None,
             horizon.metric_type(),
         )?;
         for (id, end) in ledger.policy().calendar_horizons() {
             ConstGauge::new(end).encode(family.encode_family(&CalendarLabels { calendar: id })?)?;
         }
+        let scrub = self.scrub.status();
+        counter(
+            &mut e,
+            "scrub_passes",
+            "Full passes of the background scrub since start (the whole log verified again)",
+            scrub.passes,
+        )?;
+        gauge(
+            &mut e,
+            "scrub_last_pass_timestamp_seconds",
+            "When the background scrub last finished a full pass (0: none since start)",
+            scrub.last_pass_at.map(|t| t.seconds).unwrap_or(0),
+        )?;
+        gauge(
+            &mut e,
+            "scrub_damage_found",
+            "1 once the background scrub found the store damaged: appends are stopped (Ops.GetStats scrub.failure says what)",
+            i64::from(!scrub.failure.is_empty()),
+        )?;
         gauge(
             &mut e,
             "resident_memory_bytes",

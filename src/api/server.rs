@@ -240,7 +240,8 @@ async fn serve_on(
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let served = served_descriptors()?;
-    let metrics = Metrics::new(ledger.clone(), &served);
+    let scrub_state = Arc::new(crate::processes::scrub::ScrubState::default());
+    let metrics = Metrics::new(ledger.clone(), scrub_state.clone(), &served);
     let calls = metrics.calls.clone();
     probe.metrics_ready(metrics);
     let reflection = || {
@@ -293,7 +294,6 @@ async fn serve_on(
     };
     let calendar_check = spawn_calendar_coverage_check(config.ledger.policy.clone());
     let pending_deadlines = tokio::spawn(crate::processes::pending_deadlines::run(ledger.clone()));
-    let scrub_state = Arc::new(crate::processes::scrub::ScrubState::default());
     let scrub = config.scrub_interval.map(|every| {
         tokio::spawn(crate::processes::scrub::run(
             ledger.clone(),

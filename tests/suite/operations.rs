@@ -9,37 +9,12 @@ use crate::common::Running;
 use crate::common::*;
 use complaint_ledger::config::TlsFiles;
 use complaint_ledger::proto::v1 as pb;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_complaint-ledger");
-
-/// `GET path` over HTTP/1.1: (status code, body).
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    // Chunked bodies: this test reads only what it searches for, so the
-    // chunk-size lines in between do no harm.
-    (status, body)
-}
 
 /// Starts `serve` and reads its address lines: (process, gRPC address,
 /// HTTP address if any, the stderr reader).

@@ -36,8 +36,24 @@ async fn scrub_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damage_found_while_running_stops_appends_and_is_reported() {
-    let server =
-        TestServer::start_with(|c| c.scrub_interval = Some(Duration::from_millis(300))).await;
+    let server = TestServer::start_with(|c| {
+        c.scrub_interval = Some(Duration::from_millis(300));
+        c.http_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let http = server
+        .server
+        .as_ref()
+        .unwrap()
+        .http_addr
+        .unwrap()
+        .to_string();
+    let metric = |name: &str| {
+        let (_, body) = http_get(&http, "/metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_string))
+            .unwrap_or_else(|| panic!("{name} not in {body}"))
+    };
     let mut c = server.ledger().await;
     open_case(&mut c, "s1", "cust-s").await;
     add_notes(&mut c, &["s1"], 4).await;
@@ -48,6 +64,13 @@ async fn damage_found_while_running_stops_appends_and_is_reported() {
     assert_eq!(s.last_pass_records, 5);
     assert!(s.last_pass_at.is_some());
     assert!(s.failure.is_empty(), "{s:?}");
+    assert_eq!(metric("complaint_ledger_scrub_damage_found"), "0");
+    assert!(
+        metric("complaint_ledger_scrub_passes_total")
+            .parse::<u64>()
+            .unwrap()
+            >= 2
+    );
 
     // Position 3 is altered on disk under the running server.
     let log = server.server.as_ref().unwrap().ledger.log().clone();
@@ -61,6 +84,7 @@ async fn damage_found_while_running_stops_appends_and_is_reported() {
         "{}",
         s.failure
     );
+    assert_eq!(metric("complaint_ledger_scrub_damage_found"), "1");
     // From then on, appends are refused, saying why.
     let e = c
         .append(append(
