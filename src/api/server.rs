@@ -61,13 +61,13 @@ impl RunningServer {
 /// Opens the ledger, binds, and serves in the background.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let (probe, http) = start_http(&config).await?;
-    let (ledger, listener) = open_and_bind(&config).await?;
+    let (opened, listener) = open_and_bind(&config).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let served = ledger.clone();
+    let served = opened.ledger.clone();
     let done = tokio::spawn(serve_on(
         config,
-        ledger,
+        opened,
         listener,
         probe,
         http.as_ref().map(|h| h.1.abort_handle()),
@@ -91,7 +91,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (probe, http) = start_http(&config).await?;
-    let (ledger, listener) = open_and_bind(&config).await?;
+    let (opened, listener) = open_and_bind(&config).await?;
     let addr = listener.local_addr()?;
     // Plain lines on stdout for scripts and tests; logs go to stderr. A
     // closed stdout (a supervisor that read the first line and left) is no
@@ -110,7 +110,7 @@ pub async fn run(
     }
     serve_on(
         config,
-        ledger,
+        opened,
         listener,
         probe,
         http.as_ref().map(|h| h.1.abort_handle()),
@@ -186,11 +186,28 @@ fn tls_config(
     Ok(tls)
 }
 
-async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Arc<Ledger>, TcpListener)> {
+/// The ledger as opened, with the early-warning rules its opening pass
+/// folded (when early warning is on).
+struct Opened {
+    ledger: Arc<Ledger>,
+    warnings: Option<crate::processes::early_warning::Folded>,
+}
+
+async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Opened, TcpListener)> {
     let (dir, opts) = (config.data_dir.clone(), config.ledger.clone());
-    let (ledger, report) = tokio::task::spawn_blocking(move || Ledger::open(&dir, &opts))
-        .await?
-        .with_context(|| format!("opening the ledger in {}", config.data_dir.display()))?;
+    let (ledger, report, warnings) = tokio::task::spawn_blocking(move || {
+        let mut warnings = crate::processes::early_warning::Folded::for_policy(&opts.policy);
+        let (ledger, report) = match warnings.as_mut() {
+            Some(w) => Ledger::open_following(&dir, &opts, &mut |f, h| w.fold(f, h))?,
+            None => Ledger::open(&dir, &opts)?,
+        };
+        if let Some(w) = warnings.as_mut() {
+            w.next = report.records + 1;
+        }
+        Ok::<_, crate::ledger::LedgerError>((ledger, report, warnings))
+    })
+    .await?
+    .with_context(|| format!("opening the ledger in {}", config.data_dir.display()))?;
     tracing::info!(
         data_dir = %config.data_dir.display(),
         records = report.records,
@@ -205,7 +222,13 @@ async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Arc<Ledger>, Tc
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    Ok((Arc::new(ledger), listener))
+    Ok((
+        Opened {
+            ledger: Arc::new(ledger),
+            warnings,
+        },
+        listener,
+    ))
 }
 
 /// The services' names, as the health service knows them.
@@ -231,12 +254,13 @@ async fn set_health(health: &tonic_health::server::HealthReporter, status: Servi
 
 async fn serve_on(
     config: ServerConfig,
-    ledger: Arc<Ledger>,
+    opened: Opened,
     listener: TcpListener,
     probe: Probe,
     http: Option<tokio::task::AbortHandle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Opened { ledger, warnings } = opened;
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let served = served_descriptors()?;
@@ -258,6 +282,7 @@ async fn serve_on(
     let stopping_for_scrub = stopping.clone();
     let early_warning = tokio::spawn(crate::processes::early_warning::run(
         ledger.clone(),
+        warnings,
         stopping.clone(),
     ));
     let ledger_api = LedgerServer::new(LedgerService::new(ledger.clone(), stopping))

@@ -25,7 +25,6 @@ use crate::audit::checkpoint::CheckpointSigner;
 use crate::audit::verify::verify_store_with;
 use crate::domain::validate::{validate_append, Limits};
 use crate::domain::CaseState;
-use crate::policy::warnings::{Pending, WarningRules};
 use crate::policy::Policy;
 use crate::privacy::access_log::AccessLog;
 use crate::privacy::blind_index::BlindIndex;
@@ -77,19 +76,16 @@ pub struct Ledger<L: EventLog = SledLog> {
     keys: Arc<KeyStore>,
     access: Arc<AccessLog>,
     blind: Arc<BlindIndex>,
-    /// The early-warning rules folded during the opening pass over the log,
-    /// for the early-warning process to take (see [`Ledger::take_warnings`]).
-    warnings: Mutex<Option<FoldedWarnings>>,
 }
 
-/// Early-warning rule state folded from the log up to a position.
-pub struct FoldedWarnings {
-    pub rules: WarningRules,
-    /// Hits found while folding, not yet known to be raised.
-    pub pending: Pending,
-    /// The first position not folded.
-    pub next: u64,
-}
+/// A fold the opening pass over the log feeds with every stored fact (and
+/// a reopened case's earlier facts when it asks), for a follower of the log
+/// that would otherwise read the whole log again after start: the
+/// early-warning process. A second full read at 1,000,000 events cost CPU
+/// and left sled holding ~460 MB (BENCHMARKS.md, change 22). Its error
+/// stops the opening, naming the position.
+pub type OpeningFold<'a> =
+    dyn FnMut(&Fact<'_>, &mut crate::projections::fact::History<'_>) -> Result<(), String> + 'a;
 
 /// How to open a ledger.
 #[derive(Debug, Clone)]
@@ -131,7 +127,16 @@ impl Ledger<SledLog> {
     /// Opens the ledger on the embedded store in `dir`, verifying and
     /// replaying the whole log.
     pub fn open(dir: &Path, opts: &LedgerOptions) -> Result<(Self, RecoveryReport), LedgerError> {
-        Self::open_on(SledLog::open(dir, &opts.sled)?, dir, opts)
+        Self::open_on(SledLog::open(dir, &opts.sled)?, dir, opts, None)
+    }
+
+    /// As [`Self::open`], feeding `fold` every fact of the opening pass.
+    pub fn open_following(
+        dir: &Path,
+        opts: &LedgerOptions,
+        fold: &mut OpeningFold<'_>,
+    ) -> Result<(Self, RecoveryReport), LedgerError> {
+        Self::open_on(SledLog::open(dir, &opts.sled)?, dir, opts, Some(fold))
     }
 }
 
@@ -142,6 +147,7 @@ impl<L: EventLog> Ledger<L> {
         log: L,
         dir: &Path,
         opts: &LedgerOptions,
+        mut fold: Option<&mut OpeningFold<'_>>,
     ) -> Result<(Self, RecoveryReport), LedgerError> {
         let log = Arc::new(log);
         let limits = opts.limits;
@@ -173,13 +179,6 @@ impl<L: EventLog> Ledger<L> {
         let mut cases: HashMap<String, CaseState> = HashMap::new();
         let mut last_recorded_at = i128::MIN;
         let mut board = Board::default();
-        // The early-warning rules are folded in this same pass: a second
-        // full read of the log after start cost CPU and left sled holding
-        // ~460 MB at 1,000,000 events (see BENCHMARKS.md, change 22).
-        let ew = &opts.policy.config.early_warning;
-        let mut warnings = ew
-            .enabled
-            .then(|| (WarningRules::new(ew.rules.clone()), Pending::default()));
         // sled can panic reading a damaged store: an error, never a crash.
         let verified = crate::store::contain_panics(dir, || {
             Ok(verify_store_with(
@@ -210,9 +209,8 @@ impl<L: EventLog> Ledger<L> {
                     board
                         .apply(&fact, earlier)
                         .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
-                    if let Some((rules, pending)) = warnings.as_mut() {
-                        pending
-                            .fold(rules, &fact, earlier)
+                    if let Some(fold) = fold.as_mut() {
+                        fold(&fact, earlier)
                             .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
                     }
                     let state = cases.entry(std::mem::take(&mut rec.case_id)).or_default();
@@ -237,11 +235,7 @@ impl<L: EventLog> Ledger<L> {
             integrity::open_witness(dir, witnessed.as_ref(), signer.public_key(), empty_root)
                 .map_err(refuse)?;
         let head = report.records;
-        let warnings = warnings.map(|(rules, pending)| FoldedWarnings {
-            rules,
-            pending,
-            next: head + 1,
-        });
+
         let index = Arc::new(CaseIndex::default());
         for (id, s) in &cases {
             index.upsert(summarize(id, s));
@@ -296,16 +290,9 @@ impl<L: EventLog> Ledger<L> {
                 keys,
                 access,
                 blind,
-                warnings: Mutex::new(warnings),
             },
             report,
         ))
-    }
-
-    /// The early-warning rules folded while the ledger opened (once; None
-    /// after the first call, or when early warning is off).
-    pub fn take_warnings(&self) -> Option<FoldedWarnings> {
-        self.warnings.lock().expect("warnings lock").take()
     }
 
     /// Each future commit's accepted events, in position order. A receiver

@@ -13,7 +13,7 @@
 
 use crate::ledger::{Ledger, LedgerError};
 use crate::policy::warnings::{Hit, Pending, WarningRules};
-use crate::projections::fact::{Fact, OwnedFact};
+use crate::projections::fact::{Fact, History, OwnedFact};
 use crate::proto::v1 as pb;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +45,37 @@ fn request(h: &Hit) -> pb::AppendRequest {
             event: Some(h.event()),
             imported: false,
         }],
+    }
+}
+
+/// The early-warning rules folded from the log by the ledger's opening
+/// pass (`Ledger::open_following`), so the process does not read the whole
+/// log again after start.
+pub struct Folded {
+    pub rules: WarningRules,
+    /// Hits found while folding, not yet known to be raised.
+    pub pending: Pending,
+    /// The first position not folded.
+    pub next: u64,
+}
+
+impl Folded {
+    /// Empty rules of `policy`'s early warning, to fold the opening pass
+    /// into; None when early warning is off.
+    pub fn for_policy(policy: &crate::policy::Policy) -> Option<Self> {
+        let ew = &policy.config.early_warning;
+        ew.enabled.then(|| Folded {
+            rules: WarningRules::new(ew.rules.clone()),
+            pending: Pending::default(),
+            next: 1,
+        })
+    }
+
+    /// Folds one fact of the opening pass.
+    pub fn fold(&mut self, f: &Fact<'_>, history: &mut History<'_>) -> Result<(), String> {
+        self.pending.fold(&mut self.rules, f, history)?;
+        self.next = f.position + 1;
+        Ok(())
     }
 }
 
@@ -181,7 +212,7 @@ async fn catch_up(
 /// commit's events (no second read of what was just written). Should it ever
 /// miss a commit (it lagged, or a position is skipped) it reads the log from
 /// where it was; events it already folded are skipped by position.
-pub async fn run(ledger: Arc<Ledger>, mut stopping: watch::Receiver<bool>) {
+pub async fn run(ledger: Arc<Ledger>, opened: Option<Folded>, mut stopping: watch::Receiver<bool>) {
     let policy = ledger.policy().clone();
     let cfg = &policy.config.early_warning;
     if !cfg.enabled {
@@ -190,9 +221,9 @@ pub async fn run(ledger: Arc<Ledger>, mut stopping: watch::Receiver<bool>) {
     let tick = Duration::from_secs(cfg.tick_seconds);
     // Follow before the first read, so no commit falls between the two.
     let mut commits = ledger.follow_commits();
-    // The log as the ledger opened is folded already (in its opening pass);
-    // the first read catches up on what was committed since.
-    let (mut rules, mut carried, mut next) = match ledger.take_warnings() {
+    // The log as the ledger opened is folded already (in its opening pass,
+    // see [`Folded`]); the first read catches up on what was committed since.
+    let (mut rules, mut carried, mut next) = match opened {
         Some(f) => (f.rules, f.pending, f.next),
         None => (WarningRules::new(cfg.rules.clone()), Pending::default(), 1),
     };
