@@ -22,17 +22,17 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::ledger_client::LedgerClient;
 use anyhow::{bail, Context};
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use std::io::BufRead;
 use std::path::Path;
 
 /// One line read: the case it belongs to and the event to propose.
-fn parse_line(pool: &DescriptorPool, line: &str) -> anyhow::Result<(String, pb::ProposedEvent)> {
-    let desc = pool
-        .get_message_by_name("complaint_ledger.v1.RecordedEvent")
-        .context("the API's descriptors name no RecordedEvent")?;
+fn parse_line(
+    recorded_event: &MessageDescriptor,
+    line: &str,
+) -> anyhow::Result<(String, pb::ProposedEvent)> {
     let mut de = serde_json::Deserializer::from_str(line);
-    let msg = DynamicMessage::deserialize(desc, &mut de)?;
+    let msg = DynamicMessage::deserialize(recorded_event.clone(), &mut de)?;
     de.end()?;
     let e = pb::RecordedEvent::decode(msg.encode_to_vec().as_slice())?;
     if e.case_id.is_empty() {
@@ -105,8 +105,10 @@ struct Tally {
 /// Imports `file` ("-" for standard input) into a running server.
 pub async fn run(server: &ServerArgs, file: &Path, batch: usize) -> anyhow::Result<()> {
     let batch = batch.clamp(1, 1000);
-    let pool = DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)
-        .context("decoding the API's descriptors")?;
+    let recorded_event = DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)
+        .context("decoding the API's descriptors")?
+        .get_message_by_name("complaint_ledger.v1.RecordedEvent")
+        .context("the API's descriptors name no RecordedEvent")?;
     let reader: Box<dyn BufRead> = if file == Path::new("-") {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -133,8 +135,8 @@ pub async fn run(server: &ServerArgs, file: &Path, batch: usize) -> anyhow::Resu
                 if line.trim().is_empty() {
                     continue;
                 }
-                let (case_id, e) =
-                    parse_line(&pool, &line).with_context(|| format!("line {}", i + 1))?;
+                let (case_id, e) = parse_line(&recorded_event, &line)
+                    .with_context(|| format!("line {}", i + 1))?;
                 Some((i + 1, case_id, e))
             }
             None => None,

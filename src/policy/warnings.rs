@@ -507,9 +507,7 @@ impl WarningRules {
             }
             let Some(then) = track
                 .promises
-                .judged(offset, warned_at + 1)
-                .into_iter()
-                .find(|v| &v.event_id == promise_event)
+                .judged_one(promise_event, offset, warned_at + 1)
             else {
                 continue;
             };
@@ -582,12 +580,7 @@ impl WarningRules {
             } else {
                 track.offset
             };
-            let Some(v) = track
-                .promises
-                .judged(offset, due + 1)
-                .into_iter()
-                .find(|v| v.event_id == promise_event)
-            else {
+            let Some(v) = track.promises.judged_one(&promise_event, offset, due + 1) else {
                 continue;
             };
             if v.state == PromiseState::Broken as i32 && !track.broken.contains_key(&v.event_id) {

@@ -58,9 +58,9 @@ pub struct PromiseEntry {
 pub struct CasePromises {
     pub promises: Vec<PromiseEntry>,
     pub deliveries: Vec<Delivery>,
-    demands: Vec<(String, DemandTerms)>,
-    /// Demands declined (true) or withdrawn (false), by demand id.
-    ended: Vec<(String, bool)>,
+    /// Each demand's event id, terms, and whether its end (if it ended)
+    /// was a decline rather than a withdrawal.
+    demands: Vec<(String, DemandTerms, bool)>,
 }
 
 impl CasePromises {
@@ -80,6 +80,7 @@ impl CasePromises {
                     demand: terms_of(d),
                     ended_at: None,
                 },
+                false,
             )),
             Some(Kind::DemandDeclined(d)) => self.end(&d.demand_id, f, true),
             Some(Kind::DemandWithdrawn(d)) => self.end(&d.demand_id, f, false),
@@ -101,10 +102,10 @@ impl CasePromises {
                         }
                     }
                     Some(Kind::DemandRecorded(d)) => {
-                        if let Some((_, t)) = self
+                        if let Some((_, t, _)) = self
                             .demands
                             .iter_mut()
-                            .find(|(id, _)| *id == c.corrected_event_id)
+                            .find(|(id, _, _)| *id == c.corrected_event_id)
                         {
                             t.demand = terms_of(d);
                         }
@@ -117,13 +118,13 @@ impl CasePromises {
     }
 
     fn end(&mut self, demand_id: &str, f: &Fact<'_>, declined: bool) {
-        if let Some((_, t)) = self
+        if let Some((_, t, was_declined)) = self
             .demands
             .iter_mut()
-            .find(|(_, t)| t.demand.demand_id == demand_id)
+            .find(|(_, t, _)| t.demand.demand_id == demand_id)
         {
             t.ended_at = f.occurred_at.or(Some(Default::default()));
-            self.ended.push((demand_id.to_string(), declined));
+            *was_declined = declined;
         }
     }
 
@@ -131,18 +132,14 @@ impl CasePromises {
     /// withdrawn.
     pub fn demand_counts(&self, offset: i32, now: i128) -> DemandCounts {
         let mut n = DemandCounts::default();
-        for (event_id, t) in &self.demands {
+        for (event_id, t, declined) in &self.demands {
             let mut v = pb::DemandView {
                 event_id: event_id.clone(),
                 recorded_for: Some(t.made_at),
                 demand: Some(t.demand.clone()),
                 ..Default::default()
             };
-            let declined = self
-                .ended
-                .iter()
-                .any(|(id, declined)| *id == t.demand.demand_id && *declined);
-            judge_demand(&mut v, &self.deliveries, offset, now, t.ended_at, declined);
+            judge_demand(&mut v, &self.deliveries, offset, now, t.ended_at, *declined);
             match v.state() {
                 pb::DemandState::Fulfilled => n.fulfilled += 1,
                 pb::DemandState::Declined => n.declined += 1,
@@ -170,8 +167,15 @@ impl CasePromises {
             .map(|p| &p.promise)
     }
 
+    /// The promise recorded by `event_id`, judged as of `now`: one
+    /// judgement, not the whole book's.
+    pub fn judged_one(&self, event_id: &str, offset: i32, now: i128) -> Option<pb::PromiseView> {
+        let p = self.promises.iter().find(|p| p.event_id == event_id)?;
+        Some(self.judge(p, &self.demand_terms(), offset, now))
+    }
+
     fn demand_terms(&self) -> Vec<DemandTerms> {
-        self.demands.iter().map(|(_, t)| t.clone()).collect()
+        self.demands.iter().map(|(_, t, _)| t.clone()).collect()
     }
 
     fn judge(
@@ -353,9 +357,9 @@ impl PromiseBook {
     pub fn judged_one(&self, event_id: &str, offset: i32, now: i128) -> Option<Judged> {
         match self {
             PromiseBook::Open(b) => {
-                let p = b.promises.iter().find(|p| p.event_id == event_id)?;
-                let view = b.judge(p, &b.demand_terms(), offset, now);
-                let due_pending = p.promise.due_at.is_none() && !p.promise.due_pending.is_empty();
+                let view = b.judged_one(event_id, offset, now)?;
+                let p = view.promise.as_ref()?;
+                let due_pending = p.due_at.is_none() && !p.due_pending.is_empty();
                 Some(Judged {
                     view,
                     read_promise_at: None,
@@ -462,7 +466,7 @@ mod tests {
         assert!(book
             .demands
             .iter()
-            .all(|(_, t)| t.demand.description.is_empty()));
+            .all(|(_, t, _)| t.demand.description.is_empty()));
         assert_eq!(
             book.demands[0].1.demand.required_channel,
             Channel::OutboundCall as i32
