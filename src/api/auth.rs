@@ -97,6 +97,11 @@ impl AuthState {
         Ok(Some(caller))
     }
 
+    /// Development mode: no token verification (loopback only).
+    pub fn development(&self) -> bool {
+        self.verifier.is_none()
+    }
+
     /// Drops idle callers' rate-limit state (called periodically).
     pub fn forget_idle(&self) {
         if let Some(l) = &self.limiter {

@@ -1,12 +1,14 @@
 //! The operator's HTTP listener (`--http-listen`, default 127.0.0.1:9464):
-//! `/metrics` for Prometheus, `/livez` and `/readyz` for probes.
+//! `/metrics` for Prometheus, `/livez` and `/readyz` for probes, and the
+//! console for people (`/console`, [`super::console`]).
 //!
 //! It comes up before the ledger opens, so a probe can tell "alive but not
 //! ready" while a large store is checked: `/livez` answers 200 as long as
 //! the process serves HTTP; `/readyz` answers 200 only while the gRPC
 //! services accept calls — 503 with the phase ("starting", "stopping")
-//! otherwise. No authentication: bind it where only the scraper and the
-//! kubelet reach it. It shows counts and timings, never a case's content.
+//! otherwise. The metrics and probes need no authentication and show counts
+//! and timings, never a case's content; the console authenticates every
+//! call as the gRPC API does.
 
 use super::metrics::Metrics;
 use axum::http::{header, StatusCode};
@@ -30,6 +32,7 @@ pub enum Phase {
 pub struct Probe {
     phase: Arc<AtomicU8>,
     metrics: Arc<OnceLock<Metrics>>,
+    console: super::console::Slot,
 }
 
 impl Probe {
@@ -53,6 +56,11 @@ impl Probe {
     pub fn metrics(&self) -> Option<&Metrics> {
         self.metrics.get()
     }
+
+    /// Publishes the console (once the ledger it reads is open).
+    pub fn console_ready(&self, c: super::console::Console) {
+        let _ = self.console.set(c);
+    }
 }
 
 /// Binds the listener and serves it in the background until the process
@@ -70,8 +78,17 @@ pub async fn start(
         .route("/metrics", get(metrics))
         .route("/livez", get(|| async { "alive\n" }))
         .route("/readyz", get(ready))
+        .route(
+            "/console/",
+            get(|| async { axum::response::Redirect::permanent("/console") }),
+        )
+        .nest(
+            "/console",
+            super::console::routes().with_state(probe.console.clone()),
+        )
         .with_state(probe);
     let task = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the HTTP listener failed");
         }

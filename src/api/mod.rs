@@ -7,6 +7,7 @@ pub mod auth;
 pub mod caller;
 pub mod cases_service;
 pub mod connections;
+pub mod console;
 pub mod event_filter;
 pub mod http;
 pub mod ledger_service;

@@ -168,6 +168,16 @@ fn check_auth(config: &ServerConfig) -> anyhow::Result<()> {
     } else if auth.tls.is_none() && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "bearer tokens travel without TLS: terminate TLS in front of this server or configure --tls-cert/--tls-key");
     }
+    // The HTTP listener serves no TLS of its own: the console's tokens and
+    // pages need a TLS-terminating proxy in front of it (and the browser
+    // offers the console's verifier WebCrypto only over HTTPS or loopback).
+    if let Some(http) = config.http_listen.filter(|a| !a.ip().is_loopback()) {
+        if auth.tokens.is_some() {
+            tracing::warn!(http_listen = %http, "the console (/console) is served over plain HTTP: terminate TLS in front of the HTTP listener before people sign in with their tokens");
+        } else {
+            tracing::warn!(http_listen = %http, "development mode: the console (/console) answers only callers on loopback");
+        }
+    }
     Ok(())
 }
 
@@ -299,6 +309,11 @@ async fn serve_on(
         config.auth.tokens.clone(),
         config.auth.rate_limit_per_second,
     ));
+    probe.console_ready(super::console::Console::new(
+        ledger.clone(),
+        auth.clone(),
+        stopping_for_scrub.clone(),
+    )?);
     let limits = config.connections;
     let connections = super::connections::Registry::new(limits);
     let mut builder = tonic::transport::Server::builder()

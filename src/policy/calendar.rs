@@ -99,6 +99,20 @@ pub struct Calendar {
     provisional_off: HashMap<Date, &'static str>,
 }
 
+/// One date as a calendar has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarDay {
+    pub working: bool,
+    /// A day of the weekly rest pattern (worked or not).
+    pub weekend: bool,
+    /// A weekly rest day worked by the notice (调休).
+    pub makeup: bool,
+    /// The holiday of a day off, if one is named.
+    pub holiday: Option<String>,
+    /// From the statutory rules, not yet from a notice.
+    pub provisional: bool,
+}
+
 /// A deadline computed from a calendar: when, and whether it reached into a
 /// provisional year (one without an official notice yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,6 +311,28 @@ impl Calendar {
     /// the years the statutory rules are used for.
     pub fn is_provisional_year(&self, year: i32) -> bool {
         year > self.last_year && year <= self.provisional_until
+    }
+
+    /// How a date stands in this calendar, for people drawing it (the
+    /// console shades a case's time axis with it): `None` outside the
+    /// official and provisional years.
+    pub fn day(&self, d: Date) -> Option<CalendarDay> {
+        let provisional = self.is_provisional_year(d.year());
+        let working = self.is_working_day_as(d, provisional).ok()?;
+        let weekend = !self.weekdays[weekday_index(d.weekday())];
+        let holiday = if provisional {
+            self.provisional_off.get(&d).map(|n| n.to_string())
+        } else {
+            self.names.get(&d).cloned()
+        };
+        Some(CalendarDay {
+            working,
+            weekend,
+            // A day of the weekly rest worked by the notice: 调休.
+            makeup: working && weekend,
+            holiday: holiday.filter(|_| !working),
+            provisional,
+        })
     }
 
     /// The holiday a date belongs to, if the notices name one.

@@ -347,6 +347,7 @@ pub fn fold(case_id: &str, events: &[RecordedEvent], now: i128, policy: &Policy)
             }
             Kind::ViolationJudged(j) => v.judgements.push(pb::JudgementView {
                 event_id: e.event_id.clone(),
+                case_id: e.case_id.clone(),
                 // As last corrected, like outside complaints above.
                 judgement: Some(match eff {
                     Some(Kind::ViolationJudged(r)) => r,

@@ -137,6 +137,7 @@ fn judgement_view(j: &JudgementFact, now: i128) -> pb::JudgementView {
     let (appeal_window_open, judged_without_agent) = judgement_flags(x, j.appealed_at, now);
     pb::JudgementView {
         event_id: j.event_id.clone(),
+        case_id: j.case_id.clone(),
         judgement: Some(x.clone()),
         appealed: j.appealed_at.is_some(),
         appeal_decided: j.appeal_upheld.is_some(),

@@ -14,6 +14,7 @@ mod bad_input;
 mod calendar_reference;
 mod concurrency;
 mod connections;
+mod console;
 mod corruption;
 mod durability;
 mod fuzz_regressions;
