@@ -297,6 +297,12 @@ struct ServeArgs {
         default_value_t = 86_400
     )]
     scrub_interval_seconds: u64,
+    /// Verify every record fully at start (hash chains, indexes, Merkle
+    /// tree hashes), not only those written since the last full
+    /// verification (the start's, or the scrub's last pass). Always so
+    /// when the scrub is off.
+    #[arg(long, env = "COMPLAINT_LEDGER_VERIFY_ALL_AT_START")]
+    verify_all_at_start: bool,
 }
 
 /// The address `--listen` names: an IP address and port, or a host name
@@ -450,6 +456,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     signing_key_file: a.signing_key_file,
                     policy,
                     master_key_file: a.master_key_file,
+                    verify_all_at_start: a.verify_all_at_start,
                 },
             };
             complaint_ledger::api::server::run(config, stop).await

@@ -94,7 +94,11 @@ pub struct Large {
     pub disk_bytes: u64,
     pub rebuild_seconds: f64,
     pub verify_seconds: f64,
+    /// A start after a full verification covered the log (a scrub pass,
+    /// or a start before): it checks only what was written since.
     pub startup_seconds: f64,
+    /// A start with no full verification before it: every record checked.
+    pub startup_full_seconds: f64,
     /// Resident memory of the restarted server once it has settled (see
     /// `settled_resident_bytes`).
     pub resident_after_restart_bytes: u64,
@@ -310,8 +314,8 @@ impl Report {
             );
             let _ = writeln!(
                 t,
-                "  server start (verify + rebuild): {:.2} s",
-                l.startup_seconds
+                "  server start: {:.2} s verifying every record, {:.2} s after a full verification (what was written since, and the fold)",
+                l.startup_full_seconds, l.startup_seconds
             );
             let _ = writeln!(
                 t,
@@ -378,6 +382,7 @@ impl Report {
                 "rebuild_events_per_second": rate(l.events, l.rebuild_seconds),
                 "verify_events_per_second": rate(l.events, l.verify_seconds),
                 "startup_seconds": l.startup_seconds,
+                "startup_full_seconds": l.startup_full_seconds,
                 "resident_bytes": l.resident_bytes,
                 "resident_after_restart_bytes": l.resident_after_restart_bytes,
                 "disk_bytes_per_event": l.disk_bytes as f64 / l.events.max(1) as f64,

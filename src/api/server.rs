@@ -201,10 +201,15 @@ fn tls_config(
 struct Opened {
     ledger: Arc<Ledger>,
     warnings: Option<crate::processes::early_warning::Folded>,
+    /// The opening checked records before its verified-through mark light.
+    partial: bool,
 }
 
 async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Opened, TcpListener)> {
-    let (dir, opts) = (config.data_dir.clone(), config.ledger.clone());
+    let (dir, mut opts) = (config.data_dir.clone(), config.ledger.clone());
+    // Without the scrub nothing would verify the records under the
+    // verified-through mark again while the server runs: the start does.
+    opts.verify_all_at_start |= config.scrub_interval.is_none();
     let (ledger, report, warnings) = tokio::task::spawn_blocking(move || {
         let mut warnings = crate::processes::early_warning::Folded::for_policy(&opts.policy);
         let (ledger, report) = match warnings.as_mut() {
@@ -218,12 +223,22 @@ async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Opened, TcpList
     })
     .await?
     .with_context(|| format!("opening the ledger in {}", config.data_dir.display()))?;
-    tracing::info!(
-        data_dir = %config.data_dir.display(),
-        records = report.records,
-        cases = report.cases,
-        "ledger opened; every hash chain, index and Merkle tree hash verified"
-    );
+    if report.verified_from > 1 {
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            records = report.records,
+            cases = report.cases,
+            verified_from = report.verified_from,
+            "ledger opened; records from verified_from on verified fully (hash chains, indexes, Merkle tree hashes), the ones before it light (a full verification covered them before); the background scrub verifies them all again now"
+        );
+    } else {
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            records = report.records,
+            cases = report.cases,
+            "ledger opened; every hash chain, index and Merkle tree hash verified"
+        );
+    }
     tracing::info!(
         origin = ledger.origin(),
         public_key = ledger.public_key(),
@@ -236,6 +251,7 @@ async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Opened, TcpList
         Opened {
             ledger: Arc::new(ledger),
             warnings,
+            partial: report.verified_from > 1,
         },
         listener,
     ))
@@ -270,7 +286,11 @@ async fn serve_on(
     http: Option<tokio::task::AbortHandle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Opened { ledger, warnings } = opened;
+    let Opened {
+        ledger,
+        warnings,
+        partial,
+    } = opened;
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let served = served_descriptors()?;
@@ -340,6 +360,7 @@ async fn serve_on(
             every,
             scrub_state.clone(),
             stopping_for_scrub.clone(),
+            partial,
         ))
     });
     set_health(&health, ServingStatus::Serving).await;

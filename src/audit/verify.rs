@@ -47,19 +47,25 @@ pub fn verify_store(
     log: &dyn EventLog,
     progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
-    verify_store_with(log, progress, |_, _| Ok(()))
+    verify_store_from(log, 1, progress, |_, _| Ok(()))
 }
 
-/// Like [`verify_store`], handing every verified record and its chain hash to
-/// `visit` in position order (the ledger rebuilds its state this way at start,
-/// in the same pass).
-pub fn verify_store_with(
+/// Like [`verify_store`], handing every record to `visit` in position
+/// order (the ledger rebuilds its state this way at start, in the same
+/// pass), but checking records before `full_from` light: decoded, at their
+/// position, each its case's next version — no hash, no index, no Merkle
+/// leaf. For a store whose records up to `full_from - 1` a full
+/// verification covered before (the ledger's start: see
+/// `ledger::integrity::VerifiedThrough`). `visit` gets a record's chain
+/// hash where it was computed (from `full_from` on).
+pub fn verify_store_from(
     log: &dyn EventLog,
+    full_from: u64,
     progress: impl FnMut(u64, u64),
-    visit: impl FnMut(StoredRecord, [u8; 32]) -> Result<(), VerifyError>,
+    visit: impl FnMut(StoredRecord, Option<[u8; 32]>) -> Result<(), VerifyError>,
 ) -> Result<VerifyReport, VerifyError> {
     let total = log.head()?;
-    let v = verify_records(log, total, None, progress, visit)?;
+    let v = verify_records(log, total, None, full_from, progress, visit)?;
     let records = v.checked();
     let last_expected = stored_hash_count(records).checked_sub(1);
     if let Some(last) = log.last_tree_index()? {
@@ -92,7 +98,7 @@ pub fn verify_prefix(
     upto: u64,
     progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
-    let v = verify_records(log, upto, Some(upto), progress, |_, _| Ok(()))?;
+    let v = verify_records(log, upto, Some(upto), 1, progress, |_, _| Ok(()))?;
     if v.checked() < upto {
         return Err(bad(
             v.checked() + 1,
@@ -110,15 +116,17 @@ pub fn verify_prefix(
     })
 }
 
-/// Checks each record from position 1 (up to `upto`, or to the end): its
-/// chain, its Merkle leaf and the nodes it completes, its case-index and
-/// event-id entries.
+/// Checks each record from position 1 (up to `upto`, or to the end): from
+/// `full_from` on, its chain, its Merkle leaf and the nodes it completes,
+/// its case-index and event-id entries; before it, only its place (see
+/// [`ChainVerifier::check_light`]).
 fn verify_records(
     log: &dyn EventLog,
     total: u64,
     upto: Option<u64>,
+    full_from: u64,
     mut progress: impl FnMut(u64, u64),
-    mut visit: impl FnMut(StoredRecord, [u8; 32]) -> Result<(), VerifyError>,
+    mut visit: impl FnMut(StoredRecord, Option<[u8; 32]>) -> Result<(), VerifyError>,
 ) -> Result<ChainVerifier, VerifyError> {
     let mut v = ChainVerifier::new();
     let mut from = 1;
@@ -133,7 +141,18 @@ fn verify_records(
             break;
         }
         for (pos, bytes) in &chunk {
-            let (rec, hash) = v.check(*pos, bytes)?;
+            if *pos < full_from {
+                let rec = v.check_light(*pos, bytes)?;
+                visit(rec, None)?;
+                continue;
+            }
+            let (rec, hash) = v.check_with(*pos, bytes, |at| {
+                let bytes = log
+                    .read(at)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no record is stored at {at}"))?;
+                Ok(super::chain::record_hash(&bytes))
+            })?;
             // Merkle: this record's leaf and the subtrees it completes.
             let expected = hashes_for_new_leaf(pos - 1, bytes, &StoreReader(log))
                 .map_err(|e| bad(*pos, format!("Merkle tree hashes cannot be read: {e}")))?;
@@ -175,7 +194,7 @@ fn verify_records(
                     ),
                 ));
             }
-            visit(rec, hash)?;
+            visit(rec, Some(hash))?;
         }
         from = chunk.last().map(|(p, _)| p + 1).unwrap_or(from);
         progress(v.checked(), total);

@@ -1,10 +1,12 @@
 //! The store held against its integrity witness, by the server as it opens
 //! a data directory and by `verify --data-dir`, with the same messages.
 //!
-//! The full verification proves the store is a consistent log; only the
+//! The verification proves the store is a consistent log; only the
 //! witness, kept outside the store, says whether it is the log that was
 //! acknowledged. Both run before anything is served: a store that fails
-//! either is refused, naming what is wrong and where.
+//! either is refused, naming what is wrong and where. The server's start
+//! verifies fully only the records after the verified-through mark
+//! ([`verified_through`]); `verify --data-dir` always all of them.
 
 use crate::audit::merkle::{root, StoreReader};
 use crate::audit::verify::VerifyReport;
@@ -275,4 +277,56 @@ pub fn master_keys(
         ));
     }
     crate::privacy::keystore::MasterKeys::load_or_generate(&path)
+}
+
+/// The side table holding [`verified_through`]'s mark.
+pub const VERIFIED_TABLE: &str = "integrity";
+const VERIFIED_KEY: &[u8] = b"verified-through";
+
+/// How far a full verification of this store reached (the start's, or the
+/// background scrub's last pass): records 1..=N each had every check, and
+/// the Merkle root at N was R. A start re-checks only what was written
+/// after N, fully, and the rest light (`audit::verify::verify_store_from`);
+/// the scrub's first pass, right after such a start, checks everything
+/// again in the background.
+///
+/// Why trusting the mark is safe: it is only believed while the store's
+/// tree still has root R at N (so the records the tree was built from are
+/// the verified ones, as far as the tree can tell), and a store damaged
+/// under the mark is found by the scrub and by `verify --data-dir`, which
+/// never read it. A mark that is missing, unreadable or not matching reads
+/// as 0: everything is verified at start, as before the mark existed.
+pub fn verified_through(log: &dyn EventLog) -> u64 {
+    let read = || -> Result<u64, String> {
+        let table = log.side_table(VERIFIED_TABLE).map_err(|e| e.to_string())?;
+        let Some(v) = table.get(VERIFIED_KEY).map_err(|e| e.to_string())? else {
+            return Ok(0);
+        };
+        let (size, mark) = v
+            .split_first_chunk::<8>()
+            .filter(|(_, r)| r.len() == 32)
+            .ok_or("the mark is malformed")?;
+        let size = u64::from_be_bytes(*size);
+        if size == 0 || size > log.head().map_err(|e| e.to_string())? {
+            return Ok(0);
+        }
+        let at = root(&StoreReader(log), size).map_err(|e| e.to_string())?;
+        Ok(if at.as_slice() == mark { size } else { 0 })
+    };
+    read().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the verified-through mark cannot be read; verifying the whole store");
+        0
+    })
+}
+
+/// Records that records 1..=`size`, with Merkle root `root`, passed a full
+/// verification. Made durable with the next sync (a mark lost in a crash
+/// only costs the next start a longer check).
+pub fn record_verified(log: &dyn EventLog, size: u64, root: [u8; 32]) -> Result<(), String> {
+    let mut v = size.to_be_bytes().to_vec();
+    v.extend_from_slice(&root);
+    log.side_table(VERIFIED_TABLE)
+        .and_then(|t| t.insert(VERIFIED_KEY, &v))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -1,9 +1,11 @@
 //! The ledger: the one place where an append is validated, decided, stored
 //! and projected, and where reads are served from.
 //!
-//! Opening a ledger replays the whole log: it checks every case's hash chain
-//! (refusing to start on a broken one) and rebuilds the in-memory case states
-//! and the case index. Appends go to the single `writer` thread, which
+//! Opening a ledger replays the whole log, rebuilding the in-memory case
+//! states, the case index and the policy board; it verifies fully (every
+//! hash chain, index entry and Merkle hash, refusing to start on a broken
+//! one) what was written since the last full verification, and the rest
+//! light (see `integrity::verified_through`). Appends go to the single `writer` thread, which
 //! group-commits them; reads go straight to the store.
 
 mod audit;
@@ -22,7 +24,7 @@ pub use sync_watch::SyncWatch;
 pub use writer::{WriterStats, WriterTime, SCHEMA_VERSION};
 
 use crate::audit::checkpoint::CheckpointSigner;
-use crate::audit::verify::verify_store_with;
+use crate::audit::verify::verify_store_from;
 use crate::domain::validate::{validate_append, Limits};
 use crate::domain::CaseState;
 use crate::policy::Policy;
@@ -101,6 +103,10 @@ pub struct LedgerOptions {
     /// Master keys wrapping customers' data keys; default: generated at
     /// first start as `<data-dir>/pii-master.key`.
     pub master_key_file: Option<std::path::PathBuf>,
+    /// Verify every record fully at start, ignoring the verified-through
+    /// mark: for a server whose background scrub is off, so that nothing
+    /// else would ever verify the records under the mark again.
+    pub verify_all_at_start: bool,
 }
 
 impl Default for LedgerOptions {
@@ -112,6 +118,7 @@ impl Default for LedgerOptions {
             signing_key_file: None,
             policy: Arc::new(Policy::default()),
             master_key_file: None,
+            verify_all_at_start: false,
         }
     }
 }
@@ -121,13 +128,18 @@ impl Default for LedgerOptions {
 pub struct RecoveryReport {
     pub records: u64,
     pub cases: usize,
+    /// The first position the opening verified fully; the records before
+    /// it a full verification had covered before, and they were checked
+    /// light (see `integrity::verified_through`). `records + 1`: nothing
+    /// new since.
+    pub verified_from: u64,
 }
 
 impl Ledger<SledLog> {
     /// Opens the ledger on the embedded store in `dir`, verifying and
     /// replaying the whole log.
     pub fn open(dir: &Path, opts: &LedgerOptions) -> Result<(Self, RecoveryReport), LedgerError> {
-        Self::open_on(SledLog::open(dir, &opts.sled)?, dir, opts, None)
+        Self::open_on(open_sled(dir, opts)?, dir, opts, None)
     }
 
     /// As [`Self::open`], feeding `fold` every fact of the opening pass.
@@ -136,8 +148,21 @@ impl Ledger<SledLog> {
         opts: &LedgerOptions,
         fold: &mut OpeningFold<'_>,
     ) -> Result<(Self, RecoveryReport), LedgerError> {
-        Self::open_on(SledLog::open(dir, &opts.sled)?, dir, opts, Some(fold))
+        Self::open_on(open_sled(dir, opts)?, dir, opts, Some(fold))
     }
+}
+
+/// The sled store of `dir`; refused when its main file is gone but the
+/// integrity witness says records were acknowledged (sled would start an
+/// empty store in its place), with `verify --data-dir`'s words.
+fn open_sled(dir: &Path, opts: &LedgerOptions) -> Result<SledLog, LedgerError> {
+    if !dir.join("db").exists() && crate::store::witness::Witness::path_in(dir).exists() {
+        return Err(LedgerError::Storage(format!(
+            "the store's main file {} is missing, beside an integrity witness; refusing to start. Run `complaint-ledger verify --data-dir` for details",
+            dir.join("db").display()
+        )));
+    }
+    Ok(SledLog::open(dir, &opts.sled)?)
 }
 
 impl<L: EventLog> Ledger<L> {
@@ -179,10 +204,18 @@ impl<L: EventLog> Ledger<L> {
         let mut cases: HashMap<String, CaseState> = HashMap::new();
         let mut last_recorded_at = i128::MIN;
         let mut board = Board::default();
+        // Records a full verification covered before are checked light;
+        // the rest fully (see `integrity::verified_through`).
+        let full_from = if opts.verify_all_at_start {
+            1
+        } else {
+            integrity::verified_through(log.as_ref()) + 1
+        };
         // sled can panic reading a damaged store: an error, never a crash.
         let verified = crate::store::contain_panics(dir, || {
-            Ok(verify_store_with(
+            Ok(verify_store_from(
                 log.as_ref(),
+                full_from,
                 |_, _| {},
                 |mut rec, hash| {
                     let event = CaseEvent::decode(&rec.payload[..]).map_err(|e| {
@@ -214,7 +247,9 @@ impl<L: EventLog> Ledger<L> {
                             .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
                     }
                     let state = cases.entry(std::mem::take(&mut rec.case_id)).or_default();
-                    state.apply_record(&rec, &event, hash);
+                    // A record checked light has no hash yet: the cases
+                    // kept in memory get their last one below.
+                    state.apply_record(&rec, &event, hash.unwrap_or_default());
                     last_recorded_at = last_recorded_at.max(state.last_recorded_at);
                     Ok(())
                 },
@@ -240,12 +275,30 @@ impl<L: EventLog> Ledger<L> {
         for (id, s) in &cases {
             index.upsert(summarize(id, s));
         }
+        let root_at_head = report.root;
         let report = RecoveryReport {
             records: head,
             cases: cases.len(),
+            verified_from: full_from.min(head + 1),
         };
         cases.retain(|_, s| writer::kept_in_memory(s));
         cases.shrink_to_fit();
+        // The writer chains each case's next record to its last one's hash:
+        // read back the last records that were checked light.
+        for state in cases.values_mut() {
+            if state.last_position < full_from {
+                let bytes = log.read(state.last_position)?.ok_or_else(|| {
+                    refuse(format!(
+                        "record {} is missing from the store",
+                        state.last_position
+                    ))
+                })?;
+                state.last_hash = crate::audit::chain::record_hash(&bytes);
+            }
+        }
+        if head > 0 {
+            integrity::record_verified(log.as_ref(), head, root_at_head).map_err(refuse)?;
+        }
         let (head_tx, head_rx) = watch::channel(head);
         let (commits_tx, _) = broadcast::channel(COMMITS_KEPT);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);

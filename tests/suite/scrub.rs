@@ -86,11 +86,21 @@ async fn damage_found_while_running_stops_appends_and_is_reported() {
     );
     assert_eq!(metric("complaint_ledger_scrub_damage_found"), "1");
     // From then on, appends are refused, saying why.
+    assert_appends_refused(&server, "s1").await;
+    // And the scrub has stopped: no further pass counts.
+    let passes = s.passes;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(scrub_status(&server).await.passes, passes);
+}
+
+/// An append to `case` after the scrub found damage: refused, saying why.
+async fn assert_appends_refused(server: &TestServer, case: &str) {
+    let mut c = server.ledger().await;
     let e = c
         .append(append(
-            "s1",
+            case,
             vec![ev(
-                "s1-after",
+                &format!("{case}-after"),
                 "2020-12-03T03:00:00+08:00",
                 "8030",
                 note("x"),
@@ -104,10 +114,6 @@ async fn damage_found_while_running_stops_appends_and_is_reported() {
         "{}",
         e.message()
     );
-    // And the scrub has stopped: no further pass counts.
-    let passes = s.passes;
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert_eq!(scrub_status(&server).await.passes, passes);
 }
 
 #[tokio::test]
@@ -115,4 +121,142 @@ async fn the_scrub_is_off_unless_configured() {
     let server = TestServer::start().await;
     let s = scrub_status(&server).await;
     assert!(!s.enabled && s.passes == 0, "{s:?}");
+}
+
+/// Alters record `position` of a stopped server's store (its actor), the
+/// Merkle tree left as it was: damage only a full check of that record
+/// finds.
+fn alter_offline(dir: &std::path::Path, position: u64) {
+    use complaint_ledger::store::{SledLog, SledOptions};
+    let log = SledLog::open(dir, &SledOptions::default()).unwrap();
+    let mut rec =
+        pb::StoredRecord::decode(log.read(position).unwrap().unwrap().as_slice()).unwrap();
+    rec.actor = "someone else".into();
+    log.tamper_record(position, Some(rec.encode_to_vec()))
+        .unwrap();
+    log.close().unwrap();
+}
+
+/// A server's configuration with the scrub on (its first pass due only
+/// after an hour, unless the start relied on the verified-through mark).
+fn scrubbing(dir: &std::path::Path) -> complaint_ledger::config::ServerConfig {
+    let mut c = config(dir, false);
+    c.scrub_interval = Some(Duration::from_secs(3600));
+    c
+}
+
+/// Starts a server on `dir`, appends `notes` notes to case `id` (opening
+/// it first when `open`), and stops it.
+async fn write_and_stop(dir: &std::path::Path, id: &str, notes: usize, open: bool) {
+    let server = complaint_ledger::api::server::start(scrubbing(dir))
+        .await
+        .unwrap();
+    let mut c = complaint_ledger::proto::v1::ledger_client::LedgerClient::connect(server.url())
+        .await
+        .unwrap();
+    if open {
+        open_case(&mut c, id, "cust-v").await;
+    }
+    let head = *server.ledger.head().borrow();
+    for i in 0..notes {
+        let e = ev(
+            &format!("{id}-{head}-{i}"),
+            "2020-12-03T02:00:00+08:00",
+            "8030",
+            note("a note"),
+        );
+        c.append(append(id, vec![e])).await.unwrap();
+    }
+    server.stop().await.unwrap();
+}
+
+/// The start verifies fully what was written since the last full
+/// verification, and checks the rest light; the scrub's first pass, right
+/// after such a start, verifies everything again. Damage under the mark is
+/// found by that pass (appends stop), damage above it by the start itself,
+/// and `--verify-all-at-start` (or a server without the scrub) finds both
+/// at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_verifies_what_is_new_and_the_scrub_all_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Positions 1..=5; the next start verifies them all and marks 5.
+    write_and_stop(dir.path(), "v1", 4, true).await;
+    write_and_stop(dir.path(), "v1", 3, false).await; // 6..=8
+
+    // Damage under the mark (position 3): the start checks it light and
+    // serves; the scrub's first pass finds it at once and stops appends.
+    alter_offline(dir.path(), 3);
+    let strict = {
+        let mut c = scrubbing(dir.path());
+        c.ledger.verify_all_at_start = true;
+        c
+    };
+    let refused = complaint_ledger::api::server::start(strict)
+        .await
+        .err()
+        .expect("a full start refuses the damaged store");
+    assert!(format!("{refused:#}").contains("position 3"), "{refused:#}");
+    let no_scrub = {
+        let mut c = scrubbing(dir.path());
+        c.scrub_interval = None;
+        c
+    };
+    let refused = complaint_ledger::api::server::start(no_scrub)
+        .await
+        .err()
+        .expect("without the scrub the start verifies everything");
+    assert!(format!("{refused:#}").contains("position 3"), "{refused:#}");
+
+    let server = TestServer::start_in(dir, |c| {
+        c.scrub_interval = Some(Duration::from_secs(3600));
+    })
+    .await;
+    let s = scrub_until(&server, |s| !s.failure.is_empty()).await;
+    assert!(
+        s.failure.starts_with("position 3: record altered"),
+        "{}",
+        s.failure
+    );
+    assert_appends_refused(&server, "v1").await;
+    server.stop().await;
+
+    // Damage above the mark: the start itself refuses, as before.
+    let dir = tempfile::tempdir().unwrap();
+    write_and_stop(dir.path(), "v2", 4, true).await;
+    write_and_stop(dir.path(), "v2", 3, false).await; // marks 5, writes 6..=8
+    alter_offline(dir.path(), 7);
+    let refused = complaint_ledger::api::server::start(scrubbing(dir.path()))
+        .await
+        .err()
+        .expect("damage written after the mark is found at start");
+    assert!(
+        format!("{refused:#}").contains("position 7: record altered"),
+        "{refused:#}"
+    );
+}
+
+/// A start that relied on the mark still hands the writer each open
+/// case's last hash: the next append chains to it, and a later full
+/// verification passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_after_a_light_start_chain_correctly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_and_stop(dir.path(), "w1", 4, true).await;
+    write_and_stop(dir.path(), "w1", 2, false).await;
+    write_and_stop(dir.path(), "w1", 2, false).await;
+    let server = TestServer::start_in(dir, |c| {
+        c.scrub_interval = Some(Duration::from_secs(3600));
+    })
+    .await;
+    let s = scrub_until(&server, |s| s.passes >= 1).await;
+    assert!(s.failure.is_empty(), "{s:?}");
+    assert_eq!(s.last_pass_records, 9);
+    let dir = server.stop().await;
+    let log = complaint_ledger::store::SledLog::open(
+        dir.path(),
+        &complaint_ledger::store::SledOptions::default(),
+    )
+    .unwrap();
+    let report = complaint_ledger::audit::verify::verify_store(&log, |_, _| {}).unwrap();
+    assert_eq!(report.records, 9);
 }
