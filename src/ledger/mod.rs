@@ -9,7 +9,6 @@
 //! group-commits them; reads go straight to the store.
 
 mod audit;
-pub mod case_stream;
 pub mod error;
 pub mod integrity;
 mod preseal;
@@ -232,7 +231,7 @@ impl<L: EventLog> Ledger<L> {
                     // rules set aside at its close, come from the log being
                     // read: once for both.
                     let mut read: Option<Vec<OwnedFact>> = None;
-                    let mut from_log = case_stream::history(log.as_ref());
+                    let mut from_log = crate::projections::case_stream::history(log.as_ref());
                     let earlier = &mut |case_id: &str, before: u64| {
                         if read.is_none() {
                             read = Some(from_log(case_id, before)?);
@@ -577,7 +576,11 @@ impl<L: EventLog> Ledger<L> {
         case_id: &str,
         before: u64,
     ) -> Result<Vec<OwnedFact>, LedgerError> {
-        case_stream::facts_before(self.log.as_ref(), case_id, before)
+        Ok(crate::projections::case_stream::facts_before(
+            self.log.as_ref(),
+            case_id,
+            before,
+        )?)
     }
 
     /// Up to `limit` durable events of the global log from `from`

@@ -443,7 +443,7 @@ impl<L: EventLog> Writer<L> {
                 // A reopened closed case (or a correction of its promises)
                 // takes its contacts and promises back from its stream:
                 // records of this commit are in the store already.
-                let earlier = &mut super::case_stream::history(self.log.as_ref());
+                let earlier = &mut crate::projections::case_stream::history(self.log.as_ref());
                 for f in &facts {
                     if let Err(e) = board.apply(&f.fact(), earlier) {
                         // The commit is durable and is acknowledged; the
@@ -561,7 +561,7 @@ impl<L: EventLog> Writer<L> {
             return Ok(());
         }
         let mut state = CaseState::default();
-        super::case_stream::for_each_stored(
+        crate::projections::case_stream::for_each_stored(
             self.log.as_ref(),
             case_id,
             u64::MAX,

@@ -1,12 +1,12 @@
 //! Complaint-handling policy: working-day calendars, the deadlines computed
-//! from them, and the early-warning rules.
+//! from them, and the policy file (whose early-warning rules
+//! `processes::warning_rules` folds).
 //!
 //! - [`calendar`]: one calendar and its working-day arithmetic;
 //! - [`calendars`]: the calendars a server knows;
 //! - [`config`]: the policy file;
 //! - [`deadlines`]: deadlines the server computes and stamps into events;
 //! - [`provisional`]: the statutory holidays of years without a notice;
-//! - [`warnings`]: the early-warning rules, as a pure fold over events.
 //!
 //! The processes that append what these decide are in `crate::processes`.
 
@@ -15,7 +15,6 @@ pub mod calendars;
 pub mod config;
 pub mod deadlines;
 pub mod provisional;
-pub mod warnings;
 
 use calendar::Calendar;
 use calendars::Calendars;

@@ -11,8 +11,8 @@
 //! (a crash between append and acknowledgement) is answered by the ledger's
 //! durable event-id index as a duplicate, writing nothing.
 
+use super::warning_rules::{Hit, Pending, WarningRules};
 use crate::ledger::{Ledger, LedgerError};
-use crate::policy::warnings::{Hit, Pending, WarningRules};
 use crate::projections::fact::{Fact, History, OwnedFact};
 use crate::proto::v1 as pb;
 use std::sync::Arc;

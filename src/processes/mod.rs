@@ -4,7 +4,7 @@
 //! below them imports them.
 //!
 //! - [`early_warning`]: follows the commits, folds the early-warning rules
-//!   (`policy::warnings`) and appends the warnings they raise, or withdraw;
+//!   (`warning_rules`) and appends the warnings they raise, or withdraw;
 //! - [`pending_deadlines`]: at start, corrects the deadlines recorded
 //!   pending or provisional that the calendars now cover officially;
 //! - [`scrub`]: verifies the whole log again, every interval, and stops
@@ -13,3 +13,4 @@
 pub mod early_warning;
 pub mod pending_deadlines;
 pub mod scrub;
+pub mod warning_rules;

@@ -12,8 +12,11 @@
 //!   queried through [`listings`], [`kf006`] and [`scorecard`], paged by
 //!   [`page`]; [`week`] is the KF-006 week the board and the queues share.
 //! - [`rebuild`]: all of it folded afresh from the log.
+//! - [`case_stream`]: one case's stored events read back in version order,
+//!   for every reader that folds a case it keeps nothing of in memory.
 
 pub mod board;
+pub mod case_stream;
 pub mod case_view;
 pub mod fact;
 pub mod kf006;

@@ -48,7 +48,7 @@ pub fn fold_range(
             board
                 .apply(
                     &Fact::stored(&rec, &event),
-                    &mut crate::ledger::case_stream::history(log),
+                    &mut super::case_stream::history(log),
                 )
                 .map_err(|e| StoreError::Corrupt(format!("record {pos}: {e}")))?;
             cases

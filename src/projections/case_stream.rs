@@ -6,12 +6,12 @@
 //!
 //! Why one function: all must see the same gapless stream, and all must
 //! refuse a store whose case index names a missing or misplaced record
-//! rather than fold a case from what is left of it.
+//! rather than fold a case from what is left of it. It sits with the
+//! projections, the lowest of its readers, and speaks the store's errors.
 
-use super::LedgerError;
-use crate::projections::fact::OwnedFact;
+use super::fact::OwnedFact;
 use crate::proto::v1 as pb;
-use crate::store::EventLog;
+use crate::store::{EventLog, StoreError};
 use prost::Message;
 
 /// Calls `each` with every stored event of `case_id` at a position below
@@ -23,23 +23,23 @@ pub fn for_each_stored<L: EventLog + ?Sized>(
     case_id: &str,
     before: u64,
     mut each: impl FnMut(&pb::StoredRecord, &pb::CaseEvent, &[u8]),
-) -> Result<(), LedgerError> {
+) -> Result<(), StoreError> {
     let positions = log.case_positions(case_id, 1, false, usize::MAX)?;
     for (expected, (version, pos)) in (1..).zip(positions) {
         if pos >= before {
             break;
         }
         let bytes = log.read(pos)?.ok_or_else(|| {
-            LedgerError::Storage(format!(
+            StoreError::Corrupt(format!(
                 "case {case_id} version {version}: position {pos} is missing"
             ))
         })?;
         let rec = pb::StoredRecord::decode(bytes.as_slice())
-            .map_err(|e| LedgerError::Storage(format!("record {pos} does not decode: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(format!("record {pos} does not decode: {e}")))?;
         let event = pb::CaseEvent::decode(&rec.payload[..])
-            .map_err(|e| LedgerError::Storage(format!("payload at {pos} does not decode: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(format!("payload at {pos} does not decode: {e}")))?;
         if rec.case_version != expected || rec.case_id != case_id {
-            return Err(LedgerError::Storage(format!(
+            return Err(StoreError::Corrupt(format!(
                 "case {case_id}: position {pos} holds version {} of case {}, expected version {expected}",
                 rec.case_version, rec.case_id
             )));
@@ -62,7 +62,7 @@ pub fn facts_before<L: EventLog + ?Sized>(
     log: &L,
     case_id: &str,
     before: u64,
-) -> Result<Vec<OwnedFact>, LedgerError> {
+) -> Result<Vec<OwnedFact>, StoreError> {
     let mut out = Vec::new();
     for_each_stored(log, case_id, before, |rec, event, _| {
         out.push(OwnedFact::stored(rec, event))

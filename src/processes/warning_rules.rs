@@ -7,9 +7,13 @@
 //! id as its event id, so the ledger's idempotent append (a durable event-id
 //! index) makes raising it twice impossible — across restarts and even if two
 //! processes ran at once.
+//!
+//! It lives with the process that runs it, above the projections whose
+//! promise judging it uses, and above the policy whose rules it folds: the
+//! policy folder holds only what projections need (calendars, deadlines).
 
-use super::config::{Trigger, WarningRule};
 use crate::domain::party::{acting_party, describe, owner_at, uncoordinated};
+use crate::policy::config::{Trigger, WarningRule};
 use crate::projections::fact::{Fact, History};
 use crate::projections::promise_book::CasePromises;
 use crate::projections::promises::breach_reason_names;
