@@ -12,6 +12,7 @@ mod audit;
 pub mod error;
 pub mod integrity;
 mod preseal;
+mod projection_host;
 mod rebuild;
 pub mod recorded;
 mod sync_watch;
@@ -317,7 +318,7 @@ impl<L: EventLog> Ledger<L> {
             head_tx,
             commits_tx: commits_tx.clone(),
             last_recorded_at: last_recorded_at.max(0),
-            failed: None,
+            failed: Default::default(),
             access: access.clone(),
             witness,
         };

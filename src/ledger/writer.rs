@@ -4,13 +4,16 @@
 //! queue (up to a batch limit), decides each against the case state as left
 //! by the requests before it in the same batch, stages the accepted records,
 //! then stores the whole batch in one atomic sled batch and one durable sync.
-//! Only after that sync does it update the in-memory state and projections,
-//! publish the new head, and answer: an acknowledged append is durable, and a
-//! refused request has written nothing. Concurrent appends share one sync,
-//! which is what makes durable appends fast.
+//! Only after that sync does it update the case states and the case index
+//! and hand the commit to the projection host (`projection_host`), which
+//! folds it into the policy board, publishes the new head and answers: an
+//! acknowledged append is durable and folded, and a refused request has
+//! written nothing. Concurrent appends share one sync, which is what makes
+//! durable appends fast.
 
 use super::error::LedgerError;
 use super::preseal::{still_holds, BlindTokens, Presealed};
+use super::projection_host::{Committed, Outlets, ProjectionHost, Reply, Stopped};
 use super::AppendOutcome;
 use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
 use crate::audit::record_hash;
@@ -71,8 +74,6 @@ pub(crate) enum Command {
         reply: oneshot::Sender<()>,
     },
 }
-
-type Reply = oneshot::Sender<Result<AppendOutcome, LedgerError>>;
 
 /// The answer to a request to record PII-access entries.
 type AccessReply = oneshot::Sender<Result<(), LedgerError>>;
@@ -198,7 +199,9 @@ pub(crate) struct Writer<L: EventLog> {
     /// (early warning) so they need not read back what was just written.
     pub commits_tx: broadcast::Sender<Arc<Vec<OwnedFact>>>,
     pub last_recorded_at: i128,
-    pub failed: Option<String>,
+    /// Why appends are refused, once they are (shared with the
+    /// projection host, which may find the reason).
+    pub failed: Stopped,
     /// The PII-access log, whose entries each commit makes durable.
     pub access: Arc<AccessLog>,
     /// The acknowledged head, recorded after every durable write and before
@@ -230,6 +233,23 @@ struct Staged {
 impl<L: EventLog> Writer<L> {
     pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut shutdown: Option<oneshot::Sender<()>> = None;
+        let outlets = Outlets {
+            board: self.board.clone(),
+            head_tx: std::mem::replace(&mut self.head_tx, watch::channel(self.head).0),
+            commits_tx: self.commits_tx.clone(),
+        };
+        let host = match ProjectionHost::start(self.log.clone(), outlets, self.failed.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the projection host thread; refusing appends");
+                let _ = self
+                    .failed
+                    .set(format!("the projection host thread could not start ({e})"));
+                // Appends are refused before they reach a commit, so a
+                // host that never runs is never handed one.
+                ProjectionHost::idle()
+            }
+        };
         let time = &Arc::clone(&self.stats).time;
         while shutdown.is_none() {
             time.wait();
@@ -270,7 +290,7 @@ impl<L: EventLog> Writer<L> {
                             events = request.events.len()
                         )
                         .entered();
-                        if let Some(why) = &self.failed {
+                        if let Some(why) = self.failed.get() {
                             let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
                             continue;
                         }
@@ -288,7 +308,7 @@ impl<L: EventLog> Writer<L> {
                         }
                     }
                     Command::RecordAccess { entries, reply } => {
-                        if let Some(why) = &self.failed {
+                        if let Some(why) = self.failed.get() {
                             let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
                             continue;
                         }
@@ -297,7 +317,7 @@ impl<L: EventLog> Writer<L> {
                     Command::Shutdown { reply } => shutdown = Some(reply),
                     Command::Refuse { why, reply } => {
                         tracing::error!(reason = %why, "refusing further appends");
-                        self.failed.get_or_insert(why);
+                        let _ = self.failed.set(why);
                         let _ = reply.send(());
                     }
                 }
@@ -306,7 +326,7 @@ impl<L: EventLog> Writer<L> {
             let synced_before = self.log.sync_nanos();
             let records = staged.records.len();
             commit_span.record("records", records);
-            let stored = commit_span.in_scope(|| self.commit(staged));
+            let stored = commit_span.in_scope(|| self.commit(staged, &host));
             let synced = self.log.sync_nanos().saturating_sub(synced_before);
             time.syncing.fetch_add(synced, Ordering::Relaxed);
             if stored.is_some() {
@@ -342,6 +362,8 @@ impl<L: EventLog> Writer<L> {
                 }
             }
         }
+        // Every commit folded and answered before the shutdown is.
+        host.finish();
         if let Some(reply) = shutdown {
             let _ = reply.send(());
         }
@@ -350,7 +372,7 @@ impl<L: EventLog> Writer<L> {
     /// Stores and publishes a staged batch, then answers its requests.
     /// Returns when the store answered (`None` if nothing was stored), for
     /// the writer's time by phase.
-    fn commit(&mut self, staged: Staged) -> Option<std::time::Instant> {
+    fn commit(&mut self, staged: Staged, host: &ProjectionHost) -> Option<std::time::Instant> {
         let store_answered;
         let Staged {
             records,
@@ -438,39 +460,24 @@ impl<L: EventLog> Writer<L> {
             for (customer, tokens) in &blind {
                 self.blind.add(customer, tokens);
             }
-            {
-                let mut board = self.board.write().expect("board lock");
-                // A reopened closed case (or a correction of its promises)
-                // takes its contacts and promises back from its stream:
-                // records of this commit are in the store already.
-                let earlier = &mut crate::projections::case_stream::history(self.log.as_ref());
-                for f in &facts {
-                    if let Err(e) = board.apply(&f.fact(), earlier) {
-                        // The commit is durable and is acknowledged; the
-                        // board missed it, so no further append is taken
-                        // until a restart folds the log again.
-                        let why = format!(
-                            "the policy board could not read case {} back ({e}); the ledger takes no appends until it is restarted",
-                            f.case_id
-                        );
-                        tracing::error!(case_id = %f.case_id, error = %e, "policy board fold failed; refusing further appends");
-                        self.failed = Some(why);
-                        break;
-                    }
-                }
-            }
             for (reply, recorded) in access {
                 let _ = reply.send(recorded);
             }
-            self.head_tx.send_replace(self.head);
-            // No follower: nothing is kept. A slow one is told it lagged and
-            // reads the log instead.
-            let _ = self.commits_tx.send(Arc::new(facts));
+            // Folded, published and answered by the projection host, in
+            // commit order.
+            host.hand_over(Committed {
+                facts,
+                head: self.head,
+                replies,
+            });
         } else {
             store_answered = self.commit_access_only(access);
-        }
-        for (reply, outcome) in replies {
-            let _ = reply.send(Ok(outcome));
+            // Retries only: answered after the commits before them are.
+            host.hand_over(Committed {
+                facts: Vec::new(),
+                head: self.head,
+                replies,
+            });
         }
         store_answered
     }
@@ -483,7 +490,7 @@ impl<L: EventLog> Writer<L> {
             "{what} failed ({e}); the ledger takes no appends until it is restarted and has recovered"
         );
         tracing::error!(error = %e, "{what} failed; refusing further appends");
-        self.failed = Some(why.clone());
+        let _ = self.failed.set(why.clone());
         why
     }
 
@@ -1176,7 +1183,7 @@ mod tests {
             head_tx,
             commits_tx: broadcast::channel(1).0,
             last_recorded_at: 0,
-            failed: None,
+            failed: Stopped::default(),
             access: Arc::new(
                 AccessLog::open(crate::store::MemoryTable::default()).expect("access log"),
             ),
@@ -1245,12 +1252,12 @@ mod tests {
             new_keys: HashMap::from([("u1".to_string(), k1), ("u2".to_string(), k2)]),
             ..Default::default()
         };
-        writer.commit(staged);
+        writer.commit(staged, &ProjectionHost::idle());
         let err = answer.try_recv().unwrap().unwrap_err();
         assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
         // Nothing written (this log would have failed the writer), the
         // tombstone kept, and no key left for the other customer.
-        assert!(writer.failed.is_none());
+        assert!(writer.failed.get().is_none());
         assert_eq!(writer.head, 2);
         assert!(writer.keys.is_erased("u1").unwrap());
         assert!(writer.keys.get("u2").unwrap().is_none());

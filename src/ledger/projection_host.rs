@@ -1,0 +1,134 @@
+//! The projection host: a thread of its own that folds each durable commit
+//! into the policy board, then publishes it (the new head, the commit's
+//! facts for followers) and answers its appends.
+//!
+//! Why a thread beside the writer: the writer only decides and commits.
+//! While the host folds one commit, the writer stages and syncs the next,
+//! and no reader of the board waits on the thread that writes. Read-your-
+//! writes still holds: an append is answered only after its commit is
+//! folded, and commits are folded, published and answered in commit order
+//! — a retry that found its events already stored is answered after the
+//! commit that stored them.
+//!
+//! A fold that fails (the board cannot read back a case it set aside) stops
+//! appends, as a failed durable write does: the commit is durable and is
+//! answered, later ones are no longer folded, and the writer refuses every
+//! further append until a restart folds the log again.
+
+use super::error::LedgerError;
+use super::AppendOutcome;
+use crate::projections::board::Board;
+use crate::projections::fact::OwnedFact;
+use crate::store::EventLog;
+use std::sync::{Arc, OnceLock, RwLock};
+use tokio::sync::{broadcast, oneshot, watch};
+
+/// Commits the host may be behind the writer before the writer waits.
+const PIPELINE: usize = 64;
+
+/// Why appends are refused, once something made them unsafe; the first
+/// reason stands. Shared by the writer (which refuses) and the host (which
+/// may find the reason).
+pub(crate) type Stopped = Arc<OnceLock<String>>;
+
+pub(crate) type Reply = oneshot::Sender<Result<AppendOutcome, LedgerError>>;
+
+/// One durable commit, for the host: its accepted events (none for a batch
+/// of retries only), the head after it, and the appends to answer.
+pub(crate) struct Committed {
+    pub facts: Vec<OwnedFact>,
+    pub head: u64,
+    pub replies: Vec<(Reply, AppendOutcome)>,
+}
+
+/// Where the host publishes.
+pub(crate) struct Outlets {
+    pub board: Arc<RwLock<Board>>,
+    pub head_tx: watch::Sender<u64>,
+    pub commits_tx: broadcast::Sender<Arc<Vec<OwnedFact>>>,
+}
+
+/// The running host: hand it commits in order, then [`Self::finish`].
+pub(crate) struct ProjectionHost {
+    tx: std::sync::mpsc::SyncSender<Committed>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProjectionHost {
+    pub fn start<L: EventLog>(
+        log: Arc<L>,
+        outlets: Outlets,
+        stopped: Stopped,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Committed>(PIPELINE);
+        let thread = std::thread::Builder::new()
+            .name("ledger-projections".into())
+            .spawn(move || {
+                for c in rx {
+                    publish(log.as_ref(), &outlets, &stopped, c);
+                }
+            })?;
+        Ok(Self {
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// A host that runs nothing (its thread could not start): every
+    /// commit handed over is answered UNAVAILABLE.
+    pub fn idle() -> Self {
+        let (tx, _) = std::sync::mpsc::sync_channel(0);
+        Self { tx, thread: None }
+    }
+
+    /// Hands over a durable commit; waits while the host is
+    /// [`PIPELINE`] commits behind.
+    pub fn hand_over(&self, c: Committed) {
+        if let Err(std::sync::mpsc::SendError(c)) = self.tx.send(c) {
+            // The host is gone (it panicked): nothing will fold or answer.
+            for (reply, _) in c.replies {
+                let _ = reply.send(Err(LedgerError::Unavailable(
+                    "the ledger's projection host stopped".into(),
+                )));
+            }
+        }
+    }
+
+    /// Waits until every commit handed over is folded and answered.
+    pub fn finish(self) {
+        drop(self.tx);
+        if let Some(t) = self.thread {
+            let _ = t.join();
+        }
+    }
+}
+
+fn publish<L: EventLog + ?Sized>(log: &L, out: &Outlets, stopped: &Stopped, c: Committed) {
+    if !c.facts.is_empty() {
+        if stopped.get().is_none() {
+            let mut board = out.board.write().expect("board lock");
+            // A reopened closed case (or a correction of its promises)
+            // takes its contacts and promises back from its stream:
+            // records of this commit are in the store already.
+            let earlier = &mut crate::projections::case_stream::history(log);
+            for f in &c.facts {
+                if let Err(e) = board.apply(&f.fact(), earlier) {
+                    let why = format!(
+                        "the policy board could not read case {} back ({e}); the ledger takes no appends until it is restarted",
+                        f.case_id
+                    );
+                    tracing::error!(case_id = %f.case_id, error = %e, "policy board fold failed; refusing further appends");
+                    let _ = stopped.set(why);
+                    break;
+                }
+            }
+        }
+        out.head_tx.send_replace(c.head);
+        // No follower: nothing is kept. A slow one is told it lagged and
+        // reads the log instead.
+        let _ = out.commits_tx.send(Arc::new(c.facts));
+    }
+    for (reply, outcome) in c.replies {
+        let _ = reply.send(Ok(outcome));
+    }
+}
