@@ -473,11 +473,13 @@ impl<L: EventLog> Writer<L> {
         } else {
             store_answered = self.commit_access_only(access);
             // Retries only: answered after the commits before them are.
-            host.hand_over(Committed {
-                facts: Vec::new(),
-                head: self.head,
-                replies,
-            });
+            if !replies.is_empty() {
+                host.hand_over(Committed {
+                    facts: Vec::new(),
+                    head: self.head,
+                    replies,
+                });
+            }
         }
         store_answered
     }

@@ -121,7 +121,8 @@ pub struct Deadline {
     pub provisional: bool,
 }
 
-fn parse_date(s: &str) -> Result<Date, CalendarError> {
+/// A `YYYY-MM-DD` date, as calendar files (and the console) write them.
+pub fn parse_date(s: &str) -> Result<Date, CalendarError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     Date::parse(s, &fmt).map_err(|e| CalendarError::Invalid(format!("date {s:?}: {e}")))
 }

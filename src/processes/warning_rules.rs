@@ -15,7 +15,7 @@
 use crate::domain::party::{acting_party, describe, owner_at, uncoordinated};
 use crate::policy::config::{Trigger, WarningRule};
 use crate::projections::fact::{Fact, History};
-use crate::projections::promise_book::CasePromises;
+use crate::projections::promise_book::{moves_promises, CasePromises};
 use crate::projections::promises::breach_reason_names;
 use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
 use sha2::{Digest, Sha256};
@@ -254,15 +254,7 @@ impl WarningRules {
             _ => {}
         }
         let track = self.cases.get_mut(f.case_id).expect("inserted above");
-        if matches!(
-            kind,
-            Kind::PromiseMade(_)
-                | Kind::DemandRecorded(_)
-                | Kind::DemandDeclined(_)
-                | Kind::DemandWithdrawn(_)
-                | Kind::CallbackCompleted(_)
-                | Kind::EventCorrected(_)
-        ) {
+        if moves_promises(kind) {
             // A correction that moves a promise's due time takes it off its
             // old place in the due queue (judging puts it at the new one).
             if let Kind::EventCorrected(c) = kind {

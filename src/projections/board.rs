@@ -9,7 +9,7 @@
 //! folded from the same log are equal, and their digests too.
 
 use super::fact::{Fact, History, OwnedFact};
-use super::promise_book::{due_key, CasePromises, PromiseBook};
+use super::promise_book::{due_key, moves_promises, CasePromises, PromiseBook};
 use crate::proto::v1::{self as pb, case_event::Kind, CustomerResponse};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -462,15 +462,7 @@ impl Board {
         if let Some(contact_id) = refresh {
             self.refresh_kf006(&case_key, contact_id);
         }
-        if matches!(
-            kind,
-            Kind::PromiseMade(_)
-                | Kind::DemandRecorded(_)
-                | Kind::DemandDeclined(_)
-                | Kind::DemandWithdrawn(_)
-                | Kind::CallbackCompleted(_)
-                | Kind::EventCorrected(_)
-        ) {
+        if moves_promises(kind) {
             if let Some(case) = self.cases.get_mut(f.case_id) {
                 // A provisional due time is listed until a correction
                 // replaces it.

@@ -63,6 +63,22 @@ pub struct CasePromises {
     demands: Vec<(String, DemandTerms, bool)>,
 }
 
+/// Whether an event kind changes what judging a case's promises and
+/// demands sees: the kinds [`CasePromises::apply`] takes. Every fold that
+/// keeps a promise book (the board's, the early-warning rules') re-judges
+/// after these, and only these.
+pub fn moves_promises(kind: &Kind) -> bool {
+    matches!(
+        kind,
+        Kind::PromiseMade(_)
+            | Kind::DemandRecorded(_)
+            | Kind::DemandDeclined(_)
+            | Kind::DemandWithdrawn(_)
+            | Kind::CallbackCompleted(_)
+            | Kind::EventCorrected(_)
+    )
+}
+
 impl CasePromises {
     /// Applies one event of the case.
     pub fn apply(&mut self, f: &Fact<'_>) {

@@ -51,53 +51,19 @@ fn http_addr(server: &TestServer) -> String {
         .to_string()
 }
 
-/// One HTTP/1.1 request: (status, headers in lower case, body).
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_string())
-}
-
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
 /// GETs `path` as `token`: (status, headers, body).
 fn get_as(addr: &str, token: &str, path: &str) -> (u16, String, String) {
-    http(addr, "GET", path, &[("authorization", &bearer(token))], "")
+    http_request(addr, "GET", path, &[("authorization", &bearer(token))], "")
 }
 
 /// POSTs a bridged call as `token`: (status, JSON body).
 fn rpc(addr: &str, token: &str, method: &str, body: &str) -> (u16, serde_json::Value) {
     let b = bearer(token);
-    let (status, _, text) = http(
+    let (status, _, text) = http_request(
         addr,
         "POST",
         &format!("/console/api/rpc/{method}"),
@@ -148,7 +114,8 @@ async fn the_bridge_authenticates_authorizes_and_reads_only() {
     let agent = auth::token("agent-1", &["agent"], Some("qidian"), &[]);
 
     // No credential: 401 with the gRPC code and message.
-    let (status, _, body) = http(&addr, "POST", "/console/api/rpc/Cases/GetCase", &[], "{}");
+    let (status, _, body) =
+        http_request(&addr, "POST", "/console/api/rpc/Cases/GetCase", &[], "{}");
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("Unauthenticated"), "{body}");
 
@@ -202,7 +169,7 @@ async fn the_bridge_authenticates_authorizes_and_reads_only() {
     // With pii:read: revealed, and logged as a read through the API is.
     let reader = auth::token("aud-2", &["auditor"], None, &["pii:read"]);
     let b = bearer(&reader);
-    let (status, _, text) = http(
+    let (status, _, text) = http_request(
         &addr,
         "POST",
         "/console/api/rpc/Ledger/ReadCase",
@@ -226,7 +193,7 @@ async fn the_bridge_authenticates_authorizes_and_reads_only() {
 async fn the_page_is_embedded_and_locked_down() {
     let server = console_server().await;
     let addr = http_addr(&server);
-    let (status, head, body) = http(&addr, "GET", "/console", &[], "");
+    let (status, head, body) = http_request(&addr, "GET", "/console", &[], "");
     assert_eq!(status, 200);
     assert!(body.contains("/console/console.js"));
     assert!(
@@ -238,7 +205,7 @@ async fn the_page_is_embedded_and_locked_down() {
         ("/console/console.js", "text/javascript"),
         ("/console/console.css", "text/css"),
     ] {
-        let (status, head, body) = http(&addr, "GET", path, &[], "");
+        let (status, head, body) = http_request(&addr, "GET", path, &[], "");
         assert_eq!(status, 200, "{path}");
         assert!(head.contains(kind), "{head}");
         // Nothing from elsewhere (the one URL is SVG's namespace name).
@@ -314,7 +281,7 @@ async fn a_dossier_is_one_self_contained_file() {
     // An agent may not export: the dossier is refused whole.
     let agent = auth::token("agent-1", &["agent"], Some("qidian"), &[]);
     let b = bearer(&agent);
-    let (status, _, body) = http(
+    let (status, _, body) = http_request(
         &addr,
         "GET",
         "/console/api/dossier/124545",
@@ -376,5 +343,43 @@ async fn the_console_in_a_real_browser() {
         entries.iter().all(|e| e.actor != "aud-masked"),
         "{entries:?}"
     );
+    server.stop().await;
+}
+
+/// Development mode (no token verification): the console takes the actor
+/// from `x-actor`, from a loopback caller (the refusal beyond loopback is
+/// `console::tests::development_mode_answers_loopback_only`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_mode_names_the_caller_by_x_actor_on_loopback() {
+    let server = TestServer::start_with(|c| {
+        c.http_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let addr = http_addr(&server);
+    for _ in 0..100 {
+        if http_get(&addr, "/readyz").0 == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, _, body) = http_request(
+        &addr,
+        "GET",
+        "/console/api/whoami",
+        &[("x-actor", "alice")],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["actor"], "dev:alice");
+    assert_eq!(me["development"], true);
+    let (status, _, body) = http_request(
+        &addr,
+        "POST",
+        "/console/api/rpc/Cases/ListCases",
+        &[("x-actor", "alice")],
+        "{}",
+    );
+    assert_eq!(status, 200, "{body}");
     server.stop().await;
 }

@@ -5,6 +5,7 @@
 
 use super::rpc::Refusal;
 use crate::api::status::invalid_field;
+use crate::policy::calendar::parse_date;
 use crate::policy::Policy;
 use serde_json::{json, Value};
 use time::Date;
@@ -23,11 +24,10 @@ pub struct DaysQuery {
 }
 
 fn date(field: &str, s: &str) -> Result<Date, Refusal> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(s, &fmt).map_err(|e| {
+    parse_date(s).map_err(|e| {
         Refusal(invalid_field(
             field,
-            format!("{s:?} is not a YYYY-MM-DD date: {e}"),
+            format!("is not a YYYY-MM-DD date: {e}"),
         ))
     })
 }

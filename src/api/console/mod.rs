@@ -146,10 +146,22 @@ fn json(v: serde_json::Value) -> Response {
     secured(axum::Json(v).into_response(), false)
 }
 
-/// The console of the slot, or 503 while the ledger opens.
-fn console(slot: &Slot) -> Result<&Console, Refusal> {
-    slot.get()
-        .ok_or_else(|| Refusal(Status::unavailable("starting: the ledger is being opened")))
+/// The console of the slot for a caller at `peer`: 503 while the ledger
+/// opens, 403 for a development-mode caller beyond loopback.
+fn console(slot: &Slot, peer: SocketAddr) -> Result<&Console, Refusal> {
+    let c = slot
+        .get()
+        .ok_or_else(|| Refusal(Status::unavailable("starting: the ledger is being opened")))?;
+    c.check_peer(peer)?;
+    Ok(c)
+}
+
+/// A JSON answer, or the refusal.
+fn answer(result: Result<serde_json::Value, Refusal>) -> Response {
+    match result {
+        Ok(v) => json(v),
+        Err(r) => refused(r),
+    }
 }
 
 /// Who the console is talking for: the actor, roles, line scope and
@@ -160,8 +172,7 @@ async fn whoami(
     headers: HeaderMap,
 ) -> Response {
     let result = (|| {
-        let c = console(&slot)?;
-        c.check_peer(peer)?;
+        let c = console(&slot, peer)?;
         let caller = rpc::authorize(&c.auth, Method::ListCases, &headers)?;
         Ok::<_, Refusal>(serde_json::json!({
             "actor": caller.actor,
@@ -173,10 +184,7 @@ async fn whoami(
             "publicKey": c.ledger.public_key(),
         }))
     })();
-    match result {
-        Ok(v) => json(v),
-        Err(r) => refused(r),
-    }
+    answer(result)
 }
 
 async fn call(
@@ -187,8 +195,7 @@ async fn call(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let c = console(&slot)?;
-        c.check_peer(peer)?;
+        let c = console(&slot, peer)?;
         let method = Method::parse(&service, &method).ok_or_else(|| {
             Refusal(Status::unimplemented(format!(
                 "{service}/{method} is not a read the console may call"
@@ -198,10 +205,7 @@ async fn call(
         rpc::call(&c.services, &c.mapping, method, caller, &headers, &body).await
     }
     .await;
-    match result {
-        Ok(v) => json(v),
-        Err(r) => refused(r),
-    }
+    answer(result)
 }
 
 async fn calendar_days(
@@ -211,17 +215,13 @@ async fn calendar_days(
     headers: HeaderMap,
 ) -> Response {
     let result = (|| {
-        let c = console(&slot)?;
-        c.check_peer(peer)?;
+        let c = console(&slot, peer)?;
         // Calendars are not personal: anyone who may read a case may see
         // the days its deadlines count.
         rpc::authorize(&c.auth, Method::GetCase, &headers)?;
         calendar::days(c.ledger.policy(), &q)
     })();
-    match result {
-        Ok(v) => json(v),
-        Err(r) => refused(r),
-    }
+    answer(result)
 }
 
 async fn dossier_file(
@@ -231,8 +231,7 @@ async fn dossier_file(
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let c = console(&slot)?;
-        c.check_peer(peer)?;
+        let c = console(&slot, peer)?;
         dossier::build(c, &case_id, &headers).await
     }
     .await;

@@ -389,27 +389,42 @@ pub async fn restart_with_an_official_2027(
 
 /// `GET path` over HTTP/1.1: (status code, body).
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = http_request(addr, "GET", path, &[], "");
+    (status, body)
+}
+
+/// One HTTP/1.1 request: (status, the response's head in lower case,
+/// body). Chunked bodies: the tests read only what they search for, so the
+/// chunk-size lines in between do no harm.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    // Chunked bodies: the tests read only what they search for, so the
-    // chunk-size lines in between do no harm.
-    (status, body)
+    (status, head.to_ascii_lowercase(), body.to_string())
 }

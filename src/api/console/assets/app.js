@@ -180,7 +180,7 @@ var CL = window.CL || (window.CL = {});
       box.appendChild(h("span", { class: "failure" }, " — " + report.failure));
     }
     box.appendChild(h("ul", { class: "checks" }, report.checks.map((c) => h("li", { class: c.ok ? "check-ok" : "check-failed" }, (c.ok ? "✔ " : "✘ ") + c.what + (c.why ? ": " + c.why : "")))));
-    box.appendChild(h("p", { class: "hint" }, "Checked in this browser with WebCrypto (SHA-256, Ed25519) against " + (key ? h("code", {}, key).textContent : "no key")));
+    box.appendChild(h("p", { class: "hint" }, "Checked in this browser with WebCrypto (SHA-256, Ed25519) against " + (key || "no key")));
     return box;
   }
 
