@@ -3,8 +3,8 @@
 //! the field that holds them) and then applied to every event read.
 
 use super::status::invalid_field;
-use crate::domain::event_kind::EVENT_TYPES;
 use crate::domain::ids::id_problem;
+use crate::domain::EVENT_TYPES;
 use crate::proto::v1 as pb;
 use std::collections::HashSet;
 use tonic::Status;

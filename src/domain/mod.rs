@@ -3,13 +3,17 @@
 //! accepts in its current state.
 
 pub mod error;
-pub mod event_kind;
+pub mod events;
+pub mod field_check;
 pub mod ids;
+pub mod limits;
 pub mod party;
+mod rule_checks;
 pub mod rules;
 pub mod state;
 pub mod validate;
+mod wording;
 
 pub use error::{FieldViolation, RuleViolation};
-pub use event_kind::event_type_name;
+pub use events::{event_type_name, field_name, EVENT_TYPES};
 pub use state::{CaseState, CaseStatus};

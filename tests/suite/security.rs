@@ -289,7 +289,7 @@ fn every_kind() -> Vec<Kind> {
         .iter()
         .map(complaint_ledger::domain::event_type_name)
         .collect();
-    assert_eq!(names, complaint_ledger::domain::event_kind::EVENT_TYPES);
+    assert_eq!(names, complaint_ledger::domain::EVENT_TYPES);
     kinds
 }
 
