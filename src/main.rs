@@ -273,6 +273,11 @@ struct ServeArgs {
     /// sled page cache, bytes.
     #[arg(long, env = "COMPLAINT_LEDGER_CACHE_BYTES", default_value_t = SledOptions::default().cache_capacity)]
     cache_bytes: u64,
+    /// Case states the writer keeps between appends (~3.4 KB each for a
+    /// case like the seed's); an append to a case not kept folds its
+    /// stream from the log first.
+    #[arg(long, env = "COMPLAINT_LEDGER_CASE_CACHE", default_value_t = complaint_ledger::ledger::DEFAULT_CASE_CACHE)]
+    case_cache: usize,
     /// Connections open at once. At the limit, the oldest connection that
     /// has sent no request yet is closed to admit a new one; when every one
     /// has, new ones are refused. Keep it below the open-files limit.
@@ -457,6 +462,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     policy,
                     master_key_file: a.master_key_file,
                     verify_all_at_start: a.verify_all_at_start,
+                    case_cache: a.case_cache,
                 },
             };
             complaint_ledger::api::server::run(config, stop).await

@@ -299,6 +299,18 @@ impl Collector for LedgerState {
         )?;
         counter(
             &mut e,
+            "case_state_loads",
+            "Case states the writer folded from the log since start because its cache did not hold them",
+            load(&s.case_state_loads),
+        )?;
+        gauge(
+            &mut e,
+            "case_states_cached",
+            "Case states the writer holds (at most --case-cache)",
+            as_i64(load(&s.case_states_cached)),
+        )?;
+        counter(
+            &mut e,
             "slow_syncs",
             "Group-commit syncs of 100 ms or more since start",
             s.syncs.slow(),

@@ -76,6 +76,8 @@ impl OpsApi for OpsService {
                 .policy()
                 .coverage_warnings(crate::time::now_nanos()),
             scrub: Some(self.scrub.status()),
+            case_states_cached: s.case_states_cached.load(Ordering::Relaxed),
+            case_state_loads: s.case_state_loads.load(Ordering::Relaxed),
         }))
     }
 

@@ -9,6 +9,7 @@
 //! group-commits them; reads go straight to the store.
 
 mod audit;
+mod case_cache;
 pub mod error;
 pub mod integrity;
 mod preseal;
@@ -19,6 +20,7 @@ mod sync_watch;
 mod writer;
 
 pub use audit::SignedCheckpoint;
+pub use case_cache::DEFAULT_CASE_CACHE;
 pub use error::LedgerError;
 pub use sync_watch::SyncWatch;
 pub use writer::{WriterStats, WriterTime, SCHEMA_VERSION};
@@ -107,6 +109,8 @@ pub struct LedgerOptions {
     /// mark: for a server whose background scrub is off, so that nothing
     /// else would ever verify the records under the mark again.
     pub verify_all_at_start: bool,
+    /// Case states the writer keeps between commits (see `case_cache`).
+    pub case_cache: usize,
 }
 
 impl Default for LedgerOptions {
@@ -119,6 +123,7 @@ impl Default for LedgerOptions {
             policy: Arc::new(Policy::default()),
             master_key_file: None,
             verify_all_at_start: false,
+            case_cache: DEFAULT_CASE_CACHE,
         }
     }
 }
@@ -281,11 +286,17 @@ impl<L: EventLog> Ledger<L> {
             cases: cases.len(),
             verified_from: full_from.min(head + 1),
         };
-        cases.retain(|_, s| writer::kept_in_memory(s));
-        cases.shrink_to_fit();
+        // The writer keeps the open cases last written to, as many as its
+        // cache holds.
+        let mut kept: Vec<(String, CaseState)> = cases
+            .into_iter()
+            .filter(|(_, s)| writer::kept_in_memory(s))
+            .collect();
+        kept.sort_unstable_by_key(|(_, s)| std::cmp::Reverse(s.last_position));
+        kept.truncate(opts.case_cache.max(1));
         // The writer chains each case's next record to its last one's hash:
         // read back the last records that were checked light.
-        for state in cases.values_mut() {
+        for (_, state) in kept.iter_mut() {
             if state.last_position < full_from {
                 let bytes = log.read(state.last_position)?.ok_or_else(|| {
                     refuse(format!(
@@ -299,6 +310,10 @@ impl<L: EventLog> Ledger<L> {
         if head > 0 {
             integrity::record_verified(log.as_ref(), head, root_at_head).map_err(refuse)?;
         }
+        let mut cache = case_cache::CaseCache::new(opts.case_cache);
+        for (case_id, state) in kept.into_iter().rev() {
+            cache.insert(case_id, state);
+        }
         let (head_tx, head_rx) = watch::channel(head);
         let (commits_tx, _) = broadcast::channel(COMMITS_KEPT);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -311,7 +326,7 @@ impl<L: EventLog> Ledger<L> {
             policy: opts.policy.clone(),
             stats: stats.clone(),
             log: log.clone(),
-            cases,
+            cases: cache,
             loaded: Vec::new(),
             index: index.clone(),
             head,

@@ -11,6 +11,7 @@
 //! written nothing. Concurrent appends share one sync, which is what makes
 //! durable appends fast.
 
+use super::case_cache::CaseCache;
 use super::error::LedgerError;
 use super::preseal::{still_holds, BlindTokens, Presealed};
 use super::projection_host::{Committed, Outlets, ProjectionHost, Reply, Stopped};
@@ -97,6 +98,10 @@ pub struct WriterStats {
     pub max_batch_requests: AtomicU64,
     /// Requests whose handler's sealing the writer took.
     pub presealed: AtomicU64,
+    /// Case states the writer holds, and those it folded from the log
+    /// because its cache did not hold them (see `case_cache`).
+    pub case_states_cached: AtomicU64,
+    pub case_state_loads: AtomicU64,
     /// Where the writer thread's time went, nanoseconds.
     pub time: WriterTime,
     /// The longest group-commit sync and the slow ones.
@@ -116,6 +121,8 @@ impl Default for WriterStats {
             requests: AtomicU64::default(),
             max_batch_requests: AtomicU64::default(),
             presealed: AtomicU64::default(),
+            case_states_cached: AtomicU64::default(),
+            case_state_loads: AtomicU64::default(),
             time: WriterTime::default(),
             syncs: super::SyncWatch::default(),
             // 1, 2, 4 … 1024 (MAX_BATCH_REQUESTS).
@@ -170,8 +177,8 @@ impl WriterTime {
     }
 }
 
-/// Whether the writer keeps a case's state in memory between commits: all
-/// but closed cases. A closed case takes only a reopen, a note or a
+/// Whether the writer keeps a case's state in its cache between commits:
+/// all but closed cases, as the cache's capacity allows. A closed case takes only a reopen, a note or a
 /// correction, rarely, and most cases end closed; keeping them all cost
 /// about 3.4 KB per case for as long as the server ran (BENCHMARKS.md,
 /// "Where the memory goes"). A closed case's state is folded from its
@@ -183,9 +190,10 @@ pub(crate) fn kept_in_memory(state: &CaseState) -> bool {
 pub(crate) struct Writer<L: EventLog> {
     pub stats: Arc<WriterStats>,
     pub log: Arc<L>,
-    /// The state of every case the ledger holds but closed ones (see
-    /// [`kept_in_memory`]).
-    pub cases: HashMap<String, CaseState>,
+    /// States of recently committed cases but closed ones (see
+    /// [`kept_in_memory`] and `case_cache`); a miss folds the case's
+    /// stream ([`Writer::ensure_loaded`]).
+    pub cases: CaseCache,
     /// Closed cases folded from the log for this batch; dropped after it.
     pub loaded: Vec<String>,
     pub index: Arc<CaseIndex>,
@@ -557,7 +565,8 @@ impl<L: EventLog> Writer<L> {
             .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))
     }
 
-    /// Makes a closed case's state available to this batch: folded from
+    /// Makes a case's state available to this batch when the cache does not
+    /// hold it (it is closed, or was dropped from the cache): folded from
     /// its stream (every record of the case, in version order, with its
     /// stored hash, position and recorded time, as a start folds it) into
     /// `cases` until the batch is committed. Nothing to do for a case that
@@ -576,19 +585,25 @@ impl<L: EventLog> Writer<L> {
             u64::MAX,
             |rec, event, bytes| state.apply_record(rec, event, record_hash(bytes)),
         )?;
-        tracing::debug!(%case_id, version = state.version, "closed case folded from the log");
+        tracing::debug!(%case_id, version = state.version, "case state folded from the log");
+        self.stats.case_state_loads.fetch_add(1, Ordering::Relaxed);
         self.cases.insert(case_id.to_string(), state);
         self.loaded.push(case_id.to_string());
         Ok(())
     }
 
-    /// Drops the closed cases this batch folded that are still closed.
+    /// Drops the closed cases this batch folded that are still closed, and
+    /// the states beyond the cache's capacity.
     fn drop_loaded(&mut self) {
         for case_id in std::mem::take(&mut self.loaded) {
             if self.cases.get(&case_id).is_some_and(|s| !kept_in_memory(s)) {
                 self.cases.remove(&case_id);
             }
         }
+        self.cases.trim();
+        self.stats
+            .case_states_cached
+            .store(self.cases.len() as u64, Ordering::Relaxed);
     }
 
     fn known_event(
@@ -1174,7 +1189,11 @@ mod tests {
         Writer {
             stats: Arc::default(),
             log,
-            cases: HashMap::from([("c".to_string(), opened)]),
+            cases: {
+                let mut cache = CaseCache::new(8);
+                cache.insert("c".to_string(), opened);
+                cache
+            },
             loaded: Vec::new(),
             index: Arc::default(),
             board: Arc::default(),
@@ -1334,7 +1353,7 @@ mod tests {
         });
         let (head_tx, _) = watch::channel(0);
         let writer = Writer {
-            cases: HashMap::new(),
+            cases: CaseCache::new(8),
             head: 0,
             head_tx,
             ..test_writer_over(log.clone())

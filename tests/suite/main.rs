@@ -11,6 +11,7 @@ mod api_contract;
 mod audit;
 mod audit_properties;
 mod bad_input;
+mod bounded_state;
 mod calendar_reference;
 mod concurrency;
 mod connections;

@@ -1,0 +1,110 @@
+//! State the server keeps in memory is bounded by its configured caches:
+//! what a cache dropped is folded again from the log, and decides exactly
+//! as what it kept.
+
+use crate::common::*;
+use complaint_ledger::proto::v1::{self as pb, case_event::Kind};
+use tonic::Code;
+
+fn contact(case: &str, id: &str) -> pb::ProposedEvent {
+    ev(
+        &format!("{case}-{id}"),
+        "2020-12-03T01:30:00+08:00",
+        "8030",
+        Kind::ContactLogged(pb::ContactLogged {
+            contact_id: id.into(),
+            channel: pb::Channel::Hotline as i32,
+            direction: pb::Direction::Inbound as i32,
+            started_at: Some(ts("2020-12-03T01:30:00+08:00")),
+            ..Default::default()
+        }),
+    )
+}
+
+async fn stats(server: &TestServer) -> pb::Stats {
+    pb::ops_client::OpsClient::connect(server.url())
+        .await
+        .unwrap()
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn a_case_state_the_cache_dropped_decides_as_one_it_kept() {
+    let mut server = TestServer::start_with(|c| c.ledger.case_cache = 2).await;
+    let mut c = server.ledger().await;
+    let cases: Vec<String> = (0..6).map(|i| format!("cached-{i}")).collect();
+    for case in &cases {
+        open_case(&mut c, case, &format!("u-{case}")).await;
+        c.append(append(case, vec![contact(case, "c1")]))
+            .await
+            .expect("contact");
+    }
+    let s = stats(&server).await;
+    assert!(s.case_states_cached <= 2, "{s:?}");
+    for round in 0..2u64 {
+        for case in &cases {
+            let mut version = 2 + 2 * round;
+            // Its version: a stale writer is told the actual one.
+            let mut stale = append(
+                case,
+                vec![ev(
+                    &format!("{case}-stale{round}"),
+                    "2020-12-03T02:00:00+08:00",
+                    "8030",
+                    note("stale"),
+                )],
+            );
+            stale.expected_version = expect_exact(version - 1);
+            let err = c.append(stale).await.unwrap_err();
+            assert_eq!(err.code(), Code::Aborted, "{case}: {err:?}");
+            let info = details(&err).error_info().cloned().unwrap();
+            assert_eq!(info.metadata["actual_version"], version.to_string());
+            // Its contacts: a new one is taken, the same one twice is not.
+            let mut fresh = contact(case, &format!("c{round}-new"));
+            fresh.event_id = format!("{case}-new{round}");
+            c.append(append(case, vec![fresh]))
+                .await
+                .expect("a new contact is taken");
+            version += 1;
+            let mut again = contact(case, "c1");
+            again.event_id = format!("{case}-dup{round}");
+            let err = c.append(append(case, vec![again])).await.unwrap_err();
+            assert_eq!(err.code(), Code::FailedPrecondition, "{case}: {err:?}");
+            assert_eq!(
+                details(&err).error_info().unwrap().reason,
+                "CONTACT_ALREADY_LOGGED"
+            );
+            // And the hash chain it continues, at its version.
+            let mut next = append(
+                case,
+                vec![ev(
+                    &format!("{case}-r{round}"),
+                    "2020-12-03T02:00:00+08:00",
+                    "8030",
+                    note("in order"),
+                )],
+            );
+            next.expected_version = expect_exact(version);
+            let ok = c.append(next).await.expect("appends at its version");
+            assert_eq!(ok.into_inner().case_version, version + 1);
+        }
+    }
+    let s = stats(&server).await;
+    assert!(s.case_states_cached <= 2, "{s:?}");
+    assert!(
+        s.case_state_loads >= 6,
+        "six cases through a cache of two fold from the log: {s:?}"
+    );
+    // A start that verifies every record checks each case's chain: the
+    // records appended to reloaded cases chain to their predecessors.
+    server
+        .restart_with(|c| c.ledger.verify_all_at_start = true)
+        .await;
+    let mut c = server.ledger().await;
+    for case in &cases {
+        assert_eq!(read_case(&mut c, case).await.len(), 6, "{case}");
+    }
+}
