@@ -213,7 +213,7 @@ fn adopt(dir: &Path, signing_key_file: Option<&Path>) -> anyhow::Result<()> {
     }
     let log = SledLog::open(dir, &SledOptions::default())
         .context("opening the store (is a server still running on it?)")?;
-    let checked = crate::store::sled_log::contain_panics(dir, || {
+    let checked = crate::store::contain_panics(dir, || {
         Ok(crate::audit::verify::verify_store(&log, |_, _| {}))
     })
     .map_err(|e| e.to_string())

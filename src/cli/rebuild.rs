@@ -25,7 +25,7 @@ pub fn offline(dir: &Path) -> anyhow::Result<()> {
     let progress = bar(total);
     let started = std::time::Instant::now();
     // sled can panic reading a damaged store: an error, never a crash.
-    let rebuilt = crate::store::sled_log::contain_panics(dir, || {
+    let rebuilt = crate::store::contain_panics(dir, || {
         Ok(crate::projections::rebuild::rebuild(&log, |done, _| {
             progress.set_position(done)
         }))

@@ -193,7 +193,7 @@ pub fn check_data_dir(
     let log = SledLog::open(dir, &SledOptions::default()).map_err(|e| e.to_string())?;
     let head = log.head().map_err(|e| e.to_string())?;
     let witnessed = read_witness(dir, head)?;
-    let verified = crate::store::sled_log::contain_panics(dir, || {
+    let verified = crate::store::contain_panics(dir, || {
         Ok(crate::audit::verify::verify_store(&log, progress))
     })
     .map_err(|e| e.to_string())?

@@ -6,17 +6,12 @@
 //! does not interpret payloads or decide anything. One writer calls
 //! [`EventLog::write_durable`]; any number of readers read concurrently.
 
-pub mod durability;
-pub mod event_filter;
-mod event_index;
-pub mod keys;
-pub mod pack;
 pub mod side_table;
-pub mod sled_log;
+pub mod sled;
 pub mod witness;
 
+pub use self::sled::{contain_panics, SledLog, SledOptions, SledTable};
 pub use side_table::{MemoryTable, SideTable};
-pub use sled_log::{contain_panics, SledLog, SledOptions, SledTable};
 
 /// A record ready to be stored at its position.
 #[derive(Debug, Clone)]

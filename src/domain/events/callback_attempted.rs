@@ -10,7 +10,7 @@ impl EventKind for pb::CallbackAttempted {
         c.id(Join(p, "callback_id"), &self.callback_id);
         c.enum_value::<pb::Channel>(Join(p, "channel"), self.channel, true);
         c.opt_id(Join(p, "agent_id"), &self.agent_id);
-        c.acting_party(&p, self.party.as_ref(), &self.agent_id);
+        c.acting_party(p, self.party.as_ref(), &self.agent_id);
         c.opt_id(Join(p, "promise_id"), &self.promise_id);
         c.opt_id(Join(p, "ticket_id"), &self.ticket_id);
         if self.promise_id.is_empty() && self.ticket_id.is_empty() {

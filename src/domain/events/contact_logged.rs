@@ -11,7 +11,7 @@ impl EventKind for pb::ContactLogged {
         c.enum_value::<pb::Channel>(Join(p, "channel"), self.channel, true);
         c.enum_value::<pb::Direction>(Join(p, "direction"), self.direction, true);
         c.opt_id(Join(p, "agent_id"), &self.agent_id);
-        c.acting_party(&p, self.party.as_ref(), &self.agent_id);
+        c.acting_party(p, self.party.as_ref(), &self.agent_id);
         c.timestamp(Join(p, "started_at"), self.started_at.as_ref(), true);
         c.enum_value::<pb::EndedBy>(Join(p, "ended_by"), self.ended_by, false);
         c.enum_value::<pb::Emotion>(Join(p, "customer_emotion"), self.customer_emotion, false);

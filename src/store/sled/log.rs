@@ -7,8 +7,8 @@ use super::durability::Syncer;
 use super::event_index::{event_id_of, id_hash, EventIndex};
 use super::keys::{self, trailing_u64};
 use super::pack;
-use super::side_table::{Entry, SideTable};
-use super::{EventLog, NewRecord, StoreError};
+use crate::store::side_table::{Entry, SideTable};
+use crate::store::{EventLog, NewRecord, StoreError};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -142,7 +142,7 @@ impl SledLog {
 
     /// A side tree of the same database (keys, access log): written with the
     /// log's own durability, never part of the hashed log.
-    /// A side table of the store (see [`super::side_table`]).
+    /// A side table of the store (see [`crate::store::side_table`]).
     pub fn side_table(&self, name: &str) -> Result<SledTable, StoreError> {
         Ok(SledTable(self.db.open_tree(name)?))
     }

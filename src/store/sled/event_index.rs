@@ -31,7 +31,7 @@
 
 use super::event_filter::EventIdFilter;
 use super::keys::{self, trailing_u64};
-use super::StoreError;
+use crate::store::StoreError;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::Hasher;

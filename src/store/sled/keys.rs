@@ -3,7 +3,7 @@
 //!
 //! | key                                   | value            |
 //! |---------------------------------------|------------------|
-//! | `L` first position (u64 BE)           | a pack of records at consecutive positions from that one (see `store::pack`); in stores written before packs, one record |
+//! | `L` first position (u64 BE)           | a pack of records at consecutive positions from that one (see `store::sled::pack`); in stores written before packs, one record |
 //! | `C` case id `0x00` first version (u64 BE) | first position (u64 BE) ‖ count (u32 BE): a run of consecutive versions at consecutive positions |
 //! | `I` first position ‖ last position (u64 BE each) ‖ value number (u32 BE) | part of a run of the event-id index: sorted (id hash, position) pairs, 16 bytes each, see `store::event_index` |
 //! | `E` event id                          | position (u64 BE): the event-id index of earlier builds, one entry per event; no longer written or read |
