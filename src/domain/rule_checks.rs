@@ -133,12 +133,20 @@ pub(crate) fn no_ticket_waiting(state: &CaseState) -> Result<(), RuleViolation> 
     ))
 }
 
-/// A callback needs a promise to answer or a ticket result to deliver.
-pub(crate) fn callback_reference(
+/// A callback is recorded once, and needs a promise to answer or a ticket
+/// result to deliver.
+pub(crate) fn new_callback(
     state: &CaseState,
+    callback: &str,
     promise: &str,
     ticket: &str,
 ) -> Result<(), RuleViolation> {
+    unique(
+        state.callbacks.contains(callback),
+        ErrorReason::CallbackAlreadyRecorded,
+        "callback",
+        callback,
+    )?;
     if !promise.is_empty() && !state.promises.contains_key(promise) {
         return Err(RuleViolation::new(
             ErrorReason::PromiseUnknown,

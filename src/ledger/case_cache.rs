@@ -54,8 +54,13 @@ impl CaseCache {
     /// Keeps `state` as the most recent.
     pub fn insert(&mut self, case_id: String, state: CaseState) {
         self.tick += 1;
-        if let Some((_, old)) = self.states.get(&case_id) {
-            self.order.remove(old);
+        // A case already held keeps its entry, and its id moves in the
+        // order: no copy of the id for the cases every commit touches.
+        if let Some(held) = self.states.get_mut(&case_id) {
+            let id = self.order.remove(&held.1).unwrap_or(case_id);
+            *held = (state, self.tick);
+            self.order.insert(self.tick, id);
+            return;
         }
         self.order.insert(self.tick, case_id.clone());
         self.states.insert(case_id, (state, self.tick));

@@ -236,47 +236,24 @@ pub async fn call(
 ) -> Result<Value, Refusal> {
     use Method::*;
     let s = services;
+    // One unary read: its request decoded, the service's handler, its reply
+    // encoded.
+    macro_rules! unary {
+        ($service:ident . $handler:ident) => {
+            unary(mapping, caller, headers, body, |r| s.$service.$handler(r)).await
+        };
+    }
     match method {
-        GetCase => unary(mapping, caller, headers, body, |r| s.cases.get_case(r)).await,
-        ListCases => unary(mapping, caller, headers, body, |r| s.cases.list_cases(r)).await,
-        GetCheckpoint => {
-            unary(mapping, caller, headers, body, |r| {
-                s.audit.get_checkpoint(r)
-            })
-            .await
-        }
-        ProveInclusion => {
-            unary(mapping, caller, headers, body, |r| {
-                s.audit.prove_inclusion(r)
-            })
-            .await
-        }
-        ExportCase => unary(mapping, caller, headers, body, |r| s.audit.export_case(r)).await,
-        ListPromises => {
-            unary(mapping, caller, headers, body, |r| {
-                s.policies.list_promises(r)
-            })
-            .await
-        }
-        ListWarnings => {
-            unary(mapping, caller, headers, body, |r| {
-                s.policies.list_warnings(r)
-            })
-            .await
-        }
-        GetQueue => unary(mapping, caller, headers, body, |r| s.policies.get_queue(r)).await,
-        GetScorecard => {
-            unary(mapping, caller, headers, body, |r| {
-                s.policies.get_scorecard(r)
-            })
-            .await
-        }
-        GetCustomerHistory => {
-            unary(mapping, caller, headers, body, |r| {
-                s.policies.get_customer_history(r)
-            })
-            .await
-        }
+        GetCase => unary!(cases.get_case),
+        ListCases => unary!(cases.list_cases),
+        GetCheckpoint => unary!(audit.get_checkpoint),
+        ProveInclusion => unary!(audit.prove_inclusion),
+        ExportCase => unary!(audit.export_case),
+        ListPromises => unary!(policies.list_promises),
+        ListWarnings => unary!(policies.list_warnings),
+        GetQueue => unary!(policies.get_queue),
+        GetScorecard => unary!(policies.get_scorecard),
+        GetCustomerHistory => unary!(policies.get_customer_history),
         ReadCase => {
             let req = mapping.decode(body)?;
             let mut stream = s

@@ -19,13 +19,7 @@ impl EventKind for pb::CallbackAttempted {
     }
 
     fn decide(&self, state: &CaseState) -> Result<(), RuleViolation> {
-        unique(
-            state.callbacks.contains(&self.callback_id),
-            ErrorReason::CallbackAlreadyRecorded,
-            "callback",
-            &self.callback_id,
-        )?;
-        callback_reference(state, &self.promise_id, &self.ticket_id)
+        new_callback(state, &self.callback_id, &self.promise_id, &self.ticket_id)
     }
 
     fn evolve(&self, state: &mut CaseState) {

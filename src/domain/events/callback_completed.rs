@@ -33,13 +33,7 @@ impl EventKind for pb::CallbackCompleted {
     }
 
     fn decide(&self, state: &CaseState) -> Result<(), RuleViolation> {
-        unique(
-            state.callbacks.contains(&self.callback_id),
-            ErrorReason::CallbackAlreadyRecorded,
-            "callback",
-            &self.callback_id,
-        )?;
-        callback_reference(state, &self.promise_id, &self.ticket_id)?;
+        new_callback(state, &self.callback_id, &self.promise_id, &self.ticket_id)?;
         known_contact(state, &self.dissatisfied_contact_id)?;
         if !self.dissatisfied_contact_id.is_empty() {
             no_ticket_waiting(state)?;
