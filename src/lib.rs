@@ -21,6 +21,7 @@ pub mod processes;
 pub mod projections;
 pub mod proto;
 pub mod queries;
+pub mod recent;
 pub mod security;
 pub mod store;
 pub mod telemetry;

@@ -140,6 +140,11 @@ enum Command {
         /// projections' digests.
         #[arg(long, conflicts_with = "server")]
         data_dir: Option<PathBuf>,
+        /// With --data-dir: the policy file the server runs with (its time
+        /// to escalate a warning shapes the board's digest); default: the
+        /// shipped config/policy.toml.
+        #[arg(long, env = "COMPLAINT_LEDGER_POLICY_FILE")]
+        policy_file: Option<PathBuf>,
         /// With --server (or COMPLAINT_LEDGER_SERVER): rebuild inside that
         /// running server and compare (needs the auditor or admin role).
         #[command(flatten)]
@@ -475,8 +480,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let timeout = std::time::Duration::from_secs_f64(timeout_seconds.clamp(0.1, 3600.0));
             health::check(&server, &service, timeout).await
         }
-        Command::Rebuild { data_dir, server } => match (data_dir, server.server.is_some()) {
-            (Some(dir), false) => rebuild::offline(&dir),
+        Command::Rebuild {
+            data_dir,
+            policy_file,
+            server,
+        } => match (data_dir, server.server.is_some()) {
+            (Some(dir), false) => {
+                let policy = match &policy_file {
+                    Some(p) => PolicyConfig::load(p).map_err(anyhow::Error::msg)?,
+                    None => PolicyConfig::default(),
+                };
+                let policy = Policy::new(policy).map_err(anyhow::Error::msg)?;
+                rebuild::offline(&dir, policy.escalate_within_nanos())
+            }
             (None, true) => rebuild::online(&server).await,
             _ => anyhow::bail!("say what to rebuild: --data-dir DIR (server stopped) or --server URL"),
         },

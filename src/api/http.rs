@@ -97,7 +97,7 @@ pub async fn start(
 }
 
 async fn metrics(axum::extract::State(probe): axum::extract::State<Probe>) -> impl IntoResponse {
-    // A scrape reads the board under its lock and counts unanswered
+    // A scrape reads the board's table in the store to count unanswered
     // warnings: off the async workers.
     let text = tokio::task::spawn_blocking(move || probe.metrics().map(Metrics::render))
         .await

@@ -309,6 +309,25 @@ impl Collector for LedgerState {
             "Case states the writer holds (at most --case-cache)",
             as_i64(load(&s.case_states_cached)),
         )?;
+        let (facts_cached, fact_loads) = ledger.board().cache_stats();
+        counter(
+            &mut e,
+            "case_fact_loads",
+            "Cases' facts the policy board folded from the log since start because its cache did not hold them",
+            fact_loads,
+        )?;
+        gauge(
+            &mut e,
+            "case_facts_cached",
+            "Cases' facts the policy board holds (at most --case-cache)",
+            as_i64(facts_cached),
+        )?;
+        gauge(
+            &mut e,
+            "board_position",
+            "Log position the policy board on disk reached",
+            as_i64(ledger.board().position()),
+        )?;
         counter(
             &mut e,
             "slow_syncs",
@@ -333,20 +352,25 @@ impl Collector for LedgerState {
             "Cases whose status is closed",
             as_i64(ledger.index().closed()),
         )?;
-        let (raised, unanswered) =
-            crate::queries::board::warning_counts(ledger, crate::time::now_nanos());
-        counter(
-            &mut e,
-            "warnings_raised",
-            "Early warnings raised (WarningRaised events in the log)",
-            raised,
-        )?;
-        gauge(
-            &mut e,
-            "warnings_unanswered",
-            "Warnings past their time to escalate without the escalation they require",
-            as_i64(unanswered),
-        )?;
+        // A board that cannot be read leaves these two out of the scrape,
+        // rather than the scrape out: the error is logged.
+        match crate::queries::board::warning_counts(ledger, crate::time::now_nanos()) {
+            Ok((raised, unanswered)) => {
+                counter(
+                    &mut e,
+                    "warnings_raised",
+                    "Early warnings raised (WarningRaised events in the log)",
+                    raised,
+                )?;
+                gauge(
+                    &mut e,
+                    "warnings_unanswered",
+                    "Warnings past their time to escalate without the escalation they require",
+                    as_i64(unanswered),
+                )?;
+            }
+            Err(err) => tracing::error!(error = %err, "metrics: the policy board cannot be read"),
+        }
         let horizon = ConstGauge::new(0i64);
         let mut family = e.encode_descriptor(
             "calendar_coverage_end_timestamp_seconds",

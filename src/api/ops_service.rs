@@ -58,6 +58,7 @@ impl OpsApi for OpsService {
             tokio::task::spawn_blocking(move || ledger.log().size_on_disk().unwrap_or(0))
                 .await
                 .unwrap_or(0);
+        let (case_facts_cached, case_fact_loads) = self.ledger.board().cache_stats();
         Ok(Response::new(pb::Stats {
             head_position: self.ledger.tree_size(),
             cases: self.ledger.index().len() as u64,
@@ -78,6 +79,9 @@ impl OpsApi for OpsService {
             scrub: Some(self.scrub.status()),
             case_states_cached: s.case_states_cached.load(Ordering::Relaxed),
             case_state_loads: s.case_state_loads.load(Ordering::Relaxed),
+            board_position: self.ledger.board().position(),
+            case_facts_cached,
+            case_fact_loads,
         }))
     }
 

@@ -1,13 +1,13 @@
 //! `complaint_ledger.v1.Policies`: the cross-case policy read models —
 //! promises due or broken, warnings not escalated, KF-006 queues and factor
 //! statistics, agent scorecards, customer histories. Each request is checked
-//! field by field, then answered by `queries::board` (a page of warnings is
-//! then completed from the log, off the async workers).
+//! field by field, then answered by `queries::board` off the async workers
+//! (the board's indexes and cases' facts are read from the store).
 
 use super::cases_service::{checked_ts, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use super::status::{invalid_field, to_status};
 use crate::domain::ids::id_problem;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerError};
 use crate::projections::kf006::{self, parse_date, queue_day_problem};
 use crate::projections::listings::{self, untoken, PromiseQuery, WarningQuery};
 use crate::proto::v1::{self as pb, policies_server::Policies as PoliciesApi};
@@ -67,6 +67,18 @@ fn date(field: &str, v: &str) -> Result<time::Date, Status> {
     parse_date(v).ok_or_else(|| invalid_field(field, format!("{v:?} is not a date (YYYY-MM-DD)")))
 }
 
+/// Runs a board query on a blocking thread: it reads the store.
+async fn read_board<T: Send + 'static>(
+    ledger: &Arc<Ledger>,
+    query: impl FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, Status> {
+    let ledger = ledger.clone();
+    tokio::task::spawn_blocking(move || query(&ledger))
+        .await
+        .map_err(|e| Status::internal(format!("reading the policy board failed: {e}")))?
+        .map_err(to_status)
+}
+
 fn text_or_none(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
@@ -102,23 +114,16 @@ impl PoliciesApi for PoliciesService {
                 invalid_field("page_token", "is not a token from a previous response")
             })?),
         };
-        let (listed, next) =
-            queries::promises(&self.ledger, &q, after.as_ref(), page_size(req.page_size));
-        // A closed case's promises are read from the log (blocking reads,
-        // off the async workers); a page of open cases' needs none.
-        let promises = if !queries::promises_need_the_log(&listed) {
-            queries::complete_promises(&self.ledger, listed).map_err(to_status)?
-        } else {
-            let ledger = self.ledger.clone();
-            tokio::task::spawn_blocking(move || queries::complete_promises(&ledger, listed))
-                .await
-                .map_err(|e| Status::internal(format!("reading promises failed: {e}")))?
-                .map_err(to_status)?
-        };
+        let limit = page_size(req.page_size);
+        let now = q.now;
+        let (promises, next) = read_board(&self.ledger, move |l| {
+            queries::promises(l, &q, after.as_ref(), limit)
+        })
+        .await?;
         Ok(Response::new(pb::ListPromisesResponse {
             promises,
             next_page_token: next.unwrap_or_default(),
-            evaluated_at: Some(nanos_ts(q.now)),
+            evaluated_at: Some(nanos_ts(now)),
         }))
     }
 
@@ -143,18 +148,16 @@ impl PoliciesApi for PoliciesService {
                     invalid_field("page_token", "is not a token from a previous response")
                 })?,
         };
-        let (warnings, next) = queries::warnings(&self.ledger, &q, after, page_size(req.page_size));
-        // What the board does not keep of each warning is read from the log.
-        let ledger = self.ledger.clone();
-        let warnings =
-            tokio::task::spawn_blocking(move || queries::complete_warnings(&ledger, warnings))
-                .await
-                .map_err(|e| Status::internal(format!("reading warnings failed: {e}")))?
-                .map_err(to_status)?;
+        let limit = page_size(req.page_size);
+        let now = q.now;
+        let (warnings, next) = read_board(&self.ledger, move |l| {
+            queries::warnings(l, &q, after, limit)
+        })
+        .await?;
         Ok(Response::new(pb::ListWarningsResponse {
             warnings,
             next_page_token: next.unwrap_or_default(),
-            evaluated_at: Some(nanos_ts(q.now)),
+            evaluated_at: Some(nanos_ts(now)),
         }))
     }
 
@@ -183,14 +186,18 @@ impl PoliciesApi for PoliciesService {
             })?),
         };
         let business_line = text_or_none(req.business_line);
-        let (served, items, next) = queries::queue(
-            &self.ledger,
-            kind,
-            day,
-            business_line.as_deref(),
-            after.as_ref(),
-            page_size(req.page_size),
-        );
+        let limit = page_size(req.page_size);
+        let (served, items, next) = read_board(&self.ledger, move |l| {
+            queries::queue(
+                l,
+                kind,
+                day,
+                business_line.as_deref(),
+                after.as_ref(),
+                limit,
+            )
+        })
+        .await?;
         Ok(Response::new(pb::GetQueueResponse {
             kind: kind as i32,
             date: day.to_string(),
@@ -206,11 +213,12 @@ impl PoliciesApi for PoliciesService {
     ) -> Result<Response<pb::FactorStatistics>, Status> {
         let req = request.into_inner();
         let day = date("date", &req.date)?;
-        Ok(Response::new(queries::factor_statistics(
-            &self.ledger,
-            day,
-            text_or_none(req.business_line).as_deref(),
-        )))
+        let line = text_or_none(req.business_line);
+        let stats = read_board(&self.ledger, move |l| {
+            queries::factor_statistics(l, day, line.as_deref())
+        })
+        .await?;
+        Ok(Response::new(stats))
     }
 
     async fn get_scorecard(
@@ -227,12 +235,12 @@ impl PoliciesApi for PoliciesService {
             ));
         }
         let now = when("evaluate_at", req.evaluate_at.as_ref())?.unwrap_or_else(now_nanos);
-        Ok(Response::new(queries::scorecard(
-            &self.ledger,
-            &agent,
-            &req.month,
-            now,
-        )))
+        let month = req.month;
+        let card = read_board(&self.ledger, move |l| {
+            queries::scorecard(l, &agent, &month, now)
+        })
+        .await?;
+        Ok(Response::new(card))
     }
 
     async fn get_customer_history(
@@ -242,7 +250,12 @@ impl PoliciesApi for PoliciesService {
         let req = request.into_inner();
         let customer = required_id("customer_id", &req.customer_id)?;
         let now = when("evaluate_at", req.evaluate_at.as_ref())?.unwrap_or_else(now_nanos);
-        match queries::customer_history(&self.ledger, &customer, now) {
+        let asked = customer.clone();
+        let history = read_board(&self.ledger, move |l| {
+            queries::customer_history(l, &asked, now)
+        })
+        .await?;
+        match history {
             Some(h) => Ok(Response::new(h)),
             None => Err(Status::not_found(format!(
                 "no case names customer {customer}"

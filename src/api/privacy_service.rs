@@ -42,7 +42,13 @@ impl PrivacyApi for PrivacyService {
                 "is required: say why the data is erased",
             ));
         }
-        let cases = crate::queries::board::cases_of_customer(&self.ledger, &req.customer_id);
+        let (ledger, customer) = (self.ledger.clone(), req.customer_id.clone());
+        let cases = tokio::task::spawn_blocking(move || {
+            crate::queries::board::cases_of_customer(&ledger, &customer)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading the customer's cases failed: {e}")))?
+        .map_err(to_status)?;
         if cases.is_empty() {
             return Err(Status::not_found(format!(
                 "no case names customer {}",
@@ -121,13 +127,23 @@ impl PrivacyApi for PrivacyService {
             _ => return Err(invalid_field("by", "give a phone number or an account")),
         };
         let found = index.lookup(&token);
+        let ledger = self.ledger.clone();
+        let lines = tokio::task::spawn_blocking(move || {
+            found
+                .into_iter()
+                .map(|c| crate::queries::board::cases_with_lines(&ledger, &c).map(|l| (c, l)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading the customers' cases failed: {e}")))?
+        .map_err(to_status)?;
         // Only customers and cases of the caller's lines: a customer of
         // another line with the same phone is not even named.
         let mut case_ids = BTreeSet::new();
         let mut customers = Vec::new();
-        for c in found {
+        for (c, with_lines) in lines {
             let mut visible = false;
-            for (case, line) in crate::queries::board::cases_with_lines(&self.ledger, &c) {
+            for (case, line) in with_lines {
                 if caller.may_access_line(&line) {
                     case_ids.insert(case);
                     visible = true;

@@ -14,8 +14,10 @@ fn bar(total: u64) -> ProgressBar {
     super::progress_bar(total, "rebuilding")
 }
 
-/// `rebuild --data-dir DIR`: folds the store's log into fresh projections.
-pub fn offline(dir: &Path) -> anyhow::Result<()> {
+/// `rebuild --data-dir DIR`: folds the store's log into fresh projections;
+/// the board's digest is the server's (warnings judged with
+/// `escalate_within`, nanoseconds).
+pub fn offline(dir: &Path, escalate_within: i128) -> anyhow::Result<()> {
     if !dir.join("db").exists() {
         bail!("{} holds no ledger", dir.display());
     }
@@ -40,7 +42,11 @@ pub fn offline(dir: &Path) -> anyhow::Result<()> {
         rebuilt.cases.len()
     );
     println!("case index digest   {}", rebuilt.index.digest());
-    println!("policy board digest {}", rebuilt.board.digest());
+    let board = crate::projections::board_keys::entries(&rebuilt.board, escalate_within);
+    println!(
+        "policy board digest {}",
+        crate::projections::board_store::digest(&board)
+    );
     Ok(())
 }
 

@@ -33,7 +33,7 @@ use crate::policy::Policy;
 use crate::privacy::access_log::AccessLog;
 use crate::privacy::blind_index::BlindIndex;
 use crate::privacy::keystore::KeyStore;
-use crate::projections::board::Board;
+use crate::projections::board_store::BoardStore;
 use crate::projections::fact::{Fact, OwnedFact};
 use crate::projections::summary::{summarize, CaseIndex};
 use crate::proto::v1::{self as pb, CaseEvent};
@@ -41,7 +41,7 @@ use crate::store::{EventLog, SideTable, SledLog, SledOptions};
 use prost::Message;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use writer::{Command, Writer};
 
@@ -54,6 +54,9 @@ pub struct AppendOutcome {
     /// Every event already existed: a retry, nothing was written.
     pub duplicate: bool,
 }
+
+/// The store's table of the policy board (see `projections::board_store`).
+pub const BOARD_TABLE: &str = "policy-board";
 
 /// How many appends may wait for the writer before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 8192;
@@ -76,7 +79,7 @@ pub struct Ledger<L: EventLog = SledLog> {
     checkpoint_cache: Mutex<Option<SignedCheckpoint>>,
     stats: Arc<WriterStats>,
     policy: Arc<Policy>,
-    board: Arc<RwLock<Board>>,
+    board: Arc<BoardStore>,
     keys: Arc<KeyStore>,
     access: Arc<AccessLog>,
     blind: Arc<BlindIndex>,
@@ -208,7 +211,6 @@ impl<L: EventLog> Ledger<L> {
         let access = Arc::new(AccessLog::open(log.side_table("pii-access")?).map_err(refuse)?);
         let mut cases: HashMap<String, CaseState> = HashMap::new();
         let mut last_recorded_at = i128::MIN;
-        let mut board = Board::default();
         // Records a full verification covered before are checked light;
         // the rest fully (see `integrity::verified_through`).
         let full_from = if opts.verify_all_at_start {
@@ -233,21 +235,10 @@ impl<L: EventLog> Ledger<L> {
                         index_customer(&keys, &blind, o);
                     }
                     let fact = Fact::stored(&rec, &event);
-                    // A reopened case's earlier events, which the board and the
-                    // rules set aside at its close, come from the log being
-                    // read: once for both.
-                    let mut read: Option<Vec<OwnedFact>> = None;
-                    let mut from_log = crate::projections::case_stream::history(log.as_ref());
-                    let earlier = &mut |case_id: &str, before: u64| {
-                        if read.is_none() {
-                            read = Some(from_log(case_id, before)?);
-                        }
-                        Ok(read.clone().unwrap_or_default())
-                    };
-                    board
-                        .apply(&fact, earlier)
-                        .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
                     if let Some(fold) = fold.as_mut() {
+                        // A reopened case's earlier events, which the
+                        // rules set aside at its close, come from the log.
+                        let earlier = &mut crate::projections::case_stream::history(log.as_ref());
                         fold(&fact, earlier)
                             .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
                     }
@@ -275,6 +266,27 @@ impl<L: EventLog> Ledger<L> {
             integrity::open_witness(dir, witnessed.as_ref(), signer.public_key(), empty_root)
                 .map_err(refuse)?;
         let head = report.records;
+        // The policy board on disk folds what was committed after the
+        // position it reached (all of the log, the first time).
+        let board = BoardStore::open(
+            log.side_table(BOARD_TABLE)?,
+            log.clone(),
+            opts.policy.escalate_within_nanos(),
+            opts.case_cache,
+        )?;
+        let behind = head.saturating_sub(board.position());
+        if behind > 0 {
+            tracing::info!(
+                from = board.position() + 1,
+                to = head,
+                "the policy board catches up with the log"
+            );
+        }
+        crate::store::contain_panics(dir, || board.catch_up(head, |_| {})).map_err(|e| {
+            refuse(format!(
+                "the policy board cannot catch up with the log: {e}"
+            ))
+        })?;
 
         let index = Arc::new(CaseIndex::default());
         for (id, s) in &cases {
@@ -318,7 +330,7 @@ impl<L: EventLog> Ledger<L> {
         let (commits_tx, _) = broadcast::channel(COMMITS_KEPT);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
-        let board = Arc::new(RwLock::new(board));
+        let board = Arc::new(board);
         let writer = Writer {
             keys: keys.clone(),
             blind: blind.clone(),
@@ -375,14 +387,9 @@ impl<L: EventLog> Ledger<L> {
         &self.policy
     }
 
-    /// The cross-case policy projections, as of the last commit.
-    pub fn board(&self) -> &RwLock<Board> {
+    /// The cross-case policy projections, as of the last answered commit.
+    pub fn board(&self) -> &BoardStore {
         &self.board
-    }
-
-    /// Replaces the policy board (after a rebuild).
-    pub fn replace_board(&self, board: Board) {
-        *self.board.write().expect("board lock") = board;
     }
 
     /// Customers' data keys.

@@ -1,6 +1,7 @@
 //! The projection host: a thread of its own that folds each durable commit
-//! into the policy board, then publishes it (the new head, the commit's
-//! facts for followers) and answers its appends.
+//! into the policy board on disk (one batch with the position it reached),
+//! then publishes it (the new head, the commit's facts for followers) and
+//! answers its appends.
 //!
 //! Why a thread beside the writer: the writer only decides and commits.
 //! While the host folds one commit, the writer stages and syncs the next,
@@ -10,17 +11,17 @@
 //! — a retry that found its events already stored is answered after the
 //! commit that stored them.
 //!
-//! A fold that fails (the board cannot read back a case it set aside) stops
-//! appends, as a failed durable write does: the commit is durable and is
-//! answered, later ones are no longer folded, and the writer refuses every
-//! further append until a restart folds the log again.
+//! A fold that fails (the board cannot read a case's stream back, or its
+//! table cannot be written) stops appends, as a failed durable write does:
+//! the commit is durable and is answered, later ones are no longer folded,
+//! and the writer refuses every further append until a restart catches
+//! the board up from the position its table reached.
 
 use super::error::LedgerError;
 use super::AppendOutcome;
-use crate::projections::board::Board;
+use crate::projections::board_store::BoardStore;
 use crate::projections::fact::OwnedFact;
-use crate::store::EventLog;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{broadcast, oneshot, watch};
 
 /// Commits the host may be behind the writer before the writer waits.
@@ -43,7 +44,7 @@ pub(crate) struct Committed {
 
 /// Where the host publishes.
 pub(crate) struct Outlets {
-    pub board: Arc<RwLock<Board>>,
+    pub board: Arc<BoardStore>,
     pub head_tx: watch::Sender<u64>,
     pub commits_tx: broadcast::Sender<Arc<Vec<OwnedFact>>>,
 }
@@ -55,17 +56,13 @@ pub(crate) struct ProjectionHost {
 }
 
 impl ProjectionHost {
-    pub fn start<L: EventLog>(
-        log: Arc<L>,
-        outlets: Outlets,
-        stopped: Stopped,
-    ) -> std::io::Result<Self> {
+    pub fn start(outlets: Outlets, stopped: Stopped) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Committed>(PIPELINE);
         let thread = std::thread::Builder::new()
             .name("ledger-projections".into())
             .spawn(move || {
                 for c in rx {
-                    publish(log.as_ref(), &outlets, &stopped, c);
+                    publish(&outlets, &stopped, c);
                 }
             })?;
         Ok(Self {
@@ -103,24 +100,16 @@ impl ProjectionHost {
     }
 }
 
-fn publish<L: EventLog + ?Sized>(log: &L, out: &Outlets, stopped: &Stopped, c: Committed) {
+fn publish(out: &Outlets, stopped: &Stopped, c: Committed) {
     if !c.facts.is_empty() {
         if stopped.get().is_none() {
-            let mut board = out.board.write().expect("board lock");
-            // A reopened closed case (or a correction of its promises)
-            // takes its contacts and promises back from its stream:
-            // records of this commit are in the store already.
-            let earlier = &mut crate::projections::case_stream::history(log);
-            for f in &c.facts {
-                if let Err(e) = board.apply(&f.fact(), earlier) {
-                    let why = format!(
-                        "the policy board could not read case {} back ({e}); the ledger takes no appends until it is restarted",
-                        f.case_id
-                    );
-                    tracing::error!(case_id = %f.case_id, error = %e, "policy board fold failed; refusing further appends");
-                    let _ = stopped.set(why);
-                    break;
-                }
+            if let Err(e) = out.board.fold(&c.facts, c.head) {
+                let why = format!(
+                    "the policy board could not fold the commit through position {} ({e}); the ledger takes no appends until it is restarted",
+                    c.head
+                );
+                tracing::error!(head = c.head, error = %e, "policy board fold failed; refusing further appends");
+                let _ = stopped.set(why);
             }
         }
         out.head_tx.send_replace(c.head);

@@ -1,52 +1,51 @@
-//! Rebuilding the projections inside a running server: a fresh board
-//! folded from the log, caught up with the live one under its lock,
-//! compared with it, and swapped in (`Ops.RebuildProjections`).
+//! Rebuilding the projections inside a running server
+//! (`Ops.RebuildProjections`): a fresh policy board folded from the log in
+//! a scratch table of the store, caught up with the live one while no fold
+//! of it runs (so both stand at the same position), compared with it by
+//! digest, and taken in place of it when they differ.
 
-use super::Ledger;
-use crate::projections::board::Board;
-use crate::projections::rebuild::fold_range;
+use super::{Ledger, BOARD_TABLE};
+use crate::projections::board_store::{clear, BoardStore};
 use crate::proto::v1 as pb;
 use crate::store::{EventLog, StoreError};
-use std::collections::HashMap;
+
+/// Cases' facts the fresh board keeps while it folds.
+const REBUILD_CACHE: usize = 4096;
 
 impl<L: EventLog> Ledger<L> {
-    /// Folds a fresh board from the log while the server runs, catches up with
-    /// the live board under its lock (so both stand at the same position),
-    /// compares them, and swaps the fresh one in.
+    /// Folds a fresh board from the log while the server runs, compares it
+    /// with the live one at the same position, and serves the fresh one's
+    /// entries if they differ.
     pub fn rebuild_projections(
         &self,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<pb::RebuildProgress, StoreError> {
-        let ledger = self;
-        let total = ledger.tree_size();
-        let mut cases = HashMap::new();
-        let mut board = Board::default();
-        let log = ledger.log().as_ref();
+        let live = self.board();
+        let scratch = format!("{BOARD_TABLE}-rebuild");
+        let table = self.log().side_table(&scratch)?;
+        clear(table.as_ref())?;
+        let fresh = BoardStore::open(
+            table,
+            self.log().clone(),
+            self.policy().escalate_within_nanos(),
+            REBUILD_CACHE,
+        )?;
+        let total = live.position();
         let mut last = 0;
-        fold_range(log, 1, total, &mut cases, &mut board, |done| {
+        fresh.catch_up(total, |done| {
             if done - last >= 8192 || done == total {
                 last = done;
                 progress(done, total);
             }
         })?;
-        let mut live = ledger.board().write().expect("board lock");
-        // Everything the live board has folded is durable: catch up to it.
-        fold_range(
-            log,
-            board.events + 1,
-            live.events,
-            &mut cases,
-            &mut board,
-            |_| {},
-        )?;
-        let (incremental, rebuilt) = (live.digest(), board.digest());
-        let identical = *live == board;
+        let compared = live.compare_with_fresh(&fresh);
+        drop(fresh);
+        clear(self.log().side_table(&scratch)?.as_ref())?;
+        let (incremental, rebuilt, done) = compared.map_err(StoreError::Corrupt)?;
+        let identical = incremental == rebuilt;
         if !identical {
             tracing::error!(%incremental, %rebuilt, "rebuilt projections differ from the incremental ones; serving the rebuilt ones");
         }
-        let cases = board.cases.len() as u64;
-        let done = board.events;
-        *live = board;
         Ok(pb::RebuildProgress {
             done,
             total: done,
@@ -54,7 +53,7 @@ impl<L: EventLog> Ledger<L> {
             incremental_digest: incremental,
             rebuilt_digest: rebuilt,
             identical,
-            cases,
+            cases: live.cases(),
         })
     }
 }

@@ -28,7 +28,7 @@ use crate::privacy::blind_index::BlindIndex;
 use crate::privacy::crypto::{seal, DataKey};
 use crate::privacy::fields::personal_fields_mut;
 use crate::privacy::keystore::{KeyError, KeyStore};
-use crate::projections::board::Board;
+use crate::projections::board_store::BoardStore;
 use crate::projections::fact::OwnedFact;
 use crate::projections::summary::{summarize, CaseIndex};
 use crate::proto::v1::{self as pb, case_event::Kind, expected_version};
@@ -38,7 +38,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prost::Message;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Schema version of records written by this build.
@@ -197,7 +197,7 @@ pub(crate) struct Writer<L: EventLog> {
     /// Closed cases folded from the log for this batch; dropped after it.
     pub loaded: Vec<String>,
     pub index: Arc<CaseIndex>,
-    pub board: Arc<RwLock<Board>>,
+    pub board: Arc<BoardStore>,
     pub policy: Arc<Policy>,
     pub keys: Arc<KeyStore>,
     pub blind: Arc<BlindIndex>,
@@ -246,7 +246,7 @@ impl<L: EventLog> Writer<L> {
             head_tx: std::mem::replace(&mut self.head_tx, watch::channel(self.head).0),
             commits_tx: self.commits_tx.clone(),
         };
-        let host = match ProjectionHost::start(self.log.clone(), outlets, self.failed.clone()) {
+        let host = match ProjectionHost::start(outlets, self.failed.clone()) {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the projection host thread; refusing appends");
@@ -1186,6 +1186,15 @@ mod tests {
             0,
         );
         let (head_tx, _) = watch::channel(2);
+        let board = Arc::new(
+            BoardStore::open(
+                Box::new(crate::store::MemoryTable::default()),
+                log.clone(),
+                0,
+                8,
+            )
+            .expect("board"),
+        );
         Writer {
             stats: Arc::default(),
             log,
@@ -1196,7 +1205,7 @@ mod tests {
             },
             loaded: Vec::new(),
             index: Arc::default(),
-            board: Arc::default(),
+            board,
             policy: Arc::default(),
             keys: Arc::new(KeyStore::in_memory()),
             blind: Arc::new(BlindIndex::new([0; 32])),
@@ -1384,7 +1393,8 @@ mod tests {
         });
         let closed = Kind::CaseClosed(pb::CaseClosed::default());
         append(vec![event("open", opened), event("close", closed)]).unwrap();
-        assert!(board.read().unwrap().cases["c"].set_aside());
+        use crate::projections::board_source::BoardSource;
+        assert!(board.case("c").unwrap().unwrap().cases["c"].set_aside());
 
         // The writer's own read of the closed case succeeds, the board's
         // fails.

@@ -22,6 +22,7 @@
 //! crash before the board saw it) is answered as a duplicate.
 
 use crate::ledger::{Ledger, LedgerError};
+use crate::projections::board_source::BoardSource;
 use crate::projections::listings::promise_stored_as;
 use crate::projections::promise_book::NO_DUE_TIME;
 use crate::proto::v1::{self as pb, case_event::Kind};
@@ -58,22 +59,26 @@ pub enum PendingEvent {
 
 /// The promises and judgements the board knows with a pending deadline,
 /// or one computed from a provisional calendar year.
-pub fn pending(board: &crate::projections::board::Board) -> Vec<PendingDeadline> {
+pub fn pending(board: &impl BoardSource) -> Result<Vec<PendingDeadline>, String> {
     let mut out = Vec::new();
+    // Every promise without a due time sorts after this key.
     let no_due = (NO_DUE_TIME, Arc::<str>::from(""), String::new());
     let pending_promises = board
-        .promises_by_due
-        .range(no_due..)
+        .promise_keys(Some(&no_due), usize::MAX)?
+        .into_iter()
         .map(|(_, case_id, event_id)| (case_id, event_id, false));
     let provisional = board
-        .provisional_promises
-        .iter()
+        .provisional_keys()?
+        .into_iter()
         .map(|(case_id, event_id)| (case_id, event_id, true));
     for (case_id, event_id, provisional) in pending_promises.chain(provisional) {
-        let Some(c) = board.cases.get(&**case_id) else {
+        let Some(facts) = board.case(&case_id)? else {
             continue;
         };
-        let Some(j) = c.promises.judged_one(event_id, c.utc_offset_minutes, 0) else {
+        let Some(c) = facts.cases.get(&*case_id) else {
+            continue;
+        };
+        let Some(j) = c.promises.judged_one(&event_id, c.utc_offset_minutes, 0) else {
             continue;
         };
         if !j.due_pending && !provisional {
@@ -82,7 +87,7 @@ pub fn pending(board: &crate::projections::board::Board) -> Vec<PendingDeadline>
         out.push(PendingDeadline {
             case_id: case_id.to_string(),
             business_line: c.business_line.clone(),
-            event_id: event_id.clone(),
+            event_id,
             event: PendingEvent::Promise {
                 made_at: j.view.made_at,
                 promise: j.view.promise,
@@ -90,11 +95,14 @@ pub fn pending(board: &crate::projections::board::Board) -> Vec<PendingDeadline>
             },
         });
     }
-    for j in board.judgements.values() {
-        if j.judgement.deadline_pending.is_empty() && !j.judgement.deadline_provisional {
+    for key in board.pending_judgement_keys()? {
+        let Some(facts) = board.case(&key.1)? else {
             continue;
-        }
-        let business_line = board
+        };
+        let Some(j) = facts.judgements.get(&key) else {
+            continue;
+        };
+        let business_line = facts
             .cases
             .get(j.case_id.as_str())
             .map(|c| c.business_line.clone())
@@ -106,7 +114,7 @@ pub fn pending(board: &crate::projections::board::Board) -> Vec<PendingDeadline>
             event: PendingEvent::Judgement(j.judgement.clone()),
         });
     }
-    out
+    Ok(out)
 }
 
 /// The correction that repeats `d`'s event for the ledger to stamp its
@@ -172,14 +180,10 @@ pub fn correction(
 /// Appends the corrections of every pending deadline the calendars can
 /// compute now; returns how many were recorded. Runs once, at start.
 pub async fn run(ledger: Arc<Ledger>) -> usize {
-    let found = pending(&ledger.board().read().expect("board lock"));
-    if found.is_empty() {
-        return 0;
-    }
-    // A closed case's promise is read from the log.
+    // The board and a closed case's promise are read from the store.
     let reader = ledger.clone();
     let found = match tokio::task::spawn_blocking(move || {
-        found
+        pending(reader.board())?
             .into_iter()
             .map(|mut d| {
                 if let PendingEvent::Promise {
@@ -200,7 +204,7 @@ pub async fn run(ledger: Arc<Ledger>) -> usize {
     {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "pending deadlines: reading a promise failed");
+            tracing::error!(error = %e, "pending deadlines: reading the board or a promise failed");
             return 0;
         }
         Err(_) => return 0,
@@ -299,7 +303,7 @@ mod tests {
         f.add("c2", "p3", pending_promise("p3"));
         f.add("c2", "close", Kind::CaseClosed(pb::CaseClosed::default()));
 
-        let found = pending(&f.board);
+        let found = pending(&f.board).unwrap();
         let ids: Vec<_> = found.iter().map(|d| d.event_id.as_str()).collect();
         assert_eq!(ids, ["p1", "p3", "j1"]);
         assert!(found.iter().all(|d| d.business_line == "qidian"));

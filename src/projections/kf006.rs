@@ -5,12 +5,12 @@
 //! tickets to chase, instead of calling the customer with nothing to say.
 //! Items not done in their week stay in the queue, marked carried over.
 
-use super::board::{Board, ContactKey};
-use super::page::{token, walk_page};
+use super::board::ContactKey;
+use super::board_source::BoardSource;
+use super::page::{token, walk_page, PAGE_KEYS};
 use super::week::monday_of;
 pub use super::week::{parse_date, week_of_contact};
 use crate::proto::v1::{self as pb, QueueKind};
-use std::ops::Bound;
 use std::sync::Arc;
 use time::{Date, Duration, Weekday};
 
@@ -54,23 +54,18 @@ fn queue_token(k: &ContactKey) -> String {
 /// [`SCAN_BUDGET`](super::listings::SCAN_BUDGET) of them (a page cut
 /// short by it carries a token, as `ListPromises`' do).
 pub fn queue(
-    board: &Board,
+    board: &impl BoardSource,
     kind: QueueKind,
     date: Date,
     business_line: Option<&str>,
     after: Option<&ContactKey>,
     limit: usize,
-) -> (Date, Vec<pb::QueueItem>, Option<String>) {
+) -> Result<(Date, Vec<pb::QueueItem>, Option<String>), String> {
     let served = monday_of(date) - Duration::days(7);
-    let waiting = match kind {
-        QueueKind::Survey => &board.awaiting_survey,
-        QueueKind::Callback => &board.awaiting_callback,
-        QueueKind::Unspecified => return (served, Vec::new(), None),
-    };
-    let keys = match after {
-        Some(a) => waiting.range((Bound::Excluded(a.clone()), Bound::Unbounded)),
-        None => waiting.range(..),
-    };
+    if kind == QueueKind::Unspecified {
+        return Ok((served, Vec::new(), None));
+    }
+    let keys = board.waiting_keys(kind, after, PAGE_KEYS)?;
     // Contacts from this instant on fall in a later local week than the
     // served one whatever their case's offset (a case's offset is checked
     // to be less than a day from UTC): the walk stops there.
@@ -80,9 +75,15 @@ pub fn queue(
         .unix_timestamp_nanos()
         + 24 * 3_600_000_000_000;
     let past = |(at, _, _): &ContactKey| *at >= later_weeks;
+    let mut failed = None;
     let (out, resume) = walk_page(keys, limit, past, |(_, case_id, contact_id)| {
-        let d = board.dissatisfied_contact(case_id, contact_id)?;
-        let case = board.cases.get(&**case_id)?;
+        let facts = board
+            .case(case_id)
+            .map_err(|e| failed = Some(e))
+            .ok()
+            .flatten()?;
+        let d = facts.dissatisfied_contact(case_id, contact_id)?;
+        let case = facts.cases.get(&**case_id)?;
         if business_line.is_some_and(|b| b != case.business_line) {
             return None;
         }
@@ -120,26 +121,30 @@ pub fn queue(
             case_version: 0,
         })
     });
-    (served, out, resume.map(queue_token))
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((served, out, resume.as_ref().map(queue_token))),
+    }
 }
 
 /// Statistics by factor of the dissatisfied contacts of the week containing
 /// `date`: a range of the board's week index.
 pub fn factor_statistics(
-    board: &Board,
+    board: &impl BoardSource,
     date: Date,
     business_line: Option<&str>,
-) -> pb::FactorStatistics {
+) -> Result<pb::FactorStatistics, String> {
     let monday = monday_of(date);
     let mut rows: std::collections::BTreeMap<i32, pb::FactorCount> = Default::default();
     let mut total = 0;
-    let week = (monday, Arc::from(""), String::new())
-        ..(monday + Duration::days(7), Arc::from(""), String::new());
-    for (_, case_id, contact_id) in board.dissatisfied_by_week.range(week) {
-        let Some(d) = board.dissatisfied_contact(case_id, contact_id) else {
+    for (case_id, contact_id) in board.week_contacts(monday)? {
+        let Some(facts) = board.case(&case_id)? else {
             continue;
         };
-        let Some(case) = board.cases.get(&**case_id) else {
+        let Some(d) = facts.dissatisfied_contact(&case_id, &contact_id) else {
+            continue;
+        };
+        let Some(case) = facts.cases.get(&*case_id) else {
             continue;
         };
         if business_line.is_some_and(|b| b != case.business_line) {
@@ -180,11 +185,11 @@ pub fn factor_statistics(
         r.event_appended += u32::from(appended);
         r.satisfied += u32::from(satisfied);
     }
-    pb::FactorStatistics {
+    Ok(pb::FactorStatistics {
         week_of: monday.to_string(),
         factors: rows.into_values().collect(),
         total,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -231,10 +236,15 @@ mod tests {
         f
     }
 
-    fn all_pages(board: &Board, kind: QueueKind, date: Date, limit: usize) -> Vec<pb::QueueItem> {
+    fn all_pages(
+        board: &crate::projections::board::Board,
+        kind: QueueKind,
+        date: Date,
+        limit: usize,
+    ) -> Vec<pb::QueueItem> {
         let (mut out, mut after) = (Vec::new(), None);
         loop {
-            let (_, page, next) = queue(board, kind, date, None, after.as_ref(), limit);
+            let (_, page, next) = queue(board, kind, date, None, after.as_ref(), limit).unwrap();
             assert!(page.len() <= limit);
             out.extend(page);
             match next {
@@ -271,7 +281,8 @@ mod tests {
             None,
             None,
             50,
-        );
+        )
+        .unwrap();
         assert!(early.is_empty() && next.is_none());
 
         let survey = pb::SurveyDone {
@@ -313,13 +324,14 @@ mod tests {
         assert_eq!(cases(&surveys), without(&["c0001"]));
         assert_eq!(cases(&callbacks), without(&["c0002", "c0003"]));
 
-        let stats = factor_statistics(&f.board, parse_date("2020-12-10").unwrap(), None);
+        let stats = factor_statistics(&f.board, parse_date("2020-12-10").unwrap(), None).unwrap();
         assert_eq!(stats.total as usize, n);
         assert_eq!(stats.factors.len(), 2, "{:?}", stats.factors);
         let attitude = &stats.factors[1];
         assert_eq!(attitude.surveyed, 1);
         assert_eq!(attitude.called_back, 1);
-        let other_week = factor_statistics(&f.board, parse_date("2020-12-14").unwrap(), None);
+        let other_week =
+            factor_statistics(&f.board, parse_date("2020-12-14").unwrap(), None).unwrap();
         assert_eq!(other_week.total, 0);
     }
 }

@@ -2,14 +2,14 @@
 //! warnings and the escalation that answered each, a customer's history.
 //! Each is judged at an evaluation time and paginated by an opaque token
 //! holding the sort key to go on after; a page walks an index of the board
-//! in that order and examines a bounded number of entries (the board's read
-//! lock, which appends wait on, is held meanwhile).
+//! in that order and examines a bounded number of entries, reading each
+//! entry's case facts as it goes (see [`BoardSource`]).
 
 use super::board::{Board, EscalationFact, PromiseKey, WarningFact};
-pub use super::page::{token, untoken, walk_page, SCAN_BUDGET};
+use super::board_source::BoardSource;
+pub use super::page::{token, untoken, walk_page, PAGE_KEYS, SCAN_BUDGET};
 use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
 use crate::time::nanos_ts;
-use std::ops::Bound;
 use std::sync::Arc;
 
 /// A sort key whose numbers sort as text (fixed width, offset to positive).
@@ -54,21 +54,22 @@ pub struct ListedPromise {
 /// of the board's due index, judging each promise it passes, at most
 /// [`SCAN_BUDGET`] of them.
 pub fn promises(
-    board: &Board,
+    board: &impl BoardSource,
     q: &PromiseQuery,
     after: Option<&PromiseKey>,
     limit: usize,
-) -> (Vec<ListedPromise>, Option<String>) {
-    let keys = match after {
-        Some(a) => board
-            .promises_by_due
-            .range((Bound::Excluded(a.clone()), Bound::Unbounded)),
-        None => board.promises_by_due.range(..),
-    };
+) -> Result<(Vec<ListedPromise>, Option<String>), String> {
+    let keys = board.promise_keys(after, PAGE_KEYS)?;
     // Sorted by due time: past due_before nothing further can match.
     let past = |(due, _, _): &PromiseKey| q.due_before.is_some_and(|b| *due >= b);
+    let mut failed = None;
     let (out, resume) = walk_page(keys, limit, past, |(_, case_id, event_id)| {
-        let c = board.cases.get(&**case_id)?;
+        let facts = board
+            .case(case_id)
+            .map_err(|e| failed = Some(e))
+            .ok()
+            .flatten()?;
+        let c = facts.cases.get(&**case_id)?;
         if q.business_line
             .as_ref()
             .is_some_and(|b| *b != c.business_line)
@@ -93,7 +94,10 @@ pub fn promises(
             read_promise_at: judged.read_promise_at,
         })
     });
-    (out, resume.map(promise_token))
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((out, resume.as_ref().map(promise_token))),
+    }
 }
 
 /// Fills a listed promise's words from the event stored where the board
@@ -157,34 +161,44 @@ pub struct WarningQuery {
 /// board's lock). With a case given, only that case's warnings are looked
 /// at, not every warning of the ledger; at most [`SCAN_BUDGET`] are.
 pub fn warnings(
-    board: &Board,
+    board: &impl BoardSource,
     q: &WarningQuery,
     after: u64,
     limit: usize,
-) -> (Vec<pb::WarningEntry>, Option<String>) {
+) -> Result<(Vec<pb::WarningEntry>, Option<String>), String> {
     let from = after.saturating_add(1);
-    let positions: Box<dyn Iterator<Item = (u64, &WarningFact)>> = match &q.case_id {
+    let positions: Vec<(u64, std::sync::Arc<str>)> = match &q.case_id {
         Some(case_id) => {
-            let Some(case) = board.cases.get(case_id.as_str()) else {
-                return (Vec::new(), None);
+            let Some(facts) = board.case(case_id)? else {
+                return Ok((Vec::new(), None));
+            };
+            let Some(case) = facts.cases.get(case_id.as_str()) else {
+                return Ok((Vec::new(), None));
             };
             let first = case.warnings.partition_point(|p| *p < from);
-            Box::new(
-                case.warnings[first..]
-                    .iter()
-                    .filter_map(|p| board.warnings.get(p).map(|w| (*p, w))),
-            )
+            let case_id: std::sync::Arc<str> = std::sync::Arc::from(case_id.as_str());
+            case.warnings[first..]
+                .iter()
+                .take(PAGE_KEYS)
+                .map(|p| (*p, case_id.clone()))
+                .collect()
         }
-        None => Box::new(board.warnings.range(from..).map(|(p, w)| (*p, w))),
+        None => board.warning_keys(from, PAGE_KEYS)?,
     };
     let mut out = Vec::new();
     let mut next = None;
-    for (examined, (pos, w)) in positions.enumerate() {
+    for (examined, (pos, case_id)) in positions.into_iter().enumerate() {
         if examined == SCAN_BUDGET {
             // Out of budget: the next page goes on after the last one seen.
             next = Some(token(&[(pos - 1).to_string()]));
             break;
         }
+        let Some(facts) = board.case(&case_id)? else {
+            continue;
+        };
+        let Some(w) = facts.warnings.get(&pos) else {
+            continue;
+        };
         if q.rule.as_ref().is_some_and(|r| **r != *w.rule) {
             continue;
         }
@@ -193,7 +207,7 @@ pub fn warnings(
             answer,
             answered,
             overdue,
-        } = judge(board, w, q.now, q.escalate_within);
+        } = judge(&facts, w, q.now, q.escalate_within);
         if q.unanswered_only && (answered || !overdue) {
             continue;
         }
@@ -219,7 +233,7 @@ pub fn warnings(
             withdrawn_at: w.withdrawn.as_ref().map(|x| nanos_ts(x.1)),
         });
     }
-    (out, next)
+    Ok((out, next))
 }
 
 /// A warning as judged at a moment: when it had to be answered, the
@@ -248,9 +262,9 @@ fn judge<'b>(board: &'b Board, w: &WarningFact, now: i128, escalate_within: i128
     }
 }
 
-/// How many warnings stand unanswered past their time to escalate at `now`
-/// — `ListWarnings` with `unanswered_only`, counted over every warning (the
-/// metrics endpoint; one pass over the board's warnings).
+/// How many warnings of a board folded in memory stand unanswered past
+/// their time to escalate at `now` — `ListWarnings` with `unanswered_only`,
+/// counted over every warning (the store on disk keeps an index of them).
 pub fn unanswered_warnings(board: &Board, now: i128, escalate_within: i128) -> u64 {
     board
         .warnings
@@ -282,14 +296,26 @@ pub fn complete_warning(
     }
 }
 
-/// A customer's cases with the facts of each, judged at `now`.
-pub fn customer_history(board: &Board, customer_id: &str, now: i128) -> pb::CustomerHistory {
+/// A customer's cases with the facts of each, judged at `now`; None when
+/// no case names the customer.
+pub fn customer_history(
+    board: &impl BoardSource,
+    customer_id: &str,
+    now: i128,
+) -> Result<Option<pb::CustomerHistory>, String> {
+    let cases = board.customer_cases(customer_id)?;
+    if cases.is_empty() {
+        return Ok(None);
+    }
     let mut h = pb::CustomerHistory {
         customer_id: customer_id.to_string(),
         ..Default::default()
     };
-    for case_id in board.customers.get(customer_id).into_iter().flatten() {
-        let Some(c) = board.cases.get(case_id) else {
+    for case_id in cases {
+        let Some(facts) = board.case(&case_id)? else {
+            continue;
+        };
+        let Some(c) = facts.cases.get(&case_id) else {
             continue;
         };
         let judged = c.promises.judged(c.utc_offset_minutes, now);
@@ -321,7 +347,7 @@ pub fn customer_history(board: &Board, customer_id: &str, now: i128) -> pb::Cust
         h.external_complaints += row.external_complaints;
         h.cases.push(row);
     }
-    h
+    Ok(Some(h))
 }
 
 #[cfg(test)]
@@ -368,7 +394,7 @@ mod tests {
     fn all_pages(board: &Board, q: &PromiseQuery, limit: usize) -> (Vec<pb::PromiseEntry>, usize) {
         let (mut out, mut after, mut pages) = (Vec::new(), None, 0);
         loop {
-            let (page, next) = promises(board, q, after.as_ref(), limit);
+            let (page, next) = promises(board, q, after.as_ref(), limit).unwrap();
             pages += 1;
             assert!(page.len() <= limit);
             out.extend(page.into_iter().map(|l| {
@@ -434,7 +460,7 @@ mod tests {
             due_before: Some(expected[10].0),
             ..Default::default()
         };
-        let (first, next) = promises(&f.board, &before, None, 100);
+        let (first, next) = promises(&f.board, &before, None, 100).unwrap();
         assert!(next.is_none());
         assert_eq!(
             first.iter().map(|l| key_of(&l.entry)).collect::<Vec<_>>(),
@@ -484,10 +510,10 @@ mod tests {
             rule: Some("rare".into()),
             ..Default::default()
         };
-        let (first, next) = warnings(&f.board, &q, 0, 100);
+        let (first, next) = warnings(&f.board, &q, 0, 100).unwrap();
         assert!(first.is_empty());
         let after: u64 = untoken(&next.unwrap()).unwrap()[0].parse().unwrap();
-        let (second, next) = warnings(&f.board, &q, after, 100);
+        let (second, next) = warnings(&f.board, &q, after, 100).unwrap();
         assert!(next.is_none());
         assert_eq!(second.len(), 1);
         assert_eq!(second[0].position, SCAN_BUDGET as u64 + 7);

@@ -16,6 +16,9 @@
 //!   for every reader that folds a case it keeps nothing of in memory.
 
 pub mod board;
+pub mod board_keys;
+pub mod board_source;
+pub mod board_store;
 pub mod case_stream;
 pub mod case_view;
 pub mod fact;

@@ -28,22 +28,26 @@ pub fn untoken(t: &str) -> Option<Vec<String>> {
 /// means "ask again", not "that is all".
 pub const SCAN_BUDGET: usize = 2048;
 
+/// Keys a page reads from an index: enough to fill the budget and see
+/// whether one more follows.
+pub const PAGE_KEYS: usize = SCAN_BUDGET + 1;
+
 /// One page of a walk over an ordered index: `entry` makes the listed
 /// entry of a key, or None when the key does not match; the walk ends at
 /// the first key `past` says is beyond every match. Returns the entries and
 /// the key the next page goes on after, if any: the last one listed when
 /// the page is full and another matches, or when the [`SCAN_BUDGET`] runs
 /// out with the page full; otherwise the last one examined.
-pub fn walk_page<'a, K: 'a, T>(
-    keys: impl Iterator<Item = &'a K>,
+pub fn walk_page<K: Clone, T>(
+    keys: impl IntoIterator<Item = K>,
     limit: usize,
     past: impl Fn(&K) -> bool,
     mut entry: impl FnMut(&K) -> Option<T>,
-) -> (Vec<T>, Option<&'a K>) {
+) -> (Vec<T>, Option<K>) {
     let mut out = Vec::new();
-    let (mut last_listed, mut last_seen) = (None, None);
-    for (examined, key) in keys.enumerate() {
-        if past(key) {
+    let (mut last_listed, mut last_seen): (Option<K>, Option<K>) = (None, None);
+    for (examined, key) in keys.into_iter().enumerate() {
+        if past(&key) {
             break;
         }
         if examined == SCAN_BUDGET {
@@ -54,8 +58,8 @@ pub fn walk_page<'a, K: 'a, T>(
             };
             return (out, resume);
         }
-        last_seen = Some(key);
-        let Some(e) = entry(key) else {
+        let Some(e) = entry(&key) else {
+            last_seen = Some(key);
             continue;
         };
         if out.len() == limit {
@@ -63,7 +67,8 @@ pub fn walk_page<'a, K: 'a, T>(
             return (out, last_listed);
         }
         out.push(e);
-        last_listed = Some(key);
+        last_listed = Some(key.clone());
+        last_seen = Some(key);
     }
     (out, None)
 }

@@ -14,6 +14,9 @@ use std::sync::Mutex;
 /// One entry: key and value bytes.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// One change of a batch: set the key to the value, or remove it.
+pub type Change = (Vec<u8>, Option<Vec<u8>>);
+
 /// What [`SideTable::for_each`] calls with each entry.
 pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
 
@@ -32,6 +35,11 @@ pub trait SideTable: Send + Sync + 'static {
 
     /// Up to `limit` entries with keys from `from` (inclusive), in key order.
     fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError>;
+
+    /// Applies every change, all or none: a crash leaves the table as it
+    /// was before the batch or after it, never in between (a read model
+    /// writes its entries and the position they reached in one batch).
+    fn apply(&self, changes: &[Change]) -> Result<(), StoreError>;
 
     /// Whether the table holds no entry.
     fn is_empty(&self) -> Result<bool, StoreError> {
@@ -74,6 +82,9 @@ impl<T: SideTable + ?Sized> SideTable for Box<T> {
     }
     fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
         (**self).scan(from, limit)
+    }
+    fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        (**self).apply(changes)
     }
 }
 
@@ -119,6 +130,17 @@ impl SideTable for MemoryTable {
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        let mut t = self.0.lock().expect("table");
+        for (k, v) in changes {
+            match v {
+                Some(v) => t.insert(k.clone(), v.clone()),
+                None => t.remove(k),
+            };
+        }
+        Ok(())
     }
 }
 

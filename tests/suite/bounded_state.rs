@@ -108,3 +108,80 @@ async fn a_case_state_the_cache_dropped_decides_as_one_it_kept() {
         assert_eq!(read_case(&mut c, case).await.len(), 6, "{case}");
     }
 }
+
+/// Six cases, each with a promise and a contact, appended the same way to
+/// a server.
+async fn six_cases_with_promises(server: &TestServer) {
+    let mut c = server.ledger().await;
+    for i in 0..6 {
+        let case = format!("board-{i}");
+        open_case(&mut c, &case, &format!("u-{}", i % 3)).await;
+        let promise = ev(
+            &format!("{case}-p"),
+            "2020-12-03T02:00:00+08:00",
+            "8030",
+            Kind::PromiseMade(pb::PromiseMade {
+                promise_id: "p1".into(),
+                description: "专员1-2个工作日回复".into(),
+                due_at: Some(ts(&format!("2020-12-0{}T23:59:59+08:00", 4 + i % 3))),
+                ..Default::default()
+            }),
+        );
+        c.append(append(&case, vec![contact(&case, "c1"), promise]))
+            .await
+            .expect("contact and promise");
+    }
+}
+
+/// What the policy board answers about them, judged at one moment.
+async fn board_answers(server: &TestServer) -> Vec<String> {
+    let mut p = server.policies().await;
+    let at = Some(ts("2020-12-05T12:00:00+08:00"));
+    let mut out = Vec::new();
+    let promises = p
+        .list_promises(pb::ListPromisesRequest {
+            evaluate_at: at,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    out.push(format!("{:?}", promises.promises));
+    for u in 0..3 {
+        let h = p
+            .get_customer_history(pb::GetCustomerHistoryRequest {
+                customer_id: format!("u-{u}"),
+                evaluate_at: at,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.push(format!("{h:?}"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_board_answers_from_a_small_cache_as_from_a_large_one() {
+    let large = TestServer::start().await;
+    six_cases_with_promises(&large).await;
+    let expected = board_answers(&large).await;
+    assert!(expected[0].contains("board-5"), "{}", expected[0]);
+
+    let mut small = TestServer::start_with(|c| c.ledger.case_cache = 2).await;
+    six_cases_with_promises(&small).await;
+    assert_eq!(board_answers(&small).await, expected);
+    let s = stats(&small).await;
+    assert!(s.case_facts_cached <= 2, "{s:?}");
+    assert!(
+        s.case_fact_loads >= 4,
+        "six cases' facts through a cache of two are folded from the log: {s:?}"
+    );
+    assert_eq!(s.board_position, s.head_position, "{s:?}");
+
+    // A restart starts from the board on disk: the same answers.
+    small.restart().await;
+    assert_eq!(board_answers(&small).await, expected);
+    let s = stats(&small).await;
+    assert_eq!(s.board_position, s.head_position, "{s:?}");
+}

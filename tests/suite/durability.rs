@@ -6,8 +6,7 @@ use crate::common::*;
 use complaint_ledger::audit::verify::{verify_store, VerifyError, VerifyReport};
 use complaint_ledger::proto::v1::{self as pb, ledger_client::LedgerClient};
 use complaint_ledger::store::{EventLog, SledLog, SledOptions};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -119,32 +118,6 @@ async fn events_near_the_size_limit_survive_a_restart_and_verify() {
 }
 
 /// Starts the real binary and returns it with its address.
-fn spawn_server(dir: &std::path::Path) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_complaint-ledger"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-limit-per-second",
-            "0",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("COMPLAINT_LEDGER_LOG", "warn")
-        .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("read address");
-    let addr = line.trim().rsplit(' ').next().expect("address").to_string();
-    assert!(line.starts_with("complaint-ledger listening on"), "{line}");
-    (Running(child), format!("http://{addr}"))
-}
-
 #[tokio::test]
 async fn every_acknowledged_append_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();

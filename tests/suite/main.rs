@@ -24,6 +24,7 @@ mod policies;
 mod policy_queues;
 mod privacy;
 mod projection_properties;
+mod read_models;
 mod reads;
 mod scrub;
 mod security;

@@ -590,6 +590,17 @@ impl SideTable for SledTable {
             })
             .collect()
     }
+
+    fn apply(&self, changes: &[crate::store::side_table::Change]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in changes {
+            match v {
+                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                None => batch.remove(k.as_slice()),
+            }
+        }
+        Ok(self.0.apply_batch(batch)?)
+    }
 }
 
 #[cfg(test)]

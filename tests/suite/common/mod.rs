@@ -47,6 +47,35 @@ impl Drop for Running {
     }
 }
 
+/// A real server process over `dir`, with its gRPC URL: for tests that
+/// `kill -9` it.
+pub fn spawn_server(dir: &std::path::Path) -> (Running, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_complaint-ledger"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-second",
+            "0",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("COMPLAINT_LEDGER_LOG", "warn")
+        .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read address");
+    let addr = line.trim().rsplit(' ').next().expect("address").to_string();
+    assert!(line.starts_with("complaint-ledger listening on"), "{line}");
+    (Running(child), format!("http://{addr}"))
+}
+
 pub struct TestServer {
     pub server: Option<RunningServer>,
     pub dir: tempfile::TempDir,
