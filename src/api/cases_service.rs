@@ -73,7 +73,12 @@ impl CasesApi for CasesService {
                 Some(ts) => checked_ts("evaluate_at", ts)?,
                 None => as_of.recorded_at.unwrap_or_else(now_nanos),
             };
-            let Some(line) = self.ledger.index().business_line(&req.case_id) else {
+            let Some(line) = self
+                .ledger
+                .index()
+                .business_line(&req.case_id)
+                .map_err(|e| to_status(e.into()))?
+            else {
                 return Err(to_status(LedgerError::CaseNotFound(req.case_id)));
             };
             check_line(&caller, &req.case_id, &line)?;
@@ -158,12 +163,14 @@ impl CasesApi for CasesService {
             0 => DEFAULT_PAGE_SIZE,
             n => n.min(MAX_PAGE_SIZE),
         };
-        let (cases, more) = self.ledger.index().list(&filter, &req.page_token, size);
-        let next_page_token = if more {
-            cases.last().map(|c| c.case_id.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let ledger = self.ledger.clone();
+        let after = req.page_token;
+        let (cases, next) =
+            tokio::task::spawn_blocking(move || ledger.index().list(&filter, &after, size))
+                .await
+                .map_err(|e| Status::internal(format!("reading the case list failed: {e}")))?
+                .map_err(|e| to_status(e.into()))?;
+        let next_page_token = next.unwrap_or_default();
         Ok(Response::new(pb::ListCasesResponse {
             cases,
             next_page_token,

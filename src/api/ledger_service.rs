@@ -97,7 +97,12 @@ impl LedgerApi for LedgerService {
         let req = request.into_inner();
         let _span = tracing::info_span!("ReadCase", case_id = %req.case_id).entered();
         check_case_id(&req.case_id)?;
-        let Some(line) = self.ledger.index().business_line(&req.case_id) else {
+        let Some(line) = self
+            .ledger
+            .index()
+            .business_line(&req.case_id)
+            .map_err(|e| to_status(e.into()))?
+        else {
             return Err(to_status(LedgerError::CaseNotFound(req.case_id)));
         };
         check_line(&caller, &req.case_id, &line)?;

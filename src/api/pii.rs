@@ -75,6 +75,7 @@ impl Presenter {
                     .ledger
                     .index()
                     .customer_id(&e.case_id)
+                    .map_err(|e| super::status::to_status(e.into()))?
                     .unwrap_or_default();
                 customers.insert(e.case_id.clone(), c);
             }

@@ -41,7 +41,7 @@ pub fn offline(dir: &Path, escalate_within: i128) -> anyhow::Result<()> {
         rebuilt.records as f64 / secs.max(1e-9),
         rebuilt.cases.len()
     );
-    println!("case index digest   {}", rebuilt.index.digest());
+    println!("case index digest   {}", rebuilt.index.digest()?);
     let board = crate::projections::board_keys::entries(&rebuilt.board, escalate_within);
     println!(
         "policy board digest {}",

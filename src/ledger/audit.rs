@@ -129,7 +129,7 @@ impl<L: EventLog> Ledger<L> {
         case_id: &str,
         since_size: u64,
     ) -> Result<pb::CaseBundle, LedgerError> {
-        if !self.case_exists(case_id) {
+        if !self.case_exists(case_id)? {
             return Err(LedgerError::CaseNotFound(case_id.to_string()));
         }
         let cp = self.checkpoint()?;

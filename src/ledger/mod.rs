@@ -1,12 +1,15 @@
 //! The ledger: the one place where an append is validated, decided, stored
 //! and projected, and where reads are served from.
 //!
-//! Opening a ledger replays the whole log, rebuilding the in-memory case
-//! states, the case index and the policy board; it verifies fully (every
-//! hash chain, index entry and Merkle hash, refusing to start on a broken
-//! one) what was written since the last full verification, and the rest
-//! light (see `integrity::verified_through`). Appends go to the single `writer` thread, which
-//! group-commits them; reads go straight to the store.
+//! Opening a ledger reads the log once: it verifies fully (every hash
+//! chain, index entry and Merkle hash, refusing to start on a broken one)
+//! what was written since the last full verification, and the rest light
+//! (see `integrity::verified_through`), feeding the blind index and the
+//! early-warning rules as it goes. The read models on disk (the case list,
+//! the policy board) catch up from the positions they reached; the writer
+//! folds a case's state from its stream when a request first names it.
+//! Appends go to the single `writer` thread, which group-commits them;
+//! reads go straight to the store.
 
 mod audit;
 mod case_cache;
@@ -28,18 +31,16 @@ pub use writer::{WriterStats, WriterTime, SCHEMA_VERSION};
 use crate::audit::checkpoint::CheckpointSigner;
 use crate::audit::verify::verify_store_from;
 use crate::domain::validate::{validate_append, Limits};
-use crate::domain::CaseState;
 use crate::policy::Policy;
 use crate::privacy::access_log::AccessLog;
 use crate::privacy::blind_index::BlindIndex;
 use crate::privacy::keystore::KeyStore;
 use crate::projections::board_store::BoardStore;
 use crate::projections::fact::{Fact, OwnedFact};
-use crate::projections::summary::{summarize, CaseIndex};
+use crate::projections::summary::CaseIndex;
 use crate::proto::v1::{self as pb, CaseEvent};
 use crate::store::{EventLog, SideTable, SledLog, SledOptions};
 use prost::Message;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -57,6 +58,9 @@ pub struct AppendOutcome {
 
 /// The store's table of the policy board (see `projections::board_store`).
 pub const BOARD_TABLE: &str = "policy-board";
+
+/// The store's table of the case list (see `projections::summary`).
+pub const SUMMARY_TABLE: &str = "case-summaries";
 
 /// How many appends may wait for the writer before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 8192;
@@ -209,7 +213,6 @@ impl<L: EventLog> Ledger<L> {
         // now, not by the first response that needs the data.
         keys.check_all().map_err(|e| refuse(e.to_string()))?;
         let access = Arc::new(AccessLog::open(log.side_table("pii-access")?).map_err(refuse)?);
-        let mut cases: HashMap<String, CaseState> = HashMap::new();
         let mut last_recorded_at = i128::MIN;
         // Records a full verification covered before are checked light;
         // the rest fully (see `integrity::verified_through`).
@@ -224,7 +227,7 @@ impl<L: EventLog> Ledger<L> {
                 log.as_ref(),
                 full_from,
                 |_, _| {},
-                |mut rec, hash| {
+                |rec, _| {
                     let event = CaseEvent::decode(&rec.payload[..]).map_err(|e| {
                         crate::audit::verify::bad(
                             rec.position,
@@ -242,11 +245,7 @@ impl<L: EventLog> Ledger<L> {
                         fold(&fact, earlier)
                             .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
                     }
-                    let state = cases.entry(std::mem::take(&mut rec.case_id)).or_default();
-                    // A record checked light has no hash yet: the cases
-                    // kept in memory get their last one below.
-                    state.apply_record(&rec, &event, hash.unwrap_or_default());
-                    last_recorded_at = last_recorded_at.max(state.last_recorded_at);
+                    last_recorded_at = last_recorded_at.max(fact.recorded_at);
                     Ok(())
                 },
             ))
@@ -288,44 +287,23 @@ impl<L: EventLog> Ledger<L> {
             ))
         })?;
 
-        let index = Arc::new(CaseIndex::default());
-        for (id, s) in &cases {
-            index.upsert(summarize(id, s));
-        }
+        // So does the case list.
+        let index = CaseIndex::open(log.side_table(SUMMARY_TABLE)?)?;
+        crate::store::contain_panics(dir, || index.catch_up(log.as_ref(), head))
+            .map_err(|e| refuse(format!("the case list cannot catch up with the log: {e}")))?;
+        let index = Arc::new(index);
         let root_at_head = report.root;
         let report = RecoveryReport {
             records: head,
-            cases: cases.len(),
+            cases: index.len(),
             verified_from: full_from.min(head + 1),
         };
-        // The writer keeps the open cases last written to, as many as its
-        // cache holds.
-        let mut kept: Vec<(String, CaseState)> = cases
-            .into_iter()
-            .filter(|(_, s)| writer::kept_in_memory(s))
-            .collect();
-        kept.sort_unstable_by_key(|(_, s)| std::cmp::Reverse(s.last_position));
-        kept.truncate(opts.case_cache.max(1));
-        // The writer chains each case's next record to its last one's hash:
-        // read back the last records that were checked light.
-        for (_, state) in kept.iter_mut() {
-            if state.last_position < full_from {
-                let bytes = log.read(state.last_position)?.ok_or_else(|| {
-                    refuse(format!(
-                        "record {} is missing from the store",
-                        state.last_position
-                    ))
-                })?;
-                state.last_hash = crate::audit::chain::record_hash(&bytes);
-            }
-        }
         if head > 0 {
             integrity::record_verified(log.as_ref(), head, root_at_head).map_err(refuse)?;
         }
-        let mut cache = case_cache::CaseCache::new(opts.case_cache);
-        for (case_id, state) in kept.into_iter().rev() {
-            cache.insert(case_id, state);
-        }
+        // The writer folds each case's state from its stream the first
+        // time a request names it.
+        let cache = case_cache::CaseCache::new(opts.case_cache);
         let (head_tx, head_rx) = watch::channel(head);
         let (commits_tx, _) = broadcast::channel(COMMITS_KEPT);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -466,7 +444,10 @@ impl<L: EventLog> Ledger<L> {
         validate_append(&request, &self.limits, crate::time::now_nanos())?;
         // Seal personal data here, on any core, rather than on the writer
         // thread (see `preseal`); the writer checks the copy still holds.
-        let case_customer = self.index.customer_id(&request.case_id).unwrap_or_default();
+        let case_customer = self
+            .index
+            .customer_id(&request.case_id)?
+            .unwrap_or_default();
         let presealed =
             preseal::preseal(&self.keys, &self.blind, case_customer, &request).map(Box::new);
         let (reply, rx) = oneshot::channel();
@@ -516,8 +497,8 @@ impl<L: EventLog> Ledger<L> {
     }
 
     /// Whether a case exists.
-    pub fn case_exists(&self, case_id: &str) -> bool {
-        self.index.contains(case_id)
+    pub fn case_exists(&self, case_id: &str) -> Result<bool, LedgerError> {
+        Ok(self.index.contains(case_id)?)
     }
 
     /// Events of a case: from `from_version` forwards (or backwards), at most
@@ -532,7 +513,7 @@ impl<L: EventLog> Ledger<L> {
         // Only what is durable. sled shows a commit's records (and case
         // index entries) from its batch on, before the sync that makes them
         // durable; the case index in memory moves only after the sync.
-        let Some(durable) = self.index.version(case_id) else {
+        let Some(durable) = self.index.version(case_id)? else {
             return Ok(Vec::new());
         };
         let (from_version, limit) = if backwards {

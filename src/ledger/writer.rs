@@ -457,8 +457,18 @@ impl<L: EventLog> Writer<L> {
                 .fetch_max(requests, Ordering::Relaxed);
             self.stats.commit_requests.observe(requests as f64);
             self.stats.commit_records.observe(records.len() as f64);
+            let rows: Vec<_> = cases.iter().map(|(id, s)| summarize(id, s)).collect();
+            if let Err(e) = self.index.write(&rows, self.head) {
+                // The commit is durable, but the list would not show it:
+                // refuse it and every later append until a restart
+                // catches the list up (a retry is then a duplicate).
+                let why = self.stop_appends("writing the case list", &e);
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(LedgerError::Storage(why.clone())));
+                }
+                return store_answered;
+            }
             for (case_id, state) in cases {
-                self.index.upsert(summarize(&case_id, &state));
                 if kept_in_memory(&state) {
                     self.cases.insert(case_id, state);
                 } else {
@@ -574,7 +584,7 @@ impl<L: EventLog> Writer<L> {
     fn ensure_loaded(&mut self, staged: &Staged, case_id: &str) -> Result<(), LedgerError> {
         if staged.cases.contains_key(case_id)
             || self.cases.contains_key(case_id)
-            || !self.index.contains(case_id)
+            || !self.index.contains(case_id)?
         {
             return Ok(());
         }

@@ -74,9 +74,8 @@ pub fn rebuild(
         progress(done, total)
     })?;
     let index = CaseIndex::default();
-    for (id, s) in &cases {
-        index.upsert(summarize(id, s));
-    }
+    let rows: Vec<_> = cases.iter().map(|(id, s)| summarize(id, s)).collect();
+    index.write(&rows, records)?;
     Ok(Rebuilt {
         cases,
         index,

@@ -1,27 +1,104 @@
-//! The case list: one summary per case, filterable by status, customer, agent
-//! and open promises. Maintained by the ledger's writer from the same state
-//! the rules decide on, and rebuilt from the log at every start.
+//! The case list: one summary per case, filterable by status, customer,
+//! agent and open promises, kept in a table of the store
+//! (`case-summaries`). The writer writes the rows of each commit's cases
+//! from the same state the rules decided on, right after the commit is
+//! durable and before it is answered (read-your-writes for `ListCases`,
+//! and the durable version `ReadCase` stops at), together with the log
+//! position they reached. A start catches the rows up from that position:
+//! a crash can leave them behind the log, never ahead, and the cases of
+//! the records since are folded from their streams again.
+//!
+//! Why on disk: kept in memory, the list grew with every case that ever
+//! existed, and every start folded the whole log to rebuild it.
 
 use crate::domain::{CaseState, CaseStatus};
 use crate::proto::v1 as pb;
-use std::collections::{BTreeMap, HashSet};
+use crate::store::side_table::Change;
+use crate::store::{EventLog, MemoryTable, SideTable, StoreError};
+use prost::Message;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
 
 /// One case in the list.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SummaryEntry {
     pub summary: pb::CaseSummary,
     pub agents: HashSet<String>,
 }
 
-/// All case summaries, in case-id order.
-#[derive(Default)]
+/// A row as stored: the summary and the agents, sorted.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Row {
+    #[prost(message, optional, tag = "1")]
+    summary: Option<pb::CaseSummary>,
+    #[prost(string, repeated, tag = "2")]
+    agents: Vec<String>,
+}
+
+impl Row {
+    fn of(e: &SummaryEntry) -> Self {
+        let mut agents: Vec<String> = e.agents.iter().cloned().collect();
+        agents.sort();
+        Row {
+            summary: Some(e.summary.clone()),
+            agents,
+        }
+    }
+
+    fn entry(self) -> SummaryEntry {
+        SummaryEntry {
+            summary: self.summary.unwrap_or_default(),
+            agents: self.agents.into_iter().collect(),
+        }
+    }
+}
+
+const ROW: u8 = b'c';
+const META: u8 = b'm';
+
+fn row_key(case_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + case_id.len());
+    k.push(ROW);
+    k.extend_from_slice(case_id.as_bytes());
+    k
+}
+
+fn meta(name: &str) -> Vec<u8> {
+    let mut k = vec![META];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+fn u64_of(v: Option<Vec<u8>>) -> u64 {
+    v.and_then(|v| v.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// Rows a `ListCases` page examines at most: one whose filter matches few
+/// cases ends early with a token, as the policy listings' pages do.
+pub const LIST_BUDGET: usize = 4096;
+
+/// Every case summary, in case-id order, in a table of the store.
 pub struct CaseIndex {
-    rows: RwLock<BTreeMap<String, SummaryEntry>>,
-    /// How many rows are of closed cases (`Ops.GetStats`), kept as rows
-    /// change rather than counted under the lock the writer takes.
+    table: Box<dyn SideTable>,
+    cases: AtomicU64,
+    /// How many rows are of closed cases (`Ops.GetStats`).
     closed: AtomicU64,
+    position: AtomicU64,
+}
+
+impl Default for CaseIndex {
+    /// An index in memory (offline rebuilds, tests).
+    fn default() -> Self {
+        Self::open(Box::new(MemoryTable::default())).expect("a table in memory reads")
+    }
+}
+
+fn corrupt(case_id: &str, e: prost::DecodeError) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the summary of case {case_id} does not decode: {e}"
+    ))
 }
 
 /// Filter of `ListCases`.
@@ -70,32 +147,125 @@ pub fn summarize(case_id: &str, s: &CaseState) -> SummaryEntry {
 }
 
 impl CaseIndex {
-    /// SHA-256 of every row in case-id order (agents sorted): equal indexes,
-    /// equal digests.
-    pub fn digest(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let rows = self.rows.read().expect("case index lock");
-        let mut h = Sha256::new();
-        for (id, e) in rows.iter() {
-            let mut agents: Vec<_> = e.agents.iter().collect();
-            agents.sort();
-            h.update(format!("{id}\n{:?}\n{agents:?}\n", e.summary).as_bytes());
-        }
-        hex::encode(h.finalize())
+    /// The index kept in `table`.
+    pub fn open(table: Box<dyn SideTable>) -> Result<Self, StoreError> {
+        let index = Self {
+            cases: AtomicU64::new(u64_of(table.get(&meta("cases"))?)),
+            closed: AtomicU64::new(u64_of(table.get(&meta("closed"))?)),
+            position: AtomicU64::new(u64_of(table.get(&meta("position"))?)),
+            table,
+        };
+        Ok(index)
     }
 
-    pub fn upsert(&self, entry: SummaryEntry) {
-        let closed = |e: &SummaryEntry| e.summary.status == pb::CaseStatus::Closed as i32;
-        let now = closed(&entry);
-        let mut rows = self.rows.write().expect("case index lock");
-        let was = rows
-            .insert(entry.summary.case_id.clone(), entry)
-            .is_some_and(|old| closed(&old));
-        match (was, now) {
-            (false, true) => self.closed.fetch_add(1, Ordering::Relaxed),
-            (true, false) => self.closed.fetch_sub(1, Ordering::Relaxed),
-            _ => 0,
-        };
+    /// The log position the rows reached.
+    pub fn position(&self) -> u64 {
+        self.position.load(Ordering::Acquire)
+    }
+
+    /// Writes the rows of a commit stored through `position`, in one batch
+    /// with the position and the counts.
+    pub fn write(&self, rows: &[SummaryEntry], position: u64) -> Result<(), StoreError> {
+        let closed_row = |s: &pb::CaseSummary| s.status == pb::CaseStatus::Closed as i32;
+        let (mut cases, mut closed) = (self.len() as i64, self.closed() as i64);
+        let mut changes: Vec<Change> = Vec::with_capacity(rows.len() + 3);
+        let mut seen = HashSet::new();
+        for e in rows.iter().rev() {
+            // A case twice in one batch: its last row stands.
+            if !seen.insert(e.summary.case_id.as_str()) {
+                continue;
+            }
+            match self.get(&e.summary.case_id)? {
+                None => cases += 1,
+                Some(old) => closed -= i64::from(closed_row(&old.summary)),
+            }
+            closed += i64::from(closed_row(&e.summary));
+            changes.push((
+                row_key(&e.summary.case_id),
+                Some(Row::of(e).encode_to_vec()),
+            ));
+        }
+        let (cases, closed) = (cases.max(0) as u64, closed.max(0) as u64);
+        for (name, v) in [("cases", cases), ("closed", closed), ("position", position)] {
+            changes.push((meta(name), Some(v.to_be_bytes().to_vec())));
+        }
+        self.table.apply(&changes)?;
+        self.cases.store(cases, Ordering::Relaxed);
+        self.closed.store(closed, Ordering::Relaxed);
+        self.position.store(position, Ordering::Release);
+        Ok(())
+    }
+
+    /// Folds the rows of every case with a record after the position
+    /// reached, through `head`, from the cases' streams.
+    pub fn catch_up(&self, log: &dyn EventLog, head: u64) -> Result<u64, StoreError> {
+        let from = self.position() + 1;
+        if from > head {
+            return Ok(0);
+        }
+        let mut touched = std::collections::BTreeSet::new();
+        let mut next = from;
+        while next <= head {
+            let want = usize::try_from(head - next + 1)
+                .unwrap_or(usize::MAX)
+                .min(4096);
+            let chunk = log.read_range(next, want)?;
+            let Some((last, _)) = chunk.last() else {
+                return Err(StoreError::Corrupt(format!(
+                    "the log ends before position {next}, which the case list was to fold"
+                )));
+            };
+            next = last + 1;
+            for (pos, bytes) in &chunk {
+                let rec = pb::StoredRecord::decode(bytes.clone()).map_err(|e| {
+                    StoreError::Corrupt(format!("record {pos} does not decode: {e}"))
+                })?;
+                touched.insert(rec.case_id);
+            }
+        }
+        let mut rows = Vec::with_capacity(touched.len());
+        for case_id in &touched {
+            let mut state = CaseState::default();
+            super::case_stream::for_each_stored(log, case_id, head + 1, |rec, event, bytes| {
+                state.apply_record(rec, event, crate::audit::record_hash(bytes))
+            })?;
+            rows.push(summarize(case_id, &state));
+        }
+        self.write(&rows, head)?;
+        Ok(touched.len() as u64)
+    }
+
+    /// A case's row.
+    pub fn get(&self, case_id: &str) -> Result<Option<SummaryEntry>, StoreError> {
+        match self.table.get(&row_key(case_id))? {
+            None => Ok(None),
+            Some(v) => Row::decode(v.as_slice())
+                .map(|r| Some(r.entry()))
+                .map_err(|e| corrupt(case_id, e)),
+        }
+    }
+
+    /// SHA-256 of every row in case-id order (agents sorted): equal
+    /// indexes, equal digests.
+    pub fn digest(&self) -> Result<String, StoreError> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        self.table.for_each(&mut |k, v| {
+            if k.first() == Some(&ROW) {
+                let id = String::from_utf8_lossy(&k[1..]).to_string();
+                let row = Row::decode(v).map_err(|e| corrupt(&id, e))?;
+                h.update(
+                    format!(
+                        "{id}\n{:?}\n{:?}\n",
+                        row.summary.unwrap_or_default(),
+                        row.agents
+                    )
+                    .as_bytes(),
+                );
+            }
+            Ok(())
+        })?;
+        Ok(hex::encode(h.finalize()))
     }
 
     /// How many cases are closed.
@@ -104,41 +274,26 @@ impl CaseIndex {
     }
 
     /// A case's customer.
-    pub fn customer_id(&self, case_id: &str) -> Option<String> {
-        self.rows
-            .read()
-            .expect("case index lock")
-            .get(case_id)
-            .map(|e| e.summary.customer_id.clone())
+    pub fn customer_id(&self, case_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(case_id)?.map(|e| e.summary.customer_id))
     }
 
     /// A case's business line.
-    pub fn business_line(&self, case_id: &str) -> Option<String> {
-        self.rows
-            .read()
-            .expect("case index lock")
-            .get(case_id)
-            .map(|e| e.summary.business_line.clone())
+    pub fn business_line(&self, case_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(case_id)?.map(|e| e.summary.business_line))
     }
 
     /// A case's current version.
-    pub fn version(&self, case_id: &str) -> Option<u64> {
-        self.rows
-            .read()
-            .expect("case index lock")
-            .get(case_id)
-            .map(|e| e.summary.version)
+    pub fn version(&self, case_id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.get(case_id)?.map(|e| e.summary.version))
     }
 
-    pub fn contains(&self, case_id: &str) -> bool {
-        self.rows
-            .read()
-            .expect("case index lock")
-            .contains_key(case_id)
+    pub fn contains(&self, case_id: &str) -> Result<bool, StoreError> {
+        Ok(self.table.get(&row_key(case_id))?.is_some())
     }
 
     pub fn len(&self) -> usize {
-        self.rows.read().expect("case index lock").len()
+        self.cases.load(Ordering::Relaxed) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,50 +301,140 @@ impl CaseIndex {
     }
 
     /// Up to `limit` matching summaries with case id after `after`, and
-    /// whether more follow.
+    /// the case id the next page goes on after, if any: the last one
+    /// listed when more match, or the last one examined when the page ran
+    /// out of its [`LIST_BUDGET`] first (a short page with a token means
+    /// "ask again", not "that is all").
     pub fn list(
         &self,
         filter: &CaseFilter,
         after: &str,
         limit: usize,
-    ) -> (Vec<pb::CaseSummary>, bool) {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let rows = self.rows.read().expect("case index lock");
-        let lower = if after.is_empty() {
-            Unbounded
+    ) -> Result<(Vec<pb::CaseSummary>, Option<String>), StoreError> {
+        let mut from = if after.is_empty() {
+            vec![ROW]
         } else {
-            Excluded(after.to_string())
+            let mut k = row_key(after);
+            k.push(0);
+            k
         };
         let mut out = Vec::new();
-        let mut more = false;
-        for (_, e) in rows.range::<String, _>((lower, Unbounded)) {
-            let s = &e.summary;
-            let keep = filter.status.is_none_or(|st| s.status == st as i32)
-                && filter
-                    .customer_id
-                    .as_ref()
-                    .is_none_or(|c| &s.customer_id == c)
-                && filter
-                    .agent_id
-                    .as_ref()
-                    .is_none_or(|a| e.agents.contains(a))
-                && (!filter.only_with_open_promises || s.open_promises > 0)
-                && (!filter.only_closed_without_acceptance
-                    || (s.status == pb::CaseStatus::Closed as i32
-                        && s.acceptance != pb::Acceptance::Accepted as i32))
-                && filter
-                    .business_line
-                    .as_ref()
-                    .is_none_or(|b| &s.business_line == b);
-            if !keep {
-                continue;
+        let mut examined = 0;
+        let mut last_seen: Option<String> = None;
+        loop {
+            let page = self.table.scan(&from, 256)?;
+            let full = page.len() == 256;
+            for (k, v) in page {
+                if k.first() != Some(&ROW) {
+                    return Ok((out, None));
+                }
+                let id = String::from_utf8_lossy(&k[1..]).to_string();
+                if examined == LIST_BUDGET {
+                    return Ok((out, last_seen));
+                }
+                examined += 1;
+                let e = Row::decode(v.as_slice())
+                    .map_err(|e| corrupt(&id, e))?
+                    .entry();
+                if filter.keeps(&e) {
+                    if out.len() == limit {
+                        return Ok((out, last_seen));
+                    }
+                    out.push(e.summary);
+                }
+                last_seen = Some(id);
+                from = k;
             }
-            if out.len() == limit {
-                more = true;
-                break;
+            if !full {
+                return Ok((out, None));
             }
-            out.push(s.clone());
+            from.push(0);
         }
-        (out, more)
+    }
+}
+
+impl CaseFilter {
+    /// Whether a row matches.
+    fn keeps(&self, e: &SummaryEntry) -> bool {
+        let s = &e.summary;
+        self.status.is_none_or(|st| s.status == st as i32)
+            && self
+                .customer_id
+                .as_ref()
+                .is_none_or(|c| &s.customer_id == c)
+            && self.agent_id.as_ref().is_none_or(|a| e.agents.contains(a))
+            && (!self.only_with_open_promises || s.open_promises > 0)
+            && (!self.only_closed_without_acceptance
+                || (s.status == pb::CaseStatus::Closed as i32
+                    && s.acceptance != pb::Acceptance::Accepted as i32))
+            && self
+                .business_line
+                .as_ref()
+                .is_none_or(|b| &s.business_line == b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, customer: &str, closed: bool) -> SummaryEntry {
+        SummaryEntry {
+            summary: pb::CaseSummary {
+                case_id: id.into(),
+                customer_id: customer.into(),
+                version: 1,
+                status: if closed {
+                    pb::CaseStatus::Closed
+                } else {
+                    pb::CaseStatus::Open
+                } as i32,
+                ..Default::default()
+            },
+            agents: HashSet::new(),
+        }
+    }
+
+    /// Rows are counted as they are written and rewritten; a filter that
+    /// matches only the last of many rows ends a page at the budget with a
+    /// token, and the next page finds it.
+    #[test]
+    fn rows_are_counted_and_a_page_ends_at_the_budget_with_a_token() {
+        let index = CaseIndex::default();
+        let n = LIST_BUDGET + 10;
+        let rows: Vec<_> = (0..n)
+            .map(|i| {
+                row(
+                    &format!("c{i:05}"),
+                    if i == n - 1 { "rare" } else { "u" },
+                    false,
+                )
+            })
+            .collect();
+        index.write(&rows, 7).unwrap();
+        index.write(&[row("c00000", "u", true)], 8).unwrap();
+        assert_eq!((index.len(), index.closed(), index.position()), (n, 1, 8));
+
+        let filter = CaseFilter {
+            customer_id: Some("rare".into()),
+            ..Default::default()
+        };
+        let (first, next) = index.list(&filter, "", 10).unwrap();
+        assert!(first.is_empty());
+        let next = next.expect("a token: the budget ran out");
+        let (second, last) = index.list(&filter, &next, 10).unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].case_id, format!("c{:05}", n - 1));
+        assert_eq!(last, None);
+
+        // A full page with more matching goes on after its last row.
+        let (page, next) = index.list(&CaseFilter::default(), "", 3).unwrap();
+        assert_eq!(page.len(), 3);
+        assert_eq!(next.as_deref(), Some("c00002"));
+        let reopened = CaseIndex::open(index.table).unwrap();
+        assert_eq!(
+            (reopened.len(), reopened.closed(), reopened.position()),
+            (n, 1, 8)
+        );
     }
 }

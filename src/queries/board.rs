@@ -74,7 +74,7 @@ pub fn queue(
         kf006::queue(ledger.board(), kind, day, business_line, after, limit).map_err(storage)?;
     let rows = ledger.index();
     for item in &mut items {
-        item.case_version = rows.version(&item.case_id).unwrap_or(0);
+        item.case_version = rows.version(&item.case_id)?.unwrap_or(0);
     }
     Ok((served, items, next))
 }

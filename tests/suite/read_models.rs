@@ -144,9 +144,28 @@ async fn the_board_caught_up_after_kill_9_equals_a_rebuild_from_the_log() {
             last.identical,
             "trial {trial} (seed {seed:#x}, crash after {crash_after:?}): the caught-up board differs from a rebuild: {last:?}"
         );
-        let mut c = LedgerClient::connect(url).await.unwrap();
+        let mut c = LedgerClient::connect(url.clone()).await.unwrap();
         let head = read_all(&mut c, pb::ReadAllRequest::default()).await.len() as u64;
         assert_eq!(last.done, head, "trial {trial}: the board reached the head");
         assert!(last.cases >= 1 && last.cases <= 6, "{last:?}");
+        // The case list caught up too: each row is its case's last version.
+        let listed = pb::cases_client::CasesClient::connect(url)
+            .await
+            .unwrap()
+            .list_cases(pb::ListCasesRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .cases;
+        assert_eq!(listed.len() as u64, last.cases, "trial {trial}");
+        for row in listed {
+            let events = read_case(&mut c, &row.case_id).await;
+            assert_eq!(
+                row.version,
+                events.last().unwrap().case_version,
+                "trial {trial}: case {}",
+                row.case_id
+            );
+        }
     }
 }
