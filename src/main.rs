@@ -283,6 +283,12 @@ struct ServeArgs {
     /// stream from the log first.
     #[arg(long, env = "COMPLAINT_LEDGER_CASE_CACHE", default_value_t = complaint_ledger::ledger::DEFAULT_CASE_CACHE)]
     case_cache: usize,
+    /// Cases whose facts the policy board keeps in memory to answer
+    /// queries and fold commits (a few KB each for a case like the
+    /// seed's); a query or commit naming a case not kept folds its stream
+    /// from the log first.
+    #[arg(long, env = "COMPLAINT_LEDGER_BOARD_CACHE", default_value_t = complaint_ledger::ledger::DEFAULT_BOARD_CACHE)]
+    board_cache: usize,
     /// Connections open at once. At the limit, the oldest connection that
     /// has sent no request yet is closed to admit a new one; when every one
     /// has, new ones are refused. Keep it below the open-files limit.
@@ -468,6 +474,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     master_key_file: a.master_key_file,
                     verify_all_at_start: a.verify_all_at_start,
                     case_cache: a.case_cache,
+                    board_cache: a.board_cache,
                 },
             };
             complaint_ledger::api::server::run(config, stop).await

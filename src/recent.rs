@@ -54,9 +54,14 @@ impl<T> Recent<T> {
     }
 
     pub fn remove(&mut self, key: &str) {
-        if let Some((_, tick)) = self.values.remove(key) {
-            self.order.remove(&tick);
-        }
+        self.take(key);
+    }
+
+    /// Removes a value and gives it back.
+    pub fn take(&mut self, key: &str) -> Option<T> {
+        let (value, tick) = self.values.remove(key)?;
+        self.order.remove(&tick);
+        Some(value)
     }
 
     /// Drops everything.

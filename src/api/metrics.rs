@@ -319,7 +319,7 @@ impl Collector for LedgerState {
         gauge(
             &mut e,
             "case_facts_cached",
-            "Cases' facts the policy board holds (at most --case-cache)",
+            "Cases' facts the policy board holds (at most --board-cache)",
             as_i64(facts_cached),
         )?;
         gauge(

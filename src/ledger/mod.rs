@@ -24,6 +24,11 @@ mod writer;
 
 pub use audit::SignedCheckpoint;
 pub use case_cache::DEFAULT_CASE_CACHE;
+
+/// Default number of cases whose facts the policy board keeps: the cases
+/// a day's queries and commits touch on a busy center, ~30 MB at most for
+/// cases like the seed's (BENCHMARKS.md, change 46).
+pub const DEFAULT_BOARD_CACHE: usize = 4_096;
 pub use error::LedgerError;
 pub use sync_watch::SyncWatch;
 pub use writer::{WriterStats, WriterTime, SCHEMA_VERSION};
@@ -118,6 +123,9 @@ pub struct LedgerOptions {
     pub verify_all_at_start: bool,
     /// Case states the writer keeps between commits (see `case_cache`).
     pub case_cache: usize,
+    /// Cases' facts the policy board keeps (see
+    /// `projections::board_store`).
+    pub board_cache: usize,
 }
 
 impl Default for LedgerOptions {
@@ -131,6 +139,7 @@ impl Default for LedgerOptions {
             master_key_file: None,
             verify_all_at_start: false,
             case_cache: DEFAULT_CASE_CACHE,
+            board_cache: DEFAULT_BOARD_CACHE,
         }
     }
 }
@@ -271,7 +280,7 @@ impl<L: EventLog> Ledger<L> {
             log.side_table(BOARD_TABLE)?,
             log.clone(),
             opts.policy.escalate_within_nanos(),
-            opts.case_cache,
+            opts.board_cache,
         )?;
         let behind = head.saturating_sub(board.position());
         if behind > 0 {

@@ -249,11 +249,14 @@ impl BoardStore {
     }
 
     /// The facts of `case_id` folded from its events stored before
-    /// `before`: from the cache when it holds them (the host folds in
-    /// order, so what it cached is exactly that), else from the stream.
+    /// `before`: taken out of the cache when it holds them (the host folds
+    /// in order, so what it cached is exactly that; taken, so the fold
+    /// changes them in place instead of copying them), else from the
+    /// stream. A query that misses meanwhile folds the same facts, and the
+    /// fold puts its own back over them.
     fn facts_before(&self, case_id: &str, before: u64) -> Result<Arc<Board>, String> {
-        if let Some(b) = self.cached.lock().expect("board cache").facts.get(case_id) {
-            return Ok(Arc::clone(b));
+        if let Some(b) = self.cached.lock().expect("board cache").facts.take(case_id) {
+            return Ok(b);
         }
         self.fold_stream(case_id, before).map(Arc::new)
     }

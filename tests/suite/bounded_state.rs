@@ -168,7 +168,11 @@ async fn the_board_answers_from_a_small_cache_as_from_a_large_one() {
     let expected = board_answers(&large).await;
     assert!(expected[0].contains("board-5"), "{}", expected[0]);
 
-    let mut small = TestServer::start_with(|c| c.ledger.case_cache = 2).await;
+    let mut small = TestServer::start_with(|c| {
+        c.ledger.case_cache = 2;
+        c.ledger.board_cache = 2;
+    })
+    .await;
     six_cases_with_promises(&small).await;
     assert_eq!(board_answers(&small).await, expected);
     let s = stats(&small).await;
