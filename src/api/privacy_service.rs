@@ -59,6 +59,14 @@ impl PrivacyApi for PrivacyService {
         let ledger = self.ledger.clone();
         let customer = req.customer_id.clone();
         let destroyed = tokio::task::spawn_blocking(move || {
+            // The blind index forgets the customer first: a crash before
+            // the sync can leave its entries gone with the key still there
+            // (the erasure was not answered, and is to be retried), never
+            // the key gone with its entries left naming the customer.
+            ledger
+                .blind_index()
+                .forget(&customer)
+                .map_err(|e| Status::internal(e.to_string()))?;
             let destroyed = ledger
                 .keys()
                 .erase(&customer)
@@ -67,7 +75,6 @@ impl PrivacyApi for PrivacyService {
                 .log()
                 .sync()
                 .map_err(|e| Status::internal(e.to_string()))?;
-            ledger.blind_index().forget(&customer);
             Ok::<_, Status>(destroyed)
         })
         .await
@@ -126,10 +133,11 @@ impl PrivacyApi for PrivacyService {
             }
             _ => return Err(invalid_field("by", "give a phone number or an account")),
         };
-        let found = index.lookup(&token);
         let ledger = self.ledger.clone();
         let lines = tokio::task::spawn_blocking(move || {
-            found
+            ledger
+                .blind_index()
+                .lookup(&token)?
                 .into_iter()
                 .map(|c| crate::queries::board::cases_with_lines(&ledger, &c).map(|l| (c, l)))
                 .collect::<Result<Vec<_>, _>>()

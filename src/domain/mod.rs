@@ -15,5 +15,5 @@ pub mod validate;
 mod wording;
 
 pub use error::{FieldViolation, RuleViolation};
-pub use events::{event_type_name, field_name, EVENT_TYPES};
+pub use events::{event_type_name, every_kind, field_name, EVENT_TYPES};
 pub use state::{CaseState, CaseStatus};

@@ -64,6 +64,9 @@ pub struct AppendOutcome {
 /// The store's table of the policy board (see `projections::board_store`).
 pub const BOARD_TABLE: &str = "policy-board";
 
+/// The store's table of the blind index (see `privacy::blind_index`).
+pub const BLIND_TABLE: &str = "blind-index";
+
 /// The store's table of the case list (see `projections::summary`).
 pub const SUMMARY_TABLE: &str = "case-summaries";
 
@@ -214,9 +217,10 @@ impl<L: EventLog> Ledger<L> {
         let master =
             integrity::master_keys(dir, opts.master_key_file.as_deref(), keys_tree.is_empty()?)
                 .map_err(refuse)?;
-        let blind = Arc::new(BlindIndex::new(
+        let blind = Arc::new(BlindIndex::open(
             master.derive("complaint-ledger blind index v1"),
-        ));
+            log.side_table(BLIND_TABLE)?,
+        )?);
         let keys = Arc::new(KeyStore::new(keys_tree, master));
         // Every stored key unwraps: a wrong or damaged master key is found
         // now, not by the first response that needs the data.
@@ -243,9 +247,6 @@ impl<L: EventLog> Ledger<L> {
                             format!("payload does not decode: {e}"),
                         )
                     })?;
-                    if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
-                        index_customer(&keys, &blind, o);
-                    }
                     let fact = Fact::stored(&rec, &event);
                     if let Some(fold) = fold.as_mut() {
                         // A reopened case's earlier events, which the
@@ -296,7 +297,9 @@ impl<L: EventLog> Ledger<L> {
             ))
         })?;
 
-        // So does the case list.
+        // So do the blind index and the case list.
+        crate::store::contain_panics(dir, || catch_up_blind(log.as_ref(), &keys, &blind, head))
+            .map_err(|e| refuse(format!("the blind index cannot catch up with the log: {e}")))?;
         let index = CaseIndex::open(log.side_table(SUMMARY_TABLE)?)?;
         crate::store::contain_panics(dir, || index.catch_up(log.as_ref(), head))
             .map_err(|e| refuse(format!("the case list cannot catch up with the log: {e}")))?;
@@ -612,13 +615,15 @@ impl<L: EventLog> Ledger<L> {
     }
 }
 
-/// Adds a stored `CaseOpened`'s phone and account to the blind index, if the
-/// customer's key still opens them.
-fn index_customer(keys: &KeyStore, blind: &BlindIndex, o: &pb::CaseOpened) {
-    let Some(c) = &o.customer else { return };
-    let Ok(Some(key)) = keys.get(&o.customer_id) else {
-        return;
-    };
+/// The blind-index tokens of a stored `CaseOpened`'s phone and account, if
+/// the customer's key still opens them.
+fn customer_tokens(
+    keys: &KeyStore,
+    blind: &BlindIndex,
+    o: &pb::CaseOpened,
+) -> Option<(String, Vec<[u8; 32]>)> {
+    let c = o.customer.as_ref()?;
+    let key = keys.get(&o.customer_id).ok()??;
     let open = |path: &str, v: &str| {
         crate::privacy::crypto::open(&key, &o.customer_id, path, v).unwrap_or_default()
     };
@@ -626,5 +631,43 @@ fn index_customer(keys: &KeyStore, blind: &BlindIndex, o: &pb::CaseOpened) {
         &open("customer.phone", &c.phone),
         &open("customer.account", &c.account),
     );
-    blind.add(&o.customer_id, &tokens);
+    Some((o.customer_id.clone(), tokens))
+}
+
+/// Adds the customers opened after the blind index's position, through
+/// `head`, from what their keys still open.
+fn catch_up_blind<L: EventLog + ?Sized>(
+    log: &L,
+    keys: &KeyStore,
+    blind: &BlindIndex,
+    head: u64,
+) -> Result<(), crate::store::StoreError> {
+    use crate::store::StoreError;
+    let mut next = blind.position() + 1;
+    if next > head {
+        return Ok(());
+    }
+    let mut customers = Vec::new();
+    while next <= head {
+        let want = usize::try_from(head - next + 1)
+            .unwrap_or(usize::MAX)
+            .min(4096);
+        let chunk = log.read_range(next, want)?;
+        let Some((last, _)) = chunk.last() else {
+            return Err(StoreError::Corrupt(format!(
+                "the log ends before position {next}, which the blind index was to read"
+            )));
+        };
+        next = last + 1;
+        for (pos, bytes) in &chunk {
+            let rec = pb::StoredRecord::decode(bytes.clone())
+                .map_err(|e| StoreError::Corrupt(format!("record {pos} does not decode: {e}")))?;
+            let event = CaseEvent::decode(&rec.payload[..])
+                .map_err(|e| StoreError::Corrupt(format!("payload {pos} does not decode: {e}")))?;
+            if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
+                customers.extend(customer_tokens(keys, blind, o));
+            }
+        }
+    }
+    blind.add(&customers, head)
 }

@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn seals_as_the_writer_would_or_leaves_it_to_the_writer() {
-        let (keys, blind) = (keys(), BlindIndex::new([0; 32]));
+        let (keys, blind) = (keys(), BlindIndex::in_memory([0; 32]));
         let req = request(vec![note("a", "the customer said"), note("b", "")]);
         // No key yet: the writer creates it with the commit.
         assert!(preseal(&keys, &blind, "u1".into(), &req).is_none());

@@ -458,11 +458,16 @@ impl<L: EventLog> Writer<L> {
             self.stats.commit_requests.observe(requests as f64);
             self.stats.commit_records.observe(records.len() as f64);
             let rows: Vec<_> = cases.iter().map(|(id, s)| summarize(id, s)).collect();
-            if let Err(e) = self.index.write(&rows, self.head) {
-                // The commit is durable, but the list would not show it:
-                // refuse it and every later append until a restart
-                // catches the list up (a retry is then a duplicate).
-                let why = self.stop_appends("writing the case list", &e);
+            let listed = self
+                .index
+                .write(&rows, self.head)
+                .and_then(|_| self.blind.add(&blind, self.head));
+            if let Err(e) = listed {
+                // The commit is durable, but the case list or the blind
+                // index would not show it: refuse it and every later
+                // append until a restart catches them up (a retry is then
+                // a duplicate).
+                let why = self.stop_appends("writing the case list or the blind index", &e);
                 for (reply, _) in replies {
                     let _ = reply.send(Err(LedgerError::Storage(why.clone())));
                 }
@@ -475,9 +480,7 @@ impl<L: EventLog> Writer<L> {
                     self.cases.remove(&case_id);
                 }
             }
-            for (customer, tokens) in &blind {
-                self.blind.add(customer, tokens);
-            }
+
             for (reply, recorded) in access {
                 let _ = reply.send(recorded);
             }
@@ -1218,7 +1221,7 @@ mod tests {
             board,
             policy: Arc::default(),
             keys: Arc::new(KeyStore::in_memory()),
-            blind: Arc::new(BlindIndex::new([0; 32])),
+            blind: Arc::new(BlindIndex::in_memory([0; 32])),
             head: 2,
             head_tx,
             commits_tx: broadcast::channel(1).0,

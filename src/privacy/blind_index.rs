@@ -1,18 +1,71 @@
 //! Looking customers up by phone or account without keeping either in the
 //! clear: a keyed blind index, HMAC-SHA256 of the normalised value under an
-//! index key derived from the master key. It lives only in memory, built at
-//! start from the personal data that can still be decrypted; erasing a
-//! customer drops its entries, and no rebuild can bring them back, because
-//! the key that could decrypt the values is gone.
+//! index key derived from the master key, kept in a table of the store
+//! (`blind-index`). The writer adds a newly opened customer's tokens right
+//! after the commit is durable, with the log position reached; a start
+//! adds those of the customers opened after that position, from what can
+//! still be decrypted. Erasing a customer removes its entries before its
+//! key is destroyed, and no catch-up can bring them back, because the key
+//! that could decrypt the values is gone.
+//!
+//! Why on disk: kept in memory, it grew with every customer ever opened
+//! and every start decrypted every customer again to rebuild it.
 
+use crate::store::side_table::Change;
+use crate::store::{MemoryTable, SideTable, StoreError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::collections::{BTreeSet, HashMap};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A token's customers: `t`, the token, the customer id.
+const BY_TOKEN: u8 = b't';
+/// A customer's tokens (to forget them): `u`, the customer id, `\0`, the
+/// token.
+const BY_CUSTOMER: u8 = b'u';
+const POSITION: &[u8] = b"mposition";
 
 pub struct BlindIndex {
     key: [u8; 32],
-    entries: RwLock<HashMap<[u8; 32], BTreeSet<String>>>,
+    table: Box<dyn SideTable>,
+    position: AtomicU64,
+}
+
+fn by_token(token: &[u8; 32], customer: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33 + customer.len());
+    k.push(BY_TOKEN);
+    k.extend_from_slice(token);
+    k.extend_from_slice(customer.as_bytes());
+    k
+}
+
+fn by_customer(customer: &str, token: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(34 + customer.len());
+    k.push(BY_CUSTOMER);
+    k.extend_from_slice(customer.as_bytes());
+    k.push(0);
+    k.extend_from_slice(token);
+    k
+}
+
+/// Entries of `table` whose key starts with `prefix`, a page at a time.
+fn with_prefix(table: &dyn SideTable, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut out = Vec::new();
+    let mut from = prefix.to_vec();
+    loop {
+        let page = table.scan(&from, 256)?;
+        let full = page.len() == 256;
+        for (k, _) in page {
+            if !k.starts_with(prefix) {
+                return Ok(out);
+            }
+            from.clone_from(&k);
+            out.push(k);
+        }
+        if !full {
+            return Ok(out);
+        }
+        from.push(0);
+    }
 }
 
 /// Normalises a phone number: digits only, without China's +86 prefix.
@@ -30,11 +83,28 @@ pub fn normalize_account(a: &str) -> String {
 }
 
 impl BlindIndex {
-    pub fn new(key: [u8; 32]) -> Self {
-        Self {
+    /// The index kept in `table`, its tokens made with `key`.
+    pub fn open(key: [u8; 32], table: Box<dyn SideTable>) -> Result<Self, StoreError> {
+        let position = table
+            .get(POSITION)?
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        Ok(Self {
             key,
-            entries: RwLock::new(HashMap::new()),
-        }
+            table,
+            position: AtomicU64::new(position),
+        })
+    }
+
+    /// An index in memory, for tests.
+    pub fn in_memory(key: [u8; 32]) -> Self {
+        Self::open(key, Box::new(MemoryTable::default())).expect("a table in memory reads")
+    }
+
+    /// The log position whose customers the index holds.
+    pub fn position(&self) -> u64 {
+        self.position.load(Ordering::Acquire)
     }
 
     /// The blind token of a kind ("phone", "account") and a normalised value.
@@ -60,29 +130,51 @@ impl BlindIndex {
         out
     }
 
-    pub fn add(&self, customer: &str, tokens: &[[u8; 32]]) {
-        let mut e = self.entries.write().expect("blind index lock");
-        for t in tokens {
-            e.entry(*t).or_default().insert(customer.to_string());
+    /// Adds customers' tokens, stored through log position `position`, in
+    /// one batch with it.
+    pub fn add(
+        &self,
+        customers: &[(String, Vec<[u8; 32]>)],
+        position: u64,
+    ) -> Result<(), StoreError> {
+        let mut changes: Vec<Change> = Vec::new();
+        for (customer, tokens) in customers {
+            for t in tokens {
+                changes.push((by_token(t, customer), Some(Vec::new())));
+                changes.push((by_customer(customer, t), Some(Vec::new())));
+            }
         }
+        changes.push((POSITION.to_vec(), Some(position.to_be_bytes().to_vec())));
+        self.table.apply(&changes)?;
+        self.position.store(position, Ordering::Release);
+        Ok(())
     }
 
-    /// Drops every entry of a customer.
-    pub fn forget(&self, customer: &str) {
-        let mut e = self.entries.write().expect("blind index lock");
-        e.retain(|_, set| {
-            set.remove(customer);
-            !set.is_empty()
-        });
+    /// Removes every entry of a customer (made durable by the store's
+    /// next sync).
+    pub fn forget(&self, customer: &str) -> Result<(), StoreError> {
+        let mut prefix = vec![BY_CUSTOMER];
+        prefix.extend_from_slice(customer.as_bytes());
+        prefix.push(0);
+        let mut changes: Vec<Change> = Vec::new();
+        for k in with_prefix(self.table.as_ref(), &prefix)? {
+            let Ok(token) = <[u8; 32]>::try_from(&k[prefix.len()..]) else {
+                continue;
+            };
+            changes.push((by_token(&token, customer), None));
+            changes.push((k, None));
+        }
+        self.table.apply(&changes)
     }
 
-    pub fn lookup(&self, token: &[u8; 32]) -> Vec<String> {
-        self.entries
-            .read()
-            .expect("blind index lock")
-            .get(token)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+    /// The customers a token names.
+    pub fn lookup(&self, token: &[u8; 32]) -> Result<Vec<String>, StoreError> {
+        let mut prefix = vec![BY_TOKEN];
+        prefix.extend_from_slice(token);
+        Ok(with_prefix(self.table.as_ref(), &prefix)?
+            .into_iter()
+            .map(|k| String::from_utf8_lossy(&k[prefix.len()..]).to_string())
+            .collect())
     }
 }
 
@@ -92,21 +184,29 @@ mod tests {
 
     #[test]
     fn phones_are_found_however_written_and_forgotten_on_erasure() {
-        let idx = BlindIndex::new([1; 32]);
-        idx.add("u1", &idx.tokens_of("+86 138-0013-8000", "Reader_01"));
+        let idx = BlindIndex::in_memory([1; 32]);
+        let tokens = idx.tokens_of("+86 138-0013-8000", "Reader_01");
+        idx.add(&[("u1".into(), tokens.clone()), ("u10".into(), tokens)], 9)
+            .unwrap();
+        assert_eq!(idx.position(), 9);
         assert_eq!(
-            idx.lookup(&idx.token("phone", &normalize_phone("13800138000"))),
-            ["u1"]
+            idx.lookup(&idx.token("phone", &normalize_phone("13800138000")))
+                .unwrap(),
+            ["u1", "u10"]
         );
         assert_eq!(
-            idx.lookup(&idx.token("account", &normalize_account(" reader_01 "))),
-            ["u1"]
+            idx.lookup(&idx.token("account", &normalize_account(" reader_01 ")))
+                .unwrap(),
+            ["u1", "u10"]
         );
-        idx.forget("u1");
-        assert!(idx.lookup(&idx.token("phone", "13800138000")).is_empty());
+        idx.forget("u1").unwrap();
+        assert_eq!(
+            idx.lookup(&idx.token("phone", "13800138000")).unwrap(),
+            ["u10"]
+        );
         // Another key, other tokens: the index reveals nothing without it.
         assert_ne!(
-            BlindIndex::new([2; 32]).token("phone", "13800138000"),
+            BlindIndex::in_memory([2; 32]).token("phone", "13800138000"),
             idx.token("phone", "13800138000")
         );
     }

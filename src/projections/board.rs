@@ -238,6 +238,24 @@ impl Board {
         touches_book && self.cases.get(f.case_id).is_some_and(|c| c.set_aside())
     }
 
+    /// Whether folding an event of this kind can change what the board
+    /// keeps of its case. The kinds it leaves alone are listed (a kind
+    /// added later is folded until it is listed here); the store skips
+    /// them without reading the case's facts, and a test folds each to
+    /// check it changes nothing.
+    pub fn folds(kind: &Kind) -> bool {
+        !matches!(
+            kind,
+            Kind::TicketRejected(_)
+                | Kind::TicketAppended(_)
+                | Kind::CallbackAttempted(_)
+                | Kind::NoteAdded(_)
+                | Kind::ExternalComplaintAnswered(_)
+                | Kind::PersonalDataErased(_)
+                | Kind::OwnerAssigned(_)
+        )
+    }
+
     /// Folds one committed event. `history` is called only when
     /// [`Self::needs_history`] says so; its error stops the fold with
     /// nothing changed.
@@ -717,6 +735,50 @@ mod tests {
         );
         assert!(Arc::ptr_eq(&w5.rule, &w6.rule) && Arc::ptr_eq(&w5.case_id, &w6.case_id));
         assert_eq!(w6.at, 6_000_000_000);
+    }
+
+    /// The kinds the store skips leave a case's facts as they were, on
+    /// an open case with a contact, a promise and a warning and on a
+    /// closed one.
+    #[test]
+    fn the_kinds_the_board_does_not_fold_change_nothing() {
+        let ignored: Vec<Kind> = crate::domain::every_kind()
+            .into_iter()
+            .filter(|k| !Board::folds(k))
+            .collect();
+        assert_eq!(ignored.len(), 7);
+        let mut f = Fold::new();
+        f.add("c1", "open", Kind::CaseOpened(pb::CaseOpened::default()));
+        f.add(
+            "c1",
+            "contact",
+            Kind::ContactLogged(pb::ContactLogged {
+                contact_id: "k1".into(),
+                ..Default::default()
+            }),
+        );
+        f.add(
+            "c1",
+            "promise",
+            Kind::PromiseMade(pb::PromiseMade::default()),
+        );
+        f.add(
+            "c1",
+            "warning",
+            Kind::WarningRaised(pb::WarningRaised::default()),
+        );
+        for closed in [false, true] {
+            if closed {
+                f.add("c1", "close", Kind::CaseClosed(pb::CaseClosed::default()));
+            }
+            for (i, kind) in ignored.iter().enumerate() {
+                let before = f.board.clone();
+                f.add("c1", &format!("x{closed}{i}"), kind.clone());
+                let mut after = f.board.clone();
+                after.events = before.events;
+                assert_eq!(after, before, "{kind:?}");
+            }
+        }
     }
 
     /// A close sets a case's contacts and promise book aside; a correction

@@ -193,6 +193,10 @@ impl BoardStore {
         let mut touched: Vec<(String, Arc<Board>, Entries)> = Vec::new();
         let mut at: HashMap<&str, usize> = HashMap::new();
         for f in facts {
+            // What the board does not fold needs no case read.
+            if !f.event.kind.as_ref().is_some_and(Board::folds) {
+                continue;
+            }
             let i = match at.get(f.case_id.as_str()) {
                 Some(i) => *i,
                 None => {

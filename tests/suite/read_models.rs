@@ -12,7 +12,9 @@
 
 use crate::common::*;
 use crate::projection_properties::{event, Op};
-use complaint_ledger::proto::v1::{self as pb, ledger_client::LedgerClient, ops_client::OpsClient};
+use complaint_ledger::proto::v1::{
+    self as pb, case_event::Kind, ledger_client::LedgerClient, ops_client::OpsClient,
+};
 use std::time::Duration;
 
 /// xorshift64*: a reproducible stream of numbers from the seed.
@@ -168,4 +170,101 @@ async fn the_board_caught_up_after_kill_9_equals_a_rebuild_from_the_log() {
             );
         }
     }
+}
+
+/// A store without the read models' tables (one an older version wrote,
+/// or whose tables were lost) gets them folded from the whole log at the
+/// next start: the case list, the policy board and the blind index answer
+/// as before.
+#[tokio::test]
+async fn read_model_tables_that_are_missing_are_folded_again_at_start() {
+    let server = TestServer::start().await;
+    let mut c = server.ledger().await;
+    for i in 0..3 {
+        let case = format!("m{i}");
+        let mut opening = ev(
+            &format!("{case}-open"),
+            "2020-12-03T01:00:00+08:00",
+            "8030",
+            Kind::CaseOpened(pb::CaseOpened {
+                customer_id: format!("cust-m{i}"),
+                business_line: "qidian".into(),
+                category: "功能设置/自动订阅".into(),
+                customer: Some(pb::CustomerPersonalData {
+                    phone: format!("1380013800{i}"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        );
+        opening.event_id = format!("{case}-open");
+        let promise = ev(
+            &format!("{case}-p"),
+            "2020-12-03T02:00:00+08:00",
+            "8030",
+            Kind::PromiseMade(pb::PromiseMade {
+                promise_id: "p1".into(),
+                description: "专员1-2个工作日回复".into(),
+                due_at: Some(ts("2020-12-07T23:59:59+08:00")),
+                ..Default::default()
+            }),
+        );
+        c.append(append(&case, vec![opening, promise]))
+            .await
+            .expect("opened with a promise");
+    }
+    let answers = |server: &TestServer| {
+        let url = server.url();
+        async move {
+            let channel = tonic::transport::Endpoint::from_shared(url)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let cases = pb::cases_client::CasesClient::new(channel.clone())
+                .list_cases(pb::ListCasesRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .cases;
+            let promises = pb::policies_client::PoliciesClient::new(channel.clone())
+                .list_promises(pb::ListPromisesRequest {
+                    evaluate_at: Some(ts("2020-12-05T12:00:00+08:00")),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .promises;
+            let found = pb::privacy_client::PrivacyClient::new(channel)
+                .find_customer_cases(pb::FindCustomerCasesRequest {
+                    by: Some(pb::find_customer_cases_request::By::Phone(
+                        "+86 138 0013 8001".into(),
+                    )),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            (
+                format!("{cases:?}"),
+                format!("{promises:?}"),
+                found.case_ids,
+            )
+        }
+    };
+    let before = answers(&server).await;
+    assert_eq!(before.2, ["m1"]);
+    assert!(before.1.contains("m2"), "{}", before.1);
+
+    let dir = server.stop().await;
+    {
+        use complaint_ledger::ledger::{BLIND_TABLE, BOARD_TABLE, SUMMARY_TABLE};
+        let log = complaint_ledger::store::SledLog::open(dir.path(), &Default::default()).unwrap();
+        for table in [BLIND_TABLE, BOARD_TABLE, SUMMARY_TABLE] {
+            assert!(log.raw().drop_tree(table).unwrap(), "{table} was there");
+        }
+        log.close().unwrap();
+    }
+    let server = TestServer::start_in(dir, |_| {}).await;
+    assert_eq!(answers(&server).await, before);
 }

@@ -188,6 +188,12 @@ macro_rules! event_kinds {
             }
         }
 
+        /// One event of every kind, each with its fields at their
+        /// defaults, in proto order: for tests that must cover each kind.
+        pub fn every_kind() -> Vec<Kind> {
+            vec![$(Kind::$kind(Default::default())),*]
+        }
+
         /// The names of the kinds a closed case takes, in proto order.
         pub fn kinds_taken_by_a_closed_case() -> Vec<&'static str> {
             let mut taken = Vec::new();
