@@ -36,6 +36,11 @@ const LAYOUT: u64 = 1;
 /// Records read and folded at once while catching up.
 const CATCH_UP_CHUNK: usize = 4096;
 
+/// Positions a commit that changes no entry may leave unwritten: a start
+/// folds at most this many records again (most commits of notes change no
+/// entry, and writing only the position cost each of them a batch).
+pub const POSITION_SLACK: u64 = 8192;
+
 fn meta(name: &str) -> Vec<u8> {
     keys::key(keys::META, &[], &[name])
 }
@@ -60,6 +65,8 @@ pub struct BoardStore {
     /// One fold at a time.
     folding: Mutex<()>,
     position: AtomicU64,
+    /// The position last written to the table.
+    stored: AtomicU64,
     cases: AtomicU64,
     warnings: AtomicU64,
     /// Cases' facts folded from their streams (cache misses).
@@ -114,6 +121,7 @@ impl BoardStore {
             }),
             folding: Mutex::new(()),
             position: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
             cases: AtomicU64::new(0),
             warnings: AtomicU64::new(0),
             loads: AtomicU64::new(0),
@@ -122,6 +130,7 @@ impl BoardStore {
         };
         if refold.is_none() {
             store.position.store(position, Ordering::Relaxed);
+            store.stored.store(position, Ordering::Relaxed);
             store.cached.lock().expect("board cache").through = position;
             store
                 .cases
@@ -223,6 +232,18 @@ impl BoardStore {
                 &mut counts,
             );
         }
+        let quiet = changes.is_empty()
+            && head.saturating_sub(self.stored.load(Ordering::Relaxed)) < POSITION_SLACK;
+        if quiet {
+            let mut cached = self.cached.lock().expect("board cache");
+            for (case_id, board, _) in touched {
+                cached.facts.insert(case_id, board);
+            }
+            cached.through = head;
+            cached.facts.trim();
+            self.position.store(head, Ordering::Release);
+            return Ok(());
+        }
         let cases = self.cases().saturating_add_signed(counts.cases);
         let warnings = self
             .warnings
@@ -240,6 +261,7 @@ impl BoardStore {
         self.table
             .apply(&changes)
             .map_err(|e| format!("the board's table cannot be written: {e}"))?;
+        self.stored.store(head, Ordering::Relaxed);
         self.cases.store(cases, Ordering::Relaxed);
         self.warnings.store(warnings, Ordering::Relaxed);
         let mut cached = self.cached.lock().expect("board cache");
@@ -387,6 +409,8 @@ impl BoardStore {
         self.cases.store(other.cases(), Ordering::Relaxed);
         self.warnings
             .store(other.warnings.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.stored
+            .store(other.stored.load(Ordering::Relaxed), Ordering::Relaxed);
         let position = other.position();
         let mut cached = self.cached.lock().expect("board cache");
         cached.facts.clear();
