@@ -1,7 +1,9 @@
-//! The projection host: a thread of its own that folds each durable commit
-//! into the policy board on disk (one batch with the position it reached),
-//! then publishes it (the new head, the commit's facts for followers) and
-//! answers its appends.
+//! The projection host: a thread of its own that writes each durable
+//! commit into the read models on disk — the case list's rows and the
+//! blind index's new customers (from the writer's states), the policy
+//! board (folded from the commit's facts), each in one batch with the
+//! position it reached — then publishes it (the new head, the commit's
+//! facts for followers) and answers its appends.
 //!
 //! Why a thread beside the writer: the writer only decides and commits.
 //! While the host folds one commit, the writer stages and syncs the next,
@@ -11,16 +13,19 @@
 //! — a retry that found its events already stored is answered after the
 //! commit that stored them.
 //!
-//! A fold that fails (the board cannot read a case's stream back, or its
+//! A write that fails (the board cannot read a case's stream back, a
 //! table cannot be written) stops appends, as a failed durable write does:
-//! the commit is durable and is answered, later ones are no longer folded,
-//! and the writer refuses every further append until a restart catches
-//! the board up from the position its table reached.
+//! the commit is durable and is answered, later ones are no longer
+//! written, and the writer refuses every further append until a restart
+//! catches the read models up from the positions their tables reached.
 
 use super::error::LedgerError;
+use super::preseal::BlindTokens;
 use super::AppendOutcome;
+use crate::privacy::blind_index::BlindIndex;
 use crate::projections::board_store::BoardStore;
 use crate::projections::fact::OwnedFact;
+use crate::projections::summary::{CaseIndex, SummaryEntry};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{broadcast, oneshot, watch};
 
@@ -35,9 +40,12 @@ pub(crate) type Stopped = Arc<OnceLock<String>>;
 pub(crate) type Reply = oneshot::Sender<Result<AppendOutcome, LedgerError>>;
 
 /// One durable commit, for the host: its accepted events (none for a batch
-/// of retries only), the head after it, and the appends to answer.
+/// of retries only), the case list's rows of its cases, its newly opened
+/// customers' blind tokens, the head after it, and the appends to answer.
 pub(crate) struct Committed {
     pub facts: Vec<OwnedFact>,
+    pub rows: Vec<SummaryEntry>,
+    pub customers: Vec<BlindTokens>,
     pub head: u64,
     pub replies: Vec<(Reply, AppendOutcome)>,
 }
@@ -45,6 +53,8 @@ pub(crate) struct Committed {
 /// Where the host publishes.
 pub(crate) struct Outlets {
     pub board: Arc<BoardStore>,
+    pub index: Arc<CaseIndex>,
+    pub blind: Arc<BlindIndex>,
     pub head_tx: watch::Sender<u64>,
     pub commits_tx: broadcast::Sender<Arc<Vec<OwnedFact>>>,
 }
@@ -103,12 +113,22 @@ impl ProjectionHost {
 fn publish(out: &Outlets, stopped: &Stopped, c: Committed) {
     if !c.facts.is_empty() {
         if stopped.get().is_none() {
-            if let Err(e) = out.board.fold(&c.facts, c.head) {
+            let written = out
+                .index
+                .write(&c.rows, c.head)
+                .map_err(|e| format!("the case list: {e}"))
+                .and_then(|_| {
+                    out.blind
+                        .add(&c.customers, c.head)
+                        .map_err(|e| format!("the blind index: {e}"))
+                })
+                .and_then(|_| out.board.fold(&c.facts, c.head));
+            if let Err(e) = written {
                 let why = format!(
-                    "the policy board could not fold the commit through position {} ({e}); the ledger takes no appends until it is restarted",
+                    "the read models could not take the commit through position {} ({e}); the ledger takes no appends until it is restarted",
                     c.head
                 );
-                tracing::error!(head = c.head, error = %e, "policy board fold failed; refusing further appends");
+                tracing::error!(head = c.head, error = %e, "writing the read models failed; refusing further appends");
                 let _ = stopped.set(why);
             }
         }

@@ -4,11 +4,11 @@
 //! queue (up to a batch limit), decides each against the case state as left
 //! by the requests before it in the same batch, stages the accepted records,
 //! then stores the whole batch in one atomic sled batch and one durable sync.
-//! Only after that sync does it update the case states and the case index
-//! and hand the commit to the projection host (`projection_host`), which
-//! folds it into the policy board, publishes the new head and answers: an
-//! acknowledged append is durable and folded, and a refused request has
-//! written nothing. Concurrent appends share one sync, which is what makes
+//! Only after that sync does it update the case states and hand the commit
+//! to the projection host (`projection_host`), which writes the read models
+//! on disk (the case list, the blind index, the policy board), publishes
+//! the new head and answers: an acknowledged append is durable and in the
+//! read models, and a refused request has written nothing. Concurrent appends share one sync, which is what makes
 //! durable appends fast.
 
 use super::case_cache::CaseCache;
@@ -243,6 +243,8 @@ impl<L: EventLog> Writer<L> {
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         let outlets = Outlets {
             board: self.board.clone(),
+            index: self.index.clone(),
+            blind: self.blind.clone(),
             head_tx: std::mem::replace(&mut self.head_tx, watch::channel(self.head).0),
             commits_tx: self.commits_tx.clone(),
         };
@@ -458,21 +460,6 @@ impl<L: EventLog> Writer<L> {
             self.stats.commit_requests.observe(requests as f64);
             self.stats.commit_records.observe(records.len() as f64);
             let rows: Vec<_> = cases.iter().map(|(id, s)| summarize(id, s)).collect();
-            let listed = self
-                .index
-                .write(&rows, self.head)
-                .and_then(|_| self.blind.add(&blind, self.head));
-            if let Err(e) = listed {
-                // The commit is durable, but the case list or the blind
-                // index would not show it: refuse it and every later
-                // append until a restart catches them up (a retry is then
-                // a duplicate).
-                let why = self.stop_appends("writing the case list or the blind index", &e);
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(LedgerError::Storage(why.clone())));
-                }
-                return store_answered;
-            }
             for (case_id, state) in cases {
                 if kept_in_memory(&state) {
                     self.cases.insert(case_id, state);
@@ -488,6 +475,8 @@ impl<L: EventLog> Writer<L> {
             // commit order.
             host.hand_over(Committed {
                 facts,
+                rows,
+                customers: blind,
                 head: self.head,
                 replies,
             });
@@ -497,6 +486,8 @@ impl<L: EventLog> Writer<L> {
             if !replies.is_empty() {
                 host.hand_over(Committed {
                     facts: Vec::new(),
+                    rows: Vec::new(),
+                    customers: Vec::new(),
                     head: self.head,
                     replies,
                 });
@@ -587,7 +578,7 @@ impl<L: EventLog> Writer<L> {
     fn ensure_loaded(&mut self, staged: &Staged, case_id: &str) -> Result<(), LedgerError> {
         if staged.cases.contains_key(case_id)
             || self.cases.contains_key(case_id)
-            || !self.index.contains(case_id)?
+            || self.log.case_positions(case_id, 1, false, 1)?.is_empty()
         {
             return Ok(());
         }
@@ -1409,9 +1400,9 @@ mod tests {
         use crate::projections::board_source::BoardSource;
         assert!(board.case("c").unwrap().unwrap().cases["c"].set_aside());
 
-        // The writer's own read of the closed case succeeds, the board's
-        // fails.
-        log.reads_left.store(1, Ordering::Relaxed);
+        // The writer's own reads of the closed case (whether it exists,
+        // then its stream) succeed, the board's fails.
+        log.reads_left.store(2, Ordering::Relaxed);
         let reopen = event("reopen", Kind::CaseReopened(pb::CaseReopened::default()));
         let acknowledged = append(vec![reopen]).unwrap();
         assert_eq!(acknowledged.last_position, 3);
