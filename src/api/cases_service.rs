@@ -166,10 +166,10 @@ impl CasesApi for CasesService {
         let ledger = self.ledger.clone();
         let after = req.page_token;
         let (cases, next) =
-            tokio::task::spawn_blocking(move || ledger.index().list(&filter, &after, size))
+            tokio::task::spawn_blocking(move || ledger.list_cases(&filter, &after, size))
                 .await
                 .map_err(|e| Status::internal(format!("reading the case list failed: {e}")))?
-                .map_err(|e| to_status(e.into()))?;
+                .map_err(to_status)?;
         let next_page_token = next.unwrap_or_default();
         Ok(Response::new(pb::ListCasesResponse {
             cases,

@@ -522,10 +522,8 @@ impl<L: EventLog> Ledger<L> {
         backwards: bool,
         limit: usize,
     ) -> Result<Vec<pb::RecordedEvent>, LedgerError> {
-        // Only what is durable. sled shows a commit's records (and case
-        // index entries) from its batch on, before the sync that makes them
-        // durable; the case index in memory moves only after the sync.
-        let Some(durable) = self.index.version(case_id)? else {
+        // Only what is durable (see `durable_version`).
+        let Some(durable) = self.durable_version(case_id)? else {
             return Ok(Vec::new());
         };
         let (from_version, limit) = if backwards {
@@ -551,6 +549,49 @@ impl<L: EventLog> Ledger<L> {
             out.push(recorded::to_recorded(&self.stored_record(pos)?.into())?);
         }
         Ok(out)
+    }
+
+    /// A case's last version at or below the published head, and its
+    /// position; None when the case has no such version. The log's case
+    /// index shows a commit's entries from its batch on, before the sync
+    /// that makes them durable: the head moves only after it.
+    pub fn durable_version(&self, case_id: &str) -> Result<Option<u64>, LedgerError> {
+        Ok(self.durable_last(case_id)?.map(|(version, _)| version))
+    }
+
+    fn durable_last(&self, case_id: &str) -> Result<Option<(u64, u64)>, LedgerError> {
+        let head = *self.head_rx.borrow();
+        let mut from = 0; // the latest version
+        loop {
+            let page = self.log.case_positions(case_id, from, true, 64)?;
+            if let Some(found) = page.iter().find(|(_, pos)| *pos <= head) {
+                return Ok(Some(*found));
+            }
+            match page.last() {
+                Some((version, _)) if page.len() == 64 && *version > 1 => from = version - 1,
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// A page of the case list (see `CaseIndex::list`), each summary with
+    /// its case's durable version and the time its last event was
+    /// recorded, read from the log. Blocking.
+    pub fn list_cases(
+        &self,
+        filter: &crate::projections::summary::CaseFilter,
+        after: &str,
+        limit: usize,
+    ) -> Result<(Vec<pb::CaseSummary>, Option<String>), LedgerError> {
+        let (mut cases, next) = self.index.list(filter, after, limit)?;
+        for c in &mut cases {
+            if let Some((version, position)) = self.durable_last(&c.case_id)? {
+                c.version = version;
+                let last = recorded::to_recorded(&self.stored_record(position)?.into())?;
+                c.last_recorded_at = last.recorded_at;
+            }
+        }
+        Ok((cases, next))
     }
 
     /// The stored bytes of a committed position; its absence means the store

@@ -148,6 +148,15 @@ pub struct WarningFact {
     pub withdrawn: Option<Box<(String, i128)>>,
 }
 
+/// A warning as judged at a moment: when it had to be answered, the
+/// escalation that answered it, whether it was, and whether it is overdue.
+pub struct WarningJudged<'b> {
+    pub by: i128,
+    pub answer: Option<&'b EscalationFact>,
+    pub answered: bool,
+    pub overdue: bool,
+}
+
 /// The hash [`WarningFact::id_hash`] keeps.
 fn warning_id_hash(id: &str) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -591,6 +600,31 @@ impl Board {
     /// SHA-256 of the board's canonical rendering: equal boards, equal digests.
     pub fn digest(&self) -> String {
         hex::encode(Sha256::digest(format!("{self:?}").as_bytes()))
+    }
+
+    /// Warning `w` of this board's case judged at `now`, answered by an
+    /// escalation to its level within `escalate_within` nanoseconds
+    /// (`ListWarnings`, the unanswered warnings' index and count).
+    pub fn judge_warning(
+        &self,
+        w: &WarningFact,
+        now: i128,
+        escalate_within: i128,
+    ) -> WarningJudged<'_> {
+        let by = w.at.saturating_add(escalate_within);
+        let answer = self
+            .escalation_reaching(&w.case_id, w.required_level, by.min(now))
+            .filter(|_| w.required_level > 0);
+        // A withdrawn warning asks for nothing any more.
+        let answered = answer.is_some()
+            || w.required_level <= pb::EscalationLevel::Agent as i32
+            || w.withdrawn.is_some();
+        WarningJudged {
+            by,
+            answer,
+            answered,
+            overdue: !answered && now > by,
+        }
     }
 
     /// The first escalation of a case to at least `level` that happened by

@@ -14,7 +14,6 @@
 //! big-endian with the sign bit flipped, so they sort as numbers.
 
 use super::board::{Board, ContactKey, PromiseKey};
-use crate::proto::v1 as pb;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use time::Date;
@@ -199,14 +198,10 @@ pub fn entries(board: &Board, escalate_within: i128) -> Entries {
     }
     for (position, w) in &board.warnings {
         put(warning_key(*position), w.case_id.as_bytes());
-        let by = w.at.saturating_add(escalate_within);
-        let answered = w.required_level <= pb::EscalationLevel::Agent as i32
-            || w.withdrawn.is_some()
-            || board
-                .escalation_reaching(&w.case_id, w.required_level, by)
-                .is_some();
-        if !answered {
-            put(unanswered_key(by, *position), w.case_id.as_bytes());
+        // Judged as of forever: whether an escalation answered it in time.
+        let judged = board.judge_warning(w, i128::MAX, escalate_within);
+        if !judged.answered {
+            put(unanswered_key(judged.by, *position), w.case_id.as_bytes());
         }
     }
     out

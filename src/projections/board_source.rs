@@ -167,10 +167,10 @@ impl BoardSource for Board {
     }
 
     fn warnings_overdue(&self, now: i128, escalate_within: i128) -> Result<u64, String> {
-        Ok(super::listings::unanswered_warnings(
-            self,
-            now,
-            escalate_within,
-        ))
+        Ok(self
+            .warnings
+            .values()
+            .filter(|w| self.judge_warning(w, now, escalate_within).overdue)
+            .count() as u64)
     }
 }

@@ -5,7 +5,7 @@
 //! in that order and examines a bounded number of entries, reading each
 //! entry's case facts as it goes (see [`BoardSource`]).
 
-use super::board::{Board, EscalationFact, PromiseKey, WarningFact};
+use super::board::{PromiseKey, WarningJudged};
 use super::board_source::BoardSource;
 pub use super::page::{token, untoken, walk_page, PAGE_KEYS, SCAN_BUDGET};
 use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
@@ -202,12 +202,12 @@ pub fn warnings(
         if q.rule.as_ref().is_some_and(|r| **r != *w.rule) {
             continue;
         }
-        let Judged {
+        let WarningJudged {
             by,
             answer,
             answered,
             overdue,
-        } = judge(&facts, w, q.now, q.escalate_within);
+        } = facts.judge_warning(w, q.now, q.escalate_within);
         if q.unanswered_only && (answered || !overdue) {
             continue;
         }
@@ -234,43 +234,6 @@ pub fn warnings(
         });
     }
     Ok((out, next))
-}
-
-/// A warning as judged at a moment: when it had to be answered, the
-/// escalation that answered it, whether it was, and whether it is overdue.
-struct Judged<'b> {
-    by: i128,
-    answer: Option<&'b EscalationFact>,
-    answered: bool,
-    overdue: bool,
-}
-
-fn judge<'b>(board: &'b Board, w: &WarningFact, now: i128, escalate_within: i128) -> Judged<'b> {
-    let by = w.at.saturating_add(escalate_within);
-    let answer = board
-        .escalation_reaching(&w.case_id, w.required_level, by.min(now))
-        .filter(|_| w.required_level > 0);
-    // A withdrawn warning asks for nothing any more.
-    let answered = answer.is_some()
-        || w.required_level <= pb::EscalationLevel::Agent as i32
-        || w.withdrawn.is_some();
-    Judged {
-        by,
-        answer,
-        answered,
-        overdue: !answered && now > by,
-    }
-}
-
-/// How many warnings of a board folded in memory stand unanswered past
-/// their time to escalate at `now` — `ListWarnings` with `unanswered_only`,
-/// counted over every warning (the store on disk keeps an index of them).
-pub fn unanswered_warnings(board: &Board, now: i128, escalate_within: i128) -> u64 {
-    board
-        .warnings
-        .values()
-        .filter(|w| judge(board, w, now, escalate_within).overdue)
-        .count() as u64
 }
 
 /// Fills a listed warning's event id and content from the event stored at
@@ -391,7 +354,11 @@ mod tests {
     }
 
     /// Every page of a promise listing, following its tokens.
-    fn all_pages(board: &Board, q: &PromiseQuery, limit: usize) -> (Vec<pb::PromiseEntry>, usize) {
+    fn all_pages(
+        board: &crate::projections::board::Board,
+        q: &PromiseQuery,
+        limit: usize,
+    ) -> (Vec<pb::PromiseEntry>, usize) {
         let (mut out, mut after, mut pages) = (Vec::new(), None, 0);
         loop {
             let (page, next) = promises(board, q, after.as_ref(), limit).unwrap();

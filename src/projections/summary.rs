@@ -1,12 +1,14 @@
 //! The case list: one summary per case, filterable by status, customer,
 //! agent and open promises, kept in a table of the store
-//! (`case-summaries`). The writer writes the rows of each commit's cases
-//! from the same state the rules decided on, right after the commit is
-//! durable and before it is answered (read-your-writes for `ListCases`,
-//! and the durable version `ReadCase` stops at), together with the log
-//! position they reached. A start catches the rows up from that position:
-//! a crash can leave them behind the log, never ahead, and the cases of
-//! the records since are folded from their streams again.
+//! (`case-summaries`). The projection host writes the rows of each
+//! commit's cases, from the same states the rules decided on, after the
+//! commit is durable and before it is answered (read-your-writes for
+//! `ListCases`), together with the log position they reached; a row is
+//! written only when it changed (the case's version and last recorded
+//! time, which change with every event, come from the log instead). A
+//! start catches the rows up from that position: a crash can leave them
+//! behind the log, never ahead, and the cases of the records since are
+//! folded from their streams again.
 //!
 //! Why on disk: kept in memory, the list grew with every case that ever
 //! existed, and every start folded the whole log to rebuild it.
@@ -36,11 +38,19 @@ struct Row {
 }
 
 impl Row {
+    /// The row stored of an entry: without the case's version and the time
+    /// its last event was recorded, which change with every event (the log
+    /// gives them, see `Ledger::list_cases`); so a commit that changes
+    /// nothing else of a case writes nothing here.
     fn of(e: &SummaryEntry) -> Self {
         let mut agents: Vec<String> = e.agents.iter().cloned().collect();
         agents.sort();
         Row {
-            summary: Some(e.summary.clone()),
+            summary: Some(pb::CaseSummary {
+                version: 0,
+                last_recorded_at: None,
+                ..e.summary.clone()
+            }),
             agents,
         }
     }
@@ -85,8 +95,14 @@ pub struct CaseIndex {
     cases: AtomicU64,
     /// How many rows are of closed cases (`Ops.GetStats`).
     closed: AtomicU64,
+    /// The position reached, and the one last written to the table.
     position: AtomicU64,
+    stored: AtomicU64,
 }
+
+/// Positions a commit that changes no row may leave unwritten: a start
+/// folds the cases of at most this many records again.
+const POSITION_SLACK: u64 = 8192;
 
 impl Default for CaseIndex {
     /// An index in memory (offline rebuilds, tests).
@@ -149,10 +165,12 @@ pub fn summarize(case_id: &str, s: &CaseState) -> SummaryEntry {
 impl CaseIndex {
     /// The index kept in `table`.
     pub fn open(table: Box<dyn SideTable>) -> Result<Self, StoreError> {
+        let position = u64_of(table.get(&meta("position"))?);
         let index = Self {
             cases: AtomicU64::new(u64_of(table.get(&meta("cases"))?)),
             closed: AtomicU64::new(u64_of(table.get(&meta("closed"))?)),
-            position: AtomicU64::new(u64_of(table.get(&meta("position"))?)),
+            position: AtomicU64::new(position),
+            stored: AtomicU64::new(position),
             table,
         };
         Ok(index)
@@ -163,8 +181,9 @@ impl CaseIndex {
         self.position.load(Ordering::Acquire)
     }
 
-    /// Writes the rows of a commit stored through `position`, in one batch
-    /// with the position and the counts.
+    /// Writes the rows of a commit stored through `position` that changed,
+    /// in one batch with the position and the counts; a commit that changes
+    /// no row writes only every [`POSITION_SLACK`] positions.
     pub fn write(&self, rows: &[SummaryEntry], position: u64) -> Result<(), StoreError> {
         let closed_row = |s: &pb::CaseSummary| s.status == pb::CaseStatus::Closed as i32;
         let (mut cases, mut closed) = (self.len() as i64, self.closed() as i64);
@@ -175,21 +194,35 @@ impl CaseIndex {
             if !seen.insert(e.summary.case_id.as_str()) {
                 continue;
             }
-            match self.get(&e.summary.case_id)? {
+            let key = row_key(&e.summary.case_id);
+            let row = Row::of(e).encode_to_vec();
+            let old = self.table.get(&key)?;
+            if old.as_deref() == Some(&row[..]) {
+                continue;
+            }
+            match old {
                 None => cases += 1,
-                Some(old) => closed -= i64::from(closed_row(&old.summary)),
+                Some(old) => {
+                    let old = Row::decode(old.as_slice())
+                        .map_err(|err| corrupt(&e.summary.case_id, err))?;
+                    closed -= i64::from(closed_row(&old.summary.unwrap_or_default()));
+                }
             }
             closed += i64::from(closed_row(&e.summary));
-            changes.push((
-                row_key(&e.summary.case_id),
-                Some(Row::of(e).encode_to_vec()),
-            ));
+            changes.push((key, Some(row)));
+        }
+        if changes.is_empty()
+            && position.saturating_sub(self.stored.load(Ordering::Relaxed)) < POSITION_SLACK
+        {
+            self.position.store(position, Ordering::Release);
+            return Ok(());
         }
         let (cases, closed) = (cases.max(0) as u64, closed.max(0) as u64);
         for (name, v) in [("cases", cases), ("closed", closed), ("position", position)] {
             changes.push((meta(name), Some(v.to_be_bytes().to_vec())));
         }
         self.table.apply(&changes)?;
+        self.stored.store(position, Ordering::Relaxed);
         self.cases.store(cases, Ordering::Relaxed);
         self.closed.store(closed, Ordering::Relaxed);
         self.position.store(position, Ordering::Release);
@@ -283,11 +316,6 @@ impl CaseIndex {
         Ok(self.get(case_id)?.map(|e| e.summary.business_line))
     }
 
-    /// A case's current version.
-    pub fn version(&self, case_id: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.get(case_id)?.map(|e| e.summary.version))
-    }
-
     pub fn contains(&self, case_id: &str) -> Result<bool, StoreError> {
         Ok(self.table.get(&row_key(case_id))?.is_some())
     }
@@ -300,7 +328,9 @@ impl CaseIndex {
         self.len() == 0
     }
 
-    /// Up to `limit` matching summaries with case id after `after`, and
+    /// Up to `limit` matching summaries with case id after `after` (their
+    /// version and last recorded time not filled in: the rows do not keep
+    /// them), and
     /// the case id the next page goes on after, if any: the last one
     /// listed when more match, or the last one examined when the page ran
     /// out of its [`LIST_BUDGET`] first (a short page with a token means

@@ -72,9 +72,8 @@ pub fn queue(
 ) -> Result<(Date, Vec<pb::QueueItem>, Option<String>), LedgerError> {
     let (served, mut items, next) =
         kf006::queue(ledger.board(), kind, day, business_line, after, limit).map_err(storage)?;
-    let rows = ledger.index();
     for item in &mut items {
-        item.case_version = rows.version(&item.case_id)?.unwrap_or(0);
+        item.case_version = ledger.durable_version(&item.case_id)?.unwrap_or(0);
     }
     Ok((served, items, next))
 }
