@@ -683,32 +683,24 @@ fn catch_up_blind<L: EventLog + ?Sized>(
     blind: &BlindIndex,
     head: u64,
 ) -> Result<(), crate::store::StoreError> {
-    use crate::store::StoreError;
-    let mut next = blind.position() + 1;
-    if next > head {
-        return Ok(());
-    }
     let mut customers = Vec::new();
-    while next <= head {
-        let want = usize::try_from(head - next + 1)
-            .unwrap_or(usize::MAX)
-            .min(4096);
-        let chunk = log.read_range(next, want)?;
-        let Some((last, _)) = chunk.last() else {
-            return Err(StoreError::Corrupt(format!(
-                "the log ends before position {next}, which the blind index was to read"
-            )));
-        };
-        next = last + 1;
-        for (pos, bytes) in &chunk {
-            let rec = pb::StoredRecord::decode(bytes.clone())
-                .map_err(|e| StoreError::Corrupt(format!("record {pos} does not decode: {e}")))?;
-            let event = CaseEvent::decode(&rec.payload[..])
-                .map_err(|e| StoreError::Corrupt(format!("payload {pos} does not decode: {e}")))?;
-            if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
-                customers.extend(customer_tokens(keys, blind, o));
+    let from = blind.position() + 1;
+    crate::projections::case_stream::for_each_chunk(
+        log,
+        from,
+        head,
+        "the blind index",
+        |facts, _| {
+            for f in facts {
+                if let Some(pb::case_event::Kind::CaseOpened(o)) = &f.event.kind {
+                    customers.extend(customer_tokens(keys, blind, o));
+                }
             }
-        }
+            Ok(())
+        },
+    )?;
+    if customers.is_empty() && from > head {
+        return Ok(());
     }
     blind.add(&customers, head)
 }

@@ -20,11 +20,10 @@ use super::board::{Board, ContactKey, PromiseKey};
 use super::board_keys::{self as keys, entries, Entries};
 use super::board_source::{BoardSource, JudgementKey};
 use super::fact::OwnedFact;
-use crate::proto::v1::{CaseEvent, QueueKind, StoredRecord};
+use crate::proto::v1::QueueKind;
 use crate::recent::Recent;
 use crate::store::side_table::{Change, Entry};
 use crate::store::{EventLog, SideTable, StoreError};
-use prost::Message;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,9 +31,6 @@ use time::Date;
 
 /// The layout of the table; a table of another layout is refolded.
 const LAYOUT: u64 = 1;
-
-/// Records read and folded at once while catching up.
-const CATCH_UP_CHUNK: usize = 4096;
 
 /// Positions a commit that changes no entry may leave unwritten: a start
 /// folds at most this many records again (most commits of notes change no
@@ -163,34 +159,19 @@ impl BoardStore {
     /// `progress(done)` after each chunk.
     pub fn catch_up(&self, to: u64, mut progress: impl FnMut(u64)) -> Result<u64, StoreError> {
         let mut done = 0;
-        let mut next = self.position() + 1;
-        while next <= to {
-            let want = usize::try_from(to - next + 1)
-                .unwrap_or(usize::MAX)
-                .min(CATCH_UP_CHUNK);
-            let chunk = self.log.read_range(next, want)?;
-            let Some((last, _)) = chunk.last() else {
-                return Err(StoreError::Corrupt(format!(
-                    "the log ends before position {next}, which the board was to fold"
-                )));
-            };
-            let last = *last;
-            let mut facts = Vec::with_capacity(chunk.len());
-            for (pos, bytes) in &chunk {
-                let rec = StoredRecord::decode(bytes.clone()).map_err(|e| {
-                    StoreError::Corrupt(format!("record {pos} does not decode: {e}"))
-                })?;
-                let event = CaseEvent::decode(&rec.payload[..]).map_err(|e| {
-                    StoreError::Corrupt(format!("payload {pos} does not decode: {e}"))
-                })?;
-                facts.push(OwnedFact::stored(&rec, &event));
-            }
-            self.fold(&facts, last).map_err(StoreError::Corrupt)?;
-            done += chunk.len() as u64;
-            next = last + 1;
-            progress(done);
-        }
-        Ok(done)
+        let log = self.log.as_ref();
+        super::case_stream::for_each_chunk(
+            log,
+            self.position() + 1,
+            to,
+            "the board",
+            |facts, last| {
+                self.fold(facts, last).map_err(StoreError::Corrupt)?;
+                done += facts.len() as u64;
+                progress(done);
+                Ok(())
+            },
+        )
     }
 
     /// Folds one durable commit's facts, stored through `head`: the
@@ -235,13 +216,7 @@ impl BoardStore {
         let quiet = changes.is_empty()
             && head.saturating_sub(self.stored.load(Ordering::Relaxed)) < POSITION_SLACK;
         if quiet {
-            let mut cached = self.cached.lock().expect("board cache");
-            for (case_id, board, _) in touched {
-                cached.facts.insert(case_id, board);
-            }
-            cached.through = head;
-            cached.facts.trim();
-            self.position.store(head, Ordering::Release);
+            self.reached(touched, head);
             return Ok(());
         }
         let cases = self.cases().saturating_add_signed(counts.cases);
@@ -264,6 +239,12 @@ impl BoardStore {
         self.stored.store(head, Ordering::Relaxed);
         self.cases.store(cases, Ordering::Relaxed);
         self.warnings.store(warnings, Ordering::Relaxed);
+        self.reached(touched, head);
+        Ok(())
+    }
+
+    /// Keeps the folded cases' facts and moves to `head`.
+    fn reached(&self, touched: Vec<(String, Arc<Board>, Entries)>, head: u64) {
         let mut cached = self.cached.lock().expect("board cache");
         for (case_id, board, _) in touched {
             cached.facts.insert(case_id, board);
@@ -271,7 +252,6 @@ impl BoardStore {
         cached.through = head;
         cached.facts.trim();
         self.position.store(head, Ordering::Release);
-        Ok(())
     }
 
     /// The facts of `case_id` folded from its events stored before

@@ -8,6 +8,8 @@
 //! refuse a store whose case index names a missing or misplaced record
 //! rather than fold a case from what is left of it. It sits with the
 //! projections, the lowest of its readers, and speaks the store's errors.
+//! Beside it, [`for_each_chunk`] reads a stretch of the whole log back, for
+//! the read models on disk catching up from the position they reached.
 
 use super::fact::OwnedFact;
 use crate::proto::v1 as pb;
@@ -68,4 +70,47 @@ pub fn facts_before<L: EventLog + ?Sized>(
         out.push(OwnedFact::stored(rec, event))
     })?;
     Ok(out)
+}
+
+/// Facts read back at once by [`for_each_chunk`].
+const CHUNK: usize = 4096;
+
+/// Calls `each` with the facts stored at positions `from..=to`, in order, a
+/// chunk of up to 4,096 at a time, and the last position of the chunk: how
+/// each read model on disk catches up from the position it reached. Errors
+/// when the log ends early or a record does not decode; `what` names the
+/// reader in the error.
+pub fn for_each_chunk<L: EventLog + ?Sized>(
+    log: &L,
+    from: u64,
+    to: u64,
+    what: &str,
+    mut each: impl FnMut(&[OwnedFact], u64) -> Result<(), StoreError>,
+) -> Result<u64, StoreError> {
+    let mut next = from.max(1);
+    let mut done = 0;
+    while next <= to {
+        let want = usize::try_from(to - next + 1)
+            .unwrap_or(usize::MAX)
+            .min(CHUNK);
+        let chunk = log.read_range(next, want)?;
+        let Some((last, _)) = chunk.last() else {
+            return Err(StoreError::Corrupt(format!(
+                "the log ends before position {next}, which {what} was to read"
+            )));
+        };
+        let last = *last;
+        let mut facts = Vec::with_capacity(chunk.len());
+        for (pos, bytes) in &chunk {
+            let rec = pb::StoredRecord::decode(bytes.clone())
+                .map_err(|e| StoreError::Corrupt(format!("record {pos} does not decode: {e}")))?;
+            let event = pb::CaseEvent::decode(&rec.payload[..])
+                .map_err(|e| StoreError::Corrupt(format!("payload {pos} does not decode: {e}")))?;
+            facts.push(OwnedFact::stored(&rec, &event));
+        }
+        each(&facts, last)?;
+        done += facts.len() as u64;
+        next = last + 1;
+    }
+    Ok(done)
 }

@@ -237,25 +237,10 @@ impl CaseIndex {
             return Ok(0);
         }
         let mut touched = std::collections::BTreeSet::new();
-        let mut next = from;
-        while next <= head {
-            let want = usize::try_from(head - next + 1)
-                .unwrap_or(usize::MAX)
-                .min(4096);
-            let chunk = log.read_range(next, want)?;
-            let Some((last, _)) = chunk.last() else {
-                return Err(StoreError::Corrupt(format!(
-                    "the log ends before position {next}, which the case list was to fold"
-                )));
-            };
-            next = last + 1;
-            for (pos, bytes) in &chunk {
-                let rec = pb::StoredRecord::decode(bytes.clone()).map_err(|e| {
-                    StoreError::Corrupt(format!("record {pos} does not decode: {e}"))
-                })?;
-                touched.insert(rec.case_id);
-            }
-        }
+        super::case_stream::for_each_chunk(log, from, head, "the case list", |facts, _| {
+            touched.extend(facts.iter().map(|f| f.case_id.clone()));
+            Ok(())
+        })?;
         let mut rows = Vec::with_capacity(touched.len());
         for case_id in &touched {
             let mut state = CaseState::default();
