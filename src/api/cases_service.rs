@@ -6,7 +6,7 @@ use super::observe::note_case;
 use super::pii::Presenter;
 use super::status::{invalid_field, to_status};
 use crate::domain::ids::id_problem;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::Ledger;
 use crate::projections::case_view::{fold, AsOf};
 use crate::projections::summary::CaseFilter;
 use crate::proto::v1::{self as pb, cases_server::Cases as CasesApi, get_case_request};
@@ -73,14 +73,10 @@ impl CasesApi for CasesService {
                 Some(ts) => checked_ts("evaluate_at", ts)?,
                 None => as_of.recorded_at.unwrap_or_else(now_nanos),
             };
-            let Some(line) = self
+            let line = self
                 .ledger
-                .index()
-                .business_line(&req.case_id)
-                .map_err(|e| to_status(e.into()))?
-            else {
-                return Err(to_status(LedgerError::CaseNotFound(req.case_id)));
-            };
+                .business_line_of(&req.case_id)
+                .map_err(to_status)?;
             check_line(&caller, &req.case_id, &line)?;
             let ledger = self.ledger.clone();
             let policy = self.ledger.policy().clone();

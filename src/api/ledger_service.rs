@@ -9,7 +9,7 @@ use super::pii::Presenter;
 use super::status::{invalid_field, to_status};
 use super::streaming::{chunk_channel, ResponseStream};
 use crate::domain::ids::id_problem;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::Ledger;
 use crate::proto::v1::{self as pb, ledger_server::Ledger as LedgerApi};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -97,14 +97,10 @@ impl LedgerApi for LedgerService {
         let req = request.into_inner();
         let _span = tracing::info_span!("ReadCase", case_id = %req.case_id).entered();
         check_case_id(&req.case_id)?;
-        let Some(line) = self
+        let line = self
             .ledger
-            .index()
-            .business_line(&req.case_id)
-            .map_err(|e| to_status(e.into()))?
-        else {
-            return Err(to_status(LedgerError::CaseNotFound(req.case_id)));
-        };
+            .business_line_of(&req.case_id)
+            .map_err(to_status)?;
         check_line(&caller, &req.case_id, &line)?;
         let presenter = Presenter::new(
             self.ledger.clone(),

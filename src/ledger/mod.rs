@@ -508,6 +508,14 @@ impl<L: EventLog> Ledger<L> {
         }
     }
 
+    /// A case's business line (what a scoped caller's access is checked
+    /// against); `CaseNotFound` when no case has this id.
+    pub fn business_line_of(&self, case_id: &str) -> Result<String, LedgerError> {
+        self.index
+            .business_line(case_id)?
+            .ok_or_else(|| LedgerError::CaseNotFound(case_id.to_string()))
+    }
+
     /// Whether a case exists.
     pub fn case_exists(&self, case_id: &str) -> Result<bool, LedgerError> {
         Ok(self.index.contains(case_id)?)
