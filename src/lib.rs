@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: [`api`] → [`domain`] validation and rules → [`ledger`]
 //! (one group-committing writer) → [`store`] (the durable sled log) →
-//! [`projections`] → queries. [`audit`] verifies what the store holds;
+//! [`projections`] (read models in tables of the store, each caught up from
+//! the log position it reached) → queries. [`audit`] verifies what the store holds;
 //! [`processes`] (early warning, pending deadlines) follow the commits and
 //! append through the ledger. ARCHITECTURE.md is the module map.
 

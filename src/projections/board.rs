@@ -2,11 +2,12 @@
 //! promises due or broken, warnings and whether they were escalated, the
 //! KF-006 survey and callback queues, agent scorecards, customer histories.
 //!
-//! It is a pure fold over committed events ([`Board::apply`]): the writer
-//! applies each commit before it acknowledges (so a read after an append sees
-//! it), a start replays the log into it, and `rebuild` folds a fresh one from
-//! the log to compare. Everything is kept in ordered maps, so two boards
-//! folded from the same log are equal, and their digests too.
+//! It is a pure fold over committed events ([`Board::apply`]). The server
+//! folds one case's events at a time into a board of that case, whose
+//! index keys (`board_keys`) it keeps in the store (`board_store`); a board
+//! folded from the whole log holds every case, which is what the tests and
+//! the offline rebuild fold. Everything is kept in ordered maps, so two
+//! boards folded from the same events are equal.
 
 use super::fact::{Fact, History, OwnedFact};
 use super::promise_book::{due_key, moves_promises, CasePromises, PromiseBook};
@@ -207,9 +208,7 @@ pub struct Board {
     pub rules: BTreeSet<Arc<str>>,
     /// Every promise by (due time, case, promise event id), as
     /// `ListPromises` pages them: a page walks this index from its token
-    /// instead of judging every promise of every case under the board's
-    /// lock, which the writer waits on before it acknowledges (57 ms per
-    /// call at 10,000 seed-like cases).
+    /// instead of judging every promise of every case.
     pub promises_by_due: BTreeSet<PromiseKey>,
     /// Promises whose due time, as last corrected, is provisional (a year
     /// without an official holiday notice): the ones to correct once it is

@@ -43,7 +43,7 @@ fn promise_token(k: &PromiseKey) -> String {
 
 /// A listed promise; a closed case's comes without its words, which the
 /// caller reads from the log at `read_promise_at` and fills in with
-/// [`complete_promise`] (outside the board's lock).
+/// [`complete_promise`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedPromise {
     pub entry: pb::PromiseEntry,
@@ -157,8 +157,7 @@ pub struct WarningQuery {
 ///
 /// The entries carry what the board keeps; their `event_id` and `warning`
 /// are the stored event's, which the caller reads from the log at each
-/// entry's position and fills in with [`complete_warning`] (outside the
-/// board's lock). With a case given, only that case's warnings are looked
+/// entry's position and fills in with [`complete_warning`]. With a case given, only that case's warnings are looked
 /// at, not every warning of the ledger; at most [`SCAN_BUDGET`] are.
 pub fn warnings(
     board: &impl BoardSource,

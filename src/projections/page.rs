@@ -1,7 +1,6 @@
 //! Pages of the listings: an opaque token holding the sort key a page
 //! goes on after, and a walk over an ordered index of the board that
-//! examines a bounded number of entries (the board's read lock, which
-//! appends wait on, is held meanwhile). Shared by every listing.
+//! examines a bounded number of entries. Shared by every listing.
 
 /// Encodes a sort key as a page token.
 pub fn token(parts: &[String]) -> String {
@@ -20,12 +19,11 @@ pub fn untoken(t: &str) -> Option<Vec<String>> {
     )
 }
 
-/// Most promises or warnings one page examines. A listing runs under the
-/// board's read lock, which the writer waits on before it acknowledges a
-/// commit; judging every promise of 10,000 seed-like cases took 57 ms per
-/// call. A page that runs out of it before it is full ends early, with a
-/// token to go on from: fewer entries than asked (even none) with a token
-/// means "ask again", not "that is all".
+/// Most promises or warnings one page examines: each may fold a case's
+/// stream that the board's cache does not hold, so a page's cost is
+/// bounded however rare its matches. A page that runs out of it before it
+/// is full ends early, with a token to go on from: fewer entries than
+/// asked (even none) with a token means "ask again", not "that is all".
 pub const SCAN_BUDGET: usize = 2048;
 
 /// Keys a page reads from an index: enough to fill the budget and see

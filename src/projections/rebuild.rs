@@ -1,9 +1,10 @@
-//! Rebuilding the projections from the log alone: every case's state, the
-//! case index and the policy board, folded from the stored records in
-//! position order. The server does this (with full verification) at every
-//! start; `complaint-ledger rebuild` runs it on its own with a progress bar,
-//! and `Ops.RebuildProjections` runs it inside a live server and compares the
-//! result with the projections the server maintained incrementally.
+//! Rebuilding the projections from the log alone, in memory: every case's
+//! state, the case list and the policy board, folded from the stored
+//! records in position order. `complaint-ledger rebuild --data-dir` runs it
+//! with a progress bar and prints digests a server's tables compare with;
+//! the tests fold it to check the tables. (A running server rebuilds its
+//! board into a table of the store instead: `ledger::rebuild`.) It holds
+//! every case in memory while it runs.
 
 use super::board::Board;
 use super::fact::Fact;

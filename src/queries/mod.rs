@@ -1,8 +1,7 @@
-//! The read surface the API answers from: each query takes what it needs
-//! of the read models (the policy board, under its read lock, held only
-//! for the query) and completes it from the log outside the lock. The API
-//! checks requests and maps errors; it never takes a read model's lock
-//! itself, so where read models live (memory today, disk tables next) is
-//! this module's business alone.
+//! The read surface the API answers from: each query walks what it needs
+//! of a read model's table (the policy board's indexes, cases' facts from
+//! its bounded cache or their streams) and completes it from the log. The
+//! API checks requests, maps errors and runs these blocking reads off its
+//! async workers; where read models live is this module's business alone.
 
 pub mod board;
