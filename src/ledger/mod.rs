@@ -509,11 +509,14 @@ impl<L: EventLog> Ledger<L> {
     }
 
     /// A case's business line (what a scoped caller's access is checked
-    /// against); `CaseNotFound` when no case has this id.
+    /// against); `CaseNotFound` when no case has this id, or none durable
+    /// yet (the case list's row is written a moment before the head that
+    /// makes the case's first commit readable is published).
     pub fn business_line_of(&self, case_id: &str) -> Result<String, LedgerError> {
-        self.index
-            .business_line(case_id)?
-            .ok_or_else(|| LedgerError::CaseNotFound(case_id.to_string()))
+        let not_found = || LedgerError::CaseNotFound(case_id.to_string());
+        let line = self.index.business_line(case_id)?.ok_or_else(not_found)?;
+        self.durable_version(case_id)?.ok_or_else(not_found)?;
+        Ok(line)
     }
 
     /// Whether a case exists.
@@ -591,13 +594,18 @@ impl<L: EventLog> Ledger<L> {
         after: &str,
         limit: usize,
     ) -> Result<(Vec<pb::CaseSummary>, Option<String>), LedgerError> {
-        let (mut cases, next) = self.index.list(filter, after, limit)?;
-        for c in &mut cases {
-            if let Some((version, position)) = self.durable_last(&c.case_id)? {
-                c.version = version;
-                let last = recorded::to_recorded(&self.stored_record(position)?.into())?;
-                c.last_recorded_at = last.recorded_at;
-            }
+        let (listed, next) = self.index.list(filter, after, limit)?;
+        let mut cases = Vec::with_capacity(listed.len());
+        for mut c in listed {
+            // A case whose first commit is not yet published is not
+            // listed yet (its row is written a moment before).
+            let Some((version, position)) = self.durable_last(&c.case_id)? else {
+                continue;
+            };
+            c.version = version;
+            let last = recorded::to_recorded(&self.stored_record(position)?.into())?;
+            c.last_recorded_at = last.recorded_at;
+            cases.push(c);
         }
         Ok((cases, next))
     }
