@@ -12,10 +12,9 @@
 //! and every start decrypted every customer again to rebuild it.
 
 use crate::store::side_table::Change;
-use crate::store::{MemoryTable, SideTable, StoreError};
+use crate::store::{MemoryTable, SideTable, StoreError, TablePosition};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A token's customers: `t`, the token, the customer id.
 const BY_TOKEN: u8 = b't';
@@ -27,14 +26,8 @@ const POSITION: &[u8] = b"mposition";
 pub struct BlindIndex {
     key: [u8; 32],
     table: Box<dyn SideTable>,
-    /// The position reached, and the one last written to the table.
-    position: AtomicU64,
-    stored: AtomicU64,
+    position: TablePosition,
 }
-
-/// Positions a commit that opens no customer may leave unwritten: a start
-/// reads at most this many records again.
-const POSITION_SLACK: u64 = 8192;
 
 fn by_token(token: &[u8; 32], customer: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(33 + customer.len());
@@ -91,16 +84,11 @@ pub fn normalize_account(a: &str) -> String {
 impl BlindIndex {
     /// The index kept in `table`, its tokens made with `key`.
     pub fn open(key: [u8; 32], table: Box<dyn SideTable>) -> Result<Self, StoreError> {
-        let position = table
-            .get(POSITION)?
-            .and_then(|v| v.try_into().ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0);
+        let position = TablePosition::new(table.get_u64(POSITION)?.unwrap_or(0));
         Ok(Self {
             key,
             table,
-            position: AtomicU64::new(position),
-            stored: AtomicU64::new(position),
+            position,
         })
     }
 
@@ -111,7 +99,7 @@ impl BlindIndex {
 
     /// The log position whose customers the index holds.
     pub fn position(&self) -> u64 {
-        self.position.load(Ordering::Acquire)
+        self.position.reached()
     }
 
     /// The blind token of a kind ("phone", "account") and a normalised value.
@@ -139,16 +127,14 @@ impl BlindIndex {
 
     /// Adds customers' tokens, stored through log position `position`, in
     /// one batch with it (the position alone is written only every
-    /// [`POSITION_SLACK`] positions).
+    /// [`POSITION_SLACK`](crate::store::side_table::POSITION_SLACK)
+    /// positions).
     pub fn add(
         &self,
         customers: &[(String, Vec<[u8; 32]>)],
         position: u64,
     ) -> Result<(), StoreError> {
-        if customers.is_empty()
-            && position.saturating_sub(self.stored.load(Ordering::Relaxed)) < POSITION_SLACK
-        {
-            self.position.store(position, Ordering::Release);
+        if customers.is_empty() && self.position.skip_to(position) {
             return Ok(());
         }
         let mut changes: Vec<Change> = Vec::new();
@@ -160,8 +146,7 @@ impl BlindIndex {
         }
         changes.push((POSITION.to_vec(), Some(position.to_be_bytes().to_vec())));
         self.table.apply(&changes)?;
-        self.stored.store(position, Ordering::Relaxed);
-        self.position.store(position, Ordering::Release);
+        self.position.written(position);
         Ok(())
     }
 

@@ -23,7 +23,7 @@ use super::fact::OwnedFact;
 use crate::proto::v1::QueueKind;
 use crate::recent::Recent;
 use crate::store::side_table::{Change, Entry};
-use crate::store::{EventLog, SideTable, StoreError};
+use crate::store::{EventLog, SideTable, StoreError, TablePosition};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,19 +32,8 @@ use time::Date;
 /// The layout of the table; a table of another layout is refolded.
 const LAYOUT: u64 = 1;
 
-/// Positions a commit that changes no entry may leave unwritten: a start
-/// folds at most this many records again (most commits of notes change no
-/// entry, and writing only the position cost each of them a batch).
-pub const POSITION_SLACK: u64 = 8192;
-
 fn meta(name: &str) -> Vec<u8> {
     keys::key(keys::META, &[], &[name])
-}
-
-fn u64_of(v: Option<Vec<u8>>) -> u64 {
-    v.and_then(|v| v.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
 }
 
 struct Cached {
@@ -60,9 +49,7 @@ pub struct BoardStore {
     cached: Mutex<Cached>,
     /// One fold at a time.
     folding: Mutex<()>,
-    position: AtomicU64,
-    /// The position last written to the table.
-    stored: AtomicU64,
+    position: TablePosition,
     cases: AtomicU64,
     warnings: AtomicU64,
     /// Cases' facts folded from their streams (cache misses).
@@ -88,9 +75,9 @@ impl BoardStore {
         escalate_within: i128,
         cache: usize,
     ) -> Result<Self, StoreError> {
-        let layout = u64_of(table.get(&meta("layout"))?);
+        let layout = table.get_u64(&meta("layout"))?.unwrap_or(0);
         let within = table.get(&meta("escalate-within"))?;
-        let position = u64_of(table.get(&meta("position"))?);
+        let position = table.get_u64(&meta("position"))?.unwrap_or(0);
         let head = log.head()?;
         let refold = if table.is_empty()? {
             None
@@ -116,8 +103,7 @@ impl BoardStore {
                 through: 0,
             }),
             folding: Mutex::new(()),
-            position: AtomicU64::new(0),
-            stored: AtomicU64::new(0),
+            position: TablePosition::default(),
             cases: AtomicU64::new(0),
             warnings: AtomicU64::new(0),
             loads: AtomicU64::new(0),
@@ -125,23 +111,18 @@ impl BoardStore {
             table,
         };
         if refold.is_none() {
-            store.position.store(position, Ordering::Relaxed);
-            store.stored.store(position, Ordering::Relaxed);
+            store.position.written(position);
             store.cached.lock().expect("board cache").through = position;
-            store
-                .cases
-                .store(u64_of(store.table.get(&meta("cases"))?), Ordering::Relaxed);
-            store.warnings.store(
-                u64_of(store.table.get(&meta("warnings"))?),
-                Ordering::Relaxed,
-            );
+            let count = |name| Ok::<_, StoreError>(store.table.get_u64(&meta(name))?.unwrap_or(0));
+            store.cases.store(count("cases")?, Ordering::Relaxed);
+            store.warnings.store(count("warnings")?, Ordering::Relaxed);
         }
         Ok(store)
     }
 
     /// The last log position folded.
     pub fn position(&self) -> u64 {
-        self.position.load(Ordering::Acquire)
+        self.position.reached()
     }
 
     /// Cases the board knows.
@@ -213,9 +194,8 @@ impl BoardStore {
                 &mut counts,
             );
         }
-        let quiet = changes.is_empty()
-            && head.saturating_sub(self.stored.load(Ordering::Relaxed)) < POSITION_SLACK;
-        if quiet {
+        // The commit changed no entry: its position alone waits.
+        if changes.is_empty() && self.position.skip_to(head) {
             self.reached(touched, head);
             return Ok(());
         }
@@ -236,14 +216,14 @@ impl BoardStore {
         self.table
             .apply(&changes)
             .map_err(|e| format!("the board's table cannot be written: {e}"))?;
-        self.stored.store(head, Ordering::Relaxed);
+        self.position.written(head);
         self.cases.store(cases, Ordering::Relaxed);
         self.warnings.store(warnings, Ordering::Relaxed);
         self.reached(touched, head);
         Ok(())
     }
 
-    /// Keeps the folded cases' facts and moves to `head`.
+    /// Keeps the folded cases' facts, as of `head`.
     fn reached(&self, touched: Vec<(String, Arc<Board>, Entries)>, head: u64) {
         let mut cached = self.cached.lock().expect("board cache");
         for (case_id, board, _) in touched {
@@ -251,7 +231,6 @@ impl BoardStore {
         }
         cached.through = head;
         cached.facts.trim();
-        self.position.store(head, Ordering::Release);
     }
 
     /// The facts of `case_id` folded from its events stored before
@@ -389,13 +368,11 @@ impl BoardStore {
         self.cases.store(other.cases(), Ordering::Relaxed);
         self.warnings
             .store(other.warnings.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.stored
-            .store(other.stored.load(Ordering::Relaxed), Ordering::Relaxed);
         let position = other.position();
         let mut cached = self.cached.lock().expect("board cache");
         cached.facts.clear();
         cached.through = position;
-        self.position.store(position, Ordering::Release);
+        self.position.set(position, other.position.stored());
         Ok(())
     }
 }

@@ -16,7 +16,7 @@
 use crate::domain::{CaseState, CaseStatus};
 use crate::proto::v1 as pb;
 use crate::store::side_table::Change;
-use crate::store::{EventLog, MemoryTable, SideTable, StoreError};
+use crate::store::{EventLog, MemoryTable, SideTable, StoreError, TablePosition};
 use prost::Message;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,12 +79,6 @@ fn meta(name: &str) -> Vec<u8> {
     k
 }
 
-fn u64_of(v: Option<Vec<u8>>) -> u64 {
-    v.and_then(|v| v.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
-}
-
 /// Rows a `ListCases` page examines at most: one whose filter matches few
 /// cases ends early with a token, as the policy listings' pages do.
 pub const LIST_BUDGET: usize = 4096;
@@ -95,14 +89,8 @@ pub struct CaseIndex {
     cases: AtomicU64,
     /// How many rows are of closed cases (`Ops.GetStats`).
     closed: AtomicU64,
-    /// The position reached, and the one last written to the table.
-    position: AtomicU64,
-    stored: AtomicU64,
+    position: TablePosition,
 }
-
-/// Positions a commit that changes no row may leave unwritten: a start
-/// folds the cases of at most this many records again.
-const POSITION_SLACK: u64 = 8192;
 
 impl Default for CaseIndex {
     /// An index in memory (offline rebuilds, tests).
@@ -165,12 +153,11 @@ pub fn summarize(case_id: &str, s: &CaseState) -> SummaryEntry {
 impl CaseIndex {
     /// The index kept in `table`.
     pub fn open(table: Box<dyn SideTable>) -> Result<Self, StoreError> {
-        let position = u64_of(table.get(&meta("position"))?);
+        let count = |name| Ok::<_, StoreError>(table.get_u64(&meta(name))?.unwrap_or(0));
         let index = Self {
-            cases: AtomicU64::new(u64_of(table.get(&meta("cases"))?)),
-            closed: AtomicU64::new(u64_of(table.get(&meta("closed"))?)),
-            position: AtomicU64::new(position),
-            stored: AtomicU64::new(position),
+            cases: AtomicU64::new(count("cases")?),
+            closed: AtomicU64::new(count("closed")?),
+            position: TablePosition::new(count("position")?),
             table,
         };
         Ok(index)
@@ -178,12 +165,14 @@ impl CaseIndex {
 
     /// The log position the rows reached.
     pub fn position(&self) -> u64 {
-        self.position.load(Ordering::Acquire)
+        self.position.reached()
     }
 
     /// Writes the rows of a commit stored through `position` that changed,
     /// in one batch with the position and the counts; a commit that changes
-    /// no row writes only every [`POSITION_SLACK`] positions.
+    /// no row writes only every
+    /// [`POSITION_SLACK`](crate::store::side_table::POSITION_SLACK)
+    /// positions.
     pub fn write(&self, rows: &[SummaryEntry], position: u64) -> Result<(), StoreError> {
         let closed_row = |s: &pb::CaseSummary| s.status == pb::CaseStatus::Closed as i32;
         let (mut cases, mut closed) = (self.len() as i64, self.closed() as i64);
@@ -211,10 +200,7 @@ impl CaseIndex {
             closed += i64::from(closed_row(&e.summary));
             changes.push((key, Some(row)));
         }
-        if changes.is_empty()
-            && position.saturating_sub(self.stored.load(Ordering::Relaxed)) < POSITION_SLACK
-        {
-            self.position.store(position, Ordering::Release);
+        if changes.is_empty() && self.position.skip_to(position) {
             return Ok(());
         }
         let (cases, closed) = (cases.max(0) as u64, closed.max(0) as u64);
@@ -222,10 +208,9 @@ impl CaseIndex {
             changes.push((meta(name), Some(v.to_be_bytes().to_vec())));
         }
         self.table.apply(&changes)?;
-        self.stored.store(position, Ordering::Relaxed);
         self.cases.store(cases, Ordering::Relaxed);
         self.closed.store(closed, Ordering::Relaxed);
-        self.position.store(position, Ordering::Release);
+        self.position.written(position);
         Ok(())
     }
 

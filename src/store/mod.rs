@@ -11,7 +11,7 @@ pub mod sled;
 pub mod witness;
 
 pub use self::sled::{contain_panics, SledLog, SledOptions, SledTable};
-pub use side_table::{MemoryTable, SideTable};
+pub use side_table::{MemoryTable, SideTable, TablePosition};
 
 /// A record ready to be stored at its position.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 
 use super::StoreError;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// One entry: key and value bytes.
@@ -41,6 +42,24 @@ pub trait SideTable: Send + Sync + 'static {
     /// writes its entries and the position they reached in one batch).
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError>;
 
+    /// A number stored big-endian under `key` (a read model's position
+    /// or counts); None when absent. A value of another length is damage,
+    /// reported, never read as zero.
+    fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(v) => <[u8; 8]>::try_from(v.as_slice())
+                .map(|b| Some(u64::from_be_bytes(b)))
+                .map_err(|_| {
+                    StoreError::Corrupt(format!(
+                        "a side table holds {} bytes under {}, not a number",
+                        v.len(),
+                        String::from_utf8_lossy(key)
+                    ))
+                }),
+        }
+    }
+
     /// Whether the table holds no entry.
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.scan(&[], 1)?.is_empty())
@@ -63,6 +82,62 @@ pub trait SideTable: Send + Sync + 'static {
                 _ => return Ok(()),
             }
         }
+    }
+}
+
+/// Positions a read model whose batch changes nothing may leave unwritten:
+/// a start reads at most this many records again. Most commits change
+/// nothing of a given read model (a commit of notes), and writing the
+/// position alone cost each of them a batch.
+pub const POSITION_SLACK: u64 = 8192;
+
+/// Where a read model kept in a side table stands: the log position it
+/// reached, and the one last written with its entries (what a start
+/// catches up from). The two differ by less than [`POSITION_SLACK`].
+#[derive(Debug, Default)]
+pub struct TablePosition {
+    reached: AtomicU64,
+    stored: AtomicU64,
+}
+
+impl TablePosition {
+    /// A read model as a start finds it: reached what it stored.
+    pub fn new(stored: u64) -> Self {
+        Self {
+            reached: AtomicU64::new(stored),
+            stored: AtomicU64::new(stored),
+        }
+    }
+
+    /// The log position reached.
+    pub fn reached(&self) -> u64 {
+        self.reached.load(Ordering::Acquire)
+    }
+
+    /// The position last written to the table.
+    pub fn stored(&self) -> u64 {
+        self.stored.load(Ordering::Relaxed)
+    }
+
+    /// Moves to `head` without a write when a batch that changes nothing
+    /// may be left out there; false when it must be written.
+    pub fn skip_to(&self, head: u64) -> bool {
+        if head.saturating_sub(self.stored()) >= POSITION_SLACK {
+            return false;
+        }
+        self.reached.store(head, Ordering::Release);
+        true
+    }
+
+    /// Moves to `reached`, having written `stored` with the entries.
+    pub fn set(&self, reached: u64, stored: u64) {
+        self.stored.store(stored, Ordering::Relaxed);
+        self.reached.store(reached, Ordering::Release);
+    }
+
+    /// Moves to `head`, written with the entries.
+    pub fn written(&self, head: u64) {
+        self.set(head, head);
     }
 }
 
@@ -166,5 +241,22 @@ mod tests {
             Err(b"v".to_vec())
         );
         assert_eq!(t.insert_new(&9999u32.to_be_bytes(), b"w").unwrap(), Ok(()));
+    }
+
+    #[test]
+    fn a_position_waits_at_most_the_slack_and_a_bad_number_is_damage() {
+        let p = TablePosition::new(10);
+        assert!(p.skip_to(10 + POSITION_SLACK - 1));
+        assert_eq!((p.reached(), p.stored()), (10 + POSITION_SLACK - 1, 10));
+        assert!(!p.skip_to(10 + POSITION_SLACK));
+        p.written(10 + POSITION_SLACK);
+        assert_eq!(p.stored(), p.reached());
+
+        let t = MemoryTable::default();
+        assert_eq!(t.get_u64(b"n").unwrap(), None);
+        t.insert(b"n", &7u64.to_be_bytes()).unwrap();
+        assert_eq!(t.get_u64(b"n").unwrap(), Some(7));
+        t.insert(b"n", b"seven").unwrap();
+        assert!(matches!(t.get_u64(b"n"), Err(StoreError::Corrupt(_))));
     }
 }
