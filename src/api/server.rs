@@ -196,12 +196,10 @@ fn tls_config(
     Ok(tls)
 }
 
-/// The ledger as opened, with the early-warning rules its opening pass
-/// folded (when early warning is on).
+/// The ledger as opened.
 struct Opened {
     ledger: Arc<Ledger>,
-    warnings: Option<crate::processes::early_warning::Folded>,
-    /// The opening checked records before its verified-through mark light.
+    /// The opening did not read the records under its verified-through mark.
     partial: bool,
 }
 
@@ -210,26 +208,16 @@ async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Opened, TcpList
     // Without the scrub nothing would verify the records under the
     // verified-through mark again while the server runs: the start does.
     opts.verify_all_at_start |= config.scrub_interval.is_none();
-    let (ledger, report, warnings) = tokio::task::spawn_blocking(move || {
-        let mut warnings = crate::processes::early_warning::Folded::for_policy(&opts.policy);
-        let (ledger, report) = match warnings.as_mut() {
-            Some(w) => Ledger::open_following(&dir, &opts, &mut |f, h| w.fold(f, h))?,
-            None => Ledger::open(&dir, &opts)?,
-        };
-        if let Some(w) = warnings.as_mut() {
-            w.next = report.records + 1;
-        }
-        Ok::<_, crate::ledger::LedgerError>((ledger, report, warnings))
-    })
-    .await?
-    .with_context(|| format!("opening the ledger in {}", config.data_dir.display()))?;
+    let (ledger, report) = tokio::task::spawn_blocking(move || Ledger::open(&dir, &opts))
+        .await?
+        .with_context(|| format!("opening the ledger in {}", config.data_dir.display()))?;
     if report.verified_from > 1 {
         tracing::info!(
             data_dir = %config.data_dir.display(),
             records = report.records,
             cases = report.cases,
             verified_from = report.verified_from,
-            "ledger opened; records from verified_from on verified fully (hash chains, indexes, Merkle tree hashes), the ones before it light (a full verification covered them before); the background scrub verifies them all again now"
+            "ledger opened; records from verified_from on verified fully (hash chains, indexes, Merkle tree hashes), the ones before it not read (a full verification covered them before); the background scrub verifies them all again now"
         );
     } else {
         tracing::info!(
@@ -250,7 +238,6 @@ async fn open_and_bind(config: &ServerConfig) -> anyhow::Result<(Opened, TcpList
     Ok((
         Opened {
             ledger: Arc::new(ledger),
-            warnings,
             partial: report.verified_from > 1,
         },
         listener,
@@ -286,11 +273,7 @@ async fn serve_on(
     http: Option<tokio::task::AbortHandle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Opened {
-        ledger,
-        warnings,
-        partial,
-    } = opened;
+    let Opened { ledger, partial } = opened;
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let served = served_descriptors()?;
@@ -310,9 +293,10 @@ async fn serve_on(
     let decode_cap = (config.ledger.limits.max_request_bytes * 4).max(16 * 1024 * 1024);
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let stopping_for_scrub = stopping.clone();
+    // The rules keep as many cases' tracks as the board keeps cases' facts.
     let early_warning = tokio::spawn(crate::processes::early_warning::run(
         ledger.clone(),
-        warnings,
+        config.ledger.board_cache,
         stopping.clone(),
     ));
     let ledger_api = LedgerServer::new(LedgerService::new(ledger.clone(), stopping))

@@ -24,16 +24,24 @@ pub struct ChainError {
     pub problem: String,
 }
 
-/// A case's last record as checked: version, hash (if computed), position.
+/// A case's last record as checked: version, hash (None when it was not
+/// computed: the record was found through the case index), position.
 type Head = (u64, Option<[u8; 32]>, u64);
+
+/// Case heads kept while checking; beyond them they are dropped and found
+/// again through the case index (see [`ChainVerifier::check_with`]), so a
+/// walk over a log of millions of cases holds a bounded map, not one entry
+/// per case.
+const HEADS_KEPT: usize = 1 << 16;
 
 /// Checks records one by one, in position order.
 #[derive(Default)]
 pub struct ChainVerifier {
-    /// Per case: last version, its record hash (None when it was checked
-    /// light), its position.
+    /// The most recent cases' last records.
     heads: HashMap<String, Head>,
     last_position: u64,
+    /// Records checked that open their case.
+    cases: usize,
 }
 
 impl ChainVerifier {
@@ -41,39 +49,55 @@ impl ChainVerifier {
         Self::default()
     }
 
-    /// Records checked so far (= the last position).
+    /// A verifier that starts after `position`: the records up to it were
+    /// verified before, and their cases' heads are found through the case
+    /// index when a later record needs them.
+    pub fn after(position: u64) -> Self {
+        Self {
+            last_position: position,
+            ..Self::default()
+        }
+    }
+
+    /// The last position checked.
     pub fn checked(&self) -> u64 {
         self.last_position
     }
 
-    /// Cases seen so far.
+    /// Records checked that open a case: the cases of a walk from position 1.
     pub fn cases(&self) -> usize {
-        self.heads.len()
+        self.cases
     }
 
     /// Checks the record stored under `position`, returning it decoded (its
-    /// payload a view of `bytes`) and its hash.
+    /// payload a view of `bytes`) and its hash; every record of its case
+    /// must have come before it in this verifier.
     pub fn check(
         &mut self,
         position: u64,
         bytes: &bytes::Bytes,
     ) -> Result<(StoredRecord, [u8; 32]), ChainError> {
-        self.check_with(position, bytes, |p| {
-            Err(format!("the hash of the record at {p} was not kept"))
-        })
+        self.check_with(
+            position,
+            bytes,
+            |p| Err(format!("the hash of the record at {p} was not kept")),
+            |_, _| Ok(None),
+        )
     }
 
-    /// As [`Self::check`], for a record whose case's previous record may
-    /// have been checked light ([`Self::check_light`]): `hash_at(position)`
-    /// reads that record back and hashes it.
+    /// As [`Self::check`], for a record whose case's previous record this
+    /// verifier may not hold: `version_at(case, version)` finds it through
+    /// the case index, and `hash_at(position)` reads it back and hashes it.
     pub fn check_with(
         &mut self,
         position: u64,
         bytes: &bytes::Bytes,
         hash_at: impl FnOnce(u64) -> Result<[u8; 32], String>,
+        version_at: impl FnOnce(&str, u64) -> Result<Option<u64>, String>,
     ) -> Result<(StoredRecord, [u8; 32]), ChainError> {
         let fail = |problem: String| ChainError { position, problem };
-        let (rec, (prev_version, prev_hash, prev_position)) = self.sequence(position, bytes)?;
+        let (rec, (prev_version, prev_hash, prev_position)) =
+            self.sequence(position, bytes, version_at)?;
         let prev_hash = match prev_hash {
             Some(h) => h,
             None => hash_at(prev_position).map_err(|e| {
@@ -90,28 +114,18 @@ impl ChainVerifier {
             )));
         }
         let hash = record_hash(bytes);
+        if self.heads.len() >= HEADS_KEPT && !self.heads.contains_key(&rec.case_id) {
+            self.heads.clear();
+        }
         self.heads.insert(
             rec.case_id.clone(),
             (rec.case_version, Some(hash), position),
         );
         self.last_position = position;
+        if rec.case_version == 1 {
+            self.cases += 1;
+        }
         Ok((rec, hash))
-    }
-
-    /// The checks that need no hash: the record is where it says, decodes,
-    /// and is its case's next version. For records a full verification
-    /// covered before (see `verify_store_from`); the chain of the next
-    /// record of its case is checked by reading this one back.
-    pub fn check_light(
-        &mut self,
-        position: u64,
-        bytes: &bytes::Bytes,
-    ) -> Result<StoredRecord, ChainError> {
-        let (rec, _) = self.sequence(position, bytes)?;
-        self.heads
-            .insert(rec.case_id.clone(), (rec.case_version, None, position));
-        self.last_position = position;
-        Ok(rec)
     }
 
     /// Decodes the record at `position` and checks its place: gapless, at
@@ -121,6 +135,7 @@ impl ChainVerifier {
         &self,
         position: u64,
         bytes: &bytes::Bytes,
+        version_at: impl FnOnce(&str, u64) -> Result<Option<u64>, String>,
     ) -> Result<(StoredRecord, Head), ChainError> {
         let fail = |problem: String| ChainError { position, problem };
         let expected = self.last_position + 1;
@@ -138,11 +153,22 @@ impl ChainVerifier {
                 rec.position
             )));
         }
-        let head = self
-            .heads
-            .get(&rec.case_id)
-            .copied()
-            .unwrap_or((0, Some(ZERO_HASH), 0));
+        let head = match self.heads.get(&rec.case_id) {
+            Some(h) => *h,
+            None if rec.case_version > 1 => {
+                let prev = rec.case_version - 1;
+                match version_at(&rec.case_id, prev).map_err(&fail)? {
+                    Some(at) if at < position => (prev, None, at),
+                    _ => {
+                        return Err(fail(format!(
+                            "case {} version {} has no version {prev} before it",
+                            rec.case_id, rec.case_version
+                        )))
+                    }
+                }
+            }
+            None => (0, Some(ZERO_HASH), 0),
+        };
         if rec.case_version != head.0 + 1 {
             return Err(fail(format!(
                 "case {} version {} follows version {}",

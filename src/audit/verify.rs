@@ -50,19 +50,17 @@ pub fn verify_store(
     verify_store_from(log, 1, progress, |_, _| Ok(()))
 }
 
-/// Like [`verify_store`], handing every record to `visit` in position
-/// order (the ledger rebuilds its state this way at start, in the same
-/// pass), but checking records before `full_from` light: decoded, at their
-/// position, each its case's next version — no hash, no index, no Merkle
-/// leaf. For a store whose records up to `full_from - 1` a full
-/// verification covered before (the ledger's start: see
-/// `ledger::integrity::VerifiedThrough`). `visit` gets a record's chain
-/// hash where it was computed (from `full_from` on).
+/// Like [`verify_store`], from `full_from` on, handing each record checked
+/// to `visit` in position order with its chain hash. The records before
+/// `full_from` are not read: a full verification covered them before (the
+/// ledger's start: see `ledger::integrity::verified_through`), and the
+/// cases they end are found through the case index when a later record
+/// continues one. So the cost is the records since, not the log.
 pub fn verify_store_from(
     log: &dyn EventLog,
     full_from: u64,
     progress: impl FnMut(u64, u64),
-    visit: impl FnMut(StoredRecord, Option<[u8; 32]>) -> Result<(), VerifyError>,
+    visit: impl FnMut(StoredRecord, [u8; 32]) -> Result<(), VerifyError>,
 ) -> Result<VerifyReport, VerifyError> {
     let total = log.head()?;
     let v = verify_records(log, total, None, full_from, progress, visit)?;
@@ -116,20 +114,20 @@ pub fn verify_prefix(
     })
 }
 
-/// Checks each record from position 1 (up to `upto`, or to the end): from
-/// `full_from` on, its chain, its Merkle leaf and the nodes it completes,
-/// its case-index and event-id entries; before it, only its place (see
-/// [`ChainVerifier::check_light`]).
+/// Checks each record from `full_from` (up to `upto`, or to the end): its
+/// place, its chain, its Merkle leaf and the nodes it completes, its
+/// case-index and event-id entries.
 fn verify_records(
     log: &dyn EventLog,
     total: u64,
     upto: Option<u64>,
     full_from: u64,
     mut progress: impl FnMut(u64, u64),
-    mut visit: impl FnMut(StoredRecord, Option<[u8; 32]>) -> Result<(), VerifyError>,
+    mut visit: impl FnMut(StoredRecord, [u8; 32]) -> Result<(), VerifyError>,
 ) -> Result<ChainVerifier, VerifyError> {
-    let mut v = ChainVerifier::new();
-    let mut from = 1;
+    let start = full_from.clamp(1, total + 1);
+    let mut v = ChainVerifier::after(start - 1);
+    let mut from = start;
     loop {
         let want = match upto {
             Some(u) if from > u => break,
@@ -141,18 +139,23 @@ fn verify_records(
             break;
         }
         for (pos, bytes) in &chunk {
-            if *pos < full_from {
-                let rec = v.check_light(*pos, bytes)?;
-                visit(rec, None)?;
-                continue;
-            }
-            let (rec, hash) = v.check_with(*pos, bytes, |at| {
+            let hash_at = |at| {
                 let bytes = log
                     .read(at)
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| format!("no record is stored at {at}"))?;
                 Ok(super::chain::record_hash(&bytes))
-            })?;
+            };
+            let version_at = |case_id: &str, version| {
+                let found = log
+                    .case_positions(case_id, version, false, 1)
+                    .map_err(|e| e.to_string())?;
+                Ok(found
+                    .first()
+                    .filter(|(v, _)| *v == version)
+                    .map(|(_, p)| *p))
+            };
+            let (rec, hash) = v.check_with(*pos, bytes, hash_at, version_at)?;
             // Merkle: this record's leaf and the subtrees it completes.
             let expected = hashes_for_new_leaf(pos - 1, bytes, &StoreReader(log))
                 .map_err(|e| bad(*pos, format!("Merkle tree hashes cannot be read: {e}")))?;
@@ -194,7 +197,7 @@ fn verify_records(
                     ),
                 ));
             }
-            visit(rec, Some(hash))?;
+            visit(rec, hash)?;
         }
         from = chunk.last().map(|(p, _)| p + 1).unwrap_or(from);
         progress(v.checked(), total);

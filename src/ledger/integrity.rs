@@ -286,7 +286,8 @@ const VERIFIED_KEY: &[u8] = b"verified-through";
 /// How far a full verification of this store reached (the start's, or the
 /// background scrub's last pass): records 1..=N each had every check, and
 /// the Merkle root at N was R. A start re-checks only what was written
-/// after N, fully, and the rest light (`audit::verify::verify_store_from`);
+/// after N, fully, and does not read the rest
+/// (`audit::verify::verify_store_from`);
 /// the scrub's first pass, right after such a start, checks everything
 /// again in the background.
 ///

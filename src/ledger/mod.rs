@@ -1,13 +1,15 @@
 //! The ledger: the one place where an append is validated, decided, stored
 //! and projected, and where reads are served from.
 //!
-//! Opening a ledger reads the log once: it verifies fully (every hash
-//! chain, index entry and Merkle hash, refusing to start on a broken one)
-//! what was written since the last full verification, and the rest light
-//! (see `integrity::verified_through`), feeding the blind index and the
-//! early-warning rules as it goes. The read models on disk (the case list,
-//! the policy board) catch up from the positions they reached; the writer
-//! folds a case's state from its stream when a request first names it.
+//! Opening a ledger reads what was written since the last full
+//! verification, and verifies it fully (every hash chain, index entry and
+//! Merkle hash, refusing to start on a broken one); the rest it does not
+//! read (see `integrity::verified_through`): the background scrub verifies
+//! it again. The read models on disk (the case list, the policy board, the
+//! blind index) catch up from the positions they reached; the writer folds
+//! a case's state from its stream when a request first names it; early
+//! warning catches up from its own table's position once serving. So a
+//! start costs what was written since, not the log.
 //! Appends go to the single `writer` thread, which group-commits them;
 //! reads go straight to the store.
 
@@ -97,15 +99,6 @@ pub struct Ledger<L: EventLog = SledLog> {
     blind: Arc<BlindIndex>,
 }
 
-/// A fold the opening pass over the log feeds with every stored fact (and
-/// a reopened case's earlier facts when it asks), for a follower of the log
-/// that would otherwise read the whole log again after start: the
-/// early-warning process. A second full read at 1,000,000 events cost CPU
-/// and left sled holding ~460 MB (BENCHMARKS.md, change 22). Its error
-/// stops the opening, naming the position.
-pub type OpeningFold<'a> =
-    dyn FnMut(&Fact<'_>, &mut crate::projections::fact::History<'_>) -> Result<(), String> + 'a;
-
 /// How to open a ledger.
 #[derive(Debug, Clone)]
 pub struct LedgerOptions {
@@ -153,9 +146,9 @@ pub struct RecoveryReport {
     pub records: u64,
     pub cases: usize,
     /// The first position the opening verified fully; the records before
-    /// it a full verification had covered before, and they were checked
-    /// light (see `integrity::verified_through`). `records + 1`: nothing
-    /// new since.
+    /// it a full verification had covered before, and the opening did not
+    /// read them (see `integrity::verified_through`). `records + 1`:
+    /// nothing new since.
     pub verified_from: u64,
 }
 
@@ -163,17 +156,25 @@ impl Ledger<SledLog> {
     /// Opens the ledger on the embedded store in `dir`, verifying and
     /// replaying the whole log.
     pub fn open(dir: &Path, opts: &LedgerOptions) -> Result<(Self, RecoveryReport), LedgerError> {
-        Self::open_on(open_sled(dir, opts)?, dir, opts, None)
+        Self::open_on(open_sled(dir, opts)?, dir, opts)
     }
+}
 
-    /// As [`Self::open`], feeding `fold` every fact of the opening pass.
-    pub fn open_following(
-        dir: &Path,
-        opts: &LedgerOptions,
-        fold: &mut OpeningFold<'_>,
-    ) -> Result<(Self, RecoveryReport), LedgerError> {
-        Self::open_on(open_sled(dir, opts)?, dir, opts, Some(fold))
-    }
+/// The server time of the record at `position`.
+fn recorded_at_of(log: &dyn EventLog, position: u64) -> Result<i128, LedgerError> {
+    let bytes = log.read(position)?.ok_or_else(|| {
+        LedgerError::Storage(format!("no record is stored at position {position}"))
+    })?;
+    let rec = pb::StoredRecord::decode(&bytes[..]).map_err(|e| {
+        LedgerError::Storage(format!(
+            "the record at position {position} does not decode: {e}"
+        ))
+    })?;
+    Ok(rec
+        .recorded_at
+        .as_ref()
+        .map(crate::time::ts_nanos)
+        .unwrap_or(0))
 }
 
 /// The sled store of `dir`; refused when its main file is gone but the
@@ -196,7 +197,6 @@ impl<L: EventLog> Ledger<L> {
         log: L,
         dir: &Path,
         opts: &LedgerOptions,
-        mut fold: Option<&mut OpeningFold<'_>>,
     ) -> Result<(Self, RecoveryReport), LedgerError> {
         let log = Arc::new(log);
         let limits = opts.limits;
@@ -226,13 +226,19 @@ impl<L: EventLog> Ledger<L> {
         // now, not by the first response that needs the data.
         keys.check_all().map_err(|e| refuse(e.to_string()))?;
         let access = Arc::new(AccessLog::open(log.side_table("pii-access")?).map_err(refuse)?);
-        let mut last_recorded_at = i128::MIN;
-        // Records a full verification covered before are checked light;
-        // the rest fully (see `integrity::verified_through`).
+        // Records a full verification covered before are not read; the
+        // rest are verified fully (see `integrity::verified_through`).
         let full_from = if opts.verify_all_at_start {
             1
         } else {
             integrity::verified_through(log.as_ref()) + 1
+        };
+        // Server times never go back (the writer stamps the later of now
+        // and the last), so the last of the records not read is the
+        // latest of them.
+        let mut last_recorded_at = match full_from - 1 {
+            0 => i128::MIN,
+            p => recorded_at_of(log.as_ref(), p)?,
         };
         // sled can panic reading a damaged store: an error, never a crash.
         let verified = crate::store::contain_panics(dir, || {
@@ -248,13 +254,6 @@ impl<L: EventLog> Ledger<L> {
                         )
                     })?;
                     let fact = Fact::stored(&rec, &event);
-                    if let Some(fold) = fold.as_mut() {
-                        // A reopened case's earlier events, which the
-                        // rules set aside at its close, come from the log.
-                        let earlier = &mut crate::projections::case_stream::history(log.as_ref());
-                        fold(&fact, earlier)
-                            .map_err(|e| crate::audit::verify::bad(rec.position, e))?;
-                    }
                     last_recorded_at = last_recorded_at.max(fact.recorded_at);
                     Ok(())
                 },

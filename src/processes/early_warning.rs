@@ -1,20 +1,28 @@
-//! The early-warning process: follows the log from its start (the part
-//! stored when the ledger opened comes folded from its opening pass), feeds
-//! every event to the [`WarningRules`], and appends each warning they raise
-//! as a `WarningRaised` event on the triggering event's case, caused by it
+//! The early-warning process: follows the log from the position its table
+//! stored (see [`super::warning_table`]), feeds every event to the
+//! [`WarningRules`], and appends each warning they raise as a
+//! `WarningRaised` event on the triggering event's case, caused by it
 //! (`causation_id`), with a deterministic event id. It also wakes every
 //! `tick_seconds` to raise warnings for promises that fell due unanswered.
 //!
-//! Why restarting never raises a warning twice: the rules are folded again
-//! from the whole log, which includes the warnings already raised; a hit
-//! whose id is in the log is dropped, and any append that slips through
-//! (a crash between append and acknowledgement) is answered by the ledger's
-//! durable event-id index as a duplicate, writing nothing.
+//! Why a restart never raises a warning twice, nor loses one: the table's
+//! position moves past a fact only once what the fact raised is in the
+//! log, so a restart folds again at most what was not yet raised; a hit
+//! whose id is in the log (the ledger's durable event-id index) is dropped,
+//! and any append that slips through (a crash between append and
+//! acknowledgement) is answered by the ledger as a duplicate, writing
+//! nothing.
+//!
+//! The folds read the store, so they run off the async workers, one round
+//! at a time: fold what was committed (or read from the log), judge what
+//! fell due, append what was raised, then store the position.
 
-use super::warning_rules::{Hit, Pending, WarningRules};
+use super::warning_rules::{Hit, Pending, WarningLog, WarningRules};
+use super::warning_table::{DueKey, WarningTable, TABLE};
 use crate::ledger::{Ledger, LedgerError};
-use crate::projections::fact::{Fact, History, OwnedFact};
+use crate::projections::fact::{Fact, OwnedFact};
 use crate::proto::v1 as pb;
+use crate::store::EventLog;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -23,13 +31,14 @@ use tokio::sync::watch;
 /// The actor stamped on warnings this process appends.
 pub const ACTOR: &str = "policy:early-warning";
 
-/// Events read per step while catching up.
+/// Events read from the log per round while catching up: what a round
+/// raises is appended before the next is read, so a backlog (a policy
+/// turned on over a full log) never waits in memory whole.
 const CHUNK: usize = 4096;
 
 /// Warnings appended at once. One at a time, each waited for its own
-/// durable sync: a backlog of 80,000 (a policy turned on over a full log)
-/// took 48 s, and a stop waited for all of it. Appended together they share
-/// the writer's group commits.
+/// durable sync: a backlog of 80,000 took 48 s, and a stop waited for all
+/// of it. Appended together they share the writer's group commits.
 const RAISED_AT_ONCE: usize = 256;
 
 fn request(h: &Hit) -> pb::AppendRequest {
@@ -48,34 +57,111 @@ fn request(h: &Hit) -> pb::AppendRequest {
     }
 }
 
-/// The early-warning rules folded from the log by the ledger's opening
-/// pass (`Ledger::open_following`), so the process does not read the whole
-/// log again after start.
-pub struct Folded {
-    pub rules: WarningRules,
-    /// Hits found while folding, not yet known to be raised.
-    pub pending: Pending,
-    /// The first position not folded.
-    pub next: u64,
+impl<L: EventLog> WarningLog for Ledger<L> {
+    fn holds(&self, event_id: &str) -> Result<bool, String> {
+        self.log()
+            .event_position(event_id)
+            .map(|p| p.is_some())
+            .map_err(|e| e.to_string())
+    }
+
+    fn earlier(&self, case_id: &str, before: u64) -> Result<Vec<OwnedFact>, String> {
+        self.case_facts_before(case_id, before)
+            .map_err(|e| e.to_string())
+    }
 }
 
-impl Folded {
-    /// Empty rules of `policy`'s early warning, to fold the opening pass
-    /// into; None when early warning is off.
-    pub fn for_policy(policy: &crate::policy::Policy) -> Option<Self> {
-        let ew = &policy.config.early_warning;
-        ew.enabled.then(|| Folded {
-            rules: WarningRules::new(ew.rules.clone()),
+/// The process between rounds.
+struct Follower {
+    ledger: Arc<Ledger>,
+    rules: WarningRules,
+    pending: Pending,
+    /// The first position not folded.
+    next: u64,
+    /// Places in the due queue judged this round.
+    judged: Vec<DueKey>,
+}
+
+impl Follower {
+    /// Opens the table and the rules (blocking).
+    fn open(ledger: Arc<Ledger>, cache: usize) -> Result<Self, String> {
+        let rules = ledger.policy().config.early_warning.rules.clone();
+        let table = ledger
+            .log()
+            .side_table(TABLE)
+            .and_then(|t| WarningTable::open(Box::new(t), &WarningRules::fingerprint(&rules)))
+            .map_err(|e| e.to_string())?;
+        let next = table.position().map_err(|e| e.to_string())? + 1;
+        Ok(Self {
+            rules: WarningRules::new(rules, table, cache),
+            ledger,
             pending: Pending::default(),
-            next: 1,
+            next,
+            judged: Vec::new(),
         })
     }
 
-    /// Folds one fact of the opening pass.
-    pub fn fold(&mut self, f: &Fact<'_>, history: &mut History<'_>) -> Result<(), String> {
-        self.pending.fold(&mut self.rules, f, history)?;
+    fn fold(&mut self, f: &Fact<'_>) -> Result<(), String> {
+        self.pending
+            .fold(&mut self.rules, f, self.ledger.as_ref())?;
         self.next = f.position + 1;
         Ok(())
+    }
+
+    /// One round's folds (blocking): up to [`CHUNK`] events from the log
+    /// when `read_log`, else the commits received; then, once caught up,
+    /// the promises due by `now`. Returns the hits to append and whether
+    /// the log must be read (more is stored than was folded).
+    fn round(
+        &mut self,
+        read_log: bool,
+        received: &[Arc<Vec<OwnedFact>>],
+        now: i128,
+    ) -> Result<(Vec<Hit>, bool), String> {
+        let mut behind = read_log;
+        if read_log {
+            let chunk = self
+                .ledger
+                .read_all(self.next, CHUNK)
+                .map_err(|e| format!("reading the log: {e}"))?;
+            behind = chunk.len() == CHUNK;
+            for e in &chunk {
+                match Fact::of(e) {
+                    Some(f) => self.fold(&f)?,
+                    None => self.next = e.position + 1,
+                }
+            }
+        } else {
+            'commits: for commit in received {
+                for f in commit.iter() {
+                    if f.position < self.next {
+                        continue;
+                    }
+                    if f.position > self.next {
+                        // Missed a commit: the log has it.
+                        behind = true;
+                        break 'commits;
+                    }
+                    self.fold(&f.fact())?;
+                }
+            }
+        }
+        if !behind {
+            let (hits, judged) = self.rules.due(now, self.next, self.ledger.as_ref())?;
+            self.pending.add(self.ledger.as_ref(), hits)?;
+            self.judged = judged;
+        }
+        let hits = self.pending.settle(self.ledger.as_ref())?;
+        Ok((hits, behind))
+    }
+
+    /// After the round's hits are in the log (blocking): the promises
+    /// judged leave the due queue, and the position moves.
+    fn raised(&mut self) -> Result<(), String> {
+        self.rules
+            .judged_due(&std::mem::take(&mut self.judged))
+            .and_then(|_| self.rules.table().set_position(self.next - 1))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -113,9 +199,9 @@ async fn raise(ledger: &Ledger, h: &Hit) -> bool {
 /// Appends warnings in log order, up to [`RAISED_AT_ONCE`] at a time and
 /// never two of one case at a time (so each case gets its warnings in
 /// order). Stops between rounds once `stopping` turns true: what is left is
-/// raised again after the restart, since the rules are folded again from the
-/// log and only warnings already in it are dropped. False when the process
-/// must stop.
+/// raised after the restart, which folds again from the stored position (not
+/// moved past what was not raised) and drops only warnings already in the
+/// log. False when the process must stop.
 async fn raise_all(ledger: &Arc<Ledger>, hits: Vec<Hit>, stopping: &watch::Receiver<bool>) -> bool {
     let mut hits = hits.into_iter().peekable();
     while hits.peek().is_some() {
@@ -143,76 +229,15 @@ async fn raise_all(ledger: &Arc<Ledger>, hits: Vec<Hit>, stopping: &watch::Recei
     true
 }
 
-/// Folds one committed event into the rules, reading the case's earlier
-/// events first when it reopens a case the rules set aside at its close.
-/// Err when the log cannot be read: the process stops (and a restart folds
-/// the log again).
-async fn fold(
-    ledger: &Arc<Ledger>,
-    rules: &mut WarningRules,
-    pending: &mut Pending,
-    f: &Fact<'_>,
-) -> Result<(), ()> {
-    let mut earlier = if rules.needs_history(f) {
-        let (l, case_id, before) = (ledger.clone(), f.case_id.to_string(), f.position);
-        match tokio::task::spawn_blocking(move || l.case_facts_before(&case_id, before)).await {
-            Ok(Ok(facts)) => Some(facts),
-            Ok(Err(e)) => {
-                tracing::error!(case_id = %f.case_id, error = %e, "early warning: reading a reopened case failed; stopping");
-                return Err(());
-            }
-            Err(_) => return Err(()),
-        }
-    } else {
-        None
-    };
-    let read = &mut |_: &str, _: u64| {
-        earlier
-            .take()
-            .ok_or_else(|| "the case's earlier events were not read".to_string())
-    };
-    pending.fold(rules, f, read).map_err(|e| {
-        tracing::error!(case_id = %f.case_id, error = %e, "early warning: folding failed; stopping");
-    })
-}
-
-/// Folds the log from `next` to its head into the rules.
-async fn catch_up(
-    ledger: &Arc<Ledger>,
-    next: &mut u64,
-    rules: &mut WarningRules,
-    pending: &mut Pending,
-) -> Result<(), ()> {
-    loop {
-        let l = ledger.clone();
-        let from = *next;
-        let chunk = match tokio::task::spawn_blocking(move || l.read_all(from, CHUNK)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "early warning: reading the log failed; stopping");
-                return Err(());
-            }
-            Err(_) => return Err(()),
-        };
-        let Some(last) = chunk.last().map(|e| e.position) else {
-            return Ok(());
-        };
-        for e in &chunk {
-            if let Some(f) = Fact::of(e) {
-                fold(ledger, rules, pending, &f).await?;
-            }
-        }
-        *next = last + 1;
-    }
-}
-
-/// Runs until `stopping` turns true or the ledger stops taking appends.
+/// Runs until `stopping` turns true or the ledger stops taking appends,
+/// keeping at most `cache` cases' tracks in memory.
 ///
-/// It reads the log once at start; after that the writer hands it each
-/// commit's events (no second read of what was just written). Should it ever
-/// miss a commit (it lagged, or a position is skipped) it reads the log from
-/// where it was; events it already folded are skipped by position.
-pub async fn run(ledger: Arc<Ledger>, opened: Option<Folded>, mut stopping: watch::Receiver<bool>) {
+/// It catches up from the table's position at start; after that the
+/// writer hands it each commit's events (no second read of what was just
+/// written). Should it ever miss a commit (it lagged, or a position is
+/// skipped) it reads the log from where it was; events it already folded
+/// are skipped by position.
+pub async fn run(ledger: Arc<Ledger>, cache: usize, mut stopping: watch::Receiver<bool>) {
     let policy = ledger.policy().clone();
     let cfg = &policy.config.early_warning;
     if !cfg.enabled {
@@ -221,16 +246,24 @@ pub async fn run(ledger: Arc<Ledger>, opened: Option<Folded>, mut stopping: watc
     let tick = Duration::from_secs(cfg.tick_seconds);
     // Follow before the first read, so no commit falls between the two.
     let mut commits = ledger.follow_commits();
-    // The log as the ledger opened is folded already (in its opening pass,
-    // see [`Folded`]); the first read catches up on what was committed since.
-    let (mut rules, mut carried, mut next) = match opened {
-        Some(f) => (f.rules, f.pending, f.next),
-        None => (WarningRules::new(cfg.rules.clone()), Pending::default(), 1),
+    let l = ledger.clone();
+    let mut follower = match tokio::task::spawn_blocking(move || Follower::open(l, cache)).await {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "early warning: its table cannot be opened; not running");
+            return;
+        }
+        Err(_) => return,
     };
+    if follower.next > 1 {
+        tracing::info!(
+            from = follower.next,
+            "early warning catches up from its position"
+        );
+    }
     let mut read_log = true;
     let mut received: Vec<Arc<Vec<OwnedFact>>> = Vec::new();
     loop {
-        let mut pending = std::mem::take(&mut carried);
         loop {
             match commits.try_recv() {
                 Ok(c) => received.push(c),
@@ -239,43 +272,44 @@ pub async fn run(ledger: Arc<Ledger>, opened: Option<Folded>, mut stopping: watc
                 Err(TryRecvError::Closed) => return,
             }
         }
-        if read_log {
-            if catch_up(&ledger, &mut next, &mut rules, &mut pending)
-                .await
-                .is_err()
-            {
+        let batch = std::mem::take(&mut received);
+        let now = crate::time::now_nanos();
+        let done = tokio::task::spawn_blocking(move || {
+            let r = follower.round(read_log, &batch, now);
+            (follower, r)
+        })
+        .await;
+        let Ok((f, r)) = done else { return };
+        follower = f;
+        let hits = match r {
+            Ok((hits, behind)) => {
+                read_log = behind;
+                hits
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "early warning: folding failed; stopping");
                 return;
             }
-            read_log = false;
-        }
-        for commit in received.drain(..) {
-            for f in commit.iter() {
-                if f.position < next {
-                    continue;
-                }
-                if f.position > next
-                    && catch_up(&ledger, &mut next, &mut rules, &mut pending)
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
-                if f.position == next {
-                    if fold(&ledger, &mut rules, &mut pending, &f.fact())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    next += 1;
-                }
-            }
-        }
-        let now = crate::time::now_nanos();
-        let due = rules.due(now);
-        pending.add(&rules, due);
-        if !raise_all(&ledger, pending.settle(&rules), &stopping).await {
+        };
+        if !raise_all(&ledger, hits, &stopping).await {
             return;
+        }
+        let done = tokio::task::spawn_blocking(move || {
+            let r = follower.raised();
+            (follower, r)
+        })
+        .await;
+        let Ok((f, r)) = done else { return };
+        follower = f;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "early warning: storing its position failed; stopping");
+            return;
+        }
+        if read_log {
+            if *stopping.borrow() {
+                return;
+            }
+            continue;
         }
         tokio::select! {
             r = commits.recv() => match r {

@@ -4,7 +4,8 @@
 //! below them imports them.
 //!
 //! - [`early_warning`]: follows the commits, folds the early-warning rules
-//!   (`warning_rules`) and appends the warnings they raise, or withdraw;
+//!   (`warning_rules`, their state across cases in `warning_table`) and
+//!   appends the warnings they raise, or withdraw;
 //! - [`pending_deadlines`]: at start, corrects the deadlines recorded
 //!   pending or provisional that the calendars now cover officially;
 //! - [`scrub`]: verifies the whole log again, every interval, and stops
@@ -14,3 +15,4 @@ pub mod early_warning;
 pub mod pending_deadlines;
 pub mod scrub;
 pub mod warning_rules;
+pub mod warning_table;

@@ -4,7 +4,7 @@
 //! head when the pass starts.
 //!
 //! Why: a start verifies fully only what was written since the last full
-//! verification (the rest light: `ledger::integrity::verified_through`),
+//! verification (the rest it does not read: `ledger::integrity::verified_through`),
 //! and a server runs for months while a disk can rot under it. So the
 //! first pass runs right after a start that relied on the mark, and then
 //! one every interval; each pass that verifies moves the mark. Damage found
@@ -37,7 +37,7 @@ impl ScrubState {
 
 /// Runs a pass every `interval` until `stopping` turns true or a pass finds
 /// damage. The first pass starts at once when `start_was_partial` (the
-/// start checked records before its mark light), else one interval after
+/// start did not read the records under its mark), else one interval after
 /// start (the start verified the whole store).
 pub async fn run(
     ledger: Arc<Ledger>,

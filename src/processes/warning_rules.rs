@@ -12,15 +12,21 @@
 //! promise judging it uses, and above the policy whose rules it folds: the
 //! policy folder holds only what projections need (calendars, deadlines).
 
+use super::warning_table::{DueKey, WarningTable};
 use crate::domain::party::{acting_party, describe, owner_at, uncoordinated};
 use crate::policy::config::{Trigger, WarningRule};
-use crate::projections::fact::{Fact, History};
+use crate::projections::fact::{Fact, OwnedFact};
 use crate::projections::promise_book::{moves_promises, CasePromises};
 use crate::projections::promises::breach_reason_names;
 use crate::proto::v1::{self as pb, case_event::Kind, PromiseState};
+use crate::recent::Recent;
+use crate::store::StoreError;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+
+/// Promises of the due queue judged per round; the rest wait for the next.
+const DUE_AT_ONCE: usize = 4096;
 
 /// A warning a rule raised, ready to append.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,47 +61,26 @@ pub fn warning_event_id(rule: &str, trigger: &str) -> String {
     format!("warning-{}", &hex::encode(h)[..32])
 }
 
-/// The event ids of the warnings in the log. Those this process derives
-/// ([`warning_event_id`]: `warning-` and 32 hex digits) are kept as the 128
-/// bits they spell, about a third of the memory of the string in a set
-/// (ids of warnings other writers appended are kept as they are).
-#[derive(Default)]
-struct RaisedIds {
-    derived: HashSet<u128>,
-    other: BTreeSet<String>,
+/// What the rules read from the log besides the facts they are fed.
+pub trait WarningLog {
+    /// Whether an event with this id is in the log: a warning raised, or
+    /// withdrawn, by any process at any time.
+    fn holds(&self, event_id: &str) -> Result<bool, String>;
+
+    /// A case's events stored before `position`, in order: what a case's
+    /// track is folded from when the cache does not hold it.
+    fn earlier(&self, case_id: &str, before: u64) -> Result<Vec<OwnedFact>, String>;
 }
 
-impl RaisedIds {
-    /// The bits of a derived id; None for any other id (upper case hex
-    /// included: [`warning_event_id`] writes lower case).
-    fn derived(id: &str) -> Option<u128> {
-        let hex = id.strip_prefix("warning-")?;
-        let lower = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
-        if hex.len() != 32 || !hex.bytes().all(lower) {
-            return None;
-        }
-        u128::from_str_radix(hex, 16).ok()
-    }
-
-    fn insert(&mut self, id: &str) {
-        match Self::derived(id) {
-            Some(bits) => self.derived.insert(bits),
-            None => self.other.insert(id.to_string()),
-        };
-    }
-
-    fn contains(&self, id: &str) -> bool {
-        match Self::derived(id) {
-            Some(bits) => self.derived.contains(&bits),
-            None => self.other.contains(id),
-        }
-    }
-}
-
+/// What the rules keep of one case, folded from its events alone.
 #[derive(Default)]
 struct CaseTrack {
     customer: String,
     offset: i32,
+    /// Closed: a track of a closed case takes no fact but a reopen (the
+    /// ledger refuses a warning on a closed case); its promises leave the
+    /// due queue.
+    closed: bool,
     refusals: u32,
     rejections: HashMap<String, u32>,
     promises: CasePromises,
@@ -110,89 +95,130 @@ struct CaseTrack {
     owners: Vec<(i128, pb::Party)>,
 }
 
-/// The rule state, folded from the log.
+impl CaseTrack {
+    /// The case's UTC offset, the policy's default where none was given.
+    fn offset(&self) -> i32 {
+        if self.offset == 0 {
+            crate::time::DEFAULT_UTC_OFFSET_MINUTES
+        } else {
+            self.offset
+        }
+    }
+
+    /// The places its promises take in the due queue.
+    fn due_keys(&self, case_id: &str) -> Vec<DueKey> {
+        self.promises
+            .promises
+            .iter()
+            .filter_map(|p| {
+                let due = crate::time::ts_nanos(p.promise.due_at.as_ref()?);
+                Some((due, case_id.to_string(), p.event_id.clone()))
+            })
+            .collect()
+    }
+}
+
+/// The rule state: what each case's events say in a bounded cache of
+/// tracks, what holds across cases in a table of the store (see
+/// [`WarningTable`]).
 pub struct WarningRules {
     /// Shared so `apply` can walk them while it updates the state (a clone
     /// per event is a reference count, not a copy of every rule).
     rules: Arc<[WarningRule]>,
-    cases: HashMap<String, CaseTrack>,
-    /// Inbound contact start times per customer, oldest first.
-    contacts: HashMap<String, VecDeque<i128>>,
-    /// Open promises by due time: (due, case, promise event id).
-    due: BTreeSet<(i128, String, String)>,
-    /// Warning event ids already in the log.
-    raised: RaisedIds,
-    /// When a repeated-contacts rule last fired for a customer.
-    fired: HashMap<(String, String), i128>,
-    /// Closed cases whose tracks were set aside. A closed case takes no
-    /// warning (the ledger refuses it), only a note, a correction or a
-    /// reopen, so its track (~3 KB for a case like the seed's, a promise
-    /// book among it) is dropped at the close and folded again from the
-    /// case's stream when it is reopened: most of a ledger's cases are
-    /// closed, and they would otherwise cost that for as long as it runs.
-    set_aside: HashSet<String>,
+    table: WarningTable,
+    /// The most recently used cases' tracks; a miss folds the case's
+    /// stream. A closed case is kept as a stub (`closed` and nothing else):
+    /// only a reopen, which folds the stream again, needs more of it.
+    tracks: Recent<CaseTrack>,
+    /// Tracks folded from cases' streams (cache misses).
+    loads: u64,
 }
 
 impl WarningRules {
-    pub fn new(rules: Vec<WarningRule>) -> Self {
+    /// The rules `rules`, keeping their cross-case state in `table` and at
+    /// most `cache` cases' tracks in memory.
+    pub fn new(rules: Vec<WarningRule>, table: WarningTable, cache: usize) -> Self {
         Self {
             rules: rules.into(),
-            cases: HashMap::new(),
-            contacts: HashMap::new(),
-            due: BTreeSet::new(),
-            raised: RaisedIds::default(),
-            fired: HashMap::new(),
-            set_aside: HashSet::new(),
+            table,
+            tracks: Recent::new(cache.max(1)),
+            loads: 0,
         }
     }
 
-    /// Whether folding `f` reads the case's earlier events: it reopens a
-    /// case whose track was set aside at its close.
-    pub fn needs_history(&self, f: &Fact<'_>) -> bool {
-        matches!(f.event.kind, Some(Kind::CaseReopened(_))) && self.set_aside.contains(f.case_id)
+    /// The text a changed rule set changes (see [`WarningTable::open`]).
+    pub fn fingerprint(rules: &[WarningRule]) -> String {
+        format!("{rules:?}")
     }
 
-    /// Folds one committed event; returns the warnings it raises. `history`
-    /// is called only when [`Self::needs_history`] says so; its error stops
-    /// the fold with nothing changed.
-    pub fn apply(&mut self, f: &Fact<'_>, history: &mut History<'_>) -> Result<Vec<Hit>, String> {
-        if self.set_aside.contains(f.case_id) {
-            if !self.needs_history(f) {
-                // A note or a correction of a closed case: the reopen's
-                // fold of the case's stream will include it.
-                return Ok(Vec::new());
+    pub fn table(&self) -> &WarningTable {
+        &self.table
+    }
+
+    /// Tracks folded from cases' streams so far.
+    pub fn loads(&self) -> u64 {
+        self.loads
+    }
+
+    /// A case's track as of `before`: from the cache, new for a case this
+    /// fact opens, else folded from the case's stream. A reopen always
+    /// folds the stream: what happened while the case was closed (a
+    /// correction moving a promise, say) was not folded then.
+    fn track(&mut self, f: &Fact<'_>, log: &dyn WarningLog) -> Result<CaseTrack, String> {
+        let kind = f.event.kind.as_ref();
+        let reopens = matches!(kind, Some(Kind::CaseReopened(_)));
+        if !reopens {
+            if let Some(t) = self.tracks.take(f.case_id) {
+                return Ok(t);
             }
-            let earlier = history(f.case_id, f.position)?;
-            self.set_aside.remove(f.case_id);
-            for e in &earlier {
-                self.fold(&e.fact(), true);
+            if matches!(kind, Some(Kind::CaseOpened(_))) {
+                return Ok(CaseTrack::default());
             }
         }
-        Ok(self.fold(f, false))
+        self.tracks.remove(f.case_id);
+        self.load(f.case_id, f.position, log)
     }
 
-    /// Drops a closed case's track and its promises' places in the due
-    /// queue; a reopen folds them again (see `set_aside`).
-    fn set_case_aside(&mut self, case_id: &str) {
-        let Some(track) = self.cases.remove(case_id) else {
-            return;
+    /// A case's track folded from its events before `before`.
+    fn load(
+        &mut self,
+        case_id: &str,
+        before: u64,
+        log: &dyn WarningLog,
+    ) -> Result<CaseTrack, String> {
+        self.loads += 1;
+        let mut track = CaseTrack::default();
+        for e in log.earlier(case_id, before)? {
+            self.fold(&mut track, &e.fact(), true)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(track)
+    }
+
+    /// Folds one committed event; returns the warnings it raises.
+    pub fn apply(&mut self, f: &Fact<'_>, log: &dyn WarningLog) -> Result<Vec<Hit>, String> {
+        let mut track = self.track(f, log)?;
+        let hits = if track.closed && !matches!(f.event.kind, Some(Kind::CaseReopened(_))) {
+            // A note or a correction of a closed case: the reopen's fold
+            // of the case's stream will include it.
+            Vec::new()
+        } else {
+            self.fold(&mut track, f, false).map_err(|e| e.to_string())?
         };
-        for p in &track.promises.promises {
-            if let Some(due) = p.promise.due_at.as_ref() {
-                let key = (
-                    crate::time::ts_nanos(due),
-                    case_id.to_string(),
-                    p.event_id.clone(),
-                );
-                self.due.remove(&key);
-            }
+        if track.closed {
+            track = CaseTrack {
+                closed: true,
+                ..CaseTrack::default()
+            };
         }
-        self.set_aside.insert(case_id.to_string());
+        self.tracks.insert(f.case_id.to_string(), track);
+        self.tracks.trim();
+        Ok(hits)
     }
 
     /// Whether a warning with this event id is already in the log.
-    pub fn is_raised(&self, event_id: &str) -> bool {
-        self.raised.contains(event_id)
+    pub fn is_raised(&self, event_id: &str, log: &dyn WarningLog) -> Result<bool, String> {
+        log.holds(event_id)
     }
 
     fn hit(rule: &WarningRule, f: &Fact<'_>, trigger: &str, at: i128, reason: String) -> Hit {
@@ -220,13 +246,17 @@ impl WarningRules {
     /// track only — what it did across cases (a customer's contacts, the
     /// warnings in the log) is folded already, and what it raises was
     /// raised (or refused) when it was new.
-    fn fold(&mut self, f: &Fact<'_>, replaying: bool) -> Vec<Hit> {
+    fn fold(
+        &mut self,
+        track: &mut CaseTrack,
+        f: &Fact<'_>,
+        replaying: bool,
+    ) -> Result<Vec<Hit>, StoreError> {
         let mut hits = Vec::new();
         let Some(kind) = f.event.kind.as_ref() else {
-            return hits;
+            return Ok(hits);
         };
         let at = f.at();
-        let track = self.cases.entry(f.case_id.to_string()).or_default();
         match kind {
             Kind::CaseOpened(o) => {
                 track.customer = if o.customer_id.is_empty() {
@@ -236,12 +266,46 @@ impl WarningRules {
                 };
                 track.offset = o.utc_offset_minutes;
             }
-            Kind::WarningRaised(_) => {
-                self.raised.insert(f.event_id);
+            Kind::WarningRaised(w) => {
+                // A promise warned about as broken (by time, or by a
+                // process whose track this cache no longer holds) is not
+                // warned about again, and may be withdrawn.
+                let promise_rule = self.rules.iter().find(|r| r.name == w.rule);
+                if let Some(rule) = promise_rule.filter(|r| r.trigger == Trigger::PromiseBroken) {
+                    let promise = track
+                        .promises
+                        .promises
+                        .iter()
+                        .find(|p| warning_event_id(&rule.name, &p.event_id) == w.warning_id);
+                    if let Some(p) = promise {
+                        track.broken.entry(p.event_id.clone()).or_insert(at);
+                    }
+                }
             }
             Kind::WarningWithdrawn(w) => {
-                self.raised.insert(f.event_id);
                 track.withdrawn.insert(w.warning_id.clone());
+            }
+            Kind::CaseClosed(_) => {
+                track.closed = true;
+                for k in track.due_keys(f.case_id) {
+                    self.table.set_due(&k, false)?;
+                }
+            }
+            Kind::CaseReopened(_) if track.closed => {
+                // Its open promises are due again.
+                track.closed = false;
+                let offset = track.offset();
+                for v in track.promises.judged(offset, at) {
+                    let due = v.promise.as_ref().and_then(|p| p.due_at.as_ref());
+                    if let (Some(due), true) = (due, v.state == PromiseState::Open as i32) {
+                        let k = (
+                            crate::time::ts_nanos(due),
+                            f.case_id.to_string(),
+                            v.event_id,
+                        );
+                        self.table.set_due(&k, true)?;
+                    }
+                }
             }
             Kind::OwnerAssigned(o) => {
                 if let Some(owner) = &o.owner {
@@ -253,7 +317,6 @@ impl WarningRules {
             }
             _ => {}
         }
-        let track = self.cases.get_mut(f.case_id).expect("inserted above");
         if moves_promises(kind) {
             // A correction that moves a promise's due time takes it off its
             // old place in the due queue (judging puts it at the new one).
@@ -269,13 +332,11 @@ impl WarningRules {
                     .map(crate::time::ts_nanos);
                 if let Some(old) = old_due.filter(|_| corrects_promise) {
                     let key = (old, f.case_id.to_string(), c.corrected_event_id.clone());
-                    self.due.remove(&key);
+                    self.table.set_due(&key, false)?;
                 }
             }
             track.promises.apply(f);
         }
-        let customer = track.customer.clone();
-        let offset = track.offset;
         let rules = Arc::clone(&self.rules);
         for rule in rules.iter() {
             match (&rule.trigger, kind) {
@@ -292,22 +353,22 @@ impl WarningRules {
                         .map(crate::time::ts_nanos)
                         .unwrap_or(at);
                     let window = i128::from(*window_hours) * 3_600_000_000_000;
-                    let times = self.contacts.entry(customer.clone()).or_default();
-                    let i = times.partition_point(|t| *t <= started);
-                    times.insert(i, started);
-                    let in_window = times
-                        .iter()
-                        .filter(|t| **t <= started && started - **t <= window)
-                        .count();
+                    let customer = &track.customer;
+                    self.table.add_contact(customer, started, f.position)?;
+                    let in_window = self.table.contacts_within(
+                        customer,
+                        started.saturating_sub(window),
+                        started,
+                        f.position,
+                    )?;
                     // One warning per episode: not again until a whole window
                     // has passed since the last one for this customer.
-                    let key = (rule.name.clone(), customer.clone());
                     let quiet = self
-                        .fired
-                        .get(&key)
-                        .is_none_or(|last| started - *last > window);
+                        .table
+                        .last_fired(&rule.name, customer, f.position)?
+                        .is_none_or(|last| started - last > window);
                     if in_window >= *contacts as usize && quiet {
-                        self.fired.insert(key, started);
+                        self.table.fire(&rule.name, customer, f.position, started)?;
                         hits.push(Self::hit(
                             rule,
                             f,
@@ -340,7 +401,6 @@ impl WarningRules {
                     ));
                 }
                 (Trigger::TicketRejected { times }, Kind::TicketRejected(t)) => {
-                    let track = self.cases.get_mut(f.case_id).expect("case tracked");
                     let n = track.rejections.entry(t.ticket_id.clone()).or_default();
                     *n += 1;
                     if *n == *times {
@@ -357,7 +417,6 @@ impl WarningRules {
                 (Trigger::ResultRefused { times }, Kind::CallbackCompleted(c))
                     if c.customer_response == pb::CustomerResponse::Refused as i32 =>
                 {
-                    let track = self.cases.get_mut(f.case_id).expect("case tracked");
                     track.refusals += 1;
                     if track.refusals == *times {
                         let n = track.refusals;
@@ -387,7 +446,6 @@ impl WarningRules {
                     ));
                 }
                 (Trigger::UncoordinatedContact, _) => {
-                    let track = self.cases.get(f.case_id).expect("case tracked");
                     let outbound = match kind {
                         Kind::ContactLogged(c) if c.direction == pb::Direction::Outbound as i32 => {
                             let started = c.started_at.as_ref().map(crate::time::ts_nanos);
@@ -436,18 +494,15 @@ impl WarningRules {
                 ) => {
                     // Judge the case's promises as of this event: an answer
                     // that came late or on the wrong terms breaks a promise now.
-                    hits.extend(self.judge_promises(rule, f, at, offset));
+                    hits.extend(self.judge_promises(rule, track, f, at)?);
                 }
                 _ => {}
             }
         }
         if replaying {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        if matches!(kind, Kind::CaseClosed(_)) {
-            self.set_case_aside(f.case_id);
-        }
-        hits
+        Ok(hits)
     }
 
     /// Re-judges one case's promises at `now`; updates the due queue. A
@@ -455,18 +510,13 @@ impl WarningRules {
     /// with every fact known now (one recorded late among them), was not
     /// broken then gets its warning withdrawn.
     fn judge_promises(
-        &mut self,
+        &self,
         rule: &WarningRule,
+        track: &mut CaseTrack,
         f: &Fact<'_>,
         now: i128,
-        offset: i32,
-    ) -> Vec<Hit> {
-        let track = self.cases.get_mut(f.case_id).expect("case tracked");
-        let offset = if offset == 0 {
-            crate::time::DEFAULT_UTC_OFFSET_MINUTES
-        } else {
-            offset
-        };
+    ) -> Result<Vec<Hit>, StoreError> {
+        let offset = track.offset();
         let mut broken = Vec::new();
         for v in track.promises.judged(offset, now) {
             let due = v
@@ -476,11 +526,8 @@ impl WarningRules {
                 .map(crate::time::ts_nanos);
             if let Some(due) = due {
                 let key = (due, f.case_id.to_string(), v.event_id.clone());
-                if v.state == PromiseState::Open as i32 {
-                    self.due.insert(key);
-                } else {
-                    self.due.remove(&key);
-                }
+                let open = v.state == PromiseState::Open as i32 && !track.closed;
+                self.table.set_due(&key, open)?;
             }
             if v.state == PromiseState::Broken as i32 && !track.broken.contains_key(&v.event_id) {
                 track.broken.insert(v.event_id.clone(), now);
@@ -548,49 +595,67 @@ impl WarningRules {
                 }),
             });
         }
-        hits
+        Ok(hits)
     }
 
-    /// Promises that fell due by `now` without an answer.
-    pub fn due(&mut self, now: i128) -> Vec<Hit> {
+    /// Promises that fell due by `now` without an answer, judged as of
+    /// the facts folded before `next`; with the places in the due queue
+    /// they were found at, to be taken out ([`Self::judged_due`]) once
+    /// their warnings are in the log — not before, or a crash between the
+    /// two would lose them.
+    pub fn due(
+        &mut self,
+        now: i128,
+        next: u64,
+        log: &dyn WarningLog,
+    ) -> Result<(Vec<Hit>, Vec<DueKey>), String> {
         let Some(rule) = self
             .rules
             .iter()
             .find(|r| r.trigger == Trigger::PromiseBroken)
             .cloned()
         else {
-            return Vec::new();
+            return Ok((Vec::new(), Vec::new()));
         };
+        let keys = self
+            .table
+            .due_before(now, DUE_AT_ONCE)
+            .map_err(|e| e.to_string())?;
         let mut hits = Vec::new();
-        while let Some(first) = self.due.first().cloned() {
-            if first.0 >= now {
-                break;
+        for (due, case_id, promise_event) in &keys {
+            let mut track = match self.tracks.take(case_id) {
+                Some(t) => t,
+                None => self.load(case_id, next, log)?,
+            };
+            let offset = track.offset();
+            let judged = (!track.closed)
+                .then(|| track.promises.judged_one(promise_event, offset, due + 1))
+                .flatten();
+            if let Some(v) = judged {
+                if v.state == PromiseState::Broken as i32 && !track.broken.contains_key(&v.event_id)
+                {
+                    track.broken.insert(v.event_id.clone(), *due);
+                    let mut h = promise_hit(&rule, case_id, &v, promise_event, "", *due);
+                    // Imported with its due time already past: found on import.
+                    h.warning.found_on_import = track
+                        .imported
+                        .get(&v.event_id)
+                        .is_some_and(|recorded| *due < *recorded);
+                    hits.push(h);
+                }
             }
-            self.due.pop_first();
-            let (due, case_id, promise_event) = first;
-            let Some(track) = self.cases.get_mut(&case_id) else {
-                continue;
-            };
-            let offset = if track.offset == 0 {
-                crate::time::DEFAULT_UTC_OFFSET_MINUTES
-            } else {
-                track.offset
-            };
-            let Some(v) = track.promises.judged_one(&promise_event, offset, due + 1) else {
-                continue;
-            };
-            if v.state == PromiseState::Broken as i32 && !track.broken.contains_key(&v.event_id) {
-                track.broken.insert(v.event_id.clone(), due);
-                let mut h = promise_hit(&rule, &case_id, &v, &promise_event, "", due);
-                // Imported with its due time already past: found on import.
-                h.warning.found_on_import = track
-                    .imported
-                    .get(&v.event_id)
-                    .is_some_and(|recorded| due < *recorded);
-                hits.push(h);
-            }
+            self.tracks.insert(case_id.clone(), track);
+            self.tracks.trim();
         }
-        hits
+        Ok((hits, keys))
+    }
+
+    /// Takes promises [`Self::due`] judged out of the due queue.
+    pub fn judged_due(&self, keys: &[DueKey]) -> Result<(), StoreError> {
+        for k in keys {
+            self.table.set_due(k, false)?;
+        }
+        Ok(())
     }
 }
 
@@ -637,7 +702,7 @@ pub struct Pending {
 }
 
 impl Pending {
-    pub fn add(&mut self, rules: &WarningRules, hits: Vec<Hit>) {
+    pub fn add(&mut self, log: &dyn WarningLog, hits: Vec<Hit>) -> Result<(), String> {
         for h in hits {
             // A warning withdrawn before it was appended is not appended
             // at all: it was never true (an import's facts arriving in
@@ -650,7 +715,7 @@ impl Pending {
                     continue;
                 }
             }
-            if !rules.is_raised(&h.event_id) {
+            if !log.holds(&h.event_id)? {
                 if let std::collections::btree_map::Entry::Vacant(v) =
                     self.hits.entry(h.event_id.clone())
                 {
@@ -662,21 +727,22 @@ impl Pending {
                 }
             }
         }
+        Ok(())
     }
 
     /// Folds one committed event into `rules` and keeps the hits it raises.
     /// A close drops the case's hits not raised yet: the ledger refuses a
     /// warning on a closed case, and a refused hit would be tried again at
-    /// every start (a backfilled closed case's every warning, each start) —
-    /// or raised by a start that came after a reopen and not by one before.
+    /// every catch-up — or raised by a fold that came after a reopen and
+    /// not by one before.
     pub fn fold(
         &mut self,
         rules: &mut WarningRules,
         f: &Fact<'_>,
-        history: &mut History<'_>,
+        log: &dyn WarningLog,
     ) -> Result<(), String> {
-        let hits = rules.apply(f, history)?;
-        self.add(rules, hits);
+        let hits = rules.apply(f, log)?;
+        self.add(log, hits)?;
         if matches!(f.event.kind, Some(Kind::CaseClosed(_))) {
             for id in self.by_case.remove(f.case_id).unwrap_or_default() {
                 self.hits.remove(&id);
@@ -685,15 +751,22 @@ impl Pending {
         Ok(())
     }
 
-    /// Drops hits whose warnings have since appeared in the log.
-    pub fn settle(&mut self, rules: &WarningRules) -> Vec<Hit> {
+    /// The hits to append, in time order, minus those whose warnings have
+    /// since appeared in the log.
+    pub fn settle(&mut self, log: &dyn WarningLog) -> Result<Vec<Hit>, String> {
         self.by_case.clear();
-        let mut v: Vec<Hit> = std::mem::take(&mut self.hits)
-            .into_values()
-            .filter(|h| !rules.is_raised(&h.event_id))
-            .collect();
+        let mut v = Vec::new();
+        for h in std::mem::take(&mut self.hits).into_values() {
+            if !log.holds(&h.event_id)? {
+                v.push(h);
+            }
+        }
         v.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
-        v
+        Ok(v)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hits.is_empty()
     }
 }
 
@@ -704,72 +777,113 @@ mod tests {
     use crate::projections::fact::OwnedFact;
     use crate::time::{parse_rfc3339, ts_nanos};
 
-    #[test]
-    fn raised_ids_are_told_apart_exactly_whatever_their_form() {
-        let mut ids = RaisedIds::default();
-        let derived = warning_event_id("threat_on_contact", "e1");
-        let other = warning_event_id("threat_on_contact", "e2");
-        let upper = format!("warning-{}", derived["warning-".len()..].to_uppercase());
-        ids.insert(&derived);
-        ids.insert("warning-from-a-client");
-        assert!(ids.derived.len() == 1 && ids.other.len() == 1);
-        assert!(ids.contains(&derived));
-        assert!(ids.contains("warning-from-a-client"));
-        assert!(!ids.contains(&other));
-        assert!(!ids.contains(&upper));
-        assert!(!ids.contains(&derived[..derived.len() - 1]));
-        assert!(!ids.contains(&format!("{derived}0")));
-        assert!(!ids.contains(&derived.replacen("warning-", "warning+", 1)));
+    /// The events folded so far, serving a case's history (counted in
+    /// `histories`) and the event ids in the log.
+    #[derive(Default)]
+    struct Events {
+        events: Vec<OwnedFact>,
+        histories: std::cell::Cell<usize>,
     }
 
-    /// The rules with the events folded into them, which also serve a
-    /// reopened case's history; `histories` counts the cases served.
+    impl WarningLog for Events {
+        fn holds(&self, event_id: &str) -> Result<bool, String> {
+            Ok(self.events.iter().any(|e| e.event_id == event_id))
+        }
+
+        fn earlier(&self, case_id: &str, before: u64) -> Result<Vec<OwnedFact>, String> {
+            self.histories.set(self.histories.get() + 1);
+            Ok(crate::projections::fact::earlier_in(
+                &self.events,
+                case_id,
+                before,
+            ))
+        }
+    }
+
+    fn rules(cache: usize) -> WarningRules {
+        let table = WarningTable::open(Box::new(crate::store::MemoryTable::default()), "")
+            .expect("table in memory");
+        WarningRules::new(PolicyConfig::default().early_warning.rules, table, cache)
+    }
+
+    /// The rules with the events folded into them.
     struct Log {
         rules: WarningRules,
-        n: usize,
-        events: Vec<OwnedFact>,
-        histories: usize,
+        log: Events,
     }
 
     impl Log {
         fn new() -> Self {
+            Self::with_cache(64)
+        }
+
+        fn with_cache(cache: usize) -> Self {
             Self {
-                rules: WarningRules::new(PolicyConfig::default().early_warning.rules),
-                n: 0,
-                events: Vec::new(),
-                histories: 0,
+                rules: rules(cache),
+                log: Events::default(),
             }
         }
 
+        fn histories(&self) -> usize {
+            self.log.histories.get()
+        }
+
         fn add(&mut self, case: &str, at: &str, kind: Kind) -> Vec<Hit> {
-            let id = format!("e{}", self.n + 1);
+            let id = format!("e{}", self.log.events.len() + 1);
             self.add_as(&id, case, at, kind)
         }
 
         fn add_as(&mut self, id: &str, case: &str, at: &str, kind: Kind) -> Vec<Hit> {
-            self.n += 1;
+            self.add_at(id, case, parse_rfc3339(at), kind)
+        }
+
+        /// Appends what a hit raises, as the process does.
+        fn add_hit(&mut self, h: &Hit) -> Vec<Hit> {
+            let at = Some(crate::time::nanos_ts(h.occurred_at));
+            self.add_at(&h.event_id, &h.case_id, at, h.event().kind.unwrap())
+        }
+
+        fn add_at(
+            &mut self,
+            id: &str,
+            case: &str,
+            at: Option<prost_types::Timestamp>,
+            kind: Kind,
+        ) -> Vec<Hit> {
             let fact = OwnedFact {
-                position: self.n as u64,
+                position: self.log.events.len() as u64 + 1,
                 case_id: case.into(),
                 event_id: id.into(),
-                occurred_at: parse_rfc3339(at),
+                occurred_at: at,
                 recorded_at: 0,
                 correlation_id: String::new(),
                 imported: false,
                 event: pb::CaseEvent { kind: Some(kind) },
             };
-            let (events, histories) = (&self.events, &mut self.histories);
             let hits = self
                 .rules
-                .apply(&fact.fact(), &mut |case_id, before| {
-                    *histories += 1;
-                    Ok(crate::projections::fact::earlier_in(
-                        events, case_id, before,
-                    ))
-                })
+                .apply(&fact.fact(), &self.log)
                 .expect("history served");
-            self.events.push(fact);
+            self.log.events.push(fact);
             hits
+        }
+
+        /// What falls due by `now`, taken out of the due queue as the
+        /// process does once it is raised.
+        fn due(&mut self, now: i128) -> Vec<Hit> {
+            let next = self.log.events.len() as u64 + 1;
+            let (hits, judged) = self.rules.due(now, next, &self.log).expect("judged");
+            self.rules.judged_due(&judged).expect("taken out");
+            hits
+        }
+
+        fn due_times(&self) -> Vec<i128> {
+            let queued = self.rules.table().due_before(i128::MAX, 100).unwrap();
+            queued.into_iter().map(|(due, _, _)| due).collect()
+        }
+
+        fn track(&self, case: &str) -> Option<&CaseTrack> {
+            self.rules.tracks.get(case)
         }
     }
 
@@ -942,13 +1056,16 @@ mod tests {
             "2020-12-03T11:00:00+08:00",
             Kind::PromiseMade(promise("2020-12-07T18:00:00+08:00")),
         );
-        assert_eq!(log.rules.due.len(), 1);
+        assert_eq!(log.due_times().len(), 1);
         log.add(
             "a",
             "2020-12-04T10:00:00+08:00",
             Kind::CaseClosed(Default::default()),
         );
-        assert!(!log.rules.cases.contains_key("a") && log.rules.due.is_empty());
+        assert!(log
+            .track("a")
+            .is_some_and(|t| t.closed && t.promises.promises.is_empty()));
+        assert!(log.due_times().is_empty());
 
         // While closed: a correction moves the promise's due time; a note.
         let corrected = promise_corrected("e3", "2020-12-10T18:00:00+08:00");
@@ -963,8 +1080,8 @@ mod tests {
             )
             .is_empty());
         let after_first_due = ts_nanos(&parse_rfc3339("2020-12-08T09:00:00+08:00").unwrap());
-        assert!(log.rules.due(after_first_due).is_empty());
-        assert!(!log.rules.cases.contains_key("a") && log.histories == 0);
+        assert!(log.due(after_first_due).is_empty());
+        assert!(log.track("a").is_some_and(|t| t.closed) && log.histories() == 0);
 
         // Reopened: folded from its stream once, raising nothing old.
         assert!(log
@@ -974,16 +1091,13 @@ mod tests {
                 Kind::CaseReopened(Default::default())
             )
             .is_empty());
-        assert_eq!(log.histories, 1);
-        assert_eq!(log.rules.cases["a"].customer, "u");
-        assert!(
-            log.rules.due(after_first_due).is_empty(),
-            "due as corrected"
-        );
+        assert_eq!(log.histories(), 1);
+        assert_eq!(log.track("a").unwrap().customer, "u");
+        assert!(log.due(after_first_due).is_empty(), "due as corrected");
         let hits = log.add("a", "2020-12-08T11:00:00+08:00", reject());
         assert_eq!(rules_of(&hits), ["ticket_rejected_twice"]);
         let after_corrected_due = ts_nanos(&parse_rfc3339("2020-12-11T09:00:00+08:00").unwrap());
-        let hits = log.rules.due(after_corrected_due);
+        let hits = log.due(after_corrected_due);
         assert_eq!(rules_of(&hits), ["promise_broken"]);
         assert_eq!(hits[0].event_id, warning_event_id("promise_broken", "e3"));
 
@@ -993,14 +1107,14 @@ mod tests {
             "2020-12-12T10:00:00+08:00",
             Kind::CaseClosed(Default::default()),
         );
-        assert!(!log.rules.cases.contains_key("a"));
+        assert!(log.track("a").is_some_and(|t| t.closed));
         log.add(
             "a",
             "2020-12-13T10:00:00+08:00",
             Kind::CaseReopened(Default::default()),
         );
-        assert_eq!(log.histories, 2);
-        assert_eq!(log.rules.cases["a"].rejections["t1"], 2);
+        assert_eq!(log.histories(), 2);
+        assert_eq!(log.track("a").unwrap().rejections["t1"], 2);
     }
 
     /// A correction that moves a promise's due time moves its place in the
@@ -1016,11 +1130,10 @@ mod tests {
             .add("a", "2020-12-04T10:00:00+08:00", corrected)
             .is_empty());
         let new_due = ts_nanos(&parse_rfc3339("2020-12-10T18:00:00+08:00").unwrap());
-        let queued: Vec<i128> = log.rules.due.iter().map(|(due, _, _)| *due).collect();
-        assert_eq!(queued, [new_due]);
+        assert_eq!(log.due_times(), [new_due]);
         let after_old = ts_nanos(&parse_rfc3339("2020-12-08T09:00:00+08:00").unwrap());
-        assert!(log.rules.due(after_old).is_empty());
-        let hits = log.rules.due(new_due + 1);
+        assert!(log.due(after_old).is_empty());
+        let hits = log.due(new_due + 1);
         assert_eq!(rules_of(&hits), ["promise_broken"]);
     }
 
@@ -1037,22 +1150,22 @@ mod tests {
             .add("a", "2020-12-03T01:51:29+08:00", promise)
             .is_empty());
         let before = ts_nanos(&parse_rfc3339("2020-12-07T17:00:00+08:00").unwrap());
-        assert!(log.rules.due(before).is_empty());
+        assert!(log.due(before).is_empty());
         let after = ts_nanos(&parse_rfc3339("2020-12-08T09:00:00+08:00").unwrap());
-        let hits = log.rules.due(after);
+        let hits = log.due(after);
         assert_eq!(rules_of(&hits), ["promise_broken"]);
         assert_eq!(hits[0].event_id, warning_event_id("promise_broken", "e2"));
-        assert!(log.rules.due(after + 1).is_empty());
+        assert!(log.due(after + 1).is_empty());
         // Its warning in the log marks it raised; a later late answer is no new warning.
         let id = hits[0].event_id.clone();
-        assert!(!log.rules.is_raised(&id));
+        assert!(!log.rules.is_raised(&id, &log.log).unwrap());
         log.add_as(
             &id,
             "a",
             "2020-12-08T09:00:01+08:00",
             Kind::WarningRaised(hits[0].warning.clone()),
         );
-        assert!(log.rules.is_raised(&id));
+        assert!(log.rules.is_raised(&id, &log.log).unwrap());
         let late = Kind::CallbackCompleted(pb::CallbackCompleted {
             reached: true,
             promise_id: "p1".into(),
@@ -1067,7 +1180,8 @@ mod tests {
     /// start), and only its case's.
     #[test]
     fn a_close_drops_its_cases_pending_hits_only() {
-        let mut rules = WarningRules::new(PolicyConfig::default().early_warning.rules);
+        let mut rules = rules(64);
+        let events = Events::default();
         let mut pending = Pending::default();
         let mut n = 0;
         let mut fold =
@@ -1083,9 +1197,7 @@ mod tests {
                     imported: false,
                     event: pb::CaseEvent { kind: Some(kind) },
                 };
-                pending
-                    .fold(rules, &fact.fact(), &mut |_, _| Ok(Vec::new()))
-                    .unwrap();
+                pending.fold(rules, &fact.fact(), &events).unwrap();
             };
         for (case, customer) in [("a", "u1"), ("b", "u2")] {
             fold(
@@ -1111,8 +1223,82 @@ mod tests {
             "2020-12-03T02:00:00+08:00",
             closed,
         );
-        let left = pending.settle(&rules);
+        let left = pending.settle(&events).unwrap();
         assert_eq!(rules_of(&left), ["three_contacts_in_12h"]);
         assert!(left.iter().all(|h| h.case_id == "b"));
+    }
+
+    /// Tracks evicted from the cache and folded again from their cases'
+    /// streams raise exactly what tracks kept in memory raise: a script
+    /// over three interleaved cases, their warnings appended as the
+    /// process appends them, through a cache of one and of sixty-four.
+    #[test]
+    fn a_track_folded_again_raises_what_a_kept_one_does() {
+        let run = |cache: usize| {
+            let mut log = Log::with_cache(cache);
+            let mut raised = Vec::new();
+            let mut record = |log: &mut Log, hits: Vec<Hit>| {
+                for h in hits {
+                    raised.push((
+                        h.case_id.clone(),
+                        h.event_id.clone(),
+                        h.warning.reason.clone(),
+                    ));
+                    assert!(log.add_hit(&h).is_empty());
+                }
+            };
+            for (case, customer) in [("a", "u"), ("b", "u"), ("c", "w")] {
+                log.add(case, "2020-12-03T01:00:00+08:00", opened(customer));
+            }
+            let day = |d: u32, h: u32| format!("2020-12-{d:02}T{h:02}:00:00+08:00");
+            for (i, case) in ["a", "b", "c"].iter().enumerate() {
+                let made = Kind::PromiseMade(pb::PromiseMade {
+                    promise_id: format!("p{i}"),
+                    due_at: parse_rfc3339(&day(4 + i as u32, 18)),
+                    ..Default::default()
+                });
+                let hits = log.add(case, &day(3, 2 + i as u32), made);
+                record(&mut log, hits);
+            }
+            for h in [3, 9, 13, 14] {
+                for case in ["a", "b", "c"] {
+                    let hits = log.add(case, &day(3, h), call(&day(3, h)));
+                    record(&mut log, hits);
+                }
+            }
+            let now = ts_nanos(&parse_rfc3339(&day(5, 12)).unwrap());
+            let hits = log.due(now);
+            record(&mut log, hits);
+            for case in ["c", "a", "b"] {
+                let late = Kind::CallbackCompleted(pb::CallbackCompleted {
+                    reached: true,
+                    promise_id: "p2".into(),
+                    channel: pb::Channel::OutboundCall as i32,
+                    ..Default::default()
+                });
+                let hits = log.add(case, &day(6, 10), late);
+                record(&mut log, hits);
+                let reject = Kind::TicketRejected(pb::TicketRejected {
+                    ticket_id: "t".into(),
+                    ..Default::default()
+                });
+                for d in [7, 8] {
+                    let hits = log.add(case, &day(d, 10), reject.clone());
+                    record(&mut log, hits);
+                }
+            }
+            let hits = log.due(ts_nanos(&parse_rfc3339(&day(9, 12)).unwrap()));
+            record(&mut log, hits);
+            (raised, log.histories())
+        };
+        let (kept, no_loads) = run(64);
+        let (folded_again, loads) = run(1);
+        assert_eq!(no_loads, 0);
+        assert!(loads > 10, "the small cache folded {loads} tracks again");
+        let rules: std::collections::BTreeSet<&str> =
+            kept.iter().map(|(_, id, _)| id.as_str()).collect();
+        assert!(kept.len() >= 6, "{kept:?}");
+        assert_eq!(rules.len(), kept.len(), "no warning twice: {kept:?}");
+        assert_eq!(kept, folded_again);
     }
 }

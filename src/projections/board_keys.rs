@@ -55,7 +55,8 @@ pub fn num(n: i128) -> [u8; 16] {
     ((n as u128) ^ (1 << 127)).to_be_bytes()
 }
 
-fn un_num(b: &[u8]) -> Option<i128> {
+/// The i128 [`num`] wrote.
+pub fn un_num(b: &[u8]) -> Option<i128> {
     Some((u128::from_be_bytes(b.try_into().ok()?) ^ (1 << 127)) as i128)
 }
 

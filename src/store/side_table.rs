@@ -141,27 +141,38 @@ impl TablePosition {
     }
 }
 
-/// A boxed table is a table (what [`super::EventLog::side_table`] gives).
-impl<T: SideTable + ?Sized> SideTable for Box<T> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        (**self).get(key)
-    }
-    fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        (**self).insert(key, value)
-    }
-    fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
-        (**self).remove(key)
-    }
-    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Result<(), Vec<u8>>, StoreError> {
-        (**self).insert_new(key, value)
-    }
-    fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
-        (**self).scan(from, limit)
-    }
-    fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
-        (**self).apply(changes)
-    }
+/// A boxed table is a table (what [`super::EventLog::side_table`] gives),
+/// and so is a shared one (a test that opens a table twice).
+macro_rules! table_behind_pointer {
+    ($($pointer:ident),*) => {$(
+        impl<T: SideTable + ?Sized> SideTable for $pointer<T> {
+            fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+                (**self).get(key)
+            }
+            fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+                (**self).insert(key, value)
+            }
+            fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+                (**self).remove(key)
+            }
+            fn insert_new(
+                &self,
+                key: &[u8],
+                value: &[u8],
+            ) -> Result<Result<(), Vec<u8>>, StoreError> {
+                (**self).insert_new(key, value)
+            }
+            fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+                (**self).scan(from, limit)
+            }
+            fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+                (**self).apply(changes)
+            }
+        }
+    )*};
 }
+use std::sync::Arc;
+table_behind_pointer!(Box, Arc);
 
 /// A side table in memory, for unit tests.
 #[derive(Default)]

@@ -1,0 +1,333 @@
+//! What the early-warning rules know across cases, as keys in a table of
+//! the store (`early-warning`): customers' inbound contacts (the repeated-
+//! contacts rule counts them across a customer's cases), when that rule
+//! last fired for a customer, the open promises by due time, and the
+//! position the process has folded and raised everything up to.
+//!
+//! Why on disk: in memory this grew with every customer and promise ever
+//! seen, and a start folded the whole log to rebuild it. On disk, a start
+//! folds only what came after the stored position; each case's own track
+//! comes from a bounded cache, folded from the case's stream on a miss.
+//!
+//! Why no batch: every key a fold writes is derived from the fact that
+//! wrote it and names that fact's position, and every read of a contact or
+//! a firing takes only those written before the fact being folded. So a
+//! fact folded again after a crash (the table's position is written only
+//! once the warnings of everything before it are in the log) reads and
+//! writes exactly what it did the first time: the table need not move in
+//! step with its position. The due queue is not positional: a key a
+//! re-fold puts back only makes the promise be judged once more, and a
+//! warning already in the log is never appended again.
+
+use crate::projections::board_keys::{key, num, parts, un_num};
+use crate::store::side_table::Change;
+use crate::store::{SideTable, StoreError};
+
+/// The name of the table in the store.
+pub const TABLE: &str = "early-warning";
+
+/// The layout of the table; a table of another layout is folded again.
+const LAYOUT: u64 = 1;
+
+/// The table's own entries: layout, rules, position.
+const META: u8 = b'm';
+/// A customer's inbound contacts: customer, then start time and log
+/// position.
+const CONTACT: u8 = b't';
+/// When the repeated-contacts rule fired for a customer: rule, customer,
+/// then the position inverted (the latest first); valued with the start
+/// time of the contact it fired on.
+const FIRED: u8 = b'f';
+/// Open promises by due time: due, case, promise event id.
+const DUE: u8 = b'd';
+
+/// Keys scanned per read.
+const PAGE: usize = 1024;
+
+/// An open promise's place in the due queue: due time, case, the event id
+/// that recorded the promise.
+pub type DueKey = (i128, String, String);
+
+fn meta(name: &str) -> Vec<u8> {
+    key(META, &[], &[name])
+}
+
+/// A customer's prefix in a tag's keys: the customer and its separator.
+fn customer_prefix(tag: u8, head: &[u8], customer: &str) -> Vec<u8> {
+    let mut k = key(tag, head, &[customer]);
+    k.push(0);
+    k
+}
+
+fn contact_key(customer: &str, started: i128, position: u64) -> Vec<u8> {
+    let mut k = customer_prefix(CONTACT, &[], customer);
+    k.extend_from_slice(&num(started));
+    k.extend_from_slice(&position.to_be_bytes());
+    k
+}
+
+fn fired_prefix(rule: &str, customer: &str) -> Vec<u8> {
+    let mut k = key(FIRED, &[], &[rule, customer]);
+    k.push(0);
+    k
+}
+
+fn due_key(due: i128, case_id: &str, promise_event: &str) -> Vec<u8> {
+    key(DUE, &num(due), &[case_id, promise_event])
+}
+
+fn damaged(what: &str, k: &[u8]) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the early-warning table holds a damaged {what} key: {}",
+        String::from_utf8_lossy(k)
+    ))
+}
+
+pub struct WarningTable {
+    table: Box<dyn SideTable>,
+}
+
+impl WarningTable {
+    /// The table kept in `table` for the rules `rules` (any text that
+    /// changes when they do). A table of another layout or other rules is
+    /// emptied, to be folded again from the start of the log: a rule
+    /// changed or added applies to the whole history, as it would have had
+    /// it been there all along. Why is logged.
+    pub fn open(table: Box<dyn SideTable>, rules: &str) -> Result<Self, StoreError> {
+        let t = Self { table };
+        let layout = t.table.get_u64(&meta("layout"))?;
+        let stored_rules = t.table.get(&meta("rules"))?;
+        let why = match (layout, stored_rules) {
+            (None, None) if t.table.is_empty()? => None,
+            (Some(LAYOUT), Some(r)) if r == rules.as_bytes() => None,
+            (Some(LAYOUT), _) => Some("the early-warning rules changed"),
+            _ => Some("the early-warning table has another layout"),
+        };
+        if let Some(why) = why {
+            tracing::info!("{why}: early warning folds the log again from its start");
+            t.clear()?;
+        }
+        t.table.apply(&[
+            (meta("layout"), Some(LAYOUT.to_be_bytes().to_vec())),
+            (meta("rules"), Some(rules.as_bytes().to_vec())),
+        ])?;
+        Ok(t)
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        loop {
+            let page = self.table.scan(&[], PAGE)?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            let changes: Vec<Change> = page.into_iter().map(|(k, _)| (k, None)).collect();
+            self.table.apply(&changes)?;
+        }
+    }
+
+    /// The position up to which every fact was folded and what it raised
+    /// is in the log; 0 for a new table.
+    pub fn position(&self) -> Result<u64, StoreError> {
+        Ok(self.table.get_u64(&meta("position"))?.unwrap_or(0))
+    }
+
+    pub fn set_position(&self, position: u64) -> Result<(), StoreError> {
+        self.table
+            .insert(&meta("position"), &position.to_be_bytes())
+            .map(|_| ())
+    }
+
+    /// Records an inbound contact of `customer` started at `started`,
+    /// folded at `position`.
+    pub fn add_contact(
+        &self,
+        customer: &str,
+        started: i128,
+        position: u64,
+    ) -> Result<(), StoreError> {
+        self.table
+            .insert(&contact_key(customer, started, position), &[])
+            .map(|_| ())
+    }
+
+    /// The inbound contacts of `customer` started from `from` to `to`
+    /// (both inclusive) and folded at or before `through`.
+    pub fn contacts_within(
+        &self,
+        customer: &str,
+        from: i128,
+        to: i128,
+        through: u64,
+    ) -> Result<usize, StoreError> {
+        let prefix = customer_prefix(CONTACT, &[], customer);
+        let mut at = prefix.clone();
+        at.extend_from_slice(&num(from));
+        let mut n = 0;
+        loop {
+            let page = self.table.scan(&at, PAGE)?;
+            let full = page.len() == PAGE;
+            for (k, _) in &page {
+                let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
+                    return Ok(n);
+                };
+                if rest.len() != 24 {
+                    return Err(damaged("contact", k));
+                }
+                let started = un_num(&rest[..16]).ok_or_else(|| damaged("contact", k))?;
+                if started > to {
+                    return Ok(n);
+                }
+                let position = u64::from_be_bytes(rest[16..].try_into().expect("8 bytes"));
+                if position <= through {
+                    n += 1;
+                }
+            }
+            match page.last() {
+                Some((k, _)) if full => {
+                    at = k.clone();
+                    at.push(0);
+                }
+                _ => return Ok(n),
+            }
+        }
+    }
+
+    /// The start time of the contact `rule` last fired on for `customer`,
+    /// among the firings folded before `before`.
+    pub fn last_fired(
+        &self,
+        rule: &str,
+        customer: &str,
+        before: u64,
+    ) -> Result<Option<i128>, StoreError> {
+        let prefix = fired_prefix(rule, customer);
+        let mut from = prefix.clone();
+        // Inverted, so the latest position before `before` comes first.
+        from.extend_from_slice(&(u64::MAX - before.saturating_sub(1)).to_be_bytes());
+        let Some((k, v)) = self.table.scan(&from, 1)?.into_iter().next() else {
+            return Ok(None);
+        };
+        if !k.starts_with(&prefix) {
+            return Ok(None);
+        }
+        un_num(&v).map(Some).ok_or_else(|| damaged("firing", &k))
+    }
+
+    /// Records that `rule` fired for `customer` on the contact started at
+    /// `started`, folded at `position`.
+    pub fn fire(
+        &self,
+        rule: &str,
+        customer: &str,
+        position: u64,
+        started: i128,
+    ) -> Result<(), StoreError> {
+        let mut k = fired_prefix(rule, customer);
+        k.extend_from_slice(&(u64::MAX - position).to_be_bytes());
+        self.table.insert(&k, &num(started)).map(|_| ())
+    }
+
+    /// Puts an open promise in the due queue, or takes it out.
+    pub fn set_due(&self, due: &DueKey, open: bool) -> Result<(), StoreError> {
+        let k = due_key(due.0, &due.1, &due.2);
+        if open {
+            self.table.insert(&k, &[]).map(|_| ())
+        } else {
+            self.table.remove(&k)
+        }
+    }
+
+    /// Up to `limit` promises of the due queue falling due before `now`,
+    /// the earliest first.
+    pub fn due_before(&self, now: i128, limit: usize) -> Result<Vec<DueKey>, StoreError> {
+        let mut out = Vec::new();
+        for (k, _) in self.table.scan(&[DUE], limit)? {
+            if k.first() != Some(&DUE) {
+                break;
+            }
+            let (head, p) = parts(&k, 16).ok_or_else(|| damaged("due", &k))?;
+            let due = un_num(head).ok_or_else(|| damaged("due", &k))?;
+            if due >= now {
+                break;
+            }
+            let [case_id, promise_event] = p[..] else {
+                return Err(damaged("due", &k));
+            };
+            out.push((due, case_id.to_string(), promise_event.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// The promises in the due queue, the earliest first (for tests and
+    /// the stats).
+    pub fn due_count(&self) -> Result<usize, StoreError> {
+        Ok(self.due_before(i128::MAX, usize::MAX)?.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryTable;
+
+    fn table() -> WarningTable {
+        WarningTable::open(Box::new(MemoryTable::default()), "rules").unwrap()
+    }
+
+    #[test]
+    fn contacts_count_by_time_and_by_position() {
+        let t = table();
+        t.add_contact("u", 10, 1).unwrap();
+        t.add_contact("u", 20, 3).unwrap();
+        t.add_contact("u", 20, 2).unwrap();
+        t.add_contact("u", -5, 4).unwrap();
+        t.add_contact("u2", 15, 5).unwrap();
+        // "u" is a prefix of "u2": the separator keeps them apart.
+        assert_eq!(t.contacts_within("u", i128::MIN, i128::MAX, 9).unwrap(), 4);
+        assert_eq!(t.contacts_within("u", 10, 20, 9).unwrap(), 3);
+        assert_eq!(t.contacts_within("u", 10, 20, 2).unwrap(), 2);
+        assert_eq!(t.contacts_within("u", 11, 19, 9).unwrap(), 0);
+        assert_eq!(t.contacts_within("u2", 0, 100, 9).unwrap(), 1);
+    }
+
+    #[test]
+    fn the_last_firing_is_the_latest_before_the_position_asked() {
+        let t = table();
+        assert_eq!(t.last_fired("r", "u", 10).unwrap(), None);
+        t.fire("r", "u", 3, 30).unwrap();
+        t.fire("r", "u", 7, 70).unwrap();
+        t.fire("r", "u2", 5, 50).unwrap();
+        assert_eq!(t.last_fired("r", "u", 3).unwrap(), None);
+        assert_eq!(t.last_fired("r", "u", 4).unwrap(), Some(30));
+        assert_eq!(t.last_fired("r", "u", 7).unwrap(), Some(30));
+        assert_eq!(t.last_fired("r", "u", 8).unwrap(), Some(70));
+        assert_eq!(t.last_fired("other", "u", 8).unwrap(), None);
+    }
+
+    #[test]
+    fn the_due_queue_comes_out_in_time_order_up_to_now() {
+        let t = table();
+        let a = (20, "a".to_string(), "e2".to_string());
+        let b = (-10, "b".to_string(), "e1".to_string());
+        t.set_due(&a, true).unwrap();
+        t.set_due(&b, true).unwrap();
+        assert_eq!(t.due_before(20, 10).unwrap(), vec![b.clone()]);
+        assert_eq!(t.due_before(21, 10).unwrap(), vec![b.clone(), a.clone()]);
+        t.set_due(&b, false).unwrap();
+        assert_eq!(t.due_before(i128::MAX, 10).unwrap(), vec![a]);
+    }
+
+    #[test]
+    fn other_rules_or_layout_empty_the_table() {
+        let store = std::sync::Arc::new(MemoryTable::default());
+        let t = WarningTable::open(Box::new(store.clone()), "v1").unwrap();
+        t.add_contact("u", 1, 1).unwrap();
+        t.set_position(9).unwrap();
+        let t = WarningTable::open(Box::new(store.clone()), "v1").unwrap();
+        assert_eq!(t.position().unwrap(), 9);
+        assert_eq!(t.contacts_within("u", 0, 9, 9).unwrap(), 1);
+        let t = WarningTable::open(Box::new(store), "v2").unwrap();
+        assert_eq!(t.position().unwrap(), 0);
+        assert_eq!(t.contacts_within("u", 0, 9, 9).unwrap(), 0);
+    }
+}
