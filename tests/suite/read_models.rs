@@ -289,3 +289,87 @@ async fn read_model_tables_that_are_missing_are_folded_again_at_start() {
     let server = TestServer::start_in(dir, |_| {}).await;
     assert_eq!(answers(&server).await, before);
 }
+
+/// Early warning keeps what it knows across cases in a table of its own
+/// and catches up from its position: two calls of a night before a restart
+/// and one after make three, warned once (the customer's contacts came
+/// through the restart, on disk); a table lost is folded again from the
+/// whole log without raising anything twice, and the episode stays quiet.
+#[tokio::test]
+async fn early_warning_counts_contacts_across_a_restart_and_a_lost_table() {
+    use complaint_ledger::processes::warning_table::TABLE;
+    use complaint_ledger_bench::seed_case::contact;
+    let call = |id: &str, at: &str, threats: &[pb::Threat]| {
+        contact(
+            id,
+            at,
+            "8030",
+            pb::Channel::Hotline,
+            60,
+            pb::Emotion::Angry,
+            threats,
+            "来电催促",
+        )
+    };
+    let rule_count = |events: &[pb::RecordedEvent], rule: &str| {
+        events
+            .iter()
+            .filter(|e| match e.event.as_ref().and_then(|c| c.kind.as_ref()) {
+                Some(Kind::WarningRaised(w)) => w.rule == rule,
+                _ => false,
+            })
+            .count()
+    };
+    let mut server = TestServer::start_with_policy().await;
+    let mut c = server.ledger().await;
+    let open = ev(
+        "w1-open",
+        "2020-12-03T00:30:00+08:00",
+        "8030",
+        opened("cust-w"),
+    );
+    let first = call("w1-c1", "2020-12-03T01:00:00+08:00", &[]);
+    let second = call("w1-c2", "2020-12-03T01:20:00+08:00", &[]);
+    c.append(append("w1", vec![open, first, second]))
+        .await
+        .expect("opened with two calls");
+    server.restart().await;
+
+    let mut c = server.ledger().await;
+    let third = call("w1-c3", "2020-12-03T01:40:00+08:00", &[]);
+    c.append(append("w1", vec![third]))
+        .await
+        .expect("third call");
+    let events = wait_for_event(&server, "w1", |e| e.event_type == "WarningRaised").await;
+    assert_eq!(rule_count(&events, "three_contacts_in_12h"), 1);
+
+    // The table lost: folded again from the log at the next start.
+    let dir = server.stop().await;
+    {
+        let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+        assert!(log.raw().drop_tree(TABLE).unwrap(), "{TABLE} was there");
+        log.close().unwrap();
+    }
+    let policy = config(dir.path(), true).ledger.policy;
+    let server = TestServer::start_in(dir, |c| c.ledger.policy = policy).await;
+    let mut c = server.ledger().await;
+    // A fourth call of the same night, then a threat: once the threat is
+    // warned about, the fourth call was folded before it.
+    let fourth = call("w1-c4", "2020-12-03T02:00:00+08:00", &[]);
+    let threat = call("w1-c5", "2020-12-03T02:10:00+08:00", &[pb::Threat::Police]);
+    c.append(append("w1", vec![fourth, threat]))
+        .await
+        .expect("two more calls");
+    let events = wait_until(&server, "w1", |events| {
+        rule_count(events, "threat_on_contact") == 1
+    })
+    .await;
+    assert_eq!(
+        rule_count(&events, "three_contacts_in_12h"),
+        1,
+        "{:?}",
+        kinds_of(&events)
+    );
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| &e.event_id).collect();
+    assert_eq!(ids.len(), events.len(), "no event twice");
+}

@@ -13,16 +13,26 @@
 //!   builds) to 64 bits; the pair (hash, position) is what is indexed;
 //! - pairs of the events since the last run are held in memory (`recent`);
 //!   every [`RUN_LEN`] events they are sorted into a *run* and stored in sled
-//!   (`I` keys, a few hundred pairs per value) in one atomic batch; runs of
-//!   about equal size (within a factor of two: a commit may overshoot the
-//!   run length) are merged, a binary counter, up to four times the run
-//!   length ([`MERGE_LIMIT`]): a merge pause and the memory it takes stay
-//!   bounded, and there is about one run per 256k events;
-//! - all runs are kept in memory too (16 bytes per event) and searched by
-//!   binary search, behind the Bloom filter ([`super::event_filter`]), so a
+//!   in one atomic batch: a few hundred pairs per value (`J` keys that name
+//!   the run and the first hash of the value), and the run's entry in the
+//!   directory of runs (`H`); runs of about equal size (within a factor of
+//!   two: a commit may overshoot the run length) are merged, a binary
+//!   counter, up to four times the run length ([`MERGE_LIMIT`]): a merge
+//!   pause and the memory it takes stay bounded, and there is about one run
+//!   per 256k events;
+//! - runs stay on disk: finding a hash in a run is one ordered sled lookup
+//!   for the last value starting at or below it (the key carries the
+//!   value's first hash), so memory holds the directory of runs — a few
+//!   dozen entries per ten million events — not the pairs, and a start
+//!   reads that directory, not the index;
+//! - in front of it all the Bloom filter ([`super::event_filter`]), so a
 //!   new id costs one filter check and no sled access at all;
 //! - a hash is only a candidate: the record at a candidate position is read
 //!   and its id compared, so a hash collision never confuses two events.
+//!
+//! Stores written before runs stayed on disk keep their runs under `I`
+//! keys (by value number, without the first hash); the first open rewrites
+//! them in this layout, once.
 //!
 //! Durability follows the log: runs cover positions 1..=n without a gap; the
 //! records after the last run are read from the log at open and indexed
@@ -35,7 +45,9 @@ use crate::store::StoreError;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::Hasher;
-use std::sync::RwLock;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// Events per new run.
 pub const RUN_LEN: usize = 64 * 1024;
@@ -79,25 +91,104 @@ pub fn event_id_of(position: u64, bytes: &[u8]) -> Result<String, StoreError> {
     Ok(r.event_id)
 }
 
-/// Sorted (hash, position) pairs of the events at positions first..=last.
+/// A stored run: the events at positions first..=last, one pair each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Run {
     first: u64,
     last: u64,
-    pairs: Vec<(u64, u64)>,
 }
 
 impl Run {
-    fn positions_of(&self, hash: u64) -> impl Iterator<Item = u64> + '_ {
-        let from = self.pairs.partition_point(|(h, _)| *h < hash);
-        self.pairs[from..]
-            .iter()
-            .take_while(move |(h, _)| *h == hash)
-            .map(|(_, p)| *p)
+    fn len(&self) -> usize {
+        (self.last - self.first + 1) as usize
     }
+}
 
-    fn value_count(&self) -> usize {
-        self.pairs.len().div_ceil(PAIRS_PER_VALUE).max(1)
+fn bad(why: String) -> StoreError {
+    StoreError::Corrupt(format!("event-id index: {why}"))
+}
+
+/// The pairs of a stored value.
+fn pairs_of(run: Run, v: &[u8]) -> Result<impl Iterator<Item = (u64, u64)> + '_, StoreError> {
+    if v.len() % 16 != 0 || v.is_empty() {
+        return Err(bad(format!(
+            "run {}-{} has a torn value",
+            run.first, run.last
+        )));
     }
+    Ok(v.chunks_exact(16).map(|pair| {
+        let h = u64::from_be_bytes(pair[..8].try_into().expect("8 bytes"));
+        (h, trailing_u64(pair).expect("8 bytes"))
+    }))
+}
+
+/// Every pair of a stored run, in order; checked whole: sorted, one per
+/// position.
+fn read_run(db: &sled::Db, run: Run) -> Result<Vec<(u64, u64)>, StoreError> {
+    let mut pairs = Vec::with_capacity(run.len());
+    for item in db.scan_prefix(keys::id_chunk_prefix(run.first, run.last)) {
+        let (_, v) = item?;
+        pairs.extend(pairs_of(run, &v)?);
+    }
+    let sorted = pairs.windows(2).all(|w| w[0] < w[1]);
+    if !sorted || pairs.len() != run.len() {
+        return Err(bad(format!(
+            "run {}-{} does not hold one sorted entry per position",
+            run.first, run.last
+        )));
+    }
+    Ok(pairs)
+}
+
+/// The positions of `hash` in a stored run: in the last value whose first
+/// hash is below it (its end may hold it) and in every value starting with
+/// it (a hash that many events share spans values).
+fn positions_in(db: &sled::Db, run: Run, hash: u64) -> Result<Vec<u64>, StoreError> {
+    let prefix = keys::id_chunk_prefix(run.first, run.last);
+    let upper = keys::id_chunk_key(run.first, run.last, hash, u32::MAX);
+    let mut out = Vec::new();
+    for item in db.range(prefix.to_vec()..=upper.to_vec()).rev() {
+        let (k, v) = item?;
+        let first_hash = keys::parse_id_chunk_key(&k)
+            .ok_or_else(|| bad("a malformed value key".into()))?
+            .2;
+        out.extend(
+            pairs_of(run, &v)?
+                .filter(|(h, _)| *h == hash)
+                .map(|(_, p)| p),
+        );
+        if first_hash < hash {
+            break;
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Adds the writes of a run of `pairs` (sorted) to `batch`.
+fn write_run(batch: &mut sled::Batch, run: Run, pairs: &[(u64, u64)]) {
+    for (i, chunk) in pairs.chunks(PAIRS_PER_VALUE).enumerate() {
+        let mut value = Vec::with_capacity(chunk.len() * 16);
+        for (h, p) in chunk {
+            value.extend_from_slice(&h.to_be_bytes());
+            value.extend_from_slice(&p.to_be_bytes());
+        }
+        let key = keys::id_chunk_key(run.first, run.last, chunk[0].0, i as u32);
+        batch.insert(&key[..], value);
+    }
+    batch.insert(&keys::id_run_entry(run.first, run.last)[..], &[][..]);
+}
+
+/// Adds the removal of a stored run to `batch`.
+fn remove_run(db: &sled::Db, batch: &mut sled::Batch, run: Run) -> Result<(), StoreError> {
+    for item in db
+        .scan_prefix(keys::id_chunk_prefix(run.first, run.last))
+        .keys()
+    {
+        batch.remove(item?);
+    }
+    batch.remove(&keys::id_run_entry(run.first, run.last)[..]);
+    Ok(())
 }
 
 struct Inner {
@@ -128,24 +219,41 @@ impl Inner {
     }
 }
 
+/// Where the filter's copy is saved, and the last run a copy would cover
+/// once the flush that makes it durable is done.
+struct FilterCopy {
+    path: PathBuf,
+    /// The last position of the last run stored and not yet in a copy.
+    due: AtomicU64,
+    /// A copy is being written (by a thread of its own).
+    writing: Arc<AtomicBool>,
+}
+
 pub(super) struct EventIndex {
     /// Events per new run ([`RUN_LEN`] unless configured).
     run_len: usize,
+    db: sled::Db,
     filter: EventIdFilter,
+    copy: FilterCopy,
     inner: RwLock<Inner>,
     #[cfg(test)]
     fail_next_seal: std::sync::atomic::AtomicBool,
 }
 
 impl EventIndex {
-    /// Loads the stored runs of a log whose last record is at `head` and
-    /// indexes the records after them (`read_range` reads the log).
+    /// Loads the directory of stored runs of a log whose last record is at
+    /// `head` and indexes the records after them (`read_range` reads the
+    /// log). The filter comes from its copy at `filter_file` when that
+    /// checks out, completed with the runs stored after it; else from every
+    /// run.
     pub fn open(
         db: &sled::Db,
         head: u64,
         run_len: usize,
+        filter_file: PathBuf,
         read_range: impl Fn(u64, usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError>,
     ) -> Result<Self, StoreError> {
+        migrate_runs(db)?;
         let runs = load_runs(db)?;
         let covered = runs.last().map_or(0, |r| r.last);
         if covered > head {
@@ -153,13 +261,33 @@ impl EventIndex {
                 "the event-id index covers positions up to {covered}, past the last record ({head}): records were removed from the end"
             )));
         }
-        let filter = EventIdFilter::build(
-            head as usize,
-            runs.iter().flat_map(|r| r.pairs.iter().map(|(h, _)| *h)),
-        );
+        let filter = match EventIdFilter::load(&filter_file) {
+            Some((f, saved)) if saved <= covered => {
+                for run in runs.iter().filter(|r| r.last > saved) {
+                    f.add(read_run(db, *run)?.into_iter().map(|(h, _)| h));
+                }
+                f
+            }
+            copy => {
+                if copy.is_some() {
+                    tracing::info!("the event-id filter's copy is ahead of the index; building it from the index");
+                }
+                let mut ids = Vec::new();
+                for run in &runs {
+                    ids.extend(read_run(db, *run)?.into_iter().map(|(h, _)| h));
+                }
+                EventIdFilter::build(head as usize, ids.into_iter())
+            }
+        };
         let index = Self {
             run_len: run_len.max(1),
+            db: db.clone(),
             filter,
+            copy: FilterCopy {
+                path: filter_file,
+                due: AtomicU64::new(0),
+                writing: Arc::new(AtomicBool::new(false)),
+            },
             #[cfg(test)]
             fail_next_seal: Default::default(),
             inner: RwLock::new(Inner {
@@ -194,7 +322,7 @@ impl EventIndex {
                 }
             }
             index.add(&ids);
-            index.seal_runs(db)?;
+            index.seal_runs()?;
             if let Some(e) = unreadable {
                 // Not fatal here: verification names the record, with more
                 // to say, and a log that does not verify is not served.
@@ -231,7 +359,7 @@ impl EventIndex {
     /// Stores a run once `recent` holds `run_len` events, merging runs of
     /// equal size; not durable until the next flush (the log above the last
     /// durable run is indexed again at open).
-    pub fn seal_runs(&self, db: &sled::Db) -> Result<(), StoreError> {
+    pub fn seal_runs(&self) -> Result<(), StoreError> {
         let mut inner = self.write();
         if inner.recent.len() + inner.recent_more.len() < self.run_len {
             return Ok(());
@@ -243,27 +371,21 @@ impl EventIndex {
         let mut run = Run {
             first,
             last: inner.through,
-            pairs: inner.recent_pairs(),
         };
+        let mut pairs = inner.recent_pairs();
         let mut batch = sled::Batch::default();
         let mut keep = inner.runs.len();
-        while let Some(prev) = keep.checked_sub(1).map(|k| &inner.runs[k]).filter(|p| {
-            p.pairs.len() < 2 * run.pairs.len() && p.pairs.len() < MERGE_LIMIT * self.run_len
-        }) {
-            for i in 0..prev.value_count() {
-                batch.remove(&keys::id_run_key(prev.first, prev.last, i as u32)[..]);
-            }
-            run = merge(prev, run);
+        while let Some(prev) = keep
+            .checked_sub(1)
+            .map(|k| inner.runs[k])
+            .filter(|p| p.len() < 2 * pairs.len() && p.len() < MERGE_LIMIT * self.run_len)
+        {
+            pairs = merge(read_run(&self.db, prev)?, pairs);
+            remove_run(&self.db, &mut batch, prev)?;
+            run.first = prev.first;
             keep -= 1;
         }
-        for (i, chunk) in run.pairs.chunks(PAIRS_PER_VALUE).enumerate() {
-            let mut value = Vec::with_capacity(chunk.len() * 16);
-            for (h, p) in chunk {
-                value.extend_from_slice(&h.to_be_bytes());
-                value.extend_from_slice(&p.to_be_bytes());
-            }
-            batch.insert(&keys::id_run_key(run.first, run.last, i as u32)[..], value);
-        }
+        write_run(&mut batch, run, &pairs);
         #[cfg(test)]
         if self
             .fail_next_seal
@@ -271,7 +393,7 @@ impl EventIndex {
         {
             return Err(StoreError::Io(std::io::Error::other("injected failure")));
         }
-        db.apply_batch(batch)?;
+        self.db.apply_batch(batch)?;
         inner.runs.truncate(keep);
         inner.recent.clear();
         inner.recent_more.clear();
@@ -283,7 +405,28 @@ impl EventIndex {
             "event-id index run stored"
         );
         inner.runs.push(run);
+        self.copy.due.store(run.last, Ordering::Release);
         Ok(())
+    }
+
+    /// After a flush made the runs stored so far durable: saves a copy of
+    /// the filter covering them, on a thread of its own (a few MiB written
+    /// once per run, never in the commit's way). A copy still being
+    /// written makes this one wait for the next run.
+    pub fn save_filter_copy(&self) {
+        let covered = self.copy.due.load(Ordering::Acquire);
+        if covered == 0 || self.copy.writing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.copy.due.store(0, Ordering::Release);
+        let bytes = self.filter.snapshot(covered);
+        let (path, writing) = (self.copy.path.clone(), self.copy.writing.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = EventIdFilter::save(&bytes, &path) {
+                tracing::warn!(file = %path.display(), error = %e, "the event-id filter's copy was not saved; the next start builds it from the index");
+            }
+            writing.store(false, Ordering::Release);
+        });
     }
 
     /// Makes the next [`Self::seal_runs`] fail before it writes, for tests.
@@ -294,17 +437,16 @@ impl EventIndex {
     }
 
     /// Positions whose event id may be `event_id` (hash equal), oldest first.
-    pub fn candidates(&self, event_id: &str) -> Vec<u64> {
+    pub fn candidates(&self, event_id: &str) -> Result<Vec<u64>, StoreError> {
         let hash = id_hash(event_id);
         if !self.filter.may_contain(hash) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let inner = self.read();
-        let mut out: Vec<u64> = inner
-            .runs
-            .iter()
-            .flat_map(|r| r.positions_of(hash))
-            .collect();
+        let mut out = Vec::new();
+        for run in &inner.runs {
+            out.extend(positions_in(&self.db, *run, hash)?);
+        }
         if let Some(p) = inner.recent.get(&hash) {
             out.push(*p);
             // Positions are added in order: the others of a hash are later.
@@ -316,28 +458,29 @@ impl EventIndex {
                     .map(|(_, p)| *p),
             );
         }
-        out
+        Ok(out)
     }
 
     /// Rebuilds the filter from the index, at twice the size.
-    pub fn rebuild_filter(&self) {
+    pub fn rebuild_filter(&self) -> Result<(), StoreError> {
         let inner = self.read();
-        let hashes = inner
-            .runs
-            .iter()
-            .flat_map(|r| r.pairs.iter().map(|(h, _)| *h))
-            .chain(inner.recent.keys().copied())
-            .chain(inner.recent_more.iter().map(|(h, _)| *h));
-        self.filter.rebuild(hashes);
+        let mut hashes = Vec::new();
+        for run in &inner.runs {
+            hashes.extend(read_run(&self.db, *run)?.into_iter().map(|(h, _)| h));
+        }
+        hashes.extend(inner.recent.keys().copied());
+        hashes.extend(inner.recent_more.iter().map(|(h, _)| *h));
+        self.filter.rebuild(hashes.into_iter());
+        Ok(())
     }
 
-    /// Events in stored runs and in `recent`, for tests.
+    /// Runs and events in stored runs and in `recent`, for tests.
     #[cfg(test)]
     pub fn counts(&self) -> (usize, usize, usize) {
         let inner = self.read();
         (
             inner.runs.len(),
-            inner.runs.iter().map(|r| r.pairs.len()).sum(),
+            inner.runs.iter().map(|r| r.len()).sum(),
             inner.recent.len() + inner.recent_more.len(),
         )
     }
@@ -351,12 +494,9 @@ impl EventIndex {
     }
 }
 
-fn merge(older: &Run, newer: Run) -> Run {
-    let mut pairs = Vec::with_capacity(older.pairs.len() + newer.pairs.len());
-    let (mut a, mut b) = (
-        older.pairs.iter().copied().peekable(),
-        newer.pairs.into_iter().peekable(),
-    );
+fn merge(older: Vec<(u64, u64)>, newer: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let mut pairs = Vec::with_capacity(older.len() + newer.len());
+    let (mut a, mut b) = (older.into_iter().peekable(), newer.into_iter().peekable());
     loop {
         let next = match (a.peek(), b.peek()) {
             (Some(x), Some(y)) if x <= y => a.next(),
@@ -367,62 +507,78 @@ fn merge(older: &Run, newer: Run) -> Run {
         };
         pairs.extend(next);
     }
-    Run {
-        first: older.first,
-        last: newer.last,
-        pairs,
-    }
+    pairs
 }
 
-/// The stored runs, which must cover positions 1..=n without a gap.
+/// The directory of stored runs, which must cover positions 1..=n without
+/// a gap.
 fn load_runs(db: &sled::Db) -> Result<Vec<Run>, StoreError> {
-    let bad = |why: String| StoreError::Corrupt(format!("event-id index: {why}"));
     let mut runs: Vec<Run> = Vec::new();
-    let mut expected_value = 0u32;
-    for item in db.scan_prefix([keys::ID_RUN]) {
-        let (k, v) = item?;
-        let (first, last, i) =
-            keys::parse_id_run_key(&k).ok_or_else(|| bad("a malformed run key".into()))?;
-        if v.len() % 16 != 0 {
-            return Err(bad(format!("run {first}-{last} has a torn value")));
-        }
-        let same = runs
-            .last()
-            .is_some_and(|r| r.first == first && r.last == last);
-        if !same {
-            let starts = runs.last().map_or(1, |r| r.last + 1);
-            if first != starts || last < first || i != 0 {
-                return Err(bad(format!(
-                    "run {first}-{last} does not follow the runs before it (expected one from {starts})"
-                )));
-            }
-            runs.push(Run {
-                first,
-                last,
-                pairs: Vec::new(),
-            });
-            expected_value = 0;
-        } else if i != expected_value {
+    for item in db.scan_prefix([keys::ID_RUN_ENTRY]).keys() {
+        let k = item?;
+        let (first, last) =
+            keys::parse_id_run_entry(&k).ok_or_else(|| bad("a malformed run entry".into()))?;
+        let starts = runs.last().map_or(1, |r| r.last + 1);
+        if first != starts || last < first {
             return Err(bad(format!(
-                "run {first}-{last} lacks value {expected_value}"
+                "run {first}-{last} does not follow the runs before it (expected one from {starts})"
             )));
         }
-        expected_value += 1;
-        let run = runs.last_mut().expect("a run");
-        for pair in v.chunks_exact(16) {
-            let h = u64::from_be_bytes(pair[..8].try_into().expect("8 bytes"));
-            let p = trailing_u64(pair).expect("8 bytes");
-            run.pairs.push((h, p));
-        }
-    }
-    for r in &runs {
-        let sorted = r.pairs.windows(2).all(|w| w[0] < w[1]);
-        if !sorted || r.pairs.len() as u64 != r.last - r.first + 1 {
-            return Err(bad(format!(
-                "run {}-{} does not hold one sorted entry per position",
-                r.first, r.last
-            )));
-        }
+        runs.push(Run { first, last });
     }
     Ok(runs)
+}
+
+/// Rewrites runs stored in the layout before runs stayed on disk (`I`
+/// keys by value number) in this one, each in one atomic batch.
+fn migrate_runs(db: &sled::Db) -> Result<(), StoreError> {
+    // The run being read: its pairs and its old keys.
+    type Reading = (Run, Vec<(u64, u64)>, Vec<sled::IVec>);
+    let mut current: Option<Reading> = None;
+    let mut moved = 0usize;
+    let mut finish = |run: Run, pairs: Vec<(u64, u64)>, old: Vec<sled::IVec>| {
+        let sorted = pairs.windows(2).all(|w| w[0] < w[1]);
+        if !sorted || pairs.len() != run.len() {
+            return Err(bad(format!(
+                "run {}-{} does not hold one sorted entry per position",
+                run.first, run.last
+            )));
+        }
+        let mut batch = sled::Batch::default();
+        for k in old {
+            batch.remove(k);
+        }
+        write_run(&mut batch, run, &pairs);
+        db.apply_batch(batch)?;
+        moved += 1;
+        Ok::<(), StoreError>(())
+    };
+    for item in db.scan_prefix([keys::ID_RUN]) {
+        let (k, v) = item?;
+        let (first, last, _) =
+            keys::parse_id_run_key(&k).ok_or_else(|| bad("a malformed run key".into()))?;
+        let run = Run { first, last };
+        match current.as_mut() {
+            Some((r, pairs, old)) if *r == run => {
+                pairs.extend(pairs_of(run, &v)?);
+                old.push(k);
+            }
+            _ => {
+                if let Some((r, pairs, old)) = current.take() {
+                    finish(r, pairs, old)?;
+                }
+                current = Some((run, pairs_of(run, &v)?.collect(), vec![k]));
+            }
+        }
+    }
+    if let Some((r, pairs, old)) = current.take() {
+        finish(r, pairs, old)?;
+    }
+    if moved > 0 {
+        tracing::info!(
+            runs = moved,
+            "the event-id index's runs were rewritten to stay on disk"
+        );
+    }
+    Ok(())
 }

@@ -5,7 +5,9 @@
 //! |---------------------------------------|------------------|
 //! | `L` first position (u64 BE)           | a pack of records at consecutive positions from that one (see `store::sled::pack`); in stores written before packs, one record |
 //! | `C` case id `0x00` first version (u64 BE) | first position (u64 BE) ‖ count (u32 BE): a run of consecutive versions at consecutive positions |
-//! | `I` first position ‖ last position (u64 BE each) ‖ value number (u32 BE) | part of a run of the event-id index: sorted (id hash, position) pairs, 16 bytes each, see `store::event_index` |
+//! | `J` first position ‖ last position (u64 BE each) ‖ first id hash (u64 BE) ‖ value number (u32 BE) | part of a run of the event-id index: sorted (id hash, position) pairs, 16 bytes each, see `store::event_index` |
+//! | `H` first position ‖ last position (u64 BE each) | empty: a run of the event-id index is stored (the directory of runs) |
+//! | `I` first position ‖ last position ‖ value number | a run of the event-id index in the layout before `J`: rewritten as `J` and `H` at open |
 //! | `E` event id                          | position (u64 BE): the event-id index of earlier builds, one entry per event; no longer written or read |
 //! | `T` first stored-hash index (u64 BE)  | a run of Merkle tree hashes (32 bytes each) from that index, see `audit::merkle` |
 //!
@@ -21,6 +23,8 @@ pub const CASE: u8 = b'C';
 pub const EVENT: u8 = b'E';
 pub const TREE: u8 = b'T';
 pub const ID_RUN: u8 = b'I';
+pub const ID_CHUNK: u8 = b'J';
+pub const ID_RUN_ENTRY: u8 = b'H';
 
 pub fn tree_key(index: u64) -> [u8; 9] {
     let mut k = [TREE; 9];
@@ -48,7 +52,9 @@ pub fn case_key(case_id: &str, version: u64) -> Vec<u8> {
     k
 }
 
-/// Key of value number `i` of the event-id index run covering `first..=last`.
+/// Key of value number `i` of an event-id index run in the layout before
+/// `J` keys (written by tests, to check the rewrite).
+#[cfg(test)]
 pub fn id_run_key(first: u64, last: u64, i: u32) -> [u8; 21] {
     let mut k = [ID_RUN; 21];
     k[1..9].copy_from_slice(&first.to_be_bytes());
@@ -66,6 +72,57 @@ pub fn parse_id_run_key(k: &[u8]) -> Option<(u64, u64, u32)> {
         u64::from_be_bytes(k[1..9].try_into().ok()?),
         u64::from_be_bytes(k[9..17].try_into().ok()?),
         u32::from_be_bytes(k[17..].try_into().ok()?),
+    ))
+}
+
+/// The prefix of the values of the event-id index run covering
+/// `first..=last`.
+pub fn id_chunk_prefix(first: u64, last: u64) -> [u8; 17] {
+    let mut k = [ID_CHUNK; 17];
+    k[1..9].copy_from_slice(&first.to_be_bytes());
+    k[9..17].copy_from_slice(&last.to_be_bytes());
+    k
+}
+
+/// Key of value number `i` of the event-id index run covering
+/// `first..=last`, whose first pair has id hash `hash`.
+pub fn id_chunk_key(first: u64, last: u64, hash: u64, i: u32) -> [u8; 29] {
+    let mut k = [ID_CHUNK; 29];
+    k[..17].copy_from_slice(&id_chunk_prefix(first, last));
+    k[17..25].copy_from_slice(&hash.to_be_bytes());
+    k[25..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+/// Decodes an event-id index value key: (first, last, first hash, value
+/// number).
+pub fn parse_id_chunk_key(k: &[u8]) -> Option<(u64, u64, u64, u32)> {
+    if k.len() != 29 || k[0] != ID_CHUNK {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(k[1..9].try_into().ok()?),
+        u64::from_be_bytes(k[9..17].try_into().ok()?),
+        u64::from_be_bytes(k[17..25].try_into().ok()?),
+        u32::from_be_bytes(k[25..].try_into().ok()?),
+    ))
+}
+
+/// The directory entry of the event-id index run covering `first..=last`.
+pub fn id_run_entry(first: u64, last: u64) -> [u8; 17] {
+    let mut k = id_chunk_prefix(first, last);
+    k[0] = ID_RUN_ENTRY;
+    k
+}
+
+/// Decodes a directory entry: (first, last).
+pub fn parse_id_run_entry(k: &[u8]) -> Option<(u64, u64)> {
+    if k.len() != 17 || k[0] != ID_RUN_ENTRY {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(k[1..9].try_into().ok()?),
+        u64::from_be_bytes(k[9..17].try_into().ok()?),
     ))
 }
 

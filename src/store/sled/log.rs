@@ -13,6 +13,10 @@ use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// The copy of the event-id filter in the data directory (see
+/// `super::event_filter`): a cache, rebuilt from the index when missing.
+pub const EVENT_FILTER_FILE: &str = "event-ids.bloom";
+
 /// Tuning of the sled engine.
 #[derive(Debug, Clone)]
 pub struct SledOptions {
@@ -93,9 +97,11 @@ impl SledLog {
             d.sync_all()?;
         }
         let head = head_of(&db)?;
-        let event_index = EventIndex::open(&db, head, opts.id_run_len, |from, limit| {
-            read_range_in(&db, from, limit)
-        })?;
+        let filter_file = dir.join(EVENT_FILTER_FILE);
+        let event_index =
+            EventIndex::open(&db, head, opts.id_run_len, filter_file, |from, limit| {
+                read_range_in(&db, from, limit)
+            })?;
         Ok(Self {
             db,
             dir: dir.to_path_buf(),
@@ -356,14 +362,19 @@ impl EventLog for SledLog {
             std::sync::atomic::Ordering::Relaxed,
         );
         synced?;
+        // The runs stored before this flush are durable now: the filter's
+        // copy may cover them.
+        self.event_index.save_filter_copy();
         // The records are durable and their ids findable in memory: a run
         // that cannot be stored now is tried again with the next commit (and
         // the ids are indexed from the log at open), never fails this one.
-        if let Err(e) = self.event_index.seal_runs(&self.db) {
+        if let Err(e) = self.event_index.seal_runs() {
             tracing::warn!(error = %e, "an event-id index run was not stored; trying again with the next commit");
         }
         if full {
-            self.event_index.rebuild_filter();
+            if let Err(e) = self.event_index.rebuild_filter() {
+                tracing::warn!(error = %e, "the event-id filter was not rebuilt larger; lookups let more misses through to the index");
+            }
         }
         Ok(())
     }
@@ -493,7 +504,7 @@ impl EventLog for SledLog {
 
     fn event_position(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
         // A hash is a candidate; the record settles it.
-        for position in self.event_index.candidates(event_id) {
+        for position in self.event_index.candidates(event_id)? {
             let Some(bytes) = self.read(position)? else {
                 return Err(StoreError::Corrupt(format!(
                     "the event-id index points at missing position {position}"
@@ -605,6 +616,7 @@ impl SideTable for SledTable {
 
 #[cfg(test)]
 mod tests {
+    use super::super::event_filter::EventIdFilter;
     use super::*;
 
     fn record(pos: u64) -> Vec<u8> {
@@ -848,23 +860,92 @@ mod tests {
             // As after a crash before the last run's batch was durable.
             let last = log
                 .db
-                .scan_prefix([keys::ID_RUN])
+                .scan_prefix([keys::ID_RUN_ENTRY])
                 .keys()
                 .last()
                 .unwrap()
                 .unwrap();
-            let (first, end, _) = keys::parse_id_run_key(&last).unwrap();
-            for k in log.db.scan_prefix([keys::ID_RUN]).keys() {
-                let k = k.unwrap();
-                if keys::parse_id_run_key(&k).unwrap().0 == first {
-                    log.db.remove(k).unwrap();
-                }
+            let (first, end) = keys::parse_id_run_entry(&last).unwrap();
+            for k in log.db.scan_prefix(keys::id_chunk_prefix(first, end)).keys() {
+                log.db.remove(k.unwrap()).unwrap();
             }
+            log.db.remove(last).unwrap();
             assert!(end >= first);
             log.db.flush().unwrap();
         }
         let log = open_with_runs_of(dir.path(), 8);
         all_found(&log, 40);
+    }
+
+    /// A store whose runs are in the layout before they stayed on disk
+    /// (`I` keys by value number) is rewritten at open, and every id is
+    /// found; so it is without the filter's copy, and with a damaged one.
+    #[test]
+    fn runs_of_the_earlier_layout_are_rewritten_and_the_filter_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open_with_runs_of(dir.path(), 8);
+            for start in (1..=60).step_by(10) {
+                let rs: Vec<_> = (start..start + 10).map(enveloped).collect();
+                log.write_durable(&rs, &[]).unwrap();
+            }
+            log.close().unwrap();
+            let entries: Vec<_> = log.db.scan_prefix([keys::ID_RUN_ENTRY]).keys().collect();
+            assert!(entries.len() > 1);
+            for entry in entries {
+                let entry = entry.unwrap();
+                let (first, last) = keys::parse_id_run_entry(&entry).unwrap();
+                let mut pairs = Vec::new();
+                for item in log.db.scan_prefix(keys::id_chunk_prefix(first, last)) {
+                    let (k, v) = item.unwrap();
+                    pairs.extend_from_slice(&v);
+                    log.db.remove(k).unwrap();
+                }
+                log.db.remove(entry).unwrap();
+                for (i, value) in pairs.chunks(16 * 3).enumerate() {
+                    let k = keys::id_run_key(first, last, i as u32);
+                    log.db.insert(&k[..], value).unwrap();
+                }
+            }
+            log.db.flush().unwrap();
+        }
+        std::fs::remove_file(dir.path().join(EVENT_FILTER_FILE)).ok();
+        {
+            let log = open_with_runs_of(dir.path(), 8);
+            all_found(&log, 60);
+            assert_eq!(log.db.scan_prefix([keys::ID_RUN]).count(), 0);
+            assert!(log.db.scan_prefix([keys::ID_RUN_ENTRY]).count() > 1);
+            log.close().unwrap();
+        }
+        std::fs::write(dir.path().join(EVENT_FILTER_FILE), b"damaged").unwrap();
+        let log = open_with_runs_of(dir.path(), 8);
+        all_found(&log, 60);
+    }
+
+    /// The filter's copy is saved once a run is durable and loaded at the
+    /// next open; ids stored after it are found as well.
+    #[test]
+    fn the_filter_copy_is_saved_and_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(EVENT_FILTER_FILE);
+        {
+            let log = open_with_runs_of(dir.path(), 8);
+            for start in (1..=50).step_by(10) {
+                let rs: Vec<_> = (start..start + 10).map(enveloped).collect();
+                log.write_durable(&rs, &[]).unwrap();
+            }
+            // The copy is written by a thread of its own.
+            let saved = (0..200).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                EventIdFilter::load(&path).is_some()
+            });
+            assert!(saved, "no copy of the filter was saved");
+            log.close().unwrap();
+        }
+        let (_, covered) = EventIdFilter::load(&path).unwrap();
+        assert!((8..50).contains(&covered), "{covered}");
+        let log = open_with_runs_of(dir.path(), 8);
+        all_found(&log, 50);
     }
 
     #[test]
@@ -905,19 +986,20 @@ mod tests {
         log.write_durable(&rs, &[]).unwrap();
         // As if the event at position 5 had an id hashing like e2's.
         log.event_index.add(&[(id_hash("e2"), 5)]);
-        assert_eq!(log.event_index.candidates("e2"), [2, 5]);
+        assert_eq!(log.event_index.candidates("e2").unwrap(), [2, 5]);
         assert_eq!(log.event_index.counts(), (0, 0, 6));
         // A pair given again is kept once, as in a set.
         log.event_index
             .add(&[(id_hash("e2"), 5), (id_hash("e3"), 3), (id_hash("e2"), 2)]);
-        assert_eq!(log.event_index.candidates("e2"), [2, 5]);
+        assert_eq!(log.event_index.candidates("e2").unwrap(), [2, 5]);
         assert_eq!(log.event_index.counts(), (0, 0, 6));
         assert_eq!(log.event_position("e2").unwrap(), Some(2));
-        // Sealed into a run with the next commit: both, in order.
+        // Sealed into a run with the next commit (one run of positions
+        // 1..=9, its ten pairs stored): both, in order.
         let more: Vec<_> = (6..=9).map(enveloped).collect();
         log.write_durable(&more, &[]).unwrap();
-        assert_eq!(log.event_index.counts(), (1, 10, 0));
-        assert_eq!(log.event_index.candidates("e2"), [2, 5]);
+        assert_eq!(log.event_index.counts(), (1, 9, 0));
+        assert_eq!(log.event_index.candidates("e2").unwrap(), [2, 5]);
         assert_eq!(log.event_position("e2").unwrap(), Some(2));
         assert_eq!(log.event_position("e5").unwrap(), Some(5));
         assert_eq!(log.event_position("e9").unwrap(), Some(9));
@@ -933,7 +1015,7 @@ mod tests {
             log.close().unwrap();
             // A run beyond the last record: records removed from the end.
             log.db
-                .insert(&keys::id_run_key(13, 13, 0)[..], vec![0; 16])
+                .insert(&keys::id_run_entry(13, 13)[..], &[][..])
                 .unwrap();
             log.db.flush().unwrap();
         }
@@ -944,8 +1026,8 @@ mod tests {
         assert!(e.contains("past the last record"), "{e}");
         {
             let log = sled::open(dir.path()).unwrap();
-            log.remove(&keys::id_run_key(13, 13, 0)[..]).unwrap();
-            log.insert(&keys::id_run_key(20, 21, 0)[..], vec![0; 32])
+            log.remove(&keys::id_run_entry(13, 13)[..]).unwrap();
+            log.insert(&keys::id_run_entry(20, 21)[..], &[][..])
                 .unwrap();
             log.flush().unwrap();
         }
