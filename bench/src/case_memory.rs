@@ -53,33 +53,72 @@ pub async fn measure(
     cases: u64,
     closed: bool,
 ) -> anyhow::Result<CaseMemory> {
-    let server = spawn_ledger(data, creds)?;
-    let mut m = CaseMemory {
+    let curve = curve(data, creds, &[cases / 2, cases], closed).await?;
+    Ok(CaseMemory {
         closed,
         cases,
+        events: curve.events,
+        empty_bytes: curve.empty_bytes,
+        half_bytes: curve.at[0].1,
+        filled_bytes: curve.at[1].1,
+        restarted_bytes: curve.restarted_bytes,
+    })
+}
+
+/// Resident memory as copies of the seed case are added.
+#[derive(Debug, Clone, Default)]
+pub struct Curve {
+    pub closed: bool,
+    pub empty_bytes: u64,
+    /// (copies, resident bytes) at each checkpoint.
+    pub at: Vec<(u64, u64)>,
+    /// After a restart with every copy.
+    pub restarted_bytes: u64,
+    /// Events in the log at the end.
+    pub events: u64,
+    /// The data directory's size at the end.
+    pub disk_bytes: u64,
+}
+
+/// Appends copies of the seed case on a server of its own in `data` up to
+/// each of `checkpoints` (ascending), closing them if `closed`, and takes
+/// the settled resident memory at each; then once more after a restart.
+pub async fn curve(
+    data: &Path,
+    creds: &Credentials,
+    checkpoints: &[u64],
+    closed: bool,
+) -> anyhow::Result<Curve> {
+    let server = spawn_ledger(data, creds)?;
+    let mut c = Curve {
+        closed,
         empty_bytes: settled_resident_bytes(&server.url, &creds.bearer).await?,
         ..Default::default()
     };
     let conns = connect_all(&server.url, 64, &creds.bearer).await?;
-    for (from, to) in [(0, cases / 2), (cases / 2, cases)] {
-        if from > 0 {
-            m.half_bytes = settled_resident_bytes(&server.url, &creds.bearer).await?;
-        }
+    let mut from = 0;
+    for &to in checkpoints {
+        eprintln!("bench: seed copies {from}..{to}");
         append_copies(&conns, from, to).await?;
         settle(&server.url, creds).await?;
         if closed {
             close_copies(&conns, from, to).await?;
             settle(&server.url, creds).await?;
         }
+        c.at.push((
+            to,
+            settled_resident_bytes(&server.url, &creds.bearer).await?,
+        ));
+        from = to;
     }
     drop(conns);
-    m.events = settle(&server.url, creds).await?;
-    m.filled_bytes = settled_resident_bytes(&server.url, &creds.bearer).await?;
+    c.events = settle(&server.url, creds).await?;
+    c.disk_bytes = stats(&server.url, &creds.bearer).await?.disk_bytes;
     stop(server).await?;
     let restarted = spawn_ledger(data, creds)?;
-    m.restarted_bytes = settled_resident_bytes(&restarted.url, &creds.bearer).await?;
+    c.restarted_bytes = settled_resident_bytes(&restarted.url, &creds.bearer).await?;
     stop(restarted).await?;
-    Ok(m)
+    Ok(c)
 }
 
 /// Appends the copies `from..to`.

@@ -8,6 +8,7 @@
 //! bearer tokens as in production (see [`credentials`]).
 
 pub mod case_memory;
+pub mod scale;
 /// The no-op reference service (`proto/noop.proto`), compiled by build.rs.
 #[allow(clippy::all, missing_docs)]
 pub mod noop {
@@ -344,6 +345,52 @@ async fn open_cases(conns: &[Client], n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fills the log of the server at `url` up to `events` events with
+/// batched appends of notes (100 per request, 16 writers) over `cases`
+/// cases, opened already.
+async fn fill_notes(
+    conns: &[Client],
+    url: &str,
+    bearer: &Bearer,
+    events: u64,
+    cases: u64,
+    run: &str,
+) -> anyhow::Result<()> {
+    let head = stats(url, bearer).await?.head_position;
+    if head >= events {
+        return Ok(());
+    }
+    eprintln!("bench: filling the log to {events} events");
+    let text = "x".repeat(PAYLOAD_BYTES);
+    let need = events - head;
+    let per_writer = need.div_ceil(16 * 100);
+    let mut tasks = Vec::new();
+    for (w, client) in conns.iter().take(16).enumerate() {
+        let mut client = client.clone();
+        let (text, run) = (text.clone(), run.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng::new(w as u64 + 99);
+            for i in 0..per_writer {
+                let events = (0..100)
+                    .map(|k| note_event(format!("{run}-fill-{w}-{i}-{k}"), &text))
+                    .collect();
+                client
+                    .append(pb::AppendRequest {
+                        case_id: format!("case-{}", rng.below(cases)),
+                        expected_version: None,
+                        events,
+                    })
+                    .await?;
+            }
+            Ok::<_, tonic::Status>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
 /// Stops a server with SIGTERM (a clean close) and waits for it to exit.
 async fn stop(server: Server) -> anyhow::Result<()> {
     let pid = server.child.id().to_string();
@@ -554,36 +601,15 @@ async fn run_in(opts: &BenchOptions, dir: &Path, data: &Path) -> anyhow::Result<
     );
 
     // 4. Fill the log to the large size with batched appends.
-    let head = stats(&server.url, &creds.bearer).await?.head_position;
-    if head < opts.events {
-        eprintln!("bench: filling the log to {} events", opts.events);
-        let need = opts.events - head;
-        let per_writer = need.div_ceil(16 * 100);
-        let mut tasks = Vec::new();
-        for (w, client) in conns.iter().take(16).enumerate() {
-            let mut client = client.clone();
-            let (text, cases, run) = (text.clone(), opts.cases, run.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut rng = Rng::new(w as u64 + 99);
-                for i in 0..per_writer {
-                    let events = (0..100)
-                        .map(|k| note_event(format!("{run}-fill-{w}-{i}-{k}"), &text))
-                        .collect();
-                    client
-                        .append(pb::AppendRequest {
-                            case_id: format!("case-{}", rng.below(cases)),
-                            expected_version: None,
-                            events,
-                        })
-                        .await?;
-                }
-                Ok::<_, tonic::Status>(())
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
-    }
+    fill_notes(
+        &conns,
+        &server.url,
+        &creds.bearer,
+        opts.events,
+        opts.cases,
+        &run,
+    )
+    .await?;
     let big = stats(&server.url, &creds.bearer).await?;
     rep.large = Some(report::Large {
         events: big.head_position,

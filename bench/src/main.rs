@@ -38,6 +38,18 @@ struct Cli {
     /// 1,16,64 with --quick).
     #[arg(long, value_delimiter = ',')]
     clients: Option<Vec<usize>>,
+    /// Measure only the figures of bounded state (start time as the log
+    /// grows, resident memory as closed cases accumulate); takes most of an
+    /// hour and several GB of disk, which it prints.
+    #[arg(long)]
+    scale: bool,
+    /// Log sizes at which --scale times a start (default 1000000,5000000).
+    #[arg(long, value_delimiter = ',')]
+    scale_events: Option<Vec<u64>>,
+    /// Closed seed copies at which --scale takes resident memory (default
+    /// 100000,300000).
+    #[arg(long, value_delimiter = ',')]
+    scale_cases: Option<Vec<u64>>,
     /// Run the ledger on this data directory and keep it (the fill is
     /// skipped when it already holds --events events); default a temporary
     /// one, removed afterwards.
@@ -57,6 +69,16 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::NoopServer) => complaint_ledger_bench::reference::serve_noop().await,
+        None if cli.scale => {
+            let mut o = complaint_ledger_bench::scale::ScaleOptions::default();
+            if let Some(e) = cli.scale_events {
+                o.events = e;
+            }
+            if let Some(c) = cli.scale_cases {
+                o.cases = c;
+            }
+            complaint_ledger_bench::scale::run(o).await.map(|_| ())
+        }
         None => {
             let mut o = if cli.quick {
                 BenchOptions::quick()
