@@ -145,7 +145,8 @@ async fn run_in(opts: &ScaleOptions, dir: &std::path::Path) -> anyhow::Result<Sc
             open_cases(&conns, CASES).await?;
             opened = true;
         }
-        fill_notes(&conns, &server.url, &creds.bearer, events, CASES, "scale").await?;
+        let run = format!("scale-{events}");
+        fill_notes(&conns, &server.url, &creds.bearer, events, CASES, &run).await?;
         let disk_bytes = stats(&server.url, &creds.bearer).await?.disk_bytes;
         drop(conns);
         stop(server).await?;

@@ -328,6 +328,15 @@ impl Collector for LedgerState {
             "Log position the policy board on disk reached",
             as_i64(ledger.board().position()),
         )?;
+        gauge(
+            &mut e,
+            "warning_position",
+            "Log position up to which early warning folded every fact and appended what it raised",
+            as_i64(
+                crate::processes::warning_table::stored_position(ledger.log().as_ref())
+                    .unwrap_or(0),
+            ),
+        )?;
         counter(
             &mut e,
             "slow_syncs",

@@ -3,6 +3,7 @@
 
 use crate::ledger::Ledger;
 use crate::processes::scrub::ScrubState;
+use crate::processes::warning_table::stored_position;
 use crate::proto::v1::{self as pb, ops_server::Ops as OpsApi};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -54,10 +55,15 @@ impl OpsApi for OpsService {
     ) -> Result<Response<pb::Stats>, Status> {
         let s = self.ledger.writer_stats();
         let ledger = self.ledger.clone();
-        let disk_bytes =
-            tokio::task::spawn_blocking(move || ledger.log().size_on_disk().unwrap_or(0))
-                .await
-                .unwrap_or(0);
+        let (disk_bytes, warning_position) = tokio::task::spawn_blocking(move || {
+            let log = ledger.log();
+            (
+                log.size_on_disk().unwrap_or(0),
+                stored_position(log.as_ref()).unwrap_or(0),
+            )
+        })
+        .await
+        .unwrap_or((0, 0));
         let (case_facts_cached, case_fact_loads) = self.ledger.board().cache_stats();
         Ok(Response::new(pb::Stats {
             head_position: self.ledger.tree_size(),
@@ -82,6 +88,7 @@ impl OpsApi for OpsService {
             board_position: self.ledger.board().position(),
             case_facts_cached,
             case_fact_loads,
+            warning_position,
         }))
     }
 

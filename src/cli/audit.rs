@@ -8,7 +8,7 @@ use crate::audit::bundle::verify_bundle;
 use crate::audit::checkpoint::{verify_checkpoint, VerifiedCheckpoint};
 use crate::audit::merkle::verify_consistency;
 use crate::proto::v1 as pb;
-use crate::store::{SledLog, SledOptions};
+use crate::store::EventLog;
 use anyhow::{bail, Context};
 use prost::Message;
 use std::path::Path;
@@ -211,7 +211,7 @@ fn adopt(dir: &Path, signing_key_file: Option<&Path>) -> anyhow::Result<()> {
         );
         bail!("verification failed")
     }
-    let log = SledLog::open(dir, &SledOptions::default())
+    let log = crate::store::open_data_dir(dir)
         .context("opening the store (is a server still running on it?)")?;
     let checked = crate::store::contain_panics(dir, || {
         Ok(crate::audit::verify::verify_store(&log, |_, _| {}))

@@ -4,7 +4,7 @@
 //! from the file.
 
 use crate::privacy::keystore::{KeyStore, MasterKeys};
-use crate::store::{EventLog, SledLog, SledOptions};
+use crate::store::EventLog;
 use anyhow::{bail, Context};
 use std::path::Path;
 
@@ -16,7 +16,7 @@ pub fn rotate_master_key(dir: &Path, master_key_file: &Path) -> anyhow::Result<(
         .with_context(|| format!("reading {}", master_key_file.display()))?;
     let master = MasterKeys::parse(&text).map_err(anyhow::Error::msg)?;
     let current = master.current_id().to_string();
-    let log = SledLog::open(dir, &SledOptions::default())
+    let log = crate::store::open_data_dir(dir)
         .context("opening the store (is a server still running on it?)")?;
     let keys = KeyStore::new(log.side_table("customer-keys")?, master);
     let n = keys.rewrap_all().map_err(anyhow::Error::msg)?;

@@ -5,7 +5,7 @@
 
 use super::client::{explain, ServerArgs};
 use crate::proto::v1 as pb;
-use crate::store::{EventLog, SledLog, SledOptions};
+use crate::store::EventLog;
 use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 use std::path::Path;
@@ -21,7 +21,7 @@ pub fn offline(dir: &Path, escalate_within: i128) -> anyhow::Result<()> {
     if !dir.join("db").exists() {
         bail!("{} holds no ledger", dir.display());
     }
-    let log = SledLog::open(dir, &SledOptions::default())
+    let log = crate::store::open_data_dir(dir)
         .context("opening the store (is a server still running on it?)")?;
     let total = log.head()?;
     let progress = bar(total);

@@ -189,8 +189,8 @@ pub fn check_data_dir(
     master_key_file: Option<&Path>,
     progress: impl FnMut(u64, u64),
 ) -> Result<DataDirReport, String> {
-    use crate::store::{SideTable, SledLog, SledOptions};
-    let log = SledLog::open(dir, &SledOptions::default()).map_err(|e| e.to_string())?;
+    use crate::store::SideTable;
+    let log = crate::store::open_data_dir(dir).map_err(|e| e.to_string())?;
     let head = log.head().map_err(|e| e.to_string())?;
     let witnessed = read_witness(dir, head)?;
     let verified = crate::store::contain_panics(dir, || {

@@ -21,7 +21,7 @@
 
 use crate::projections::board_keys::{key, num, parts, un_num};
 use crate::store::side_table::Change;
-use crate::store::{SideTable, StoreError};
+use crate::store::{EventLog, SideTable, StoreError};
 
 /// The name of the table in the store.
 pub const TABLE: &str = "early-warning";
@@ -81,6 +81,15 @@ fn damaged(what: &str, k: &[u8]) -> StoreError {
         "the early-warning table holds a damaged {what} key: {}",
         String::from_utf8_lossy(k)
     ))
+}
+
+/// The position stored in the table of `log`, without opening the table
+/// for the rules (what `Ops.GetStats` shows); 0 when there is none.
+pub fn stored_position(log: &dyn EventLog) -> Result<u64, StoreError> {
+    Ok(log
+        .side_table(TABLE)?
+        .get_u64(&meta("position"))?
+        .unwrap_or(0))
 }
 
 pub struct WarningTable {

@@ -13,6 +13,13 @@ pub mod witness;
 pub use self::sled::{contain_panics, SledLog, SledOptions, SledTable};
 pub use side_table::{MemoryTable, SideTable, TablePosition};
 
+/// The log a data directory holds, as the embedded store keeps it: what
+/// the offline tools (`verify`, `rebuild`, `keys`) read, as any
+/// [`EventLog`], naming no engine.
+pub fn open_data_dir(dir: &std::path::Path) -> Result<impl EventLog, StoreError> {
+    SledLog::open(dir, &SledOptions::default())
+}
+
 /// A record ready to be stored at its position.
 #[derive(Debug, Clone)]
 pub struct NewRecord {

@@ -372,4 +372,25 @@ async fn early_warning_counts_contacts_across_a_restart_and_a_lost_table() {
     );
     let ids: std::collections::HashSet<_> = events.iter().map(|e| &e.event_id).collect();
     assert_eq!(ids.len(), events.len(), "no event twice");
+    // Its position reaches the head once the warnings' own commits are
+    // folded (they raise nothing).
+    let mut ops = OpsClient::new(server.channel().await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = ops
+            .get_stats(pb::GetStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if s.warning_position == s.head_position {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "early warning at {} of {}",
+            s.warning_position,
+            s.head_position
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -49,7 +49,13 @@ impl Syncer {
             for e in rd.flatten() {
                 let name = e.file_name();
                 if !self.synced_blobs.contains(&name) {
-                    File::open(e.path())?.sync_all()?;
+                    match File::open(e.path()) {
+                        Ok(f) => f.sync_all()?,
+                        // Removed by sled since the listing (a blob it
+                        // replaced): nothing of it is needed any more.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
                     self.synced_blobs.insert(name);
                     new_blob = true;
                 }

@@ -25,8 +25,10 @@
 //!   value's first hash), so memory holds the directory of runs — a few
 //!   dozen entries per ten million events — not the pairs, and a start
 //!   reads that directory, not the index;
-//! - in front of it all the Bloom filter ([`super::event_filter`]), so a
-//!   new id costs one filter check and no sled access at all;
+//! - each run has a Bloom filter ([`super::event_filter`]), written with it
+//!   and loaded at start (about 1.2 bytes per event in memory): a new id
+//!   costs a filter check per run and, almost always, no sled access at all;
+//!   a stored one the read of the run that holds it;
 //! - a hash is only a candidate: the record at a candidate position is read
 //!   and its id compared, so a hash collision never confuses two events.
 //!
@@ -39,15 +41,13 @@
 //! again (at most a run's worth, plus what a crash lost). Nothing here is
 //! ever ahead of the log.
 
-use super::event_filter::EventIdFilter;
+use super::event_filter::RunFilter;
 use super::keys::{self, trailing_u64};
 use crate::store::StoreError;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::Hasher;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 /// Events per new run.
 pub const RUN_LEN: usize = 64 * 1024;
@@ -165,8 +165,9 @@ fn positions_in(db: &sled::Db, run: Run, hash: u64) -> Result<Vec<u64>, StoreErr
     Ok(out)
 }
 
-/// Adds the writes of a run of `pairs` (sorted) to `batch`.
-fn write_run(batch: &mut sled::Batch, run: Run, pairs: &[(u64, u64)]) {
+/// Adds the writes of a run of `pairs` (sorted) to `batch`: its values,
+/// its filter and its directory entry. Returns the filter.
+fn write_run(batch: &mut sled::Batch, run: Run, pairs: &[(u64, u64)]) -> RunFilter {
     for (i, chunk) in pairs.chunks(PAIRS_PER_VALUE).enumerate() {
         let mut value = Vec::with_capacity(chunk.len() * 16);
         for (h, p) in chunk {
@@ -176,7 +177,43 @@ fn write_run(batch: &mut sled::Batch, run: Run, pairs: &[(u64, u64)]) {
         let key = keys::id_chunk_key(run.first, run.last, chunk[0].0, i as u32);
         batch.insert(&key[..], value);
     }
+    let hashes: Vec<u64> = pairs.iter().map(|(h, _)| *h).collect();
+    let filter = RunFilter::build(&hashes);
+    write_filter(batch, run, &filter);
     batch.insert(&keys::id_run_entry(run.first, run.last)[..], &[][..]);
+    filter
+}
+
+/// Adds the writes of a run's filter to `batch`, in parts the size of a
+/// run's values: sled stores a larger value as a file of its own.
+fn write_filter(batch: &mut sled::Batch, run: Run, filter: &RunFilter) {
+    for (i, part) in filter.encode().chunks(PAIRS_PER_VALUE * 16).enumerate() {
+        batch.insert(
+            &keys::id_filter_key(run.first, run.last, i as u32)[..],
+            part,
+        );
+    }
+}
+
+/// The stored filter of a run; None when it is missing or does not check
+/// out.
+fn read_filter(db: &sled::Db, run: Run) -> Result<Option<RunFilter>, StoreError> {
+    let mut bytes = Vec::new();
+    for item in db.scan_prefix(keys::id_filter_prefix(run.first, run.last)) {
+        bytes.extend_from_slice(&item?.1);
+    }
+    Ok(RunFilter::decode(&bytes))
+}
+
+/// Adds the removal of a run's filter to `batch`.
+fn remove_filter(db: &sled::Db, batch: &mut sled::Batch, run: Run) -> Result<(), StoreError> {
+    for k in db
+        .scan_prefix(keys::id_filter_prefix(run.first, run.last))
+        .keys()
+    {
+        batch.remove(k?);
+    }
+    Ok(())
 }
 
 /// Adds the removal of a stored run to `batch`.
@@ -187,12 +224,14 @@ fn remove_run(db: &sled::Db, batch: &mut sled::Batch, run: Run) -> Result<(), St
     {
         batch.remove(item?);
     }
+    remove_filter(db, batch, run)?;
     batch.remove(&keys::id_run_entry(run.first, run.last)[..]);
     Ok(())
 }
 
 struct Inner {
-    runs: Vec<Run>,
+    /// The stored runs, oldest first, each with its filter.
+    runs: Vec<(Run, RunFilter)>,
     /// Pairs of the events after the last run, in memory only, by hash:
     /// the first position of each hash here, the rare others (a collision
     /// of two ids' 64-bit hashes) in `recent_more`. A hash map, not an
@@ -219,22 +258,10 @@ impl Inner {
     }
 }
 
-/// Where the filter's copy is saved, and the last run a copy would cover
-/// once the flush that makes it durable is done.
-struct FilterCopy {
-    path: PathBuf,
-    /// The last position of the last run stored and not yet in a copy.
-    due: AtomicU64,
-    /// A copy is being written (by a thread of its own).
-    writing: Arc<AtomicBool>,
-}
-
 pub(super) struct EventIndex {
     /// Events per new run ([`RUN_LEN`] unless configured).
     run_len: usize,
     db: sled::Db,
-    filter: EventIdFilter,
-    copy: FilterCopy,
     inner: RwLock<Inner>,
     #[cfg(test)]
     fail_next_seal: std::sync::atomic::AtomicBool,
@@ -242,15 +269,12 @@ pub(super) struct EventIndex {
 
 impl EventIndex {
     /// Loads the directory of stored runs of a log whose last record is at
-    /// `head` and indexes the records after them (`read_range` reads the
-    /// log). The filter comes from its copy at `filter_file` when that
-    /// checks out, completed with the runs stored after it; else from every
-    /// run.
+    /// `head`, with their filters, and indexes the records after them
+    /// (`read_range` reads the log).
     pub fn open(
         db: &sled::Db,
         head: u64,
         run_len: usize,
-        filter_file: PathBuf,
         read_range: impl Fn(u64, usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError>,
     ) -> Result<Self, StoreError> {
         migrate_runs(db)?;
@@ -261,33 +285,10 @@ impl EventIndex {
                 "the event-id index covers positions up to {covered}, past the last record ({head}): records were removed from the end"
             )));
         }
-        let filter = match EventIdFilter::load(&filter_file) {
-            Some((f, saved)) if saved <= covered => {
-                for run in runs.iter().filter(|r| r.last > saved) {
-                    f.add(read_run(db, *run)?.into_iter().map(|(h, _)| h));
-                }
-                f
-            }
-            copy => {
-                if copy.is_some() {
-                    tracing::info!("the event-id filter's copy is ahead of the index; building it from the index");
-                }
-                let mut ids = Vec::new();
-                for run in &runs {
-                    ids.extend(read_run(db, *run)?.into_iter().map(|(h, _)| h));
-                }
-                EventIdFilter::build(head as usize, ids.into_iter())
-            }
-        };
+        let runs = load_filters(db, runs)?;
         let index = Self {
             run_len: run_len.max(1),
             db: db.clone(),
-            filter,
-            copy: FilterCopy {
-                path: filter_file,
-                due: AtomicU64::new(0),
-                writing: Arc::new(AtomicBool::new(false)),
-            },
             #[cfg(test)]
             fail_next_seal: Default::default(),
             inner: RwLock::new(Inner {
@@ -335,10 +336,8 @@ impl EventIndex {
     }
 
     /// Adds the pairs of records just applied to sled (positions after
-    /// every indexed one): into the filter and `recent`. True when the filter is
-    /// full and should be rebuilt ([`Self::rebuild_filter`]).
-    pub fn add(&self, pairs: &[(u64, u64)]) -> bool {
-        let full = self.filter.add(pairs.iter().map(|(h, _)| *h));
+    /// every indexed one) to `recent`.
+    pub fn add(&self, pairs: &[(u64, u64)]) {
         let mut guard = self.write();
         let inner = &mut *guard;
         for &(h, p) in pairs {
@@ -353,7 +352,6 @@ impl EventIndex {
             }
             inner.through = inner.through.max(p);
         }
-        full
     }
 
     /// Stores a run once `recent` holds `run_len` events, merging runs of
@@ -367,7 +365,7 @@ impl EventIndex {
         let started = std::time::Instant::now();
         // Memory changes only once the batch is applied: a failed write
         // leaves every id findable, and the next commit tries again.
-        let first = inner.runs.last().map_or(1, |r| r.last + 1);
+        let first = inner.runs.last().map_or(1, |(r, _)| r.last + 1);
         let mut run = Run {
             first,
             last: inner.through,
@@ -377,7 +375,7 @@ impl EventIndex {
         let mut keep = inner.runs.len();
         while let Some(prev) = keep
             .checked_sub(1)
-            .map(|k| inner.runs[k])
+            .map(|k| inner.runs[k].0)
             .filter(|p| p.len() < 2 * pairs.len() && p.len() < MERGE_LIMIT * self.run_len)
         {
             pairs = merge(read_run(&self.db, prev)?, pairs);
@@ -385,7 +383,7 @@ impl EventIndex {
             run.first = prev.first;
             keep -= 1;
         }
-        write_run(&mut batch, run, &pairs);
+        let filter = write_run(&mut batch, run, &pairs);
         #[cfg(test)]
         if self
             .fail_next_seal
@@ -404,29 +402,8 @@ impl EventIndex {
             ms = started.elapsed().as_millis() as u64,
             "event-id index run stored"
         );
-        inner.runs.push(run);
-        self.copy.due.store(run.last, Ordering::Release);
+        inner.runs.push((run, filter));
         Ok(())
-    }
-
-    /// After a flush made the runs stored so far durable: saves a copy of
-    /// the filter covering them, on a thread of its own (a few MiB written
-    /// once per run, never in the commit's way). A copy still being
-    /// written makes this one wait for the next run.
-    pub fn save_filter_copy(&self) {
-        let covered = self.copy.due.load(Ordering::Acquire);
-        if covered == 0 || self.copy.writing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.copy.due.store(0, Ordering::Release);
-        let bytes = self.filter.snapshot(covered);
-        let (path, writing) = (self.copy.path.clone(), self.copy.writing.clone());
-        std::thread::spawn(move || {
-            if let Err(e) = EventIdFilter::save(&bytes, &path) {
-                tracing::warn!(file = %path.display(), error = %e, "the event-id filter's copy was not saved; the next start builds it from the index");
-            }
-            writing.store(false, Ordering::Release);
-        });
     }
 
     /// Makes the next [`Self::seal_runs`] fail before it writes, for tests.
@@ -439,13 +416,12 @@ impl EventIndex {
     /// Positions whose event id may be `event_id` (hash equal), oldest first.
     pub fn candidates(&self, event_id: &str) -> Result<Vec<u64>, StoreError> {
         let hash = id_hash(event_id);
-        if !self.filter.may_contain(hash) {
-            return Ok(Vec::new());
-        }
         let inner = self.read();
         let mut out = Vec::new();
-        for run in &inner.runs {
-            out.extend(positions_in(&self.db, *run, hash)?);
+        for (run, filter) in &inner.runs {
+            if filter.may_contain(hash) {
+                out.extend(positions_in(&self.db, *run, hash)?);
+            }
         }
         if let Some(p) = inner.recent.get(&hash) {
             out.push(*p);
@@ -461,26 +437,13 @@ impl EventIndex {
         Ok(out)
     }
 
-    /// Rebuilds the filter from the index, at twice the size.
-    pub fn rebuild_filter(&self) -> Result<(), StoreError> {
-        let inner = self.read();
-        let mut hashes = Vec::new();
-        for run in &inner.runs {
-            hashes.extend(read_run(&self.db, *run)?.into_iter().map(|(h, _)| h));
-        }
-        hashes.extend(inner.recent.keys().copied());
-        hashes.extend(inner.recent_more.iter().map(|(h, _)| *h));
-        self.filter.rebuild(hashes.into_iter());
-        Ok(())
-    }
-
     /// Runs and events in stored runs and in `recent`, for tests.
     #[cfg(test)]
     pub fn counts(&self) -> (usize, usize, usize) {
         let inner = self.read();
         (
             inner.runs.len(),
-            inner.runs.iter().map(|r| r.len()).sum(),
+            inner.runs.iter().map(|(r, _)| r.len()).sum(),
             inner.recent.len() + inner.recent_more.len(),
         )
     }
@@ -527,6 +490,33 @@ fn load_runs(db: &sled::Db) -> Result<Vec<Run>, StoreError> {
         runs.push(Run { first, last });
     }
     Ok(runs)
+}
+
+/// The runs with their filters. A filter missing or damaged is built again
+/// from its run and stored (logged): never trusted, never absent.
+fn load_filters(db: &sled::Db, runs: Vec<Run>) -> Result<Vec<(Run, RunFilter)>, StoreError> {
+    let mut out = Vec::with_capacity(runs.len());
+    for run in runs {
+        let filter = match read_filter(db, run)? {
+            Some(f) => f,
+            None => {
+                tracing::warn!(
+                    first = run.first,
+                    last = run.last,
+                    "an event-id index run's filter is missing or damaged; building it from the run"
+                );
+                let hashes: Vec<u64> = read_run(db, run)?.into_iter().map(|(h, _)| h).collect();
+                let f = RunFilter::build(&hashes);
+                let mut batch = sled::Batch::default();
+                remove_filter(db, &mut batch, run)?;
+                write_filter(&mut batch, run, &f);
+                db.apply_batch(batch)?;
+                f
+            }
+        };
+        out.push((run, filter));
+    }
+    Ok(out)
 }
 
 /// Rewrites runs stored in the layout before runs stayed on disk (`I`

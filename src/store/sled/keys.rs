@@ -7,6 +7,7 @@
 //! | `C` case id `0x00` first version (u64 BE) | first position (u64 BE) ‖ count (u32 BE): a run of consecutive versions at consecutive positions |
 //! | `J` first position ‖ last position (u64 BE each) ‖ first id hash (u64 BE) ‖ value number (u32 BE) | part of a run of the event-id index: sorted (id hash, position) pairs, 16 bytes each, see `store::event_index` |
 //! | `H` first position ‖ last position (u64 BE each) | empty: a run of the event-id index is stored (the directory of runs) |
+//! | `B` first position ‖ last position (u64 BE each) ‖ part number (u32 BE) | part of the run's Bloom filter, checksummed whole (see `store::event_filter`); parts stay below sled's blob threshold |
 //! | `I` first position ‖ last position ‖ value number | a run of the event-id index in the layout before `J`: rewritten as `J` and `H` at open |
 //! | `E` event id                          | position (u64 BE): the event-id index of earlier builds, one entry per event; no longer written or read |
 //! | `T` first stored-hash index (u64 BE)  | a run of Merkle tree hashes (32 bytes each) from that index, see `audit::merkle` |
@@ -25,6 +26,7 @@ pub const TREE: u8 = b'T';
 pub const ID_RUN: u8 = b'I';
 pub const ID_CHUNK: u8 = b'J';
 pub const ID_RUN_ENTRY: u8 = b'H';
+pub const ID_FILTER: u8 = b'B';
 
 pub fn tree_key(index: u64) -> [u8; 9] {
     let mut k = [TREE; 9];
@@ -112,6 +114,22 @@ pub fn parse_id_chunk_key(k: &[u8]) -> Option<(u64, u64, u64, u32)> {
 pub fn id_run_entry(first: u64, last: u64) -> [u8; 17] {
     let mut k = id_chunk_prefix(first, last);
     k[0] = ID_RUN_ENTRY;
+    k
+}
+
+/// The prefix of the parts of the Bloom filter of the event-id index run
+/// covering `first..=last`.
+pub fn id_filter_prefix(first: u64, last: u64) -> [u8; 17] {
+    let mut k = id_chunk_prefix(first, last);
+    k[0] = ID_FILTER;
+    k
+}
+
+/// Key of part `i` of that filter.
+pub fn id_filter_key(first: u64, last: u64, i: u32) -> [u8; 21] {
+    let mut k = [ID_FILTER; 21];
+    k[..17].copy_from_slice(&id_filter_prefix(first, last));
+    k[17..].copy_from_slice(&i.to_be_bytes());
     k
 }
 

@@ -13,10 +13,6 @@ use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// The copy of the event-id filter in the data directory (see
-/// `super::event_filter`): a cache, rebuilt from the index when missing.
-pub const EVENT_FILTER_FILE: &str = "event-ids.bloom";
-
 /// Tuning of the sled engine.
 #[derive(Debug, Clone)]
 pub struct SledOptions {
@@ -97,11 +93,9 @@ impl SledLog {
             d.sync_all()?;
         }
         let head = head_of(&db)?;
-        let filter_file = dir.join(EVENT_FILTER_FILE);
-        let event_index =
-            EventIndex::open(&db, head, opts.id_run_len, filter_file, |from, limit| {
-                read_range_in(&db, from, limit)
-            })?;
+        let event_index = EventIndex::open(&db, head, opts.id_run_len, |from, limit| {
+            read_range_in(&db, from, limit)
+        })?;
         Ok(Self {
             db,
             dir: dir.to_path_buf(),
@@ -354,7 +348,7 @@ impl EventLog for SledLog {
             .iter()
             .map(|r| (id_hash(&r.event_id), r.position))
             .collect();
-        let full = self.event_index.add(&ids);
+        self.event_index.add(&ids);
         let syncing = std::time::Instant::now();
         let synced = self.flush_and_sync();
         self.sync_nanos.fetch_add(
@@ -362,19 +356,11 @@ impl EventLog for SledLog {
             std::sync::atomic::Ordering::Relaxed,
         );
         synced?;
-        // The runs stored before this flush are durable now: the filter's
-        // copy may cover them.
-        self.event_index.save_filter_copy();
         // The records are durable and their ids findable in memory: a run
         // that cannot be stored now is tried again with the next commit (and
         // the ids are indexed from the log at open), never fails this one.
         if let Err(e) = self.event_index.seal_runs() {
             tracing::warn!(error = %e, "an event-id index run was not stored; trying again with the next commit");
-        }
-        if full {
-            if let Err(e) = self.event_index.rebuild_filter() {
-                tracing::warn!(error = %e, "the event-id filter was not rebuilt larger; lookups let more misses through to the index");
-            }
         }
         Ok(())
     }
@@ -616,7 +602,6 @@ impl SideTable for SledTable {
 
 #[cfg(test)]
 mod tests {
-    use super::super::event_filter::EventIdFilter;
     use super::*;
 
     fn record(pos: u64) -> Vec<u8> {
@@ -879,9 +864,9 @@ mod tests {
 
     /// A store whose runs are in the layout before they stayed on disk
     /// (`I` keys by value number) is rewritten at open, and every id is
-    /// found; so it is without the filter's copy, and with a damaged one.
+    /// found; a run's filter lost or damaged is built again from the run.
     #[test]
-    fn runs_of_the_earlier_layout_are_rewritten_and_the_filter_rebuilt() {
+    fn runs_of_the_earlier_layout_are_rewritten_and_a_lost_filter_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         {
             let log = open_with_runs_of(dir.path(), 8);
@@ -902,6 +887,13 @@ mod tests {
                     log.db.remove(k).unwrap();
                 }
                 log.db.remove(entry).unwrap();
+                for k in log
+                    .db
+                    .scan_prefix(keys::id_filter_prefix(first, last))
+                    .keys()
+                {
+                    log.db.remove(k.unwrap()).unwrap();
+                }
                 for (i, value) in pairs.chunks(16 * 3).enumerate() {
                     let k = keys::id_run_key(first, last, i as u32);
                     log.db.insert(&k[..], value).unwrap();
@@ -909,43 +901,39 @@ mod tests {
             }
             log.db.flush().unwrap();
         }
-        std::fs::remove_file(dir.path().join(EVENT_FILTER_FILE)).ok();
-        {
+        let (first, last) = {
             let log = open_with_runs_of(dir.path(), 8);
             all_found(&log, 60);
             assert_eq!(log.db.scan_prefix([keys::ID_RUN]).count(), 0);
-            assert!(log.db.scan_prefix([keys::ID_RUN_ENTRY]).count() > 1);
+            let entries = log.db.scan_prefix([keys::ID_RUN_ENTRY]).count();
+            assert!(entries > 1);
+            assert!(log.db.scan_prefix([keys::ID_FILTER]).count() >= entries);
+            // One run's filter damaged, another's lost.
+            let mut filters = log.db.scan_prefix([keys::ID_FILTER]).keys();
+            let k = filters.next().unwrap().unwrap();
+            let mut damaged = log.db.get(&k).unwrap().unwrap().to_vec();
+            damaged[5] ^= 1;
+            log.db.insert(&k, damaged).unwrap();
+            let lost = filters
+                .map(|k| k.unwrap())
+                .find(|other| other[..17] != k[..17])
+                .unwrap();
+            for part in log.db.scan_prefix(&lost[..17]).keys() {
+                log.db.remove(part.unwrap()).unwrap();
+            }
             log.close().unwrap();
-        }
-        std::fs::write(dir.path().join(EVENT_FILTER_FILE), b"damaged").unwrap();
+            let first = u64::from_be_bytes(k[1..9].try_into().unwrap());
+            let last = u64::from_be_bytes(k[9..17].try_into().unwrap());
+            (first, last)
+        };
         let log = open_with_runs_of(dir.path(), 8);
         all_found(&log, 60);
-    }
-
-    /// The filter's copy is saved once a run is durable and loaded at the
-    /// next open; ids stored after it are found as well.
-    #[test]
-    fn the_filter_copy_is_saved_and_loaded() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(EVENT_FILTER_FILE);
-        {
-            let log = open_with_runs_of(dir.path(), 8);
-            for start in (1..=50).step_by(10) {
-                let rs: Vec<_> = (start..start + 10).map(enveloped).collect();
-                log.write_durable(&rs, &[]).unwrap();
-            }
-            // The copy is written by a thread of its own.
-            let saved = (0..200).any(|_| {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                EventIdFilter::load(&path).is_some()
-            });
-            assert!(saved, "no copy of the filter was saved");
-            log.close().unwrap();
-        }
-        let (_, covered) = EventIdFilter::load(&path).unwrap();
-        assert!((8..50).contains(&covered), "{covered}");
-        let log = open_with_runs_of(dir.path(), 8);
-        all_found(&log, 50);
+        let stored: Vec<u8> = log
+            .db
+            .scan_prefix(keys::id_filter_prefix(first, last))
+            .flat_map(|part| part.unwrap().1.to_vec())
+            .collect();
+        assert!(super::super::event_filter::RunFilter::decode(&stored).is_some());
     }
 
     #[test]
