@@ -168,7 +168,9 @@ async fn run_in(opts: &ScaleOptions, dir: &std::path::Path) -> anyhow::Result<Sc
             disk_bytes,
         });
     }
-    std::fs::remove_dir_all(&data)?;
+    if data.exists() {
+        std::fs::remove_dir_all(&data)?;
+    }
     report.cases = case_memory::curve(&dir.join("cases"), &creds, &opts.cases, true).await?;
     Ok(report)
 }

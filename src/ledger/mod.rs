@@ -99,6 +99,9 @@ pub struct Ledger<L: EventLog = SledLog> {
     blind: Arc<BlindIndex>,
 }
 
+/// Customers' keys a start unwraps (see `KeyStore::check_first`).
+const KEYS_CHECKED_AT_START: usize = 256;
+
 /// How to open a ledger.
 #[derive(Debug, Clone)]
 pub struct LedgerOptions {
@@ -222,9 +225,11 @@ impl<L: EventLog> Ledger<L> {
             log.side_table(BLIND_TABLE)?,
         )?);
         let keys = Arc::new(KeyStore::new(keys_tree, master));
-        // Every stored key unwraps: a wrong or damaged master key is found
-        // now, not by the first response that needs the data.
-        keys.check_all().map_err(|e| refuse(e.to_string()))?;
+        // The first keys unwrap: a wrong or missing master key file is
+        // found now, not by the first response that needs the data (and
+        // not by unwrapping every customer's key, which `verify` does).
+        keys.check_first(KEYS_CHECKED_AT_START)
+            .map_err(|e| refuse(e.to_string()))?;
         let access = Arc::new(AccessLog::open(log.side_table("pii-access")?).map_err(refuse)?);
         // Records a full verification covered before are not read; the
         // rest are verified fully (see `integrity::verified_through`).

@@ -130,6 +130,19 @@ const TOMBSTONE: &[u8] = b"erased";
 /// What `KeyStore::each_live` calls with each customer and wrapped key.
 type LiveKey<'a> = dyn FnMut(&str, &[u8]) -> Result<(), KeyError> + 'a;
 
+/// Unwrapped keys kept at most: about 6 MiB. A customer's key is unwrapped
+/// again (one read, one AES-GCM open) after the cache was emptied; kept for
+/// every customer ever seen, it grew by ~100 bytes per customer.
+const KEYS_CACHED: usize = 1 << 16;
+
+/// Caches `key` for `customer`, emptying a full cache first.
+fn keep(cache: &mut HashMap<String, DataKey>, customer: &str, key: &DataKey) {
+    if cache.len() >= KEYS_CACHED && !cache.contains_key(customer) {
+        *cache = HashMap::new();
+    }
+    cache.insert(customer.to_string(), key.clone());
+}
+
 /// The data keys of all customers.
 pub struct KeyStore {
     tree: Box<dyn SideTable>,
@@ -231,7 +244,7 @@ impl KeyStore {
             Some(v) if v == TOMBSTONE => Ok(None),
             Some(v) => {
                 let k = self.unwrap_key(customer, &v)?;
-                cache.insert(customer.to_string(), k.clone());
+                keep(&mut cache, customer, &k);
                 Ok(Some(k))
             }
         }
@@ -273,7 +286,7 @@ impl KeyStore {
             .map_err(store_err)?;
         match swapped {
             Ok(()) => {
-                cache.insert(customer.to_string(), key.clone());
+                keep(&mut cache, customer, key);
                 Ok(())
             }
             Err(current) if current == TOMBSTONE => Err(KeyError::Erased(customer.to_string())),
@@ -327,6 +340,39 @@ impl KeyStore {
                 .map_err(store_err)?;
         }
         Ok(keys.len() as u64)
+    }
+
+    /// Unwraps the first `n` live keys (in key order) under the configured
+    /// master keys: a wrong or missing master key file is found at start
+    /// without reading every customer's key, which grew a start by a key
+    /// per customer ever seen. [`Self::check_all`] (`verify --data-dir`)
+    /// reads them all; a key damaged alone is reported when a response
+    /// needs it, naming the customer. Returns the keys checked.
+    pub fn check_first(&self, n: usize) -> Result<u64, KeyError> {
+        const PAGE: usize = 256;
+        let mut checked = 0;
+        let mut from: Vec<u8> = Vec::new();
+        while checked < n {
+            let page = self.tree.scan(&from, PAGE).map_err(store_err)?;
+            for (k, v) in &page {
+                if v.as_slice() == TOMBSTONE {
+                    continue;
+                }
+                self.unwrap_key(&String::from_utf8_lossy(k), v)?;
+                checked += 1;
+                if checked == n {
+                    break;
+                }
+            }
+            match page.last() {
+                Some((k, _)) if page.len() == PAGE => {
+                    from = k.clone();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+        Ok(checked as u64)
     }
 
     /// Unwraps every stored key under the configured master keys: a wrong
@@ -417,5 +463,44 @@ mod tests {
         keys.erase("u1").unwrap();
         keys.unstore("u1", &key).unwrap();
         assert!(keys.is_erased("u1").unwrap());
+    }
+
+    /// A start unwraps the first keys only: a wrong master key is found,
+    /// a key damaged past them is left to `check_all` and to its use; the
+    /// cache of unwrapped keys stays bounded.
+    #[test]
+    fn a_start_checks_the_first_keys_and_the_cache_stays_bounded() {
+        let table = std::sync::Arc::new(crate::store::MemoryTable::default());
+        let master = |k: &str| MasterKeys::parse(&format!("k1 {k}")).unwrap();
+        let right = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let keys = KeyStore::new(table.clone(), master(right));
+        for i in 0..300 {
+            let customer = format!("u{i:03}");
+            let key = keys.new_key(&customer).unwrap();
+            keys.store(&customer, &key).unwrap();
+        }
+        keys.erase("u000").unwrap();
+        assert_eq!(keys.check_first(256).unwrap(), 256);
+        assert_eq!(keys.check_first(1000).unwrap(), 299);
+        // The last key damaged: past the first 256, found by check_all.
+        let mut v = table.get(b"u299").unwrap().unwrap();
+        let end = v.len() - 1;
+        v[end] ^= 1;
+        table.insert(b"u299", &v).unwrap();
+        let fresh = KeyStore::new(table.clone(), master(right));
+        assert_eq!(fresh.check_first(256).unwrap(), 256);
+        assert!(fresh.check_all().is_err());
+        assert!(fresh.get("u299").is_err());
+        let wrong = KeyStore::new(
+            table,
+            master("BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        );
+        assert!(wrong.check_first(256).is_err());
+        // The cache empties itself when full instead of growing.
+        let mut cache = HashMap::new();
+        for i in 0..KEYS_CACHED + 10 {
+            keep(&mut cache, &format!("c{i}"), &DataKey([0; 32]));
+        }
+        assert!(cache.len() <= KEYS_CACHED);
     }
 }

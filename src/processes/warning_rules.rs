@@ -195,8 +195,34 @@ impl WarningRules {
         Ok(track)
     }
 
+    /// Whether folding an event of this kind can change a track or raise
+    /// anything: the kinds [`Self::fold`] and the rules look at. Any other
+    /// (a note, a ticket saved, an escalation) is passed over without
+    /// reading its case: on a ledger of many cases, most of whose tracks
+    /// are not in the cache, folding a case's stream for a note would cost
+    /// more than the note.
+    fn folds(kind: &Kind) -> bool {
+        moves_promises(kind)
+            || matches!(
+                kind,
+                Kind::CaseOpened(_)
+                    | Kind::CaseClosed(_)
+                    | Kind::CaseReopened(_)
+                    | Kind::WarningRaised(_)
+                    | Kind::WarningWithdrawn(_)
+                    | Kind::OwnerAssigned(_)
+                    | Kind::ContactLogged(_)
+                    | Kind::TicketRejected(_)
+                    | Kind::CallbackAttempted(_)
+                    | Kind::ExternalComplaintReceived(_)
+            )
+    }
+
     /// Folds one committed event; returns the warnings it raises.
     pub fn apply(&mut self, f: &Fact<'_>, log: &dyn WarningLog) -> Result<Vec<Hit>, String> {
+        if !f.event.kind.as_ref().is_some_and(Self::folds) {
+            return Ok(Vec::new());
+        }
         let mut track = self.track(f, log)?;
         let hits = if track.closed && !matches!(f.event.kind, Some(Kind::CaseReopened(_))) {
             // A note or a correction of a closed case: the reopen's fold
@@ -1300,5 +1326,36 @@ mod tests {
         assert!(kept.len() >= 6, "{kept:?}");
         assert_eq!(rules.len(), kept.len(), "no warning twice: {kept:?}");
         assert_eq!(kept, folded_again);
+    }
+
+    /// A kind the rules do not look at is passed over without reading its
+    /// case; every kind they do look at is folded (each one's arm in
+    /// `fold` or a rule names it).
+    #[test]
+    fn a_note_on_a_case_not_in_the_cache_reads_nothing() {
+        let mut log = Log::with_cache(1);
+        log.add("a", "2020-12-03T01:00:00+08:00", opened("u"));
+        log.add("b", "2020-12-03T01:00:00+08:00", opened("u"));
+        let note = Kind::NoteAdded(Default::default());
+        assert!(log.add("a", "2020-12-03T02:00:00+08:00", note).is_empty());
+        assert_eq!(log.histories(), 0);
+        let call = call("2020-12-03T03:00:00+08:00");
+        log.add("a", "2020-12-03T03:00:00+08:00", call);
+        assert_eq!(log.histories(), 1);
+        for kind in crate::domain::every_kind() {
+            let named_by_a_rule = matches!(
+                kind,
+                Kind::ContactLogged(_)
+                    | Kind::TicketRejected(_)
+                    | Kind::CallbackCompleted(_)
+                    | Kind::CallbackAttempted(_)
+                    | Kind::ExternalComplaintReceived(_)
+                    | Kind::PromiseMade(_)
+                    | Kind::EventCorrected(_)
+            );
+            if named_by_a_rule {
+                assert!(WarningRules::folds(&kind), "{kind:?}");
+            }
+        }
     }
 }
