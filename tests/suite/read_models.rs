@@ -7,6 +7,11 @@
 //! so does the caught-up case list (its table against a fold of the log,
 //! once the server is stopped).
 //!
+//! Early warning keeps its state across cases in a table of its own, with
+//! the position up to which what it raised is in the log: after a crash,
+//! caught up from there, it must leave the warnings a fold from scratch
+//! leaves.
+//!
 //! Each trial runs a real server, appends random events (accepted or
 //! refused) from several writers, kills it at a random moment, restarts it
 //! and asks for the rebuild. `COMPLAINT_LEDGER_CRASH_TRIALS` sets the
