@@ -80,6 +80,8 @@ struct Follower {
     next: u64,
     /// Places in the due queue judged this round.
     judged: Vec<DueKey>,
+    /// The position last stored in the table.
+    stored: u64,
 }
 
 impl Follower {
@@ -98,6 +100,7 @@ impl Follower {
             pending: Pending::default(),
             next,
             judged: Vec::new(),
+            stored: next - 1,
         })
     }
 
@@ -156,12 +159,20 @@ impl Follower {
     }
 
     /// After the round's hits are in the log (blocking): the promises
-    /// judged leave the due queue, and the position moves.
+    /// judged leave the due queue, and the position moves (a tick that
+    /// folded nothing writes nothing).
     fn raised(&mut self) -> Result<(), String> {
         self.rules
             .judged_due(&std::mem::take(&mut self.judged))
-            .and_then(|_| self.rules.table().set_position(self.next - 1))
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if self.next - 1 != self.stored {
+            self.rules
+                .table()
+                .set_position(self.next - 1)
+                .map_err(|e| e.to_string())?;
+            self.stored = self.next - 1;
+        }
+        Ok(())
     }
 }
 

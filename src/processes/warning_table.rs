@@ -266,12 +266,6 @@ impl WarningTable {
         }
         Ok(out)
     }
-
-    /// The promises in the due queue, the earliest first (for tests and
-    /// the stats).
-    pub fn due_count(&self) -> Result<usize, StoreError> {
-        Ok(self.due_before(i128::MAX, usize::MAX)?.len())
-    }
 }
 
 #[cfg(test)]

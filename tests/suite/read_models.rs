@@ -99,6 +99,30 @@ async fn write_until_killed(url: String, writer: u8, seed: u64) -> usize {
     accepted
 }
 
+/// A real server over `dir` under six random writers, killed with SIGKILL
+/// after `least` ms plus up to `spread` ms more; returns when it waited
+/// and the appends accepted before the kill.
+async fn crash_under_writers(
+    dir: &std::path::Path,
+    rng: &mut Random,
+    least: u64,
+    spread: u64,
+) -> (Duration, usize) {
+    let (mut server, url) = spawn_server(dir);
+    let writers: Vec<_> = (0..6u8)
+        .map(|w| tokio::spawn(write_until_killed(url.clone(), w, rng.next())))
+        .collect();
+    let crash_after = Duration::from_millis(least + rng.below(spread));
+    tokio::time::sleep(crash_after).await;
+    server.0.kill().expect("SIGKILL");
+    server.0.wait().unwrap();
+    let mut accepted = 0;
+    for w in writers {
+        accepted += w.await.unwrap_or(0);
+    }
+    (crash_after, accepted)
+}
+
 #[tokio::test]
 async fn the_board_caught_up_after_kill_9_equals_a_rebuild_from_the_log() {
     let trials = env_number("COMPLAINT_LEDGER_CRASH_TRIALS", 3);
@@ -106,18 +130,7 @@ async fn the_board_caught_up_after_kill_9_equals_a_rebuild_from_the_log() {
     let mut rng = Random(seed);
     for trial in 0..trials {
         let dir = tempfile::tempdir().unwrap();
-        let (mut server, url) = spawn_server(dir.path());
-        let writers: Vec<_> = (0..6u8)
-            .map(|w| tokio::spawn(write_until_killed(url.clone(), w, rng.next())))
-            .collect();
-        let crash_after = Duration::from_millis(200 + rng.below(1200));
-        tokio::time::sleep(crash_after).await;
-        server.0.kill().expect("SIGKILL");
-        server.0.wait().unwrap();
-        let mut accepted = 0;
-        for w in writers {
-            accepted += w.await.unwrap_or(0);
-        }
+        let (crash_after, accepted) = crash_under_writers(dir.path(), &mut rng, 200, 1200).await;
         assert!(
             accepted > 6,
             "trial {trial} (seed {seed:#x}): only {accepted} appends before the kill"
@@ -453,17 +466,7 @@ async fn early_warning_caught_up_after_kill_9_equals_a_fold_from_scratch() {
     let mut rng = Random(seed);
     for trial in 0..trials {
         let dir = tempfile::tempdir().unwrap();
-        let (mut server, url) = spawn_server(dir.path());
-        let writers: Vec<_> = (0..6u8)
-            .map(|w| tokio::spawn(write_until_killed(url.clone(), w, rng.next())))
-            .collect();
-        let crash_after = Duration::from_millis(300 + rng.below(1200));
-        tokio::time::sleep(crash_after).await;
-        server.0.kill().expect("SIGKILL");
-        server.0.wait().unwrap();
-        for w in writers {
-            w.await.unwrap_or(0);
-        }
+        let (crash_after, _) = crash_under_writers(dir.path(), &mut rng, 300, 1200).await;
 
         let (server, url) = spawn_server(dir.path());
         let caught_up = settled_warnings(&url).await;
