@@ -14,6 +14,7 @@ use complaint_ledger::ledger::LedgerOptions;
 use complaint_ledger::policy::config::PolicyConfig;
 use complaint_ledger::policy::Policy;
 use complaint_ledger::security::tokens::TokenVerifier;
+use complaint_ledger::store::jetstream::JetStreamOptions;
 use complaint_ledger::store::SledOptions;
 use complaint_ledger::telemetry::LogFormat;
 use std::net::SocketAddr;
@@ -150,6 +151,23 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Move a stopped single-node ledger's data directory into a NATS
+    /// JetStream cluster: verified first, then every record's bytes at its
+    /// position and the customers' data keys. Start the cluster's nodes
+    /// with this directory's signing and master key files.
+    Migrate {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The checkpoint signing key, where it is kept outside the data
+        /// directory.
+        #[arg(long, env = "COMPLAINT_LEDGER_SIGNING_KEY_FILE")]
+        signing_key_file: Option<PathBuf>,
+        /// The master key file, where it is kept outside the data directory.
+        #[arg(long, env = "COMPLAINT_LEDGER_MASTER_KEY_FILE")]
+        master_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
     /// Re-wrap every customer's data key under the first key of a master-key
     /// file (a stopped server's store; the log is not touched).
     RotateMasterKey {
@@ -192,6 +210,48 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+/// Where the clustered store is (serve, migrate).
+#[derive(clap::Args, Clone)]
+struct NatsArgs {
+    /// Run on a NATS JetStream cluster (comma-separated server URLs) as the
+    /// authoritative log; the data directory then holds this node's copy,
+    /// index and read models. Without it: the embedded store alone.
+    #[arg(long, env = "COMPLAINT_LEDGER_NATS_URL", value_delimiter = ',')]
+    nats_url: Vec<String>,
+    /// The JetStream stream of the log (also its subjects' prefix).
+    #[arg(long, env = "COMPLAINT_LEDGER_NATS_STREAM", default_value = complaint_ledger::store::jetstream::DEFAULT_STREAM)]
+    nats_stream: String,
+    /// Replicas of the stream and of the shared key bucket, when created.
+    #[arg(long, env = "COMPLAINT_LEDGER_NATS_REPLICAS", default_value_t = 3)]
+    nats_replicas: usize,
+    /// NATS credentials file (JWT and NKey seed).
+    #[arg(long, env = "COMPLAINT_LEDGER_NATS_CREDENTIALS")]
+    nats_credentials: Option<PathBuf>,
+    /// CA certificate the NATS servers' TLS is checked against.
+    #[arg(long, env = "COMPLAINT_LEDGER_NATS_TLS_CA")]
+    nats_tls_ca: Option<PathBuf>,
+    /// Client certificate and key for NATS mutual TLS.
+    #[arg(long, env = "COMPLAINT_LEDGER_NATS_TLS_CERT")]
+    nats_tls_cert: Option<PathBuf>,
+    #[arg(long, env = "COMPLAINT_LEDGER_NATS_TLS_KEY")]
+    nats_tls_key: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    /// The cluster to run on, if one is named.
+    fn options(&self) -> Option<JetStreamOptions> {
+        (!self.nats_url.is_empty()).then(|| JetStreamOptions {
+            stream: self.nats_stream.clone(),
+            replicas: self.nats_replicas.max(1),
+            credentials: self.nats_credentials.clone(),
+            tls_ca: self.nats_tls_ca.clone(),
+            tls_cert: self.nats_tls_cert.clone(),
+            tls_key: self.nats_tls_key.clone(),
+            ..JetStreamOptions::new(self.nats_url.clone())
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -275,6 +335,8 @@ struct ServeArgs {
     /// Requests per second per caller (0: unlimited).
     #[arg(long, env = "COMPLAINT_LEDGER_RATE_LIMIT_PER_SECOND", default_value_t = complaint_ledger::config::DEFAULT_RATE_LIMIT)]
     rate_limit_per_second: u32,
+    #[command(flatten)]
+    nats: NatsArgs,
     /// sled page cache, bytes.
     #[arg(long, env = "COMPLAINT_LEDGER_CACHE_BYTES", default_value_t = SledOptions::default().cache_capacity)]
     cache_bytes: u64,
@@ -416,6 +478,8 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(a) => {
+            let a = *a;
+            let cluster = a.nats.options();
             let stop = shutdown_signal();
             let policy = match &a.policy_file {
                 Some(p) => PolicyConfig::load(p).map_err(anyhow::Error::msg)?,
@@ -468,6 +532,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         cache_capacity: a.cache_bytes,
                         ..SledOptions::default()
                     },
+                    cluster,
                     origin: a.origin,
                     signing_key_file: a.signing_key_file,
                     policy,
@@ -516,6 +581,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             since,
             server,
         } => audit::export(&server, &case_id, &out, since.as_deref()).await,
+        Command::Migrate {
+            data_dir,
+            signing_key_file,
+            master_key_file,
+            nats,
+        } => {
+            let cluster = nats
+                .options()
+                .ok_or_else(|| anyhow::anyhow!("migrate needs the cluster: --nats-url"))?;
+            tokio::task::spawn_blocking(move || {
+                complaint_ledger::cli::migrate::run(
+                    &data_dir,
+                    signing_key_file.as_deref(),
+                    master_key_file.as_deref(),
+                    &cluster,
+                )
+            })
+            .await?
+        }
         Command::Verify {
             bundle,
             pubkey,

@@ -218,7 +218,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_stop_at_the_durable_head_and_keep_order_and_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let (ledger, _) = Ledger::open(dir.path(), &LedgerOptions::default()).unwrap();
+        let log = crate::store::SledLog::open(dir.path(), &Default::default()).unwrap();
+        let sync_fault = log.sync_fault();
+        let log: crate::store::AnyLog = Box::new(log);
+        let (ledger, _) = Ledger::open_on(log, dir.path(), &LedgerOptions::default()).unwrap();
         let ledger = Arc::new(ledger);
         let opened = Kind::CaseOpened(pb::CaseOpened {
             customer_id: "cust-1".into(),
@@ -249,7 +252,7 @@ mod tests {
         let durable = *ledger.head().borrow();
         assert_eq!(durable, 1301);
 
-        ledger.log().fail_next_sync();
+        sync_fault.store(true, std::sync::atomic::Ordering::SeqCst);
         let lost = vec![event(
             "not-durable",
             Kind::NoteAdded(pb::NoteAdded { text: "x".into() }),

@@ -6,6 +6,7 @@ pub mod audit_service;
 pub mod auth;
 pub mod caller;
 pub mod cases_service;
+pub mod catch_up;
 pub mod connections;
 pub mod console;
 pub mod event_filter;

@@ -353,6 +353,7 @@ async fn serve_on(
         .layer(ObserveLayer(calls))
         .layer(super::connections::ActivityLayer(connections.clone()))
         .layer(AuthLayer::new(auth))
+        .layer(super::catch_up::CatchUpLayer::new(&ledger))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -6,6 +6,7 @@ pub mod client;
 pub mod health;
 pub mod import;
 pub mod keys;
+pub mod migrate;
 pub mod rebuild;
 pub mod replay;
 

@@ -56,6 +56,14 @@ impl From<ValidationError> for LedgerError {
 
 impl From<crate::store::StoreError> for LedgerError {
     fn from(e: crate::store::StoreError) -> Self {
-        LedgerError::Storage(e.to_string())
+        use crate::store::StoreError;
+        match e {
+            // A clustered log out of reach, or moved on: nothing was
+            // decided here, and the request may be retried.
+            StoreError::Unavailable(_) | StoreError::Conflict { .. } => {
+                LedgerError::Unavailable(e.to_string())
+            }
+            e => LedgerError::Storage(e.to_string()),
+        }
     }
 }

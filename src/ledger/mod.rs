@@ -16,6 +16,7 @@
 mod audit;
 mod case_cache;
 pub mod error;
+mod follow;
 pub mod integrity;
 mod preseal;
 mod projection_host;
@@ -46,7 +47,8 @@ use crate::projections::board_store::BoardStore;
 use crate::projections::fact::{Fact, OwnedFact};
 use crate::projections::summary::CaseIndex;
 use crate::proto::v1::{self as pb, CaseEvent};
-use crate::store::{EventLog, SideTable, SledLog, SledOptions};
+use crate::store::jetstream::{JetStreamLog, JetStreamOptions};
+use crate::store::{AnyLog, EventLog, SideTable, SledLog, SledOptions};
 use prost::Message;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -81,7 +83,7 @@ const COMMITS_KEPT: usize = 64;
 
 /// The command side of the ledger over an event log `L` (the embedded sled
 /// store unless told otherwise).
-pub struct Ledger<L: EventLog = SledLog> {
+pub struct Ledger<L: EventLog = AnyLog> {
     log: Arc<L>,
     index: Arc<CaseIndex>,
     limits: Limits,
@@ -97,6 +99,22 @@ pub struct Ledger<L: EventLog = SledLog> {
     keys: Arc<KeyStore>,
     access: Arc<AccessLog>,
     blind: Arc<BlindIndex>,
+    /// A catch-up is asked of the writer and not yet begun (see `nudge`).
+    nudged: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How long a read on a clustered ledger waits for this node to hold what
+/// the stream held when the read came, before it is refused UNAVAILABLE.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks the writer to adopt what other nodes committed, unless it was
+/// asked already and has not begun: a burst of nudges is one catch-up.
+fn nudge(tx: &mpsc::Sender<Command>, nudged: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    if !nudged.swap(true, Ordering::AcqRel) && tx.try_send(Command::CatchUp).is_err() {
+        // The queue is full (a batch comes anyway) or closed.
+        nudged.store(false, Ordering::Release);
+    }
 }
 
 /// Customers' keys a start unwraps (see `KeyStore::check_first`).
@@ -106,6 +124,8 @@ const KEYS_CHECKED_AT_START: usize = 256;
 #[derive(Debug, Clone)]
 pub struct LedgerOptions {
     pub sled: SledOptions,
+    /// The clustered store to run on; `None`: the embedded store alone.
+    pub cluster: Option<JetStreamOptions>,
     pub limits: Limits,
     /// The log's origin: the name in its checkpoints and of its key.
     pub origin: String,
@@ -131,6 +151,7 @@ impl Default for LedgerOptions {
     fn default() -> Self {
         Self {
             sled: SledOptions::default(),
+            cluster: None,
             limits: Limits::default(),
             origin: crate::audit::checkpoint::DEFAULT_ORIGIN.to_string(),
             signing_key_file: None,
@@ -155,11 +176,15 @@ pub struct RecoveryReport {
     pub verified_from: u64,
 }
 
-impl Ledger<SledLog> {
-    /// Opens the ledger on the embedded store in `dir`, verifying and
-    /// replaying the whole log.
+impl Ledger<AnyLog> {
+    /// Opens the ledger in `dir` on the store the options choose: the
+    /// embedded one, or the clustered stream with `dir` as this node's copy.
     pub fn open(dir: &Path, opts: &LedgerOptions) -> Result<(Self, RecoveryReport), LedgerError> {
-        Self::open_on(open_sled(dir, opts)?, dir, opts)
+        let log: AnyLog = match &opts.cluster {
+            None => Box::new(open_sled(dir, opts)?),
+            Some(c) => Box::new(JetStreamLog::open(dir, &opts.sled, c.clone())?),
+        };
+        Self::open_on(log, dir, opts)
     }
 }
 
@@ -325,6 +350,14 @@ impl<L: EventLog> Ledger<L> {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
         let board = Arc::new(board);
+        let nudged = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if log.follows_upstream() {
+            // Other nodes' commits are adopted as they come, not only when
+            // this node is asked something.
+            let (to, flag) = (tx.clone(), nudged.clone());
+            log.on_upstream_change(Box::new(move || nudge(&to, &flag)));
+            nudge(&tx, &nudged);
+        }
         let writer = Writer {
             keys: keys.clone(),
             blind: blind.clone(),
@@ -342,6 +375,8 @@ impl<L: EventLog> Ledger<L> {
             failed: Default::default(),
             access: access.clone(),
             witness,
+            follows: log.follows_upstream(),
+            nudged: nudged.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -364,9 +399,39 @@ impl<L: EventLog> Ledger<L> {
                 keys,
                 access,
                 blind,
+                nudged,
             },
             report,
         ))
+    }
+
+    /// On a clustered log, waits until this node holds every record the
+    /// stream held when asked: a read after an append acknowledged by any
+    /// node sees it. At once on a log of its own.
+    pub async fn caught_up(&self) -> Result<(), LedgerError> {
+        if !self.log.follows_upstream() {
+            return Ok(());
+        }
+        let log = self.log.clone();
+        let target = tokio::task::spawn_blocking(move || log.upstream_head())
+            .await
+            .map_err(|e| LedgerError::Unavailable(format!("asking the stream's head: {e}")))??
+            .unwrap_or(0);
+        let mut head = self.head_rx.clone();
+        if *head.borrow() >= target {
+            return Ok(());
+        }
+        nudge(&self.tx, &self.nudged);
+        let reached = tokio::time::timeout(CATCH_UP_WAIT, head.wait_for(|h| *h >= target))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        match reached {
+            true => Ok(()),
+            false => Err(LedgerError::Unavailable(format!(
+                "this node did not catch up with the stream (at {target}) within {} s",
+                CATCH_UP_WAIT.as_secs()
+            ))),
+        }
     }
 
     /// Each future commit's accepted events, in position order. A receiver

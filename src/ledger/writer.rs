@@ -10,6 +10,10 @@
 //! the new head and answers: an acknowledged append is durable and in the
 //! read models, and a refused request has written nothing. Concurrent appends share one sync, which is what makes
 //! durable appends fast.
+//!
+//! On a clustered log each batch first adopts what other nodes committed
+//! (`follow`), and a batch the stream refused because another node got
+//! there first is decided again in the next one.
 
 use super::case_cache::CaseCache;
 use super::error::LedgerError;
@@ -68,6 +72,10 @@ pub(crate) enum Command {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// The clustered log moved on (see `follow`): adopt what other nodes
+    /// committed. Every group commit does first; this one may have no
+    /// append in it.
+    CatchUp,
     /// Take no more appends, saying why (the background scrub found the
     /// store damaged): the same state as after a failed durable write.
     Refuse {
@@ -102,6 +110,8 @@ pub struct WriterStats {
     /// because its cache did not hold them (see `case_cache`).
     pub case_states_cached: AtomicU64,
     pub case_state_loads: AtomicU64,
+    /// Records other nodes of a clustered ledger committed, adopted here.
+    pub adopted: AtomicU64,
     /// Where the writer thread's time went, nanoseconds.
     pub time: WriterTime,
     /// The longest group-commit sync and the slow ones.
@@ -123,6 +133,7 @@ impl Default for WriterStats {
             presealed: AtomicU64::default(),
             case_states_cached: AtomicU64::default(),
             case_state_loads: AtomicU64::default(),
+            adopted: AtomicU64::default(),
             time: WriterTime::default(),
             syncs: super::SyncWatch::default(),
             // 1, 2, 4 … 1024 (MAX_BATCH_REQUESTS).
@@ -215,27 +226,36 @@ pub(crate) struct Writer<L: EventLog> {
     /// The acknowledged head, recorded after every durable write and before
     /// any answer (see `store::witness`).
     pub witness: Witness,
+    /// The log follows a clustered one that other nodes write too
+    /// ([`EventLog::follows_upstream`]); then `follow` adopts their commits.
+    pub follows: bool,
+    /// Set when a catch-up was asked for and not yet done (one queued
+    /// [`Command::CatchUp`] at a time).
+    pub nudged: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What one batch has staged but not yet stored.
 #[derive(Default)]
-struct Staged {
-    records: Vec<NewRecord>,
+pub(super) struct Staged {
+    pub(super) records: Vec<NewRecord>,
     /// Merkle tree hashes the staged records complete, with their stored
     /// indexes, in order: a batch's indexes are contiguous.
-    tree: Vec<(u64, [u8; 32])>,
-    cases: HashMap<String, CaseState>,
+    pub(super) tree: Vec<(u64, [u8; 32])>,
+    pub(super) cases: HashMap<String, CaseState>,
     events: HashMap<String, KnownEvent>,
-    replies: Vec<(Reply, AppendOutcome)>,
+    pub(super) replies: Vec<(Reply, AppendOutcome)>,
     /// The accepted events, for the policy board once they are durable.
-    facts: Vec<OwnedFact>,
+    pub(super) facts: Vec<OwnedFact>,
     /// Blind-index tokens of customers opened in this batch.
-    blind: Vec<BlindTokens>,
+    pub(super) blind: Vec<BlindTokens>,
     /// Data keys of customers whose first personal data is in this batch;
     /// stored with the commit.
     new_keys: HashMap<String, DataKey>,
     /// PII-access entries of this batch, recorded and synced with it.
     access: Vec<(Vec<pb::PiiAccess>, AccessReply)>,
+    /// On a clustered log, each accepted request as it came, beside its
+    /// reply: decided again if another node commits first.
+    retries: Vec<super::follow::Retry>,
 }
 
 impl<L: EventLog> Writer<L> {
@@ -261,19 +281,31 @@ impl<L: EventLog> Writer<L> {
             }
         };
         let time = &Arc::clone(&self.stats).time;
+        // Requests a batch could not take (a clustered log's batch bound,
+        // or another node committed first): first in the next batch.
+        let mut carry: std::collections::VecDeque<Command> = Default::default();
         while shutdown.is_none() {
             time.wait();
-            let Some(first) = rx.blocking_recv() else {
-                break;
+            let first = match carry.pop_front() {
+                Some(c) => c,
+                None => match rx.blocking_recv() {
+                    Some(c) => c,
+                    None => break,
+                },
             };
             let staging = time.work();
             let mut batch = vec![first];
+            batch.extend(carry.drain(..));
             while batch.len() < MAX_BATCH_REQUESTS {
                 match rx.try_recv() {
                     Ok(c) => batch.push(c),
                     Err(_) => break,
                 }
             }
+            // On a clustered log, what other nodes committed comes first:
+            // each request is decided against the log as it is now.
+            let behind = self.follow_upstream(&host).err();
+            let bound = self.log.max_write_records().unwrap_or(usize::MAX);
             let mut staged = Staged::default();
             let commit_span = tracing::info_span!(
                 target: crate::telemetry::TRACE_TARGET,
@@ -304,6 +336,29 @@ impl<L: EventLog> Writer<L> {
                             let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
                             continue;
                         }
+                        if let Some(why) = &behind {
+                            let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
+                            continue;
+                        }
+                        if !staged.records.is_empty()
+                            && staged.records.len() + request.events.len() > bound
+                        {
+                            carry.push_back(Command::Append {
+                                request,
+                                presealed,
+                                actor,
+                                line_scope,
+                                reply,
+                                span,
+                            });
+                            continue;
+                        }
+                        let retry = self.follows.then(|| super::follow::Retry {
+                            request: request.clone(),
+                            actor: actor.clone(),
+                            line_scope: line_scope.clone(),
+                            span: span.clone(),
+                        });
                         match self.stage(
                             &mut staged,
                             request,
@@ -311,7 +366,10 @@ impl<L: EventLog> Writer<L> {
                             &actor,
                             line_scope.as_deref(),
                         ) {
-                            Ok(outcome) => staged.replies.push((reply, outcome)),
+                            Ok(outcome) => {
+                                staged.replies.push((reply, outcome));
+                                staged.retries.extend(retry);
+                            }
                             Err(e) => {
                                 let _ = reply.send(Err(e));
                             }
@@ -325,6 +383,7 @@ impl<L: EventLog> Writer<L> {
                         staged.access.push((entries, reply));
                     }
                     Command::Shutdown { reply } => shutdown = Some(reply),
+                    Command::CatchUp => {}
                     Command::Refuse { why, reply } => {
                         tracing::error!(reason = %why, "refusing further appends");
                         let _ = self.failed.set(why);
@@ -336,7 +395,7 @@ impl<L: EventLog> Writer<L> {
             let synced_before = self.log.sync_nanos();
             let records = staged.records.len();
             commit_span.record("records", records);
-            let stored = commit_span.in_scope(|| self.commit(staged, &host));
+            let stored = commit_span.in_scope(|| self.commit(staged, &host, &mut carry));
             let synced = self.log.sync_nanos().saturating_sub(synced_before);
             time.syncing.fetch_add(synced, Ordering::Relaxed);
             if stored.is_some() {
@@ -355,7 +414,7 @@ impl<L: EventLog> Writer<L> {
         }
         // Queue closed or shutdown asked: everything before it is committed.
         rx.close();
-        while let Ok(cmd) = rx.try_recv() {
+        while let Some(cmd) = carry.pop_front().or_else(|| rx.try_recv().ok()) {
             match cmd {
                 Command::Append { reply, .. } => {
                     let _ = reply.send(Err(LedgerError::Unavailable(
@@ -370,6 +429,7 @@ impl<L: EventLog> Writer<L> {
                 Command::Shutdown { reply } | Command::Refuse { reply, .. } => {
                     let _ = reply.send(());
                 }
+                Command::CatchUp => {}
             }
         }
         // Every commit folded and answered before the shutdown is.
@@ -382,7 +442,12 @@ impl<L: EventLog> Writer<L> {
     /// Stores and publishes a staged batch, then answers its requests.
     /// Returns when the store answered (`None` if nothing was stored), for
     /// the writer's time by phase.
-    fn commit(&mut self, staged: Staged, host: &ProjectionHost) -> Option<std::time::Instant> {
+    fn commit(
+        &mut self,
+        staged: Staged,
+        host: &ProjectionHost,
+        carry: &mut std::collections::VecDeque<Command>,
+    ) -> Option<std::time::Instant> {
         let store_answered;
         let Staged {
             records,
@@ -393,6 +458,7 @@ impl<L: EventLog> Writer<L> {
             blind,
             new_keys,
             access,
+            retries,
             ..
         } = staged;
         let access = self.record_access(access);
@@ -400,14 +466,16 @@ impl<L: EventLog> Writer<L> {
             // New data keys first. A customer erased since its key was made
             // (its tombstone is in the way) refuses the whole group commit:
             // nothing is written, the keys stored for it are taken back, and
-            // every request in it may simply be retried.
+            // every request in it may simply be retried. On a clustered log
+            // a key once stored stays, unused until the customer's first
+            // data: another node may already have sealed with it.
             let mut stored: Vec<(&String, &DataKey)> = Vec::new();
             let mut keys_stored = Ok(());
             for (customer, key) in &new_keys {
                 match self.keys.store(customer, key) {
                     Ok(()) => stored.push((customer, key)),
                     Err(KeyError::Erased(c)) => {
-                        for (customer, key) in stored {
+                        for (customer, key) in stored.into_iter().filter(|_| !self.follows) {
                             if let Err(e) = self.keys.unstore(customer, key) {
                                 tracing::warn!(error = %e, %customer, "an unused data key stayed stored");
                             }
@@ -419,6 +487,18 @@ impl<L: EventLog> Writer<L> {
                             let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
                         }
                         return self.commit_access_only(access);
+                    }
+                    // Another node stored the customer's key first: decided
+                    // again, these requests seal with that one.
+                    Err(KeyError::Exists(_)) if self.follows => {
+                        keys_stored = Err(crate::store::StoreError::Conflict {
+                            upstream_head: self.head,
+                        });
+                        break;
+                    }
+                    Err(KeyError::Unavailable(m)) => {
+                        keys_stored = Err(crate::store::StoreError::Unavailable(m));
+                        break;
                     }
                     Err(e) => {
                         keys_stored = Err(crate::store::StoreError::Io(std::io::Error::other(
@@ -435,6 +515,17 @@ impl<L: EventLog> Writer<L> {
                     self.witness_head(head)
                 });
             store_answered = Some(std::time::Instant::now());
+            let written = match written {
+                Err(e) if self.follows && super::follow::passing(&e) => {
+                    // Nothing of it is known to be stored (its keys stay,
+                    // see above); another node's commit is adopted by the
+                    // next batch, which decides these requests again.
+                    super::follow::requeue(e, replies, retries, carry);
+                    self.commit_access_only(access);
+                    return store_answered;
+                }
+                w => w,
+            };
             if let Err(e) = written {
                 for (reply, _) in access {
                     let _ = reply.send(Err(LedgerError::Storage(format!(
@@ -499,7 +590,7 @@ impl<L: EventLog> Writer<L> {
     /// After a failed durable write (`what`): the disk's state is unknown
     /// until a restart recovers it, so no further append is taken. Returns
     /// the reason every refused request is given.
-    fn stop_appends(&mut self, what: &str, e: &crate::store::StoreError) -> String {
+    pub(super) fn stop_appends(&mut self, what: &str, e: &crate::store::StoreError) -> String {
         let why = format!(
             "{what} failed ({e}); the ledger takes no appends until it is restarted and has recovered"
         );
@@ -558,7 +649,7 @@ impl<L: EventLog> Writer<L> {
 
     /// Records `head` (with its root and the access log's head) in the
     /// integrity witness: after the store's sync, before any answer.
-    fn witness_head(&mut self, head: u64) -> Result<(), crate::store::StoreError> {
+    pub(super) fn witness_head(&mut self, head: u64) -> Result<(), crate::store::StoreError> {
         let root = crate::audit::merkle::root(
             &crate::audit::merkle::StoreReader(self.log.as_ref()),
             head,
@@ -575,7 +666,11 @@ impl<L: EventLog> Writer<L> {
     /// stored hash, position and recorded time, as a start folds it) into
     /// `cases` until the batch is committed. Nothing to do for a case that
     /// is in memory, staged, or new.
-    fn ensure_loaded(&mut self, staged: &Staged, case_id: &str) -> Result<(), LedgerError> {
+    pub(super) fn ensure_loaded(
+        &mut self,
+        staged: &Staged,
+        case_id: &str,
+    ) -> Result<(), LedgerError> {
         if staged.cases.contains_key(case_id)
             || self.cases.contains_key(case_id)
             || self.log.case_positions(case_id, 1, false, 1)?.is_empty()
@@ -961,6 +1056,8 @@ impl<L: EventLog> Writer<L> {
                     violation: RuleViolation::new(ErrorReason::CustomerErased, err.to_string()),
                 },
                 KeyError::Store(s) => LedgerError::Storage(s),
+                KeyError::Exists(_) => LedgerError::Storage(err.to_string()),
+                KeyError::Unavailable(s) => LedgerError::Unavailable(s),
             };
             let known = match staged.new_keys.get(&customer).or(new_keys.get(&customer)) {
                 Some(k) => Some(k.clone()),
@@ -1221,6 +1318,8 @@ mod tests {
             access: Arc::new(
                 AccessLog::open(crate::store::MemoryTable::default()).expect("access log"),
             ),
+            follows: false,
+            nudged: Arc::default(),
             // The witness file outlives its directory's name: only its
             // writes matter here.
             witness: Witness::create(
@@ -1286,7 +1385,7 @@ mod tests {
             new_keys: HashMap::from([("u1".to_string(), k1), ("u2".to_string(), k2)]),
             ..Default::default()
         };
-        writer.commit(staged, &ProjectionHost::idle());
+        writer.commit(staged, &ProjectionHost::idle(), &mut Default::default());
         let err = answer.try_recv().unwrap().unwrap_err();
         assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
         // Nothing written (this log would have failed the writer), the

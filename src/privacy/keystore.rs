@@ -123,6 +123,14 @@ pub enum KeyError {
     Erased(String),
     #[error("key store: {0}")]
     Store(String),
+    /// The shared key table of a clustered ledger could not be reached:
+    /// nothing was decided, the request may be retried.
+    #[error("key store: {0}")]
+    Unavailable(String),
+    /// Another writer stored a key for the customer first (a clustered
+    /// ledger's other node): decide again with that key.
+    #[error("customer {0} already has a data key")]
+    Exists(String),
 }
 
 const TOMBSTONE: &[u8] = b"erased";
@@ -148,6 +156,14 @@ pub struct KeyStore {
     tree: Box<dyn SideTable>,
     master: MasterKeys,
     cache: RwLock<HashMap<String, DataKey>>,
+}
+
+/// A failure of the key table, keeping whether it was only unreachable.
+fn table_err(e: crate::store::StoreError) -> KeyError {
+    match e {
+        crate::store::StoreError::Unavailable(m) => KeyError::Unavailable(m),
+        e => KeyError::Store(e.to_string()),
+    }
 }
 
 fn store_err(e: impl std::fmt::Display) -> KeyError {
@@ -229,6 +245,13 @@ impl KeyStore {
 
     /// The customer's key, if it has one and was not erased.
     pub fn get(&self, customer: &str) -> Result<Option<DataKey>, KeyError> {
+        if self.tree.shared() {
+            // Another node may erase it at any moment: read it each time.
+            return match self.tree.get(customer.as_bytes()).map_err(table_err)? {
+                Some(v) if v != TOMBSTONE => Ok(Some(self.unwrap_key(customer, &v)?)),
+                _ => Ok(None),
+            };
+        }
         if let Some(k) = self.cache.read().expect("key cache").get(customer) {
             return Ok(Some(k.clone()));
         }
@@ -239,7 +262,7 @@ impl KeyStore {
         if let Some(k) = cache.get(customer) {
             return Ok(Some(k.clone()));
         }
-        match self.tree.get(customer.as_bytes()).map_err(store_err)? {
+        match self.tree.get(customer.as_bytes()).map_err(table_err)? {
             None => Ok(None),
             Some(v) if v == TOMBSTONE => Ok(None),
             Some(v) => {
@@ -254,7 +277,7 @@ impl KeyStore {
         Ok(self
             .tree
             .get(customer.as_bytes())
-            .map_err(store_err)?
+            .map_err(table_err)?
             .is_some_and(|v| v == TOMBSTONE))
     }
 
@@ -283,16 +306,14 @@ impl KeyStore {
         let swapped = self
             .tree
             .insert_new(customer.as_bytes(), &self.wrap(customer, key))
-            .map_err(store_err)?;
+            .map_err(table_err)?;
         match swapped {
             Ok(()) => {
                 keep(&mut cache, customer, key);
                 Ok(())
             }
             Err(current) if current == TOMBSTONE => Err(KeyError::Erased(customer.to_string())),
-            Err(_) => Err(KeyError::Store(format!(
-                "customer {customer} already has a data key"
-            ))),
+            Err(_) => Err(KeyError::Exists(customer.to_string())),
         }
     }
 
@@ -301,9 +322,9 @@ impl KeyStore {
     pub fn unstore(&self, customer: &str, key: &DataKey) -> Result<(), KeyError> {
         let mut cache = self.cache.write().expect("key cache");
         // The wrapping is randomised: compare the unwrapped key.
-        if let Some(v) = self.tree.get(customer.as_bytes()).map_err(store_err)? {
+        if let Some(v) = self.tree.get(customer.as_bytes()).map_err(table_err)? {
             if v != TOMBSTONE && self.unwrap_key(customer, &v)?.0 == key.0 {
-                self.tree.remove(customer.as_bytes()).map_err(store_err)?;
+                self.tree.remove(customer.as_bytes()).map_err(table_err)?;
                 cache.remove(customer);
             }
         }
@@ -319,7 +340,7 @@ impl KeyStore {
         let old = self
             .tree
             .insert(customer.as_bytes(), TOMBSTONE)
-            .map_err(store_err)?;
+            .map_err(table_err)?;
         cache.remove(customer);
         Ok(old.is_some_and(|v| v != TOMBSTONE))
     }
@@ -337,7 +358,7 @@ impl KeyStore {
         for (customer, key) in &keys {
             self.tree
                 .insert(customer.as_bytes(), &self.wrap(customer, key))
-                .map_err(store_err)?;
+                .map_err(table_err)?;
         }
         Ok(keys.len() as u64)
     }
@@ -353,7 +374,7 @@ impl KeyStore {
         let mut checked = 0;
         let mut from: Vec<u8> = Vec::new();
         while checked < n {
-            let page = self.tree.scan(&from, PAGE).map_err(store_err)?;
+            let page = self.tree.scan(&from, PAGE).map_err(table_err)?;
             for (k, v) in &page {
                 if v.as_slice() == TOMBSTONE {
                     continue;

@@ -13,6 +13,7 @@ mod audit_properties;
 mod bad_input;
 mod bounded_state;
 mod calendar_reference;
+mod cluster;
 mod concurrency;
 mod connections;
 mod console;

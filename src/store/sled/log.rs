@@ -39,7 +39,7 @@ pub struct SledLog {
     /// Time spent in the durable writes' flush and sync ([`EventLog::sync_nanos`]).
     sync_nanos: std::sync::atomic::AtomicU64,
     #[cfg(test)]
-    fail_next_sync: std::sync::atomic::AtomicBool,
+    fail_next_sync: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SledLog {
@@ -49,6 +49,13 @@ impl SledLog {
     pub fn fail_next_sync(&self) {
         self.fail_next_sync
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The switch of [`Self::fail_next_sync`], to hold once the log is
+    /// handed to a ledger.
+    #[cfg(test)]
+    pub fn sync_fault(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.fail_next_sync.clone()
     }
 
     /// Opens (or creates) the log in `dir`. Fails if another process has it.
@@ -505,6 +512,10 @@ impl EventLog for SledLog {
 
     fn side_table(&self, name: &str) -> Result<Box<dyn SideTable>, StoreError> {
         Ok(Box::new(SledLog::side_table(self, name)?))
+    }
+
+    fn tamper_record(&self, position: u64, bytes: Option<Vec<u8>>) -> Result<(), StoreError> {
+        SledLog::tamper_record(self, position, bytes)
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod kf006;
+pub mod nats;
 pub mod pki;
 pub mod seed_000;
 
@@ -50,6 +51,11 @@ impl Drop for Running {
 /// A real server process over `dir`, with its gRPC URL: for tests that
 /// `kill -9` it.
 pub fn spawn_server(dir: &std::path::Path) -> (Running, String) {
+    spawn_server_with(dir, &[])
+}
+
+/// [`spawn_server`] with more arguments to `serve`.
+pub fn spawn_server_with(dir: &std::path::Path, more: &[&str]) -> (Running, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_complaint-ledger"))
         .args([
@@ -58,13 +64,18 @@ pub fn spawn_server(dir: &std::path::Path) -> (Running, String) {
             "127.0.0.1:0",
             "--rate-limit-per-second",
             "0",
-            "--data-dir",
         ])
+        .args(more)
+        .arg("--data-dir")
         .arg(dir)
         .env("COMPLAINT_LEDGER_LOG", "warn")
         .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(if std::env::var_os("TEST_SERVER_STDERR").is_some() {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        })
         .spawn()
         .expect("spawn server");
     let mut line = String::new();

@@ -1,0 +1,220 @@
+//! The writer on a clustered log: adopting what other nodes committed.
+//!
+//! Every node's writer seals records at the positions it believes come
+//! next; the stream takes a batch only if it still ends where the node's
+//! log does (see `store::jetstream`). So before each group commit the
+//! writer asks where the stream is and adopts the records it lacks — each
+//! checked as a start checks a record (its position, its case's version
+//! and previous hash), its tree hashes computed, stored in the local copy
+//! and handed to the projection host like a commit of its own, with no
+//! one to answer. A batch the stream refused because another node got
+//! there first is decided again after that adoption; a request that was
+//! valid against the old head may now be refused, as it would have been
+//! had it arrived a moment later.
+//!
+//! A damaged record from the stream (a broken chain) stops appends, as
+//! damage found by the scrub does: it is reported, never absorbed.
+
+use super::error::LedgerError;
+use super::projection_host::{Committed, ProjectionHost, Reply};
+use super::writer::{kept_in_memory, Command, Staged, Writer};
+use super::AppendOutcome;
+use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
+use crate::audit::record_hash;
+use crate::projections::fact::OwnedFact;
+use crate::projections::summary::summarize;
+use crate::proto::v1 as pb;
+use crate::store::{EventLog, NewRecord, StoreError};
+use prost::Message;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
+/// Records adopted per read of the stream.
+const ADOPT_CHUNK: usize = 1000;
+
+/// How many times an empty answer of a lagging replica is asked again
+/// (10 ms apart) before the batch is refused as unavailable.
+const EMPTY_READS: u32 = 200;
+
+/// An accepted request as it came, to decide again.
+pub(crate) struct Retry {
+    pub request: pb::AppendRequest,
+    pub actor: String,
+    pub line_scope: Option<String>,
+    pub span: tracing::Span,
+}
+
+/// Whether a failed clustered write leaves the ledger able to go on:
+/// another node committed first, or the cluster could not be reached (its
+/// outcome then shows at the next write).
+pub(super) fn passing(e: &StoreError) -> bool {
+    matches!(e, StoreError::Conflict { .. } | StoreError::Unavailable(_))
+}
+
+/// After a refused clustered write: requests to decide again go first into
+/// the next batch; on an unreachable cluster, each is answered UNAVAILABLE
+/// (nothing of it was acknowledged; a retry with the same event ids is
+/// safe whichever way it went).
+pub(super) fn requeue(
+    e: StoreError,
+    replies: Vec<(Reply, AppendOutcome)>,
+    retries: Vec<Retry>,
+    carry: &mut VecDeque<Command>,
+) {
+    match e {
+        StoreError::Conflict { upstream_head } => {
+            tracing::debug!(
+                upstream_head,
+                requests = replies.len(),
+                "another node committed first; deciding again"
+            );
+            for ((reply, _), r) in replies.into_iter().zip(retries) {
+                carry.push_back(Command::Append {
+                    request: r.request,
+                    presealed: None,
+                    actor: r.actor,
+                    line_scope: r.line_scope,
+                    reply,
+                    span: r.span,
+                });
+            }
+        }
+        e => {
+            let why = format!("{e}; retry the request (same event ids)");
+            for (reply, _) in replies {
+                let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
+            }
+        }
+    }
+}
+
+impl<L: EventLog> Writer<L> {
+    /// Adopts every record the clustered log holds past this node's head.
+    /// `Err` says why appends of this batch cannot be decided now.
+    pub(super) fn follow_upstream(&mut self, host: &ProjectionHost) -> Result<(), String> {
+        if !self.follows || self.failed.get().is_some() {
+            return Ok(());
+        }
+        self.nudged.store(false, Ordering::Release);
+        let target = match self.log.upstream_head() {
+            Ok(t) => t.unwrap_or(0),
+            Err(e) => return Err(format!("{e}; retry the request")),
+        };
+        let mut empty = 0;
+        while self.head < target {
+            let fetched = self
+                .log
+                .fetch_upstream(self.head + 1, ADOPT_CHUNK)
+                .map_err(|e| format!("{e}; retry the request"))?;
+            if fetched.is_empty() {
+                empty += 1;
+                if empty > EMPTY_READS {
+                    return Err(format!(
+                        "the stream holds {target} records but answers none past {}; retry the request",
+                        self.head
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+            match self.adopt(fetched, host) {
+                Ok(()) => {}
+                Err(e @ StoreError::Unavailable(_)) => return Err(e.to_string()),
+                Err(e) => return Err(self.stop_appends("adopting another node's commit", &e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks, stores and publishes records another node committed, which
+    /// continue this node's log.
+    fn adopt(
+        &mut self,
+        fetched: Vec<(u64, bytes::Bytes)>,
+        host: &ProjectionHost,
+    ) -> Result<(), StoreError> {
+        let mut staged = Staged::default();
+        let mut last_recorded = self.last_recorded_at;
+        for (position, bytes) in fetched {
+            let next = self.head + staged.records.len() as u64 + 1;
+            let bad = |why: String| StoreError::Corrupt(format!("stream record {position}: {why}"));
+            if position != next {
+                return Err(bad(format!("came where position {next} was next")));
+            }
+            let rec = pb::StoredRecord::decode(&bytes[..])
+                .map_err(|e| bad(format!("does not decode: {e}")))?;
+            let event = pb::CaseEvent::decode(&rec.payload[..])
+                .map_err(|e| bad(format!("its payload does not decode: {e}")))?;
+            if rec.position != position {
+                return Err(bad(format!("says it is at position {}", rec.position)));
+            }
+            self.ensure_loaded(&staged, &rec.case_id)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut state = staged
+                .cases
+                .get(&rec.case_id)
+                .or_else(|| self.cases.get(&rec.case_id))
+                .cloned()
+                .unwrap_or_default();
+            if rec.case_version != state.version + 1 || rec.prev_hash[..] != state.last_hash[..] {
+                return Err(bad(format!(
+                    "is version {} of case {} but does not continue its chain (version {} here)",
+                    rec.case_version, rec.case_id, state.version
+                )));
+            }
+            state.apply_record(&rec, &event, record_hash(&bytes));
+            let reader = StagedReader {
+                staged: &staged.tree,
+                log: self.log.as_ref(),
+            };
+            let hashes = hashes_for_new_leaf(position - 1, &bytes, &reader)?;
+            staged.tree.extend(hashes);
+            if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
+                staged
+                    .blind
+                    .extend(super::customer_tokens(&self.keys, &self.blind, o));
+            }
+            let fact = OwnedFact::stored(&rec, &event);
+            last_recorded = last_recorded.max(fact.recorded_at);
+            staged.facts.push(fact);
+            staged.records.push(NewRecord {
+                position,
+                case_id: rec.case_id.clone(),
+                case_version: rec.case_version,
+                event_id: rec.event_id,
+                bytes: bytes.to_vec(),
+            });
+            staged.cases.insert(rec.case_id, state);
+        }
+        let Some(head) = staged.records.last().map(|r| r.position) else {
+            return Ok(());
+        };
+        self.log.adopt(&staged.records, &staged.tree)?;
+        self.witness_head(head)?;
+        self.head = head;
+        self.last_recorded_at = last_recorded;
+        self.stats
+            .adopted
+            .fetch_add(staged.records.len() as u64, Ordering::Relaxed);
+        let rows: Vec<_> = staged
+            .cases
+            .iter()
+            .map(|(id, s)| summarize(id, s))
+            .collect();
+        for (case_id, state) in staged.cases {
+            if kept_in_memory(&state) {
+                self.cases.insert(case_id, state);
+            } else {
+                self.cases.remove(&case_id);
+            }
+        }
+        host.hand_over(Committed {
+            facts: staged.facts,
+            rows,
+            customers: staged.blind,
+            head,
+            replies: Vec::new(),
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,456 @@
+//! The event log on a JetStream stream, with the node's local copy.
+//!
+//! A write is acknowledged by the cluster first — one atomic batch, on a
+//! quorum of replicas, each syncing every write (the servers run with
+//! `sync_interval: always`; see `deploy/nats/`) — and then stored in the
+//! local copy with the same bytes and tree hashes, so every read stays
+//! local. Stream sequence = log position: the stream denies deletes and
+//! purges, so it has no gap. A local copy is only ever behind the stream
+//! (records other nodes committed, which the writer adopts), never ahead:
+//! [`JetStreamLog::open`] refuses a data directory whose head the stream
+//! does not hold byte for byte.
+
+use super::bridge::{read_patiently, Bridge};
+use super::table::KvTable;
+use super::{connect, unavailable, JetStreamOptions};
+use crate::store::{EventLog, NewRecord, SideTable, SledLog, SledOptions, StoreError};
+use async_nats::jetstream::{self, stream};
+use futures_util::StreamExt;
+use jetstream_extra::batch_fetch::BatchFetchExt;
+use jetstream_extra::batch_publish::BatchPublishExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Records in one atomic batch at most (the server's limit is 1,000).
+pub const MAX_BATCH: usize = 1000;
+
+/// The side table that must be one for the ledger: customers' data keys.
+const SHARED_TABLES: &[&str] = &["customer-keys"];
+
+pub struct JetStreamLog {
+    local: SledLog,
+    bridge: Arc<Bridge>,
+    js: jetstream::Context,
+    opts: JetStreamOptions,
+}
+
+impl JetStreamLog {
+    /// Connects to the cluster, creates the stream if it is new (or checks
+    /// an existing one keeps the ledger's guarantees), and opens the local
+    /// copy in `dir`.
+    pub fn open(
+        dir: &Path,
+        local: &SledOptions,
+        opts: JetStreamOptions,
+    ) -> Result<Self, StoreError> {
+        let bridge = Arc::new(Bridge::new()?);
+        let o = opts.clone();
+        let js = bridge.run(async move {
+            let client = connect(&o).await?;
+            let mut js = jetstream::new(client);
+            js.set_timeout(o.timeout);
+            ensure_stream(&js, &o).await?;
+            Ok::<_, StoreError>(js)
+        })??;
+        let log = Self {
+            local: SledLog::open(dir, local)?,
+            bridge,
+            js,
+            opts,
+        };
+        log.check_local_copy()?;
+        Ok(log)
+    }
+
+    pub fn options(&self) -> &JetStreamOptions {
+        &self.opts
+    }
+
+    /// The local copy's head must be a record of the stream, the same bytes.
+    fn check_local_copy(&self) -> Result<(), StoreError> {
+        let head = self.local.head()?;
+        if head == 0 {
+            return Ok(());
+        }
+        let upstream = self.upstream_head()?.unwrap_or(0);
+        // A replica that lags (one restarting, say) answers a direct get
+        // with nothing: asked again until the leader's answer is had.
+        let mut theirs = None;
+        let deadline = std::time::Instant::now() + self.opts.timeout;
+        while head <= upstream && theirs.is_none() {
+            theirs = self.fetch_upstream(head, 1)?.into_iter().next();
+            if theirs.is_none() {
+                if std::time::Instant::now() > deadline {
+                    return Err(StoreError::Unavailable(format!(
+                        "the stream holds {upstream} records but answers none at {head}"
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        let ours = self.local.read(head)?;
+        match (theirs, ours) {
+            (Some((_, t)), Some(o)) if t[..] == o[..] => Ok(()),
+            _ => Err(StoreError::Corrupt(format!(
+                "this data directory holds {head} records, and the stream {} does not hold the same record at {head} (it holds {upstream}): the directory belongs to another ledger, or the stream was replaced. Start with an empty data directory to copy the stream",
+                self.opts.stream
+            ))),
+        }
+    }
+
+    fn publish(&self, records: &[NewRecord]) -> Result<(), StoreError> {
+        publish(&self.bridge, &self.js, &self.opts, records)
+    }
+}
+
+/// Publishes the records as one atomic batch whose first message expects
+/// the stream to end where they begin.
+pub(super) fn publish(
+    bridge: &Bridge,
+    js: &jetstream::Context,
+    opts: &JetStreamOptions,
+    records: &[NewRecord],
+) -> Result<(), StoreError> {
+    if records.len() > MAX_BATCH {
+        return Err(StoreError::Engine(format!(
+            "{} records in one write; a clustered write takes at most {MAX_BATCH}",
+            records.len()
+        )));
+    }
+    let Some(first) = records.first() else {
+        return Ok(());
+    };
+    let expected = first.position - 1;
+    let last = first.position + records.len() as u64 - 1;
+    let messages: Vec<jetstream::message::OutboundMessage> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut headers = async_nats::HeaderMap::new();
+            if i == 0 {
+                headers.insert("Nats-Expected-Last-Sequence", expected.to_string());
+            }
+            jetstream::message::OutboundMessage {
+                subject: opts.case_subject(&r.case_id).into(),
+                payload: bytes::Bytes::copy_from_slice(&r.bytes),
+                headers: Some(headers),
+            }
+        })
+        .collect();
+    let (js2, timeout) = (js.clone(), opts.timeout);
+    let acked = bridge.run(async move {
+        let mut batch = js2.batch_publish().timeout(timeout).build();
+        let mut messages = messages.into_iter();
+        let final_one = messages.next_back().expect("one record at least");
+        for m in messages {
+            batch.add_message(m).await?;
+        }
+        batch.commit_message(final_one).await
+    })?;
+    match acked {
+        Ok(ack) if ack.sequence == last => Ok(()),
+        Ok(ack) => Err(StoreError::Corrupt(format!(
+            "the stream acknowledged records {}..={last} at sequence {}: its sequences are not the log's positions",
+            first.position, ack.sequence
+        ))),
+        Err(e) if wrong_last_sequence(&e) => Err(StoreError::Conflict {
+            upstream_head: stream_head(bridge, js, opts)?,
+        }),
+        Err(e) => Err(unavailable("publishing to the stream", e)),
+    }
+}
+
+/// The stream's last sequence, asked of its leader.
+pub(super) fn stream_head(
+    bridge: &Bridge,
+    js: &jetstream::Context,
+    opts: &JetStreamOptions,
+) -> Result<u64, StoreError> {
+    let (js, name) = (js.clone(), opts.stream.clone());
+    bridge.run(read_patiently(opts.timeout, move || {
+        let (js, name) = (js.clone(), name.clone());
+        async move {
+            let mut s = js
+                .get_stream(&name)
+                .await
+                .map_err(|e| unavailable("finding the stream", e))?;
+            let info = s
+                .info()
+                .await
+                .map_err(|e| unavailable("reading the stream's state", e))?;
+            Ok::<_, StoreError>(info.state.last_sequence)
+        }
+    }))?
+}
+
+/// Whether a batch was refused because the stream had moved on.
+fn wrong_last_sequence(e: &jetstream_extra::batch_publish::BatchPublishError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(api) = s.downcast_ref::<jetstream::Error>() {
+            return api.error_code() == jetstream::ErrorCode::STREAM_WRONG_LAST_SEQUENCE;
+        }
+        source = s.source();
+    }
+    e.to_string().contains("wrong last sequence")
+}
+
+/// The stream as the ledger needs it; an existing stream that lacks one
+/// of its guarantees is refused, never changed.
+pub(super) async fn ensure_stream(
+    js: &jetstream::Context,
+    o: &JetStreamOptions,
+) -> Result<(), StoreError> {
+    let subjects = format!("{}.case.>", o.stream);
+    let config = stream::Config {
+        name: o.stream.clone(),
+        description: Some("complaint-ledger: the event log, one subject per case".into()),
+        subjects: vec![subjects.clone()],
+        storage: stream::StorageType::File,
+        num_replicas: o.replicas,
+        deny_delete: true,
+        deny_purge: true,
+        allow_atomic_publish: true,
+        allow_direct: true,
+        ..Default::default()
+    };
+    // A cluster that is starting, or electing a leader after losing a
+    // server, answers nothing for a moment: a node started meanwhile (a
+    // deployment starts them together) waits for it.
+    let deadline = tokio::time::Instant::now() + o.timeout * 6;
+    let s = loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(s) => break s,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "the stream cannot be created or found yet; waiting");
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(unavailable(
+                    &format!("creating or finding stream {}", o.stream),
+                    e,
+                ))
+            }
+        }
+    };
+    let info = read_patiently(o.timeout, || async {
+        s.clone()
+            .info()
+            .await
+            .cloned()
+            .map_err(|e| unavailable(&format!("reading stream {}", o.stream), e))
+    })
+    .await?;
+    let c = &info.config;
+    let mut lacks = Vec::new();
+    if !c.deny_delete {
+        lacks.push("deny_delete");
+    }
+    if !c.deny_purge {
+        lacks.push("deny_purge");
+    }
+    if !c.allow_atomic_publish {
+        lacks.push("allow_atomic");
+    }
+    if !c.allow_direct {
+        lacks.push("allow_direct");
+    }
+    if c.storage != stream::StorageType::File {
+        lacks.push("file storage");
+    }
+    if c.subjects != [subjects.clone()] {
+        lacks.push("the subjects <stream>.case.> alone");
+    }
+    if c.max_messages > 0
+        || c.max_bytes > 0
+        || !c.max_age.is_zero()
+        || c.max_messages_per_subject > 0
+    {
+        lacks.push("no limits");
+    }
+    if !lacks.is_empty() {
+        return Err(StoreError::Engine(format!(
+            "stream {} exists without {}; the ledger does not run on it",
+            o.stream,
+            lacks.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+impl EventLog for JetStreamLog {
+    fn head(&self) -> Result<u64, StoreError> {
+        self.local.head()
+    }
+
+    /// The cluster acknowledges first, the local copy stores after: a
+    /// crash between the two leaves the copy behind, and the next start
+    /// or commit adopts the records from the stream.
+    fn write_durable(
+        &self,
+        records: &[NewRecord],
+        tree: &[(u64, [u8; 32])],
+    ) -> Result<(), StoreError> {
+        self.publish(records)?;
+        self.local.write_durable(records, tree)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.local.sync()
+    }
+
+    fn sync_nanos(&self) -> u64 {
+        self.local.sync_nanos()
+    }
+
+    fn tree_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.local.tree_hashes(indexes)
+    }
+
+    fn last_tree_index(&self) -> Result<Option<u64>, StoreError> {
+        self.local.last_tree_index()
+    }
+
+    fn read(&self, position: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.local.read(position)
+    }
+
+    fn read_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError> {
+        self.local.read_range(from, limit)
+    }
+
+    fn case_positions(
+        &self,
+        case_id: &str,
+        from_version: u64,
+        backwards: bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.local
+            .case_positions(case_id, from_version, backwards, limit)
+    }
+
+    fn event_position(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
+        self.local.event_position(event_id)
+    }
+
+    fn side_table(&self, name: &str) -> Result<Box<dyn SideTable>, StoreError> {
+        if SHARED_TABLES.contains(&name) {
+            let bucket = match name {
+                "customer-keys" => self.opts.keys_bucket(),
+                other => format!("{}_{}", self.opts.stream, other.to_uppercase()),
+            };
+            return Ok(Box::new(KvTable::open(
+                self.bridge.clone(),
+                self.js.clone(),
+                &bucket,
+                self.opts.replicas,
+                self.opts.timeout,
+            )?));
+        }
+        EventLog::side_table(&self.local, name)
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.local.size_on_disk()
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        self.local.close()
+    }
+
+    fn max_write_records(&self) -> Option<usize> {
+        Some(MAX_BATCH)
+    }
+
+    fn follows_upstream(&self) -> bool {
+        true
+    }
+
+    /// Every message published on the log's subjects passes the core
+    /// subscription (those the stream refuses too: a nudge costs one look
+    /// at the stream, never a wrong record); a slow tick covers what a
+    /// reconnect missed.
+    fn on_upstream_change(&self, nudge: Box<dyn Fn() + Send + Sync>) {
+        let client = self.js.client();
+        let subject = format!("{}.case.>", self.opts.stream);
+        self.bridge.handle().spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut sub = client.subscribe(subject.clone()).await.ok();
+            loop {
+                match sub.as_mut() {
+                    Some(s) => tokio::select! {
+                        m = s.next() => if m.is_none() {
+                            sub = client.subscribe(subject.clone()).await.ok();
+                        },
+                        _ = tick.tick() => {}
+                    },
+                    None => {
+                        tick.tick().await;
+                        sub = client.subscribe(subject.clone()).await.ok();
+                    }
+                }
+                nudge();
+            }
+        });
+    }
+
+    /// The stream's last sequence, asked of its leader.
+    fn upstream_head(&self) -> Result<Option<u64>, StoreError> {
+        stream_head(&self.bridge, &self.js, &self.opts).map(Some)
+    }
+
+    /// One batched direct get. A replica that lags answers fewer records;
+    /// the caller asks again from where they stop.
+    fn fetch_upstream(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, bytes::Bytes)>, StoreError> {
+        fetch(&self.bridge, &self.js, &self.opts, from, limit)
+    }
+
+    fn adopt(&self, records: &[NewRecord], tree: &[(u64, [u8; 32])]) -> Result<(), StoreError> {
+        self.local.write_durable(records, tree)
+    }
+
+    fn tamper_record(&self, position: u64, bytes: Option<Vec<u8>>) -> Result<(), StoreError> {
+        self.local.tamper_record(position, bytes)
+    }
+}
+
+/// Up to `limit` records of the stream from `from` on, without a gap.
+pub(super) fn fetch(
+    bridge: &Bridge,
+    js: &jetstream::Context,
+    opts: &JetStreamOptions,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<(u64, bytes::Bytes)>, StoreError> {
+    let js = js.clone();
+    let name = opts.stream.clone();
+    let limit = limit.clamp(1, MAX_BATCH);
+    bridge.run(async move {
+        let mut got = Vec::new();
+        let mut messages = match js.get_batch(&name, limit).sequence(from).send().await {
+            Ok(m) => m,
+            Err(e) if e.to_string().to_lowercase().contains("not found") => return Ok(got),
+            Err(e) => return Err(unavailable("reading the stream", e)),
+        };
+        while let Some(m) = messages.next().await {
+            let m = match m {
+                Ok(m) => m,
+                Err(e) if e.to_string().to_lowercase().contains("not found") => break,
+                Err(e) => return Err(unavailable("reading the stream", e)),
+            };
+            if m.sequence != from + got.len() as u64 {
+                break;
+            }
+            got.push((m.sequence, m.payload));
+            if got.len() == limit {
+                break;
+            }
+        }
+        Ok(got)
+    })?
+}

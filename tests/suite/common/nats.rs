@@ -1,0 +1,163 @@
+//! A real NATS JetStream cluster on loopback for the clustered-store
+//! tests: three `nats-server` processes (from `NATS_SERVER_BIN`, which
+//! `scripts/test` installs, or `.tools/nats-venv/`), each with its own
+//! store and `sync_interval: always`, routed to each other; killed with
+//! SIGKILL and started again on the same store by the tests.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct NatsNode {
+    pub port: u16,
+    http_port: u16,
+    conf: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct NatsCluster {
+    pub nodes: Vec<NatsNode>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+pub fn nats_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/nats-venv/bin/nats-server");
+    assert!(
+        local.exists(),
+        "no nats-server: run scripts/install-tool nats-server (scripts/test does) or set NATS_SERVER_BIN"
+    );
+    local
+}
+
+impl NatsCluster {
+    /// Starts `n` routed servers and waits until JetStream answers on each.
+    pub fn start(n: usize) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, c, _)| format!("nats-route://127.0.0.1:{c}"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (port, cluster, http)) in ports.iter().enumerate() {
+            let store = dir.path().join(format!("n{i}"));
+            let conf = dir.path().join(format!("n{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{http}\n\
+                     jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
+                     cluster {{ name: ledger-test, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
+                    store.display(),
+                    routes.join(", ")
+                ),
+            )
+            .expect("write conf");
+            let mut node = NatsNode {
+                port: *port,
+                http_port: *http,
+                conf,
+                child: None,
+            };
+            node.spawn();
+            nodes.push(node);
+        }
+        let c = Self { nodes, _dir: dir };
+        for i in 0..n {
+            c.wait_healthy(i);
+        }
+        c
+    }
+
+    /// The client URLs of every server, comma-separated.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].spawn();
+        self.wait_healthy(i);
+    }
+
+    fn wait_healthy(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = format!("127.0.0.1:{}", self.nodes[i].http_port);
+        while Instant::now() < deadline {
+            if healthz(&addr) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("nats-server n{i} did not become healthy");
+    }
+}
+
+impl NatsNode {
+    fn spawn(&mut self) {
+        let child = Command::new(nats_server_bin())
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(match std::env::var_os("TEST_NATS_LOGS") {
+                Some(d) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(PathBuf::from(d).join(format!("{}.log", self.port)))
+                        .expect("log file"),
+                ),
+                None => Stdio::null(),
+            })
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// Whether the server's monitoring port answers `/healthz` with 200 (it
+/// does once JetStream is up).
+fn healthz(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    raw.starts_with("HTTP/1.1 200")
+}
