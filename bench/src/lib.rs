@@ -8,6 +8,7 @@
 //! bearer tokens as in production (see [`credentials`]).
 
 pub mod case_memory;
+pub mod cluster;
 pub mod scale;
 /// The no-op reference service (`proto/noop.proto`), compiled by build.rs.
 #[allow(clippy::all, missing_docs)]
@@ -162,6 +163,11 @@ fn cpu_us_per_event(before: Option<f64>, after: Option<f64>, events: u64) -> Opt
 /// production, with the per-caller rate limit off (the benchmark measures
 /// the ledger).
 fn spawn_ledger(data: &Path, creds: &Credentials) -> anyhow::Result<Server> {
+    spawn_ledger_with(data, creds, &[])
+}
+
+/// [`spawn_ledger`] with more arguments to `serve` (a clustered node's).
+fn spawn_ledger_with(data: &Path, creds: &Credentials, more: &[String]) -> anyhow::Result<Server> {
     let mut args = [
         "serve",
         "--listen",
@@ -172,6 +178,7 @@ fn spawn_ledger(data: &Path, creds: &Credentials) -> anyhow::Result<Server> {
     .map(String::from)
     .to_vec();
     args.extend(creds.server_args());
+    args.extend(more.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     spawn(&ledger_binary()?, &args, Some(data))
 }

@@ -50,6 +50,12 @@ struct Cli {
     /// 100000,300000).
     #[arg(long, value_delimiter = ',')]
     scale_cases: Option<Vec<u64>>,
+    /// Measure only the clustered store: appends through one and two
+    /// ledger nodes on a three-server NATS cluster started here
+    /// (NATS_SERVER_BIN, or nats-server on PATH), beside the single-node
+    /// ledger, raw JetStream publishes and PostgreSQL (--postgres).
+    #[arg(long, conflicts_with = "scale")]
+    cluster: bool,
     /// Run the ledger on this data directory and keep it (the fill is
     /// skipped when it already holds --events events); default a temporary
     /// one, removed afterwards.
@@ -69,6 +75,16 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::NoopServer) => complaint_ledger_bench::reference::serve_noop().await,
+        None if cli.cluster => {
+            let o = complaint_ledger_bench::cluster::ClusterOptions {
+                seconds: cli.seconds.unwrap_or(if cli.quick { 0.5 } else { 5.0 }),
+                clients: cli.clients.clone().unwrap_or_else(|| vec![1, 16, 64]),
+                cases: cli.cases.unwrap_or(if cli.quick { 500 } else { 10_000 }),
+                postgres: cli.postgres.clone(),
+                work_dir: std::env::temp_dir(),
+            };
+            complaint_ledger_bench::cluster::run(o).await.map(|_| ())
+        }
         None if cli.scale => {
             let mut o = complaint_ledger_bench::scale::ScaleOptions::default();
             if let Some(e) = cli.scale_events {

@@ -339,6 +339,12 @@ impl Collector for LedgerState {
         )?;
         counter(
             &mut e,
+            "adopted_records",
+            "Records other nodes of a clustered ledger committed, adopted into this node's copy since start",
+            load(&s.adopted),
+        )?;
+        counter(
+            &mut e,
             "slow_syncs",
             "Group-commit syncs of 100 ms or more since start",
             s.syncs.slow(),

@@ -89,6 +89,7 @@ impl OpsApi for OpsService {
             case_facts_cached,
             case_fact_loads,
             warning_position,
+            adopted_records: s.adopted.load(Ordering::Relaxed),
         }))
     }
 

@@ -44,6 +44,31 @@ pub(crate) struct Retry {
     pub span: tracing::Span,
 }
 
+impl Retry {
+    fn again(self, reply: Reply) -> Command {
+        Command::Append {
+            request: self.request,
+            presealed: None,
+            actor: self.actor,
+            line_scope: self.line_scope,
+            reply,
+            span: self.span,
+        }
+    }
+}
+
+/// A request refused against this node's log, its answer held until the
+/// log is known to have been the stream's at the decision.
+pub(crate) type Refused = (Reply, LedgerError, Retry);
+
+/// The refusals of a batch the stream took at this node's head: the log
+/// they were decided on was the stream's.
+pub(super) fn answer_refusals(refused: Vec<Refused>) {
+    for (reply, e, _) in refused {
+        let _ = reply.send(Err(e));
+    }
+}
+
 /// Whether a failed clustered write leaves the ledger able to go on:
 /// another node committed first, or the cluster could not be reached (its
 /// outcome then shows at the next write).
@@ -56,11 +81,15 @@ pub(super) fn passing(e: &StoreError) -> bool {
 /// (nothing of it was acknowledged; a retry with the same event ids is
 /// safe whichever way it went).
 pub(super) fn requeue(
+    nudged: &std::sync::atomic::AtomicBool,
     e: StoreError,
     replies: Vec<(Reply, AppendOutcome)>,
     retries: Vec<Retry>,
+    refused: Vec<Refused>,
     carry: &mut VecDeque<Command>,
 ) {
+    // Whatever happened, the next batch first learns where the stream is.
+    nudged.store(true, Ordering::Release);
     match e {
         StoreError::Conflict { upstream_head } => {
             tracing::debug!(
@@ -69,19 +98,18 @@ pub(super) fn requeue(
                 "another node committed first; deciding again"
             );
             for ((reply, _), r) in replies.into_iter().zip(retries) {
-                carry.push_back(Command::Append {
-                    request: r.request,
-                    presealed: None,
-                    actor: r.actor,
-                    line_scope: r.line_scope,
-                    reply,
-                    span: r.span,
-                });
+                carry.push_back(r.again(reply));
+            }
+            for (reply, _, r) in refused {
+                carry.push_back(r.again(reply));
             }
         }
         e => {
             let why = format!("{e}; retry the request (same event ids)");
             for (reply, _) in replies {
+                let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
+            }
+            for (reply, _, _) in refused {
                 let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
             }
         }
@@ -91,11 +119,18 @@ pub(super) fn requeue(
 impl<L: EventLog> Writer<L> {
     /// Adopts every record the clustered log holds past this node's head.
     /// `Err` says why appends of this batch cannot be decided now.
+    ///
+    /// Only when this node heard that the stream moved on (another node's
+    /// commit, a refused batch, the start): otherwise the batch is decided
+    /// on the log as this node has it, and the stream's expected sequence
+    /// finds out if that was stale.
     pub(super) fn follow_upstream(&mut self, host: &ProjectionHost) -> Result<(), String> {
         if !self.follows || self.failed.get().is_some() {
             return Ok(());
         }
-        self.nudged.store(false, Ordering::Release);
+        if !self.nudged.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
         let target = match self.log.upstream_head() {
             Ok(t) => t.unwrap_or(0),
             Err(e) => return Err(format!("{e}; retry the request")),
@@ -126,6 +161,27 @@ impl<L: EventLog> Writer<L> {
         Ok(())
     }
 
+    /// A batch that stored nothing and refused requests: its refusals
+    /// stand if the stream ends where this node's log does; else they are
+    /// decided again once the node has adopted the rest.
+    pub(super) fn settle_refusals(&mut self, refused: Vec<Refused>, carry: &mut VecDeque<Command>) {
+        match self.log.upstream_head() {
+            Ok(Some(h)) if h > self.head => {
+                self.nudged.store(true, Ordering::Release);
+                for (reply, _, r) in refused {
+                    carry.push_back(r.again(reply));
+                }
+            }
+            Ok(_) => answer_refusals(refused),
+            Err(e) => {
+                let why = format!("{e}; retry the request");
+                for (reply, _, _) in refused {
+                    let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
+                }
+            }
+        }
+    }
+
     /// Checks, stores and publishes records another node committed, which
     /// continue this node's log.
     fn adopt(
@@ -134,6 +190,7 @@ impl<L: EventLog> Writer<L> {
         host: &ProjectionHost,
     ) -> Result<(), StoreError> {
         let mut staged = Staged::default();
+        let mut erased = Vec::new();
         let mut last_recorded = self.last_recorded_at;
         for (position, bytes) in fetched {
             let next = self.head + staged.records.len() as u64 + 1;
@@ -169,10 +226,19 @@ impl<L: EventLog> Writer<L> {
             };
             let hashes = hashes_for_new_leaf(position - 1, &bytes, &reader)?;
             staged.tree.extend(hashes);
-            if let Some(pb::case_event::Kind::CaseOpened(o)) = &event.kind {
-                staged
+            match &event.kind {
+                Some(pb::case_event::Kind::CaseOpened(o)) => staged
                     .blind
-                    .extend(super::customer_tokens(&self.keys, &self.blind, o));
+                    .extend(super::customer_tokens(&self.keys, &self.blind, o)),
+                // Another node destroyed the customer's key: this node's
+                // cached copy goes now (a read waits for this adoption, so
+                // none opens the data after the erasure was answered), the
+                // blind index's entries with the commit.
+                Some(pb::case_event::Kind::PersonalDataErased(e)) => {
+                    self.keys.forget(&e.customer_id);
+                    erased.push(e.customer_id.clone());
+                }
+                _ => {}
             }
             let fact = OwnedFact::stored(&rec, &event);
             last_recorded = last_recorded.max(fact.recorded_at);
@@ -212,6 +278,7 @@ impl<L: EventLog> Writer<L> {
             facts: staged.facts,
             rows,
             customers: staged.blind,
+            erased,
             head,
             replies: Vec::new(),
         });

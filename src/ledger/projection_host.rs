@@ -46,6 +46,10 @@ pub(crate) struct Committed {
     pub facts: Vec<OwnedFact>,
     pub rows: Vec<SummaryEntry>,
     pub customers: Vec<BlindTokens>,
+    /// Customers whose erasure another node committed (adopted on a
+    /// clustered log): the blind index forgets them after the commit's
+    /// own customers are added.
+    pub erased: Vec<String>,
     pub head: u64,
     pub replies: Vec<(Reply, AppendOutcome)>,
 }
@@ -120,6 +124,7 @@ fn publish(out: &Outlets, stopped: &Stopped, c: Committed) {
                 .and_then(|_| {
                     out.blind
                         .add(&c.customers, c.head)
+                        .and_then(|_| c.erased.iter().try_for_each(|x| out.blind.forget(x)))
                         .map_err(|e| format!("the blind index: {e}"))
                 })
                 .and_then(|_| out.board.fold(&c.facts, c.head));

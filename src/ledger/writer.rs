@@ -256,6 +256,9 @@ pub(super) struct Staged {
     /// On a clustered log, each accepted request as it came, beside its
     /// reply: decided again if another node commits first.
     retries: Vec<super::follow::Retry>,
+    /// On a clustered log, the requests refused, answered only once the
+    /// log is known not to have moved on under the decision (see `follow`).
+    pub(super) refused: Vec<super::follow::Refused>,
 }
 
 impl<L: EventLog> Writer<L> {
@@ -302,8 +305,10 @@ impl<L: EventLog> Writer<L> {
                     Err(_) => break,
                 }
             }
-            // On a clustered log, what other nodes committed comes first:
-            // each request is decided against the log as it is now.
+            // On a clustered log, what other nodes committed (as far as
+            // this node has heard) comes first. A batch decided on a log
+            // that moved on meanwhile is refused by the stream and decided
+            // again; its refusals wait for that (`follow`).
             let behind = self.follow_upstream(&host).err();
             let bound = self.log.max_write_records().unwrap_or(usize::MAX);
             let mut staged = Staged::default();
@@ -370,9 +375,12 @@ impl<L: EventLog> Writer<L> {
                                 staged.replies.push((reply, outcome));
                                 staged.retries.extend(retry);
                             }
-                            Err(e) => {
-                                let _ = reply.send(Err(e));
-                            }
+                            Err(e) => match retry {
+                                Some(r) => staged.refused.push((reply, e, r)),
+                                None => {
+                                    let _ = reply.send(Err(e));
+                                }
+                            },
                         }
                     }
                     Command::RecordAccess { entries, reply } => {
@@ -459,6 +467,7 @@ impl<L: EventLog> Writer<L> {
             new_keys,
             access,
             retries,
+            refused,
             ..
         } = staged;
         let access = self.record_access(access);
@@ -484,6 +493,9 @@ impl<L: EventLog> Writer<L> {
                             "customer {c} was erased while this group commit was prepared; nothing was written, retry"
                         );
                         for (reply, _) in replies {
+                            let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
+                        }
+                        for (reply, _, _) in refused {
                             let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
                         }
                         return self.commit_access_only(access);
@@ -520,7 +532,7 @@ impl<L: EventLog> Writer<L> {
                     // Nothing of it is known to be stored (its keys stay,
                     // see above); another node's commit is adopted by the
                     // next batch, which decides these requests again.
-                    super::follow::requeue(e, replies, retries, carry);
+                    super::follow::requeue(&self.nudged, e, replies, retries, refused, carry);
                     self.commit_access_only(access);
                     return store_answered;
                 }
@@ -536,9 +548,15 @@ impl<L: EventLog> Writer<L> {
                 for (reply, _) in replies {
                     let _ = reply.send(Err(LedgerError::Storage(why.clone())));
                 }
+                for (reply, _, _) in refused {
+                    let _ = reply.send(Err(LedgerError::Storage(why.clone())));
+                }
                 return store_answered;
             }
             self.head = records.last().map(|r| r.position).unwrap_or(self.head);
+            // The stream took the batch at this node's head: the refusals
+            // were decided on the log as it was.
+            super::follow::answer_refusals(refused);
             let requests = replies.iter().filter(|(_, o)| !o.duplicate).count() as u64;
             self.stats.commits.fetch_add(1, Ordering::Relaxed);
             self.stats
@@ -568,10 +586,14 @@ impl<L: EventLog> Writer<L> {
                 facts,
                 rows,
                 customers: blind,
+                erased: Vec::new(),
                 head: self.head,
                 replies,
             });
         } else {
+            if !refused.is_empty() {
+                self.settle_refusals(refused, carry);
+            }
             store_answered = self.commit_access_only(access);
             // Retries only: answered after the commits before them are.
             if !replies.is_empty() {
@@ -579,6 +601,7 @@ impl<L: EventLog> Writer<L> {
                     facts: Vec::new(),
                     rows: Vec::new(),
                     customers: Vec::new(),
+                    erased: Vec::new(),
                     head: self.head,
                     replies,
                 });

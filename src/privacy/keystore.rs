@@ -245,13 +245,6 @@ impl KeyStore {
 
     /// The customer's key, if it has one and was not erased.
     pub fn get(&self, customer: &str) -> Result<Option<DataKey>, KeyError> {
-        if self.tree.shared() {
-            // Another node may erase it at any moment: read it each time.
-            return match self.tree.get(customer.as_bytes()).map_err(table_err)? {
-                Some(v) if v != TOMBSTONE => Ok(Some(self.unwrap_key(customer, &v)?)),
-                _ => Ok(None),
-            };
-        }
         if let Some(k) = self.cache.read().expect("key cache").get(customer) {
             return Ok(Some(k.clone()));
         }
@@ -329,6 +322,12 @@ impl KeyStore {
             }
         }
         Ok(())
+    }
+
+    /// Drops the customer's cached key: another node of a clustered ledger
+    /// erased it (see `ledger::follow`); the next `get` reads the table.
+    pub fn forget(&self, customer: &str) {
+        self.cache.write().expect("key cache").remove(customer);
     }
 
     /// Destroys the customer's key, leaving a tombstone. The caller makes it

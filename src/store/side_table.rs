@@ -60,13 +60,6 @@ pub trait SideTable: Send + Sync + 'static {
         }
     }
 
-    /// Whether other processes write this table too (a clustered ledger's
-    /// nodes): then nothing read from it may be kept, as it can change
-    /// without this process writing it.
-    fn shared(&self) -> bool {
-        false
-    }
-
     /// Whether the table holds no entry.
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.scan(&[], 1)?.is_empty())
@@ -174,9 +167,6 @@ macro_rules! table_behind_pointer {
             }
             fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
                 (**self).apply(changes)
-            }
-            fn shared(&self) -> bool {
-                (**self).shared()
             }
         }
     )*};

@@ -164,8 +164,32 @@ async fn two_nodes_serve_one_ledger() {
         (cb.tree_size, &cb.root_hash, &cb.public_key)
     );
     verify_checkpoint(&cb.signed_note, &ca.public_key).unwrap();
+    // B adopted what A committed, and says so.
+    let stats = pb::ops_client::OpsClient::connect(b.url())
+        .await
+        .unwrap()
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stats.adopted_records >= 6, "{stats:?}");
+    assert_eq!(stats.head_position, 12);
 
-    // Erased on A: B cannot open the data any more.
+    // B's blind index holds the customer A opened the case for.
+    let find = |url: String| async move {
+        PrivacyClient::connect(url)
+            .await
+            .unwrap()
+            .find_customer_cases(pb::FindCustomerCasesRequest {
+                by: Some(pb::find_customer_cases_request::By::Phone(PHONE.into())),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    assert_eq!(find(b.url()).await.customer_ids, ["cust-77"]);
+
+    // Erased on A: B cannot open the data any more, nor find the customer.
     PrivacyClient::connect(a.url())
         .await
         .unwrap()
@@ -186,6 +210,7 @@ async fn two_nodes_serve_one_ledger() {
         "{:?}",
         kinds_of(&after)
     );
+    assert!(find(b.url()).await.customer_ids.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -565,4 +590,262 @@ async fn kill_9_of_a_nats_node_then_a_ledger_node_under_64_writers() {
     let (ca, cb) = (cp(url_a).await, cp(url_b).await);
     assert_eq!((ca.tree_size, ca.root_hash), (cb.tree_size, cb.root_hash));
     drop((a, b));
+}
+
+/// A ledger node in network namespace `netns`, listening on `ip`, with
+/// bearer-token authentication (a node off loopback needs it).
+fn node_in(
+    netns: &str,
+    ip: &str,
+    dir: &Path,
+    creds: &complaint_ledger_bench::credentials::Credentials,
+    more: &[String],
+) -> (Running, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", netns])
+        .arg(env!("CARGO_BIN_EXE_complaint-ledger"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("{ip}:50051"),
+            "--rate-limit-per-second",
+            "0",
+        ])
+        .args(creds.server_args())
+        .args(more)
+        .arg("--data-dir")
+        .arg(dir)
+        .env(
+            "COMPLAINT_LEDGER_LOG",
+            std::env::var("TEST_LEDGER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(if std::env::var_os("TEST_SERVER_STDERR").is_some() {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        })
+        .spawn()
+        .expect("spawn server");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read address");
+    assert!(
+        line.starts_with("complaint-ledger listening on"),
+        "{line:?}"
+    );
+    (Running(child), format!("http://{ip}:50051"))
+}
+
+type AuthedLedger = pb::ledger_client::LedgerClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        complaint_ledger_bench::credentials::Bearer,
+    >,
+>;
+
+async fn authed(url: &str, bearer: &complaint_ledger_bench::credentials::Bearer) -> AuthedLedger {
+    let channel = tonic::transport::Channel::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    pb::ledger_client::LedgerClient::with_interceptor(channel, bearer.clone())
+}
+
+/// A partition as Jepsen makes one: one NATS server and one ledger node
+/// on a host cut off from the other two hosts under load. The majority
+/// goes on; the cut-off node acknowledges nothing it cannot get onto a
+/// quorum; after healing both nodes hold the same log, every acknowledged
+/// event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_node_acknowledges_nothing_the_majority_lacks() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let hosts = tokio::task::spawn_blocking(|| crate::common::netns::Hosts::new(3))
+        .await
+        .unwrap();
+    let spec: Vec<_> = (0..3)
+        .map(|i| {
+            (
+                Some(hosts.names[i].clone()),
+                hosts.ips[i].clone(),
+                4222,
+                6222,
+                8222,
+            )
+        })
+        .collect();
+    let nats = tokio::task::spawn_blocking(move || NatsCluster::start_on(spec))
+        .await
+        .unwrap();
+    let urls = nats.urls();
+    let work = tempfile::tempdir().unwrap();
+    let creds = complaint_ledger_bench::credentials::Credentials::new(work.path()).unwrap();
+    let (a_dir, b_dir) = (work.path().join("a"), work.path().join("b"));
+    let (_a, url_a) = node_in(
+        &hosts.names[0],
+        &hosts.ips[0],
+        &a_dir,
+        &creds,
+        &["--nats-url".into(), urls.clone()],
+    );
+    let (_b, url_b) = node_in(
+        &hosts.names[2],
+        &hosts.ips[2],
+        &b_dir,
+        &creds,
+        &[
+            "--nats-url".into(),
+            urls.clone(),
+            "--signing-key-file".into(),
+            a_dir.join(KEY_FILE).to_str().unwrap().into(),
+            "--master-key-file".into(),
+            a_dir.join("pii-master.key").to_str().unwrap().into(),
+        ],
+    );
+
+    // Writers on both nodes; each records what was acknowledged, and when.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let started = std::time::Instant::now();
+    let mut writers = Vec::new();
+    for w in 0..16usize {
+        let url = if w % 2 == 0 {
+            url_a.clone()
+        } else {
+            url_b.clone()
+        };
+        let (bearer, stop) = (creds.bearer.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut c = authed(&url, &bearer).await;
+            let mut acked: Vec<(String, std::time::Duration)> = Vec::new();
+            let case = format!("p{w}");
+            let mut i = 0;
+            while !*stop.borrow() {
+                let id = format!("{case}-{i}");
+                let r = append(
+                    &case,
+                    vec![ev(
+                        &id,
+                        "2020-12-03T02:00:00+08:00",
+                        "8030",
+                        if i == 0 { opened("cust-p") } else { note("n") },
+                    )],
+                );
+                loop {
+                    let call = tokio::time::timeout(
+                        std::time::Duration::from_secs(15),
+                        c.append(r.clone()),
+                    );
+                    match call.await {
+                        Ok(Ok(_)) => {
+                            acked.push((id.clone(), started.elapsed()));
+                            if std::env::var_os("TEST_SERVER_STDERR").is_some() && i % 20 == 0 {
+                                eprintln!("writer {w} acked {id} at {:?}", started.elapsed());
+                            }
+                            break;
+                        }
+                        Ok(Err(s))
+                            if !matches!(
+                                s.code(),
+                                tonic::Code::Unavailable
+                                    | tonic::Code::Unknown
+                                    | tonic::Code::Internal
+                            ) =>
+                        {
+                            panic!("{s:?}")
+                        }
+                        // Not acknowledged (or no answer): the same request
+                        // again, which the ledger answers once either way.
+                        _ => {
+                            if *stop.borrow() {
+                                return acked;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+                i += 1;
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let cut_at = started.elapsed();
+    tokio::task::block_in_place(|| {
+        hosts.cut(2, 0);
+        hosts.cut(2, 1);
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(14)).await;
+    let healed_at = started.elapsed();
+    tokio::task::block_in_place(|| {
+        hosts.heal(2, 0);
+        hosts.heal(2, 1);
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    stop_tx.send(true).unwrap();
+    let mut acked = Vec::new();
+    let mut on_a_while_cut = 0;
+    for (w, t) in writers.into_iter().enumerate() {
+        let got = t.await.unwrap();
+        if std::env::var_os("TEST_SERVER_STDERR").is_some() {
+            let mut per_second = BTreeMap::new();
+            for (_, at) in &got {
+                *per_second.entry(at.as_secs()).or_insert(0) += 1;
+            }
+            eprintln!("writer {w}: acks per second {per_second:?}");
+        }
+        if w % 2 == 0 {
+            on_a_while_cut += got
+                .iter()
+                .filter(|(_, at)| {
+                    *at > cut_at + std::time::Duration::from_secs(8) && *at < healed_at
+                })
+                .count();
+        }
+        acked.extend(got.into_iter().map(|(id, _)| id));
+    }
+    if std::env::var_os("TEST_SERVER_STDERR").is_some() {
+        eprintln!(
+            "cut at {cut_at:?}, healed at {healed_at:?}; acks on A while cut: {on_a_while_cut}"
+        );
+    }
+    assert!(
+        on_a_while_cut > 0,
+        "the majority's node took no append during the partition"
+    );
+
+    let mut la = authed(&url_a, &creds.bearer).await;
+    let mut lb = authed(&url_b, &creds.bearer).await;
+    let read = |mut c: AuthedLedger| async move {
+        let mut s = c
+            .read_all(pb::ReadAllRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(e) = s.message().await.unwrap() {
+            out.push(e);
+        }
+        out
+    };
+    let all_a = read(la.clone()).await;
+    let all_b = read(lb.clone()).await;
+    assert_eq!(all_a, all_b, "both nodes hold the same log after healing");
+    let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
+    for (i, e) in all_a.iter().enumerate() {
+        assert_eq!(e.position, i as u64 + 1, "gapless");
+        *seen.entry(e.event_id.as_str()).or_default() += 1;
+    }
+    assert!(seen.values().all(|n| *n == 1), "no event twice");
+    for id in &acked {
+        assert_eq!(
+            seen.get(id.as_str()),
+            Some(&1),
+            "{id} acknowledged, then lost"
+        );
+    }
+    let _ = (&mut la, &mut lb);
 }

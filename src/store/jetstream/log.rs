@@ -27,7 +27,13 @@ pub const MAX_BATCH: usize = 1000;
 /// The side table that must be one for the ledger: customers' data keys.
 const SHARED_TABLES: &[&str] = &["customer-keys"];
 
+/// The header naming the node that published a record: a node's own
+/// commits do not nudge it to look for other nodes' (`on_upstream_change`).
+const NODE_HEADER: &str = "Complaint-Ledger-Node";
+
 pub struct JetStreamLog {
+    /// This process's name in [`NODE_HEADER`], fresh at each start.
+    node: String,
     local: SledLog,
     bridge: Arc<Bridge>,
     js: jetstream::Context,
@@ -52,7 +58,14 @@ impl JetStreamLog {
             ensure_stream(&js, &o).await?;
             Ok::<_, StoreError>(js)
         })??;
+        let node = {
+            use rand_core::RngCore;
+            let mut id = [0u8; 8];
+            rand_core::OsRng.fill_bytes(&mut id);
+            hex::encode(id)
+        };
         let log = Self {
+            node,
             local: SledLog::open(dir, local)?,
             bridge,
             js,
@@ -99,7 +112,7 @@ impl JetStreamLog {
     }
 
     fn publish(&self, records: &[NewRecord]) -> Result<(), StoreError> {
-        publish(&self.bridge, &self.js, &self.opts, records)
+        publish(&self.bridge, &self.js, &self.opts, &self.node, records)
     }
 }
 
@@ -109,6 +122,7 @@ pub(super) fn publish(
     bridge: &Bridge,
     js: &jetstream::Context,
     opts: &JetStreamOptions,
+    node: &str,
     records: &[NewRecord],
 ) -> Result<(), StoreError> {
     if records.len() > MAX_BATCH {
@@ -127,6 +141,7 @@ pub(super) fn publish(
         .enumerate()
         .map(|(i, r)| {
             let mut headers = async_nats::HeaderMap::new();
+            headers.insert(NODE_HEADER, node);
             if i == 0 {
                 headers.insert("Nats-Expected-Last-Sequence", expected.to_string());
             }
@@ -170,15 +185,12 @@ pub(super) fn stream_head(
     bridge.run(read_patiently(opts.timeout, move || {
         let (js, name) = (js.clone(), name.clone());
         async move {
-            let mut s = js
+            // One request: finding the stream reads its state.
+            let s = js
                 .get_stream(&name)
                 .await
-                .map_err(|e| unavailable("finding the stream", e))?;
-            let info = s
-                .info()
-                .await
                 .map_err(|e| unavailable("reading the stream's state", e))?;
-            Ok::<_, StoreError>(info.state.last_sequence)
+            Ok::<_, StoreError>(s.cached_info().state.last_sequence)
         }
     }))?
 }
@@ -374,23 +386,35 @@ impl EventLog for JetStreamLog {
     fn on_upstream_change(&self, nudge: Box<dyn Fn() + Send + Sync>) {
         let client = self.js.client();
         let subject = format!("{}.case.>", self.opts.stream);
+        let me = self.node.clone();
         self.bridge.handle().spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             let mut sub = client.subscribe(subject.clone()).await.ok();
             loop {
-                match sub.as_mut() {
+                let other = match sub.as_mut() {
                     Some(s) => tokio::select! {
-                        m = s.next() => if m.is_none() {
-                            sub = client.subscribe(subject.clone()).await.ok();
+                        m = s.next() => match m {
+                            Some(m) => m
+                                .headers
+                                .as_ref()
+                                .and_then(|h| h.get(NODE_HEADER))
+                                .is_none_or(|n| n.as_str() != me),
+                            None => {
+                                sub = client.subscribe(subject.clone()).await.ok();
+                                true
+                            }
                         },
-                        _ = tick.tick() => {}
+                        _ = tick.tick() => true,
                     },
                     None => {
                         tick.tick().await;
                         sub = client.subscribe(subject.clone()).await.ok();
+                        true
                     }
+                };
+                if other {
+                    nudge();
                 }
-                nudge();
             }
         });
     }
@@ -430,7 +454,10 @@ pub(super) fn fetch(
     let js = js.clone();
     let name = opts.stream.clone();
     let limit = limit.clamp(1, MAX_BATCH);
-    bridge.run(async move {
+    let timeout = opts.timeout;
+    // A batch's messages come as a stream with no deadline of its own: a
+    // server cut off mid-answer would hold the writer forever.
+    let read = async move {
         let mut got = Vec::new();
         let mut messages = match js.get_batch(&name, limit).sequence(from).send().await {
             Ok(m) => m,
@@ -452,5 +479,10 @@ pub(super) fn fetch(
             }
         }
         Ok(got)
+    };
+    bridge.run(async move {
+        tokio::time::timeout(timeout, read)
+            .await
+            .unwrap_or_else(|_| Err(unavailable("reading the stream", "no answer in time")))
     })?
 }

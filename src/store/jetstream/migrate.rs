@@ -119,7 +119,7 @@ pub fn migrate(
                 bytes: bytes.to_vec(),
             });
         }
-        publish(&bridge, &js, opts, &records)?;
+        publish(&bridge, &js, opts, "migrate", &records)?;
         next += records.len() as u64;
         progress(next - 1, head);
     }

@@ -88,7 +88,12 @@ async fn connect(opts: &JetStreamOptions) -> Result<async_nats::Client, StoreErr
         .name("complaint-ledger")
         .request_timeout(Some(opts.timeout))
         .retry_on_initial_connect()
-        .max_reconnects(None);
+        .max_reconnects(None)
+        // A server that went silent (a partition, a dead host) is left
+        // after a few unanswered pings, not after minutes: the client
+        // then reconnects to a server that answers.
+        .ping_interval(Duration::from_secs(1))
+        .connection_timeout(opts.timeout);
     if let Some(path) = &opts.credentials {
         c = c
             .credentials_file(path)

@@ -5,8 +5,11 @@
 //!
 //! Customers' data keys live here: a key made by the node that sealed a
 //! customer's first personal data must open it on every other node, and an
-//! erasure on one node must be an erasure on all. So [`SideTable::shared`]
-//! says yes, and the key store caches nothing read from it.
+//! erasure on one node must be an erasure on all. A node keeps the keys it
+//! read in its bounded cache, and drops a customer's when it adopts the
+//! erasure's `PersonalDataErased` events (`ledger::follow`), which are in
+//! the stream before the erasure is answered; a read waits for that
+//! adoption.
 //!
 //! Bucket keys are the table's keys in lower-case hex: the bucket's
 //! alphabet is narrower than the table's, and hex sorts as the bytes do.
@@ -149,22 +152,32 @@ impl SideTable for KvTable {
 
     fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
         let kv = self.kv.clone();
-        let mut keys: Vec<Vec<u8>> =
-            self.bridge.run(read_patiently(self.patience, move || {
-                let kv = kv.clone();
-                async move {
-                    let mut keys = Vec::new();
-                    let mut listed = match kv.keys().await {
-                        Ok(l) => l,
-                        Err(e) => return Err(unavailable("listing a shared table", e)),
-                    };
-                    while let Some(k) = listed.next().await {
-                        let k = k.map_err(|e| unavailable("listing a shared table", e))?;
-                        keys.extend(bytes_of(&k));
-                    }
-                    Ok(keys)
+        // Listing walks the whole bucket (a consumer of its stream): on a
+        // busy cluster it takes longer than a read.
+        let patience = self.patience * 3;
+        let mut keys: Vec<Vec<u8>> = self.bridge.run(read_patiently(patience, move || {
+            let kv = kv.clone();
+            let listing = async move {
+                let mut keys = Vec::new();
+                let mut listed = match kv.keys().await {
+                    Ok(l) => l,
+                    Err(e) => return Err(unavailable("listing a shared table", e)),
+                };
+                while let Some(k) = listed.next().await {
+                    let k = k.map_err(|e| unavailable("listing a shared table", e))?;
+                    keys.extend(bytes_of(&k));
                 }
-            }))??;
+                Ok(keys)
+            };
+            // The keys come as a stream with no deadline of its own.
+            async move {
+                tokio::time::timeout(patience, listing)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(unavailable("listing a shared table", "no answer in time"))
+                    })
+            }
+        }))??;
         keys.retain(|k| k.as_slice() >= from);
         keys.sort();
         let mut out = Vec::new();
@@ -191,10 +204,6 @@ impl SideTable for KvTable {
             }
         }
         Ok(())
-    }
-
-    fn shared(&self) -> bool {
-        true
     }
 
     /// Asked of the bucket's stream (one request), not by listing keys.

@@ -9,9 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct NatsNode {
+    pub ip: String,
     pub port: u16,
     http_port: u16,
     conf: PathBuf,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -40,42 +43,59 @@ pub fn nats_server_bin() -> PathBuf {
 }
 
 impl NatsCluster {
-    /// Starts `n` routed servers and waits until JetStream answers on each.
+    /// Starts `n` routed servers on loopback and waits until JetStream
+    /// answers on each.
     pub fn start(n: usize) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16, u16)> = (0..n)
-            .map(|_| (free_port(), free_port(), free_port()))
+        let hosts: Vec<(Option<String>, String, u16, u16, u16)> = (0..n)
+            .map(|_| {
+                (
+                    None,
+                    "127.0.0.1".to_string(),
+                    free_port(),
+                    free_port(),
+                    free_port(),
+                )
+            })
             .collect();
-        let routes: Vec<String> = ports
+        Self::start_on(hosts)
+    }
+
+    /// Starts one server per host (network namespace, address, client,
+    /// route and monitoring port).
+    pub fn start_on(hosts: Vec<(Option<String>, String, u16, u16, u16)>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let routes: Vec<String> = hosts
             .iter()
-            .map(|(_, c, _)| format!("nats-route://127.0.0.1:{c}"))
+            .map(|(_, ip, _, c, _)| format!("nats-route://{ip}:{c}"))
             .collect();
         let mut nodes = Vec::new();
-        for (i, (port, cluster, http)) in ports.iter().enumerate() {
+        for (i, (netns, ip, port, cluster, http)) in hosts.into_iter().enumerate() {
             let store = dir.path().join(format!("n{i}"));
             let conf = dir.path().join(format!("n{i}.conf"));
             std::fs::write(
                 &conf,
                 format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{http}\n\
+                    "server_name: n{i}\nlisten: {ip}:{port}\nhttp: {ip}:{http}\nping_interval: \"2s\"\nping_max: 2\n\
                      jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
-                     cluster {{ name: ledger-test, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
+                     cluster {{ name: ledger-test, listen: {ip}:{cluster}, routes: [{}] }}\n",
                     store.display(),
                     routes.join(", ")
                 ),
             )
             .expect("write conf");
             let mut node = NatsNode {
-                port: *port,
-                http_port: *http,
+                ip,
+                port,
+                http_port: http,
                 conf,
+                netns,
                 child: None,
             };
             node.spawn();
             nodes.push(node);
         }
         let c = Self { nodes, _dir: dir };
-        for i in 0..n {
+        for i in 0..c.nodes.len() {
             c.wait_healthy(i);
         }
         c
@@ -85,7 +105,7 @@ impl NatsCluster {
     pub fn urls(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .map(|n| format!("nats://{}:{}", n.ip, n.port))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -104,7 +124,7 @@ impl NatsCluster {
 
     fn wait_healthy(&self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = format!("127.0.0.1:{}", self.nodes[i].http_port);
+        let addr = format!("{}:{}", self.nodes[i].ip, self.nodes[i].http_port);
         while Instant::now() < deadline {
             if healthz(&addr) {
                 return;
@@ -117,7 +137,15 @@ impl NatsCluster {
 
 impl NatsNode {
     fn spawn(&mut self) {
-        let child = Command::new(nats_server_bin())
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(nats_server_bin());
+                c
+            }
+            None => Command::new(nats_server_bin()),
+        };
+        let child = cmd
             .arg("-c")
             .arg(&self.conf)
             .stdout(Stdio::null())
