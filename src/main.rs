@@ -156,6 +156,7 @@ enum Command {
     /// position and the customers' data keys. Start the cluster's nodes
     /// with this directory's signing and master key files.
     Migrate {
+        /// The stopped single-node ledger's data directory (kept as it is).
         #[arg(long)]
         data_dir: PathBuf,
         /// The checkpoint signing key, where it is kept outside the data
@@ -166,7 +167,7 @@ enum Command {
         #[arg(long, env = "COMPLAINT_LEDGER_MASTER_KEY_FILE")]
         master_key_file: Option<PathBuf>,
         #[command(flatten)]
-        nats: NatsArgs,
+        nats: Box<NatsArgs>,
     },
     /// Re-wrap every customer's data key under the first key of a master-key
     /// file (a stopped server's store; the log is not touched).
@@ -207,6 +208,10 @@ enum Command {
         /// acknowledged one.
         #[arg(long, requires = "data_dir")]
         adopt_witness: bool,
+        /// With --data-dir of a clustered node (stopped): its cluster, where
+        /// the tables all nodes share are.
+        #[command(flatten)]
+        nats: Box<NatsArgs>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -215,9 +220,10 @@ enum Command {
 /// Where the clustered store is (serve, migrate).
 #[derive(clap::Args, Clone)]
 struct NatsArgs {
-    /// Run on a NATS JetStream cluster (comma-separated server URLs) as the
-    /// authoritative log; the data directory then holds this node's copy,
-    /// index and read models. Without it: the embedded store alone.
+    /// The NATS JetStream cluster holding the authoritative log
+    /// (comma-separated server URLs); a data directory is then a node's
+    /// copy, index and read models. `serve` without it: the embedded store
+    /// alone.
     #[arg(long, env = "COMPLAINT_LEDGER_NATS_URL", value_delimiter = ',')]
     nats_url: Vec<String>,
     /// The JetStream stream of the log (also its subjects' prefix).
@@ -608,14 +614,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             signing_key_file,
             master_key_file,
             adopt_witness,
+            nats,
             server,
         } => match (bundle, data_dir, since, server.server.is_some()) {
-            (None, Some(dir), _, _) => audit::verify_data_dir(
-                &dir,
-                signing_key_file.as_deref(),
-                master_key_file.as_deref(),
-                adopt_witness,
-            ),
+            (None, Some(dir), _, _) => {
+                let cluster = nats.options();
+                tokio::task::spawn_blocking(move || {
+                    audit::verify_data_dir(
+                        &dir,
+                        signing_key_file.as_deref(),
+                        master_key_file.as_deref(),
+                        adopt_witness,
+                        cluster.as_ref(),
+                    )
+                })
+                .await?
+            }
             (Some(file), None, since, _) => {
                 let key = pubkey.ok_or_else(|| anyhow::anyhow!("verifying a bundle needs --pubkey (the key you pinned)"))?;
                 audit::verify_bundle_file(&file, &key, since.as_deref())

@@ -145,6 +145,7 @@ pub fn verify_data_dir(
     signing_key_file: Option<&Path>,
     master_key_file: Option<&Path>,
     adopt_witness: bool,
+    cluster: Option<&crate::store::jetstream::JetStreamOptions>,
 ) -> anyhow::Result<()> {
     use crate::ledger::integrity;
     if !dir.join("db").exists() {
@@ -161,11 +162,16 @@ pub fn verify_data_dir(
         return adopt(dir, signing_key_file);
     }
     let bar = super::progress_bar(0, "verifying");
-    let checked =
-        integrity::check_data_dir(dir, signing_key_file, master_key_file, |done, total| {
+    let checked = integrity::check_data_dir(
+        dir,
+        signing_key_file,
+        master_key_file,
+        cluster,
+        |done, total| {
             bar.set_length(total);
             bar.set_position(done);
-        });
+        },
+    );
     bar.finish_and_clear();
     match checked {
         Ok(r) => {

@@ -18,6 +18,7 @@ pub fn run(
         dir,
         signing_key_file,
         master_key_file,
+        None,
         |done, total| {
             bar.set_length(total);
             bar.set_position(done);

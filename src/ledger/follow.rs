@@ -2,14 +2,18 @@
 //!
 //! Every node's writer seals records at the positions it believes come
 //! next; the stream takes a batch only if it still ends where the node's
-//! log does (see `store::jetstream`). So before each group commit the
-//! writer asks where the stream is and adopts the records it lacks — each
-//! checked as a start checks a record (its position, its case's version
-//! and previous hash), its tree hashes computed, stored in the local copy
-//! and handed to the projection host like a commit of its own, with no
-//! one to answer. A batch the stream refused because another node got
-//! there first is decided again after that adoption; a request that was
-//! valid against the old head may now be refused, as it would have been
+//! log does (see `store::jetstream`). When the node hears that another
+//! node committed (its records pass the node's subscription), or the
+//! stream refused a batch, the writer asks where the stream is before its
+//! next group commit and adopts the records it lacks — each checked as a
+//! start checks a record (its position, its case's version and previous
+//! hash), its tree hashes computed, stored in the local copy and handed to
+//! the projection host like a commit of its own, with no one to answer. A
+//! batch decided on a log that had moved on is refused by the stream and
+//! decided again after that adoption, its refusals with it: a refusal is
+//! answered only once the stream took the batch at the node's head (or,
+//! for a batch that stored nothing, was found ending there). A request
+//! that was valid against the old head may now be refused, as it would have been
 //! had it arrived a moment later.
 //!
 //! A damaged record from the stream (a broken chain) stops appends, as
@@ -17,7 +21,7 @@
 
 use super::error::LedgerError;
 use super::projection_host::{Committed, ProjectionHost, Reply};
-use super::writer::{kept_in_memory, Command, Staged, Writer};
+use super::writer::{kept_in_memory, Command, Refused, Retry, Staged, Writer};
 use super::AppendOutcome;
 use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
 use crate::audit::record_hash;
@@ -36,87 +40,62 @@ const ADOPT_CHUNK: usize = 1000;
 /// (10 ms apart) before the batch is refused as unavailable.
 const EMPTY_READS: u32 = 200;
 
-/// An accepted request as it came, to decide again.
-pub(crate) struct Retry {
-    pub request: pb::AppendRequest,
-    pub actor: String,
-    pub line_scope: Option<String>,
-    pub span: tracing::Span,
-}
-
-impl Retry {
-    fn again(self, reply: Reply) -> Command {
-        Command::Append {
-            request: self.request,
-            presealed: None,
-            actor: self.actor,
-            line_scope: self.line_scope,
-            reply,
-            span: self.span,
-        }
-    }
-}
-
-/// A request refused against this node's log, its answer held until the
-/// log is known to have been the stream's at the decision.
-pub(crate) type Refused = (Reply, LedgerError, Retry);
-
-/// The refusals of a batch the stream took at this node's head: the log
-/// they were decided on was the stream's.
-pub(super) fn answer_refusals(refused: Vec<Refused>) {
-    for (reply, e, _) in refused {
-        let _ = reply.send(Err(e));
-    }
-}
-
-/// Whether a failed clustered write leaves the ledger able to go on:
-/// another node committed first, or the cluster could not be reached (its
-/// outcome then shows at the next write).
-pub(super) fn passing(e: &StoreError) -> bool {
-    matches!(e, StoreError::Conflict { .. } | StoreError::Unavailable(_))
-}
-
-/// After a refused clustered write: requests to decide again go first into
-/// the next batch; on an unreachable cluster, each is answered UNAVAILABLE
-/// (nothing of it was acknowledged; a retry with the same event ids is
-/// safe whichever way it went).
-pub(super) fn requeue(
-    nudged: &std::sync::atomic::AtomicBool,
-    e: StoreError,
-    replies: Vec<(Reply, AppendOutcome)>,
-    retries: Vec<Retry>,
-    refused: Vec<Refused>,
-    carry: &mut VecDeque<Command>,
-) {
-    // Whatever happened, the next batch first learns where the stream is.
-    nudged.store(true, Ordering::Release);
-    match e {
-        StoreError::Conflict { upstream_head } => {
-            tracing::debug!(
-                upstream_head,
-                requests = replies.len(),
-                "another node committed first; deciding again"
-            );
-            for ((reply, _), r) in replies.into_iter().zip(retries) {
-                carry.push_back(r.again(reply));
-            }
-            for (reply, _, r) in refused {
-                carry.push_back(r.again(reply));
-            }
-        }
-        e => {
-            let why = format!("{e}; retry the request (same event ids)");
-            for (reply, _) in replies {
-                let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
-            }
-            for (reply, _, _) in refused {
-                let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
-            }
-        }
-    }
-}
-
 impl<L: EventLog> Writer<L> {
+    /// The refusals of a batch the stream took at this node's head: the log
+    /// they were decided on was the stream's.
+    pub(super) fn answer_refusals(refused: Vec<Refused>) {
+        for (reply, e, _) in refused {
+            let _ = reply.send(Err(e));
+        }
+    }
+
+    /// Whether a failed clustered write leaves the ledger able to go on:
+    /// another node committed first, or the cluster could not be reached (its
+    /// outcome then shows at the next write).
+    pub(super) fn passing(e: &StoreError) -> bool {
+        matches!(e, StoreError::Conflict { .. } | StoreError::Unavailable(_))
+    }
+
+    /// After a refused clustered write: requests to decide again go first into
+    /// the next batch; on an unreachable cluster, each is answered UNAVAILABLE
+    /// (nothing of it was acknowledged; a retry with the same event ids is
+    /// safe whichever way it went).
+    pub(super) fn requeue(
+        &self,
+        e: StoreError,
+        replies: Vec<(Reply, AppendOutcome)>,
+        retries: Vec<Retry>,
+        refused: Vec<Refused>,
+        carry: &mut VecDeque<Command>,
+    ) {
+        // Whatever happened, the next batch first learns where the stream is.
+        self.nudged.store(true, Ordering::Release);
+        match e {
+            StoreError::Conflict { upstream_head } => {
+                tracing::debug!(
+                    upstream_head,
+                    requests = replies.len(),
+                    "another node committed first; deciding again"
+                );
+                for ((reply, _), r) in replies.into_iter().zip(retries) {
+                    carry.push_back(r.again(reply));
+                }
+                for (reply, _, r) in refused {
+                    carry.push_back(r.again(reply));
+                }
+            }
+            e => {
+                let why = format!("{e}; retry the request (same event ids)");
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
+                }
+                for (reply, _, _) in refused {
+                    let _ = reply.send(Err(LedgerError::Unavailable(why.clone())));
+                }
+            }
+        }
+    }
+
     /// Adopts every record the clustered log holds past this node's head.
     /// `Err` says why appends of this batch cannot be decided now.
     ///
@@ -172,7 +151,7 @@ impl<L: EventLog> Writer<L> {
                     carry.push_back(r.again(reply));
                 }
             }
-            Ok(_) => answer_refusals(refused),
+            Ok(_) => Self::answer_refusals(refused),
             Err(e) => {
                 let why = format!("{e}; retry the request");
                 for (reply, _, _) in refused {

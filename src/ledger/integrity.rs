@@ -183,14 +183,24 @@ pub struct DataDirReport {
 /// chain verifies, checkpoints are signed with the pinned key, and every
 /// customer key unwraps. `signing_key_file` and `master_key_file` default to
 /// the data directory's own files. Writes nothing.
+///
+/// A clustered node's directory is opened on its cluster (`cluster`): the
+/// tables all nodes share (customers' keys, the PII-access log) are there.
 pub fn check_data_dir(
     dir: &Path,
     signing_key_file: Option<&Path>,
     master_key_file: Option<&Path>,
+    cluster: Option<&crate::store::jetstream::JetStreamOptions>,
     progress: impl FnMut(u64, u64),
 ) -> Result<DataDirReport, String> {
     use crate::store::SideTable;
-    let log = crate::store::open_data_dir(dir).map_err(|e| e.to_string())?;
+    let log: crate::store::AnyLog = match cluster {
+        None => Box::new(crate::store::open_data_dir(dir).map_err(|e| e.to_string())?),
+        Some(c) => Box::new(
+            crate::store::jetstream::JetStreamLog::open(dir, &Default::default(), c.clone())
+                .map_err(|e| e.to_string())?,
+        ),
+    };
     let head = log.head().map_err(|e| e.to_string())?;
     let witnessed = read_witness(dir, head)?;
     let verified = crate::store::contain_panics(dir, || {

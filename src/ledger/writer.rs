@@ -234,6 +234,31 @@ pub(crate) struct Writer<L: EventLog> {
     pub nudged: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// An accepted request as it came, to decide again.
+pub(crate) struct Retry {
+    pub request: pb::AppendRequest,
+    pub actor: String,
+    pub line_scope: Option<String>,
+    pub span: tracing::Span,
+}
+
+impl Retry {
+    pub(super) fn again(self, reply: Reply) -> Command {
+        Command::Append {
+            request: self.request,
+            presealed: None,
+            actor: self.actor,
+            line_scope: self.line_scope,
+            reply,
+            span: self.span,
+        }
+    }
+}
+
+/// A request refused against this node's log, its answer held until the
+/// log is known to have been the stream's at the decision.
+pub(crate) type Refused = (Reply, LedgerError, Retry);
+
 /// What one batch has staged but not yet stored.
 #[derive(Default)]
 pub(super) struct Staged {
@@ -255,10 +280,10 @@ pub(super) struct Staged {
     access: Vec<(Vec<pb::PiiAccess>, AccessReply)>,
     /// On a clustered log, each accepted request as it came, beside its
     /// reply: decided again if another node commits first.
-    retries: Vec<super::follow::Retry>,
+    retries: Vec<Retry>,
     /// On a clustered log, the requests refused, answered only once the
     /// log is known not to have moved on under the decision (see `follow`).
-    pub(super) refused: Vec<super::follow::Refused>,
+    pub(super) refused: Vec<Refused>,
 }
 
 impl<L: EventLog> Writer<L> {
@@ -358,7 +383,7 @@ impl<L: EventLog> Writer<L> {
                             });
                             continue;
                         }
-                        let retry = self.follows.then(|| super::follow::Retry {
+                        let retry = self.follows.then(|| Retry {
                             request: request.clone(),
                             actor: actor.clone(),
                             line_scope: line_scope.clone(),
@@ -528,11 +553,11 @@ impl<L: EventLog> Writer<L> {
                 });
             store_answered = Some(std::time::Instant::now());
             let written = match written {
-                Err(e) if self.follows && super::follow::passing(&e) => {
+                Err(e) if self.follows && Self::passing(&e) => {
                     // Nothing of it is known to be stored (its keys stay,
                     // see above); another node's commit is adopted by the
                     // next batch, which decides these requests again.
-                    super::follow::requeue(&self.nudged, e, replies, retries, refused, carry);
+                    self.requeue(e, replies, retries, refused, carry);
                     self.commit_access_only(access);
                     return store_answered;
                 }
@@ -556,7 +581,7 @@ impl<L: EventLog> Writer<L> {
             self.head = records.last().map(|r| r.position).unwrap_or(self.head);
             // The stream took the batch at this node's head: the refusals
             // were decided on the log as it was.
-            super::follow::answer_refusals(refused);
+            Self::answer_refusals(refused);
             let requests = replies.iter().filter(|(_, o)| !o.duplicate).count() as u64;
             self.stats.commits.fetch_add(1, Ordering::Relaxed);
             self.stats

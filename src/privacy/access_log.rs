@@ -67,18 +67,54 @@ impl AccessLog {
     /// Appends one entry; returns its sequence number. Not durable by
     /// itself: the ledger's writer records entries and syncs them with its
     /// group commit before the response that revealed the data is sent.
+    ///
+    /// An entry is written only where its sequence is free: on a clustered
+    /// ledger every node appends to the one log, and a node that finds its
+    /// next sequence taken reads on to the end (checking each entry's
+    /// chain) and chains after it.
     pub fn record(&self, mut e: pb::PiiAccess) -> Result<u64, String> {
         let mut head = self.head.lock().expect("access log lock");
-        e.sequence = head.0;
-        e.prev_hash = head.1.to_vec();
-        e.hash.clear();
-        let hash = entry_hash(&head.1, &e.encode_to_vec());
-        e.hash = hash.to_vec();
-        self.tree
-            .insert(&head.0.to_be_bytes(), &e.encode_to_vec())
-            .map_err(|e| e.to_string())?;
-        *head = (head.0 + 1, hash);
-        Ok(e.sequence)
+        loop {
+            e.sequence = head.0;
+            e.prev_hash = head.1.to_vec();
+            e.hash.clear();
+            let hash = entry_hash(&head.1, &e.encode_to_vec());
+            e.hash = hash.to_vec();
+            let written = self
+                .tree
+                .insert_new(&head.0.to_be_bytes(), &e.encode_to_vec())
+                .map_err(|e| e.to_string())?;
+            match written {
+                Ok(()) => {
+                    *head = (head.0 + 1, hash);
+                    return Ok(e.sequence);
+                }
+                Err(_) => self.read_on(&mut head)?,
+            }
+        }
+    }
+
+    /// Moves `head` past the entries another writer added, checking that
+    /// each continues the chain.
+    fn read_on(&self, head: &mut (u64, [u8; 32])) -> Result<(), String> {
+        while let Some(v) = self
+            .tree
+            .get(&head.0.to_be_bytes())
+            .map_err(|e| e.to_string())?
+        {
+            let e = pb::PiiAccess::decode(v.as_ref()).map_err(|e| e.to_string())?;
+            let mut body = e.clone();
+            body.hash.clear();
+            if e.prev_hash != head.1
+                || entry_hash(&head.1, &body.encode_to_vec()).as_slice() != e.hash.as_slice()
+            {
+                return Err(format!("the PII-access log is broken at entry {}", head.0));
+            }
+            let mut h = [0u8; 32];
+            h.copy_from_slice(&e.hash);
+            *head = (head.0 + 1, h);
+        }
+        Ok(())
     }
 
     /// How many entries the log holds and the hash of the last one (zeros

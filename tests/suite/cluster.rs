@@ -175,6 +175,28 @@ async fn two_nodes_serve_one_ledger() {
     assert!(stats.adopted_records >= 6, "{stats:?}");
     assert_eq!(stats.head_position, 12);
 
+    // One PII-access log for the ledger: A's reveal and B's are entries
+    // of one chain, listed alike on both nodes.
+    read_case(&mut la, "c1").await;
+    let access = |url: String| async move {
+        PrivacyClient::connect(url)
+            .await
+            .unwrap()
+            .list_pii_access(pb::ListPiiAccessRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+    };
+    let (on_a, on_b) = (access(a.url()).await, access(b.url()).await);
+    assert!(on_a.len() >= 2, "{on_a:?}");
+    assert_eq!(on_a, on_b);
+    complaint_ledger::privacy::access_log::AccessLog::verify_chain(&on_a).unwrap();
+    assert_eq!(
+        on_a.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        (1..=on_a.len() as u64).collect::<Vec<_>>()
+    );
+
     // B's blind index holds the customer A opened the case for.
     let find = |url: String| async move {
         PrivacyClient::connect(url)
@@ -217,64 +239,18 @@ async fn two_nodes_serve_one_ledger() {
 async fn a_killed_nats_node_loses_nothing_acknowledged() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let (mut nats, a, b) = cluster_of_two().await;
-    let urls = [a.url(), b.url()];
     // Writers on both nodes, each on its own case with expected versions;
     // one NATS node is killed in the middle and started again.
-    let mut tasks = Vec::new();
-    for w in 0..16usize {
-        let url = urls[w % 2].clone();
-        tasks.push(tokio::spawn(async move {
-            let mut c = pb::ledger_client::LedgerClient::connect(url).await.unwrap();
-            let case = format!("w{w}");
-            let mut acked: Vec<String> = Vec::new();
-            let mut version = 0u64;
-            for i in 0..40 {
-                let id = format!("{case}-{i}");
-                let mut r = append(
-                    &case,
-                    vec![ev(
-                        &id,
-                        "2020-12-03T02:00:00+08:00",
-                        "8030",
-                        if version == 0 {
-                            opened("cust-w")
-                        } else {
-                            note("n")
-                        },
-                    )],
-                );
-                r.expected_version = if version == 0 {
-                    expect_no_case()
-                } else {
-                    expect_exact(version)
-                };
-                match c.append(r.clone()).await {
-                    Ok(ok) => {
-                        version = ok.into_inner().case_version;
-                        acked.push(id);
-                    }
-                    Err(s) if s.code() == tonic::Code::Unavailable => {
-                        // Not acknowledged: the same request again later,
-                        // which the ledger answers once either way.
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                        r.expected_version = None;
-                        if let Ok(ok) = c.append(r).await {
-                            version = ok.into_inner().case_version;
-                            acked.push(id);
-                        }
-                    }
-                    Err(s) => panic!("{s:?}"),
-                }
-            }
-            acked
-        }));
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let writers = write_until(vec![a.url(), b.url()], 16, stop).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     tokio::task::block_in_place(|| nats.kill(1));
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     tokio::task::block_in_place(|| nats.restart(1));
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    stop_tx.send(true).unwrap();
     let mut acked = HashSet::new();
-    for t in tasks {
+    for t in writers {
         acked.extend(t.await.unwrap());
     }
     assert!(
@@ -286,18 +262,33 @@ async fn a_killed_nats_node_loses_nothing_acknowledged() {
     let (mut la, mut lb) = (a.ledger().await, b.ledger().await);
     let all_a = read_all(&mut la, pb::ReadAllRequest::default()).await;
     let all_b = read_all(&mut lb, pb::ReadAllRequest::default()).await;
+    assert_one_log(&all_a, &all_b, &acked);
+    let (ca, cb) = (checkpoint(&a).await, checkpoint(&b).await);
+    assert_eq!((ca.tree_size, ca.root_hash), (cb.tree_size, cb.root_hash));
+}
+
+/// Both nodes hold one log: the same records in the same order, gapless,
+/// no event twice, and every acknowledged one in it.
+fn assert_one_log(
+    all_a: &[pb::RecordedEvent],
+    all_b: &[pb::RecordedEvent],
+    acked: &HashSet<String>,
+) {
+    assert_eq!(all_a.len(), all_b.len(), "both nodes caught up");
     assert_eq!(all_a, all_b, "both nodes hold the same log");
     let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
     for (i, e) in all_a.iter().enumerate() {
         assert_eq!(e.position, i as u64 + 1, "gapless");
         *seen.entry(e.event_id.as_str()).or_default() += 1;
     }
-    for id in &acked {
-        assert_eq!(seen.get(id.as_str()), Some(&1), "{id} once");
-    }
     assert!(seen.values().all(|n| *n == 1), "no event twice");
-    let (ca, cb) = (checkpoint(&a).await, checkpoint(&b).await);
-    assert_eq!((ca.tree_size, ca.root_hash), (cb.tree_size, cb.root_hash));
+    for id in acked {
+        assert_eq!(
+            seen.get(id.as_str()),
+            Some(&1),
+            "{id} acknowledged, then lost"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -410,6 +401,10 @@ async fn a_single_node_ledger_migrates_with_the_same_root() {
         node_dir.path().to_str().unwrap(),
         "--signing-key-file",
         dir.path().join(KEY_FILE).to_str().unwrap(),
+        "--master-key-file",
+        dir.path().join("pii-master.key").to_str().unwrap(),
+        "--nats-url",
+        &urls,
     ])
     .await;
     assert!(
@@ -563,21 +558,7 @@ async fn kill_9_of_a_nats_node_then_a_ledger_node_under_64_writers() {
         .unwrap();
     let all_a = read_all(&mut la, pb::ReadAllRequest::default()).await;
     let all_b = read_all(&mut lb, pb::ReadAllRequest::default()).await;
-    assert_eq!(all_a.len(), all_b.len(), "the restarted node caught up");
-    assert_eq!(all_a, all_b, "both nodes hold the same log");
-    let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
-    for (i, e) in all_a.iter().enumerate() {
-        assert_eq!(e.position, i as u64 + 1, "gapless");
-        *seen.entry(e.event_id.as_str()).or_default() += 1;
-    }
-    assert!(seen.values().all(|n| *n == 1), "no event twice");
-    for id in &acked {
-        assert_eq!(
-            seen.get(id.as_str()),
-            Some(&1),
-            "{id} acknowledged, then lost"
-        );
-    }
+    assert_one_log(&all_a, &all_b, &acked);
     let cp = |url: String| async move {
         AuditClient::connect(url)
             .await
@@ -817,8 +798,8 @@ async fn a_partitioned_node_acknowledges_nothing_the_majority_lacks() {
         "the majority's node took no append during the partition"
     );
 
-    let mut la = authed(&url_a, &creds.bearer).await;
-    let mut lb = authed(&url_b, &creds.bearer).await;
+    let la = authed(&url_a, &creds.bearer).await;
+    let lb = authed(&url_b, &creds.bearer).await;
     let read = |mut c: AuthedLedger| async move {
         let mut s = c
             .read_all(pb::ReadAllRequest::default())
@@ -833,19 +814,6 @@ async fn a_partitioned_node_acknowledges_nothing_the_majority_lacks() {
     };
     let all_a = read(la.clone()).await;
     let all_b = read(lb.clone()).await;
-    assert_eq!(all_a, all_b, "both nodes hold the same log after healing");
-    let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
-    for (i, e) in all_a.iter().enumerate() {
-        assert_eq!(e.position, i as u64 + 1, "gapless");
-        *seen.entry(e.event_id.as_str()).or_default() += 1;
-    }
-    assert!(seen.values().all(|n| *n == 1), "no event twice");
-    for id in &acked {
-        assert_eq!(
-            seen.get(id.as_str()),
-            Some(&1),
-            "{id} acknowledged, then lost"
-        );
-    }
-    let _ = (&mut la, &mut lb);
+    let acked: HashSet<String> = acked.into_iter().collect();
+    assert_one_log(&all_a, &all_b, &acked);
 }

@@ -24,8 +24,9 @@ use std::sync::Arc;
 /// Records in one atomic batch at most (the server's limit is 1,000).
 pub const MAX_BATCH: usize = 1000;
 
-/// The side table that must be one for the ledger: customers' data keys.
-const SHARED_TABLES: &[&str] = &["customer-keys"];
+/// The side tables that must be one for the ledger: customers' data keys,
+/// and the PII-access log (every node appends to the one chain).
+const SHARED_TABLES: &[&str] = &["customer-keys", "pii-access"];
 
 /// The header naming the node that published a record: a node's own
 /// commits do not nudge it to look for other nodes' (`on_upstream_change`).
@@ -350,7 +351,11 @@ impl EventLog for JetStreamLog {
         if SHARED_TABLES.contains(&name) {
             let bucket = match name {
                 "customer-keys" => self.opts.keys_bucket(),
-                other => format!("{}_{}", self.opts.stream, other.to_uppercase()),
+                other => format!(
+                    "{}_{}",
+                    self.opts.stream,
+                    other.to_uppercase().replace('-', "_")
+                ),
             };
             return Ok(Box::new(KvTable::open(
                 self.bridge.clone(),

@@ -15,7 +15,8 @@
 //! commit amortizes.
 //!
 //! What must be one for the ledger and not one per node — customers' data
-//! keys — is a replicated key-value bucket ([`table::KvTable`]).
+//! keys, the PII-access log — is a replicated key-value bucket each
+//! ([`table::KvTable`]).
 
 mod bridge;
 mod log;

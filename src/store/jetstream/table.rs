@@ -132,7 +132,12 @@ impl SideTable for KvTable {
         })?
     }
 
+    /// Tried again while the bucket cannot answer (a leader being elected
+    /// after a server was lost): a create that was stored though its answer
+    /// was lost is found as the key holding this very value, and counts as
+    /// done.
     fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Result<(), Vec<u8>>, StoreError> {
+        let deadline = std::time::Instant::now() + self.patience;
         loop {
             let kv = self.kv.clone();
             let (k, v) = (key_of(key), bytes::Bytes::copy_from_slice(value));
@@ -141,9 +146,15 @@ impl SideTable for KvTable {
                 Ok(_) => return Ok(Ok(())),
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                     // Present now, unless removed again since: then retry.
-                    if let Some(current) = self.get(key)? {
-                        return Ok(Err(current));
+                    match self.get(key)? {
+                        Some(current) if current == value => return Ok(Ok(())),
+                        Some(current) => return Ok(Err(current)),
+                        None => {}
                     }
+                }
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "a shared table could not be written; trying again");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 Err(e) => return Err(unavailable("writing a shared table", e)),
             }

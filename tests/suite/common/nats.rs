@@ -123,7 +123,7 @@ impl NatsCluster {
     }
 
     fn wait_healthy(&self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         let addr = format!("{}:{}", self.nodes[i].ip, self.nodes[i].http_port);
         while Instant::now() < deadline {
             if healthz(&addr) {
