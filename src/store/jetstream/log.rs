@@ -246,15 +246,8 @@ pub(super) async fn ensure_stream(
             }
         }
     };
-    let info = read_patiently(o.timeout, || async {
-        s.clone()
-            .info()
-            .await
-            .cloned()
-            .map_err(|e| unavailable(&format!("reading stream {}", o.stream), e))
-    })
-    .await?;
-    let c = &info.config;
+    // Finding or creating the stream answered its configuration.
+    let c = &s.cached_info().config;
     let mut lacks = Vec::new();
     if !c.deny_delete {
         lacks.push("deny_delete");

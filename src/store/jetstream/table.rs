@@ -223,15 +223,12 @@ impl SideTable for KvTable {
         let messages = self.bridge.run(read_patiently(self.patience, move || {
             let (js, stream) = (js.clone(), stream.clone());
             async move {
-                let mut s = js
+                // Finding the stream answers its state.
+                let s = js
                     .get_stream(&stream)
                     .await
-                    .map_err(|e| unavailable("finding a shared table", e))?;
-                let info = s
-                    .info()
-                    .await
                     .map_err(|e| unavailable("reading a shared table's state", e))?;
-                Ok(info.state.messages)
+                Ok(s.cached_info().state.messages)
             }
         }))??;
         Ok(messages == 0)

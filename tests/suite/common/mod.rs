@@ -57,19 +57,39 @@ pub fn spawn_server(dir: &std::path::Path) -> (Running, String) {
 
 /// [`spawn_server`] with more arguments to `serve`.
 pub fn spawn_server_with(dir: &std::path::Path, more: &[&str]) -> (Running, String) {
+    let more: Vec<String> = more.iter().map(|a| a.to_string()).collect();
+    spawn_server_in(None, "127.0.0.1:0", dir, &more)
+}
+
+/// A real server process listening on `listen`, in network namespace
+/// `netns` if one is named (`ip netns exec`), with more arguments to
+/// `serve`. `TEST_SERVER_STDERR` shows its log, at `TEST_LEDGER_LOG`
+/// (default `warn`).
+pub fn spawn_server_in(
+    netns: Option<&str>,
+    listen: &str,
+    dir: &std::path::Path,
+    more: &[String],
+) -> (Running, String) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_complaint-ledger"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-limit-per-second",
-            "0",
-        ])
+    let bin = env!("CARGO_BIN_EXE_complaint-ledger");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns, bin]);
+            c
+        }
+        None => std::process::Command::new(bin),
+    };
+    let mut child = cmd
+        .args(["serve", "--listen", listen, "--rate-limit-per-second", "0"])
         .args(more)
         .arg("--data-dir")
         .arg(dir)
-        .env("COMPLAINT_LEDGER_LOG", "warn")
+        .env(
+            "COMPLAINT_LEDGER_LOG",
+            std::env::var("TEST_LEDGER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env("COMPLAINT_LEDGER_HTTP_LISTEN", "127.0.0.1:0")
         .stdout(std::process::Stdio::piped())
         .stderr(if std::env::var_os("TEST_SERVER_STDERR").is_some() {
