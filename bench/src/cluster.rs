@@ -10,8 +10,10 @@
 
 use super::credentials::Credentials;
 use super::load::{self, LoadResult, Op};
+use super::report::WriterSplit;
 use super::{
-    connect_all, ledger_appends, open_cases, reference, spawn_ledger, spawn_ledger_with, stop,
+    connect_all, cpu_seconds, cpu_us_per_event, ledger_appends, open_cases, reference,
+    spawn_ledger, spawn_ledger_with, stats, stop,
 };
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -34,8 +36,19 @@ pub struct ClusterRow {
     pub single: LoadResult,
     pub one_node: LoadResult,
     pub two_nodes: LoadResult,
+    /// Where node A's writer thread spent the one-node level.
+    pub one_node_writer: Option<WriterSplit>,
+    /// CPU per event of the one-node level, microseconds: the single
+    /// node's server, node A's, and the three NATS servers' together.
+    pub single_cpu_us: Option<f64>,
+    pub one_node_cpu_us: Option<f64>,
+    pub nats_cpu_us: Option<f64>,
     pub raw_jetstream: LoadResult,
     pub postgres: Option<LoadResult>,
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0} %", x * 100.0)
 }
 
 /// The table of the rows.
@@ -61,6 +74,23 @@ pub fn table(rows: &[ClusterRow]) -> String {
                 .as_ref()
                 .map_or("-".to_string(), |p| format!("{:.0}", p.events_per_second())),
         ));
+        let us = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.0} µs"));
+        t.push_str(&format!(
+            "        CPU per event: single node {}; cluster, 1 node: the node {}, the NATS servers {}\n",
+            us(r.single_cpu_us),
+            us(r.one_node_cpu_us),
+            us(r.nats_cpu_us),
+        ));
+        if let Some(w) = &r.one_node_writer {
+            t.push_str(&format!(
+                "        node A's writer, 1 node: {:>6} idle {:>6} staging {:>6} storing (the stream's acknowledgement included) {:>6} syncing {:>6} publishing\n",
+                pct(w.idle),
+                pct(w.staging),
+                pct(w.storing),
+                pct(w.syncing),
+                pct(w.publishing),
+            ));
+        }
         for (what, l) in [
             ("single", &r.single),
             ("1 node", &r.one_node),
@@ -109,8 +139,10 @@ async fn run_in(opts: &ClusterOptions, dir: &Path) -> anyhow::Result<Vec<Cluster
     open_cases(&conns, opts.cases).await?;
     let mut singles = Vec::new();
     for &c in &opts.clients {
-        singles
-            .push(ledger_appends(&conns, c, opts.cases, 1, duration, &format!("{run}-s{c}")).await);
+        let cpu = cpu_seconds(single.child.id());
+        let load = ledger_appends(&conns, c, opts.cases, 1, duration, &format!("{run}-s{c}")).await;
+        let cpu_us = cpu_us_per_event(cpu, cpu_seconds(single.child.id()), load.events);
+        singles.push((load, cpu_us));
     }
     drop(conns);
     stop(single).await?;
@@ -151,10 +183,16 @@ async fn run_in(opts: &ClusterOptions, dir: &Path) -> anyhow::Result<Vec<Cluster
             .context("preparing the PostgreSQL table")?;
     }
     let mut rows = Vec::new();
-    for (&c, single) in opts.clients.iter().zip(singles) {
+    for (&c, (single, single_cpu_us)) in opts.clients.iter().zip(singles) {
         eprintln!("bench: cluster appends, {c} clients");
+        let before = stats(&a.url, &creds.bearer).await?;
+        let (a_cpu, nats_cpu) = (cpu_seconds(a.child.id()), nats.cpu_seconds());
         let one_node =
             ledger_appends(&on_a, c, opts.cases, 1, duration, &format!("{run}-a{c}")).await;
+        let one_node_cpu_us = cpu_us_per_event(a_cpu, cpu_seconds(a.child.id()), one_node.events);
+        let nats_cpu_us = cpu_us_per_event(nats_cpu, nats.cpu_seconds(), one_node.events);
+        let after = stats(&a.url, &creds.bearer).await?;
+        let one_node_writer = WriterSplit::between(&before, &after);
         let two_nodes =
             ledger_appends(&both, c, opts.cases, 1, duration, &format!("{run}-ab{c}")).await;
         let raw_jetstream = js.publish_load(c, duration).await;
@@ -177,6 +215,10 @@ async fn run_in(opts: &ClusterOptions, dir: &Path) -> anyhow::Result<Vec<Cluster
             single,
             one_node,
             two_nodes,
+            one_node_writer,
+            single_cpu_us,
+            one_node_cpu_us,
+            nats_cpu_us,
             raw_jetstream,
             postgres,
         });
@@ -302,6 +344,11 @@ impl Nats {
             }
         }
         Ok(nats)
+    }
+
+    /// CPU seconds the three servers have used so far.
+    fn cpu_seconds(&self) -> Option<f64> {
+        self.children.iter().map(|c| cpu_seconds(c.id())).sum()
     }
 
     fn urls(&self) -> String {

@@ -29,7 +29,7 @@ pub struct SingleRow {
 /// wall-clock time (from `Ops.GetStats` before and after the level), and
 /// how many of the level's group commits had a sync of 100 ms or more (a
 /// level with some measured a disk stall, not only the ledger).
-#[derive(Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct WriterSplit {
     pub idle: f64,
     pub staging: f64,

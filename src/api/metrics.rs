@@ -345,6 +345,12 @@ impl Collector for LedgerState {
         )?;
         counter(
             &mut e,
+            "fetched_back_records",
+            "Records this node acknowledged that its local copy lost in a crash, fetched back from the clustered stream at start",
+            load(&s.fetched_back),
+        )?;
+        counter(
+            &mut e,
             "slow_syncs",
             "Group-commit syncs of 100 ms or more since start",
             s.syncs.slow(),

@@ -90,6 +90,7 @@ impl OpsApi for OpsService {
             case_fact_loads,
             warning_position,
             adopted_records: s.adopted.load(Ordering::Relaxed),
+            fetched_back_records: s.fetched_back.load(Ordering::Relaxed),
         }))
     }
 

@@ -175,6 +175,12 @@ pub fn verify_data_dir(
     bar.finish_and_clear();
     match checked {
         Ok(r) => {
+            if r.fetched_back > 0 {
+                println!(
+                    "OK: this node's copy had lost {} acknowledged records in a crash (it is written behind the stream); fetched back from the stream, as its next start would",
+                    r.fetched_back
+                );
+            }
             println!(
                 "OK: {} records in {} cases; every hash chain, index and Merkle tree hash verifies; root {}",
                 r.verified.records,

@@ -3,8 +3,8 @@
 //! Every node's writer seals records at the positions it believes come
 //! next; the stream takes a batch only if it still ends where the node's
 //! log does (see `store::jetstream`). When the node hears that another
-//! node committed (its records pass the node's subscription), or the
-//! stream refused a batch, the writer asks where the stream is before its
+//! node committed (each node announces its commits), or the stream
+//! refused a batch, the writer asks where the stream is before its
 //! next group commit and adopts the records it lacks — each checked as a
 //! start checks a record (its position, its case's version and previous
 //! hash), its tree hashes computed, stored in the local copy and handed to

@@ -22,6 +22,7 @@ mod preseal;
 mod projection_host;
 mod rebuild;
 pub mod recorded;
+mod restore;
 mod sync_watch;
 mod writer;
 
@@ -234,6 +235,14 @@ impl<L: EventLog> Ledger<L> {
             ))
         };
         let witnessed = integrity::read_witness(dir, log.head()?).map_err(refuse)?;
+        // A clustered node's copy, written behind the stream, may have lost
+        // what the node acknowledged last: fetched back, then verified.
+        let mut fetched_back = 0;
+        if let Some(w) = witnessed.as_ref().filter(|_| log.follows_upstream()) {
+            if w.head.size > log.head()? {
+                fetched_back = restore::restore(log.as_ref(), w.head.size)?;
+            }
+        }
         let signer = integrity::signing_key(
             dir,
             opts.signing_key_file.as_deref(),
@@ -349,6 +358,9 @@ impl<L: EventLog> Ledger<L> {
         let (commits_tx, _) = broadcast::channel(COMMITS_KEPT);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
+        stats
+            .fetched_back
+            .store(fetched_back, std::sync::atomic::Ordering::Relaxed);
         let board = Arc::new(board);
         let nudged = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if log.follows_upstream() {

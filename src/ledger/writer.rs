@@ -112,6 +112,9 @@ pub struct WriterStats {
     pub case_state_loads: AtomicU64,
     /// Records other nodes of a clustered ledger committed, adopted here.
     pub adopted: AtomicU64,
+    /// Records this node acknowledged, lost from its local copy in a crash
+    /// and fetched back from the stream at start (see `restore`).
+    pub fetched_back: AtomicU64,
     /// Where the writer thread's time went, nanoseconds.
     pub time: WriterTime,
     /// The longest group-commit sync and the slow ones.
@@ -134,6 +137,7 @@ impl Default for WriterStats {
             case_states_cached: AtomicU64::default(),
             case_state_loads: AtomicU64::default(),
             adopted: AtomicU64::default(),
+            fetched_back: AtomicU64::default(),
             time: WriterTime::default(),
             syncs: super::SyncWatch::default(),
             // 1, 2, 4 … 1024 (MAX_BATCH_REQUESTS).

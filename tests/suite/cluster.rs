@@ -28,9 +28,15 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// A ledger node on the cluster; with `keys_from`, it signs and unwraps
 /// with the keys of the node started there (one ledger, one key).
 async fn node(urls: &str, keys_from: Option<&Path>) -> TestServer {
+    node_with(urls, keys_from, false).await
+}
+
+/// [`node`], with its early-warning process on or off.
+async fn node_with(urls: &str, keys_from: Option<&Path>, early_warning: bool) -> TestServer {
     let urls: Vec<String> = urls.split(',').map(String::from).collect();
     let keys = keys_from.map(Path::to_path_buf);
     TestServer::start_with(move |c| {
+        c.ledger.policy = config(&c.data_dir, early_warning).ledger.policy;
         c.ledger.cluster = Some(JetStreamOptions::new(urls));
         if let Some(d) = keys {
             c.ledger.signing_key_file = Some(d.join(KEY_FILE));
@@ -75,6 +81,63 @@ async fn checkpoint_at(url: String) -> pb::Checkpoint {
         .await
         .unwrap()
         .into_inner()
+}
+
+/// Early warning runs on every node of a clustered ledger, and each
+/// warning is appended once, not once per node: case 124545's story told
+/// alternately through both nodes, both nodes' processes raising its
+/// warnings; the log holds each warning once, and both nodes list the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn early_warning_on_two_nodes_raises_each_warning_once() {
+    use crate::policies::{wait_for_warnings, warnings, CASE, EXPECTED_WARNINGS};
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nats = tokio::task::spawn_blocking(|| NatsCluster::start(3))
+        .await
+        .unwrap();
+    let a = node_with(&nats.urls(), None, true).await;
+    let b = node_with(&nats.urls(), Some(a.dir.path()), true).await;
+    let (mut la, mut lb) = (a.ledger().await, b.ledger().await);
+    for (i, e) in crate::common::seed_000::story().into_iter().enumerate() {
+        let on = if i % 2 == 0 { &mut la } else { &mut lb };
+        on.append(append(CASE, vec![e]))
+            .await
+            .unwrap_or_else(|s| panic!("event {i} refused: {s:?}"));
+    }
+    wait_for_warnings(&a, EXPECTED_WARNINGS).await;
+    wait_for_warnings(&b, EXPECTED_WARNINGS).await;
+    // Both processes have had their ticks, each more than once.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+
+    let ids = |events: &[pb::RecordedEvent]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e.event_type == "WarningRaised")
+            .map(|e| e.event_id.clone())
+            .collect()
+    };
+    let on_a = ids(&read_case(&mut la, CASE).await);
+    let on_b = ids(&read_case(&mut lb, CASE).await);
+    assert_eq!(on_a.len(), EXPECTED_WARNINGS, "{on_a:#?}");
+    assert_eq!(
+        on_a.iter().collect::<HashSet<_>>().len(),
+        EXPECTED_WARNINGS,
+        "a warning was appended twice: {on_a:#?}"
+    );
+    assert_eq!(on_a, on_b);
+    let listed = |w: Vec<pb::WarningEntry>| -> Vec<String> {
+        let mut ids: Vec<String> = w.into_iter().map(|w| w.event_id).collect();
+        ids.sort();
+        ids
+    };
+    let (listed_a, listed_b) = (
+        listed(warnings(&a, false).await),
+        listed(warnings(&b, false).await),
+    );
+    assert_eq!(listed_a.len(), EXPECTED_WARNINGS);
+    assert_eq!(listed_a, listed_b);
+    let all_a = read_all(&mut la, pb::ReadAllRequest::default()).await;
+    let all_b = read_all(&mut lb, pb::ReadAllRequest::default()).await;
+    assert_one_log(&all_a, &all_b, &HashSet::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -565,6 +628,52 @@ async fn kill_9_of_a_nats_node_then_a_ledger_node_under_64_writers() {
     let (ca, cb) = (checkpoint_at(url_a).await, checkpoint_at(url_b).await);
     assert_eq!((ca.tree_size, ca.root_hash), (cb.tree_size, cb.root_hash));
     drop((a, b));
+}
+
+/// A clustered node's local copy is written behind the stream: a kill -9
+/// under load loses its unflushed tail, and the restart fetches back what
+/// the node acknowledged before it verifies, and says how much
+/// (`fetched_back_records`): the start checks the copy against the
+/// acknowledged root only then. Nothing acknowledged is missing, nothing
+/// is twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_under_load_fetches_back_what_its_copy_lost() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nats = tokio::task::spawn_blocking(|| NatsCluster::start(3))
+        .await
+        .unwrap();
+    let urls = nats.urls();
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--nats-url", urls.as_str()];
+    let (node, url) = spawn_server_with(dir.path(), &args);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let writers = write_until(vec![url.clone()], 16, stop).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    drop(node); // kill -9, mid-load
+    stop_tx.send(true).unwrap();
+    let acked = acknowledged(writers).await;
+
+    let (node, url) = spawn_server_with(dir.path(), &args);
+    let stats = pb::ops_client::OpsClient::connect(url.clone())
+        .await
+        .unwrap()
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        stats.fetched_back_records > 0,
+        "the copy lost nothing in the kill: {stats:?}"
+    );
+    let mut l = pb::ledger_client::LedgerClient::connect(url.clone())
+        .await
+        .unwrap();
+    let all = read_all(&mut l, pb::ReadAllRequest::default()).await;
+    assert_one_log(&all, &all, &acked);
+    // Read after the barrier: the copy holds the whole stream again.
+    let restarted = checkpoint_at(url).await;
+    assert_eq!(restarted.tree_size, all.len() as u64);
+    drop(node);
 }
 
 /// A ledger node in network namespace `netns`, listening on `ip`, with

@@ -13,7 +13,7 @@ use complaint_ledger::proto::v1::{
 use complaint_ledger::time::format_local;
 use std::time::Duration;
 
-const CASE: &str = "124545";
+pub(crate) const CASE: &str = "124545";
 
 async fn replay_story_any(server: &TestServer) {
     let mut client = server.ledger().await;
@@ -25,7 +25,7 @@ async fn replay_story_any(server: &TestServer) {
     }
 }
 
-async fn warnings(server: &TestServer, unanswered_only: bool) -> Vec<pb::WarningEntry> {
+pub(crate) async fn warnings(server: &TestServer, unanswered_only: bool) -> Vec<pb::WarningEntry> {
     server
         .policies()
         .await
@@ -41,7 +41,7 @@ async fn warnings(server: &TestServer, unanswered_only: bool) -> Vec<pb::Warning
 }
 
 /// Waits until the early-warning process has raised at least `n` warnings.
-async fn wait_for_warnings(server: &TestServer, n: usize) -> Vec<pb::WarningEntry> {
+pub(crate) async fn wait_for_warnings(server: &TestServer, n: usize) -> Vec<pb::WarningEntry> {
     for _ in 0..100 {
         let w = warnings(server, false).await;
         if w.len() >= n {
@@ -77,7 +77,7 @@ fn local(ts: &Option<prost_types::Timestamp>) -> String {
 // Warnings case 124545 must raise: the third call of the night of 12-03;
 // threats on c07, c08, c10 and c11; the result refused twice (SMS of 12-09);
 // promises p01 (late, wrong channel) and p02 (never done).
-const EXPECTED_WARNINGS: usize = 1 + 4 + 1 + 2;
+pub(crate) const EXPECTED_WARNINGS: usize = 1 + 4 + 1 + 2;
 
 #[tokio::test]
 async fn case_124545_raises_its_warnings_as_it_happens_and_never_twice() {

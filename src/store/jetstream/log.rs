@@ -28,12 +28,18 @@ pub const MAX_BATCH: usize = 1000;
 /// and the PII-access log (every node appends to the one chain).
 const SHARED_TABLES: &[&str] = &["customer-keys", "pii-access"];
 
-/// The header naming the node that published a record: a node's own
-/// commits do not nudge it to look for other nodes' (`on_upstream_change`).
+/// How often sled writes the local copy out by itself (see
+/// [`JetStreamLog::write_durable`]): what a crash can make a node fetch
+/// again at its next start.
+const LOCAL_FLUSH_MS: u64 = 500;
+
+/// The header naming the node that published a record: which node
+/// committed what, for whoever reads the stream.
 const NODE_HEADER: &str = "Complaint-Ledger-Node";
 
 pub struct JetStreamLog {
-    /// This process's name in [`NODE_HEADER`], fresh at each start.
+    /// This process's name in [`NODE_HEADER`] and its commits'
+    /// announcements, fresh at each start.
     node: String,
     local: SledLog,
     bridge: Arc<Bridge>,
@@ -67,7 +73,13 @@ impl JetStreamLog {
         };
         let log = Self {
             node,
-            local: SledLog::open(dir, local)?,
+            local: SledLog::open(
+                dir,
+                &SledOptions {
+                    background_flush_ms: Some(LOCAL_FLUSH_MS),
+                    ..local.clone()
+                },
+            )?,
             bridge,
             js,
             opts,
@@ -154,14 +166,28 @@ pub(super) fn publish(
         })
         .collect();
     let (js2, timeout) = (js.clone(), opts.timeout);
+    let (heads, me) = (opts.heads_subject(), bytes::Bytes::from(node.to_string()));
     let acked = bridge.run(async move {
-        let mut batch = js2.batch_publish().timeout(timeout).build();
+        // No acknowledgement of the first message: it would cost a round
+        // trip per batch, and a batch the server did not take whole is
+        // refused at its commit anyway.
+        let mut batch = js2
+            .batch_publish()
+            .ack_first(false)
+            .timeout(timeout)
+            .build();
         let mut messages = messages.into_iter();
         let final_one = messages.next_back().expect("one record at least");
         for m in messages {
             batch.add_message(m).await?;
         }
-        batch.commit_message(final_one).await
+        let acked = batch.commit_message(final_one).await;
+        if acked.is_ok() {
+            // Other nodes learn of the commit from this (core NATS, not
+            // the stream; a lost one is covered by their tick).
+            let _ = js2.client().publish(heads, me).await;
+        }
+        acked
     })?;
     match acked {
         Ok(ack) if ack.sequence == last => Ok(()),
@@ -289,16 +315,20 @@ impl EventLog for JetStreamLog {
         self.local.head()
     }
 
-    /// The cluster acknowledges first, the local copy stores after: a
-    /// crash between the two leaves the copy behind, and the next start
-    /// or commit adopts the records from the stream.
+    /// Durable once the cluster acknowledged: the stream is the log. The
+    /// local copy stores the records after, written behind (sled's
+    /// background flush): syncing it too would only make every commit wait
+    /// for this node's disk as well as the quorum's. A crash leaves the
+    /// copy a shorter log; the next start fetches back what the node
+    /// acknowledged (its integrity witness says how far), and the writer
+    /// adopts the rest, as it adopts other nodes' commits.
     fn write_durable(
         &self,
         records: &[NewRecord],
         tree: &[(u64, [u8; 32])],
     ) -> Result<(), StoreError> {
         self.publish(records)?;
-        self.local.write_durable(records, tree)
+        self.local.write_behind(records, tree)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -377,14 +407,16 @@ impl EventLog for JetStreamLog {
         true
     }
 
-    /// Every message published on the log's subjects passes the core
-    /// subscription (those the stream refuses too: a nudge costs one look
-    /// at the stream, never a wrong record); a slow tick covers what a
-    /// reconnect missed.
+    /// Each node announces its commits on the heads subject, one small
+    /// core NATS message per batch (not per record: a subscription to the
+    /// log's own subjects would bring every record to every node twice); a
+    /// slow tick covers what a lost announcement or a reconnect missed.
+    /// Nudges only hurry adoption: a read waits for the stream's head
+    /// itself, and a stale batch is refused by the stream.
     fn on_upstream_change(&self, nudge: Box<dyn Fn() + Send + Sync>) {
         let client = self.js.client();
-        let subject = format!("{}.case.>", self.opts.stream);
-        let me = self.node.clone();
+        let subject = self.opts.heads_subject();
+        let me = bytes::Bytes::from(self.node.clone());
         self.bridge.handle().spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             let mut sub = client.subscribe(subject.clone()).await.ok();
@@ -392,11 +424,7 @@ impl EventLog for JetStreamLog {
                 let other = match sub.as_mut() {
                     Some(s) => tokio::select! {
                         m = s.next() => match m {
-                            Some(m) => m
-                                .headers
-                                .as_ref()
-                                .and_then(|h| h.get(NODE_HEADER))
-                                .is_none_or(|n| n.as_str() != me),
+                            Some(m) => m.payload != me,
                             None => {
                                 sub = client.subscribe(subject.clone()).await.ok();
                                 true
@@ -432,8 +460,9 @@ impl EventLog for JetStreamLog {
         fetch(&self.bridge, &self.js, &self.opts, from, limit)
     }
 
+    /// Written behind, as this node's own commits are.
     fn adopt(&self, records: &[NewRecord], tree: &[(u64, [u8; 32])]) -> Result<(), StoreError> {
-        self.local.write_durable(records, tree)
+        self.local.write_behind(records, tree)
     }
 
     fn tamper_record(&self, position: u64, bytes: Option<Vec<u8>>) -> Result<(), StoreError> {

@@ -70,6 +70,12 @@ impl JetStreamOptions {
         format!("{}.case.{}", self.stream, case_id.replace('.', "~"))
     }
 
+    /// Where nodes announce their commits (core NATS, outside the
+    /// stream's subjects): `<stream>.heads`.
+    pub fn heads_subject(&self) -> String {
+        format!("{}.heads", self.stream)
+    }
+
     /// The bucket of customers' data keys.
     pub fn keys_bucket(&self) -> String {
         format!("{}_KEYS", self.stream)

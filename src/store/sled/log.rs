@@ -20,6 +20,10 @@ pub struct SledOptions {
     pub cache_capacity: u64,
     /// Events per new run of the event-id index (see `store::event_index`).
     pub id_run_len: usize,
+    /// sled's own flush every so many milliseconds, for a store written
+    /// with [`SledLog::write_behind`] (a clustered node's local copy);
+    /// `None` when every write is made durable by the writer.
+    pub background_flush_ms: Option<u64>,
 }
 
 impl Default for SledOptions {
@@ -27,6 +31,7 @@ impl Default for SledOptions {
         Self {
             cache_capacity: 64 * 1024 * 1024,
             id_run_len: super::event_index::RUN_LEN,
+            background_flush_ms: None,
         }
     }
 }
@@ -72,7 +77,7 @@ impl SledLog {
             .path(dir)
             .cache_capacity(opts.cache_capacity)
             .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None);
+            .flush_every_ms(opts.background_flush_ms);
         // sled releases its file lock when its last background I/O task
         // ends, a moment after the database is dropped; a store closed in
         // this process and opened again at once may still be locked. Wait a
@@ -312,16 +317,27 @@ fn read_range_in(db: &sled::Db, from: u64, limit: usize) -> Result<Vec<(u64, Byt
     Ok(out)
 }
 
-impl EventLog for SledLog {
-    fn head(&self) -> Result<u64, StoreError> {
-        head_of(&self.db)
-    }
-
-    fn write_durable(
+impl SledLog {
+    /// Stores records as [`EventLog::write_durable`] does, without making
+    /// them durable: for a copy of a log kept durable elsewhere (a
+    /// clustered node's, whose stream acknowledged them first). sled's
+    /// background flush ([`SledOptions::background_flush_ms`]) or the next
+    /// durable write or close writes them out; a crash before that leaves
+    /// the store a shorter log (sled recovers a prefix of its writes),
+    /// which the owner fetches again.
+    pub fn write_behind(
         &self,
         records: &[NewRecord],
         tree: &[(u64, [u8; 32])],
     ) -> Result<(), StoreError> {
+        self.apply(records, tree)?;
+        self.seal_id_runs();
+        Ok(())
+    }
+
+    /// One atomic sled batch of the records, their case index runs and
+    /// tree hashes; their event ids into the in-memory index.
+    fn apply(&self, records: &[NewRecord], tree: &[(u64, [u8; 32])]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (start, bytes) in tree_runs(tree) {
             batch.insert(&keys::tree_key(start)[..], bytes);
@@ -356,6 +372,30 @@ impl EventLog for SledLog {
             .map(|r| (id_hash(&r.event_id), r.position))
             .collect();
         self.event_index.add(&ids);
+        Ok(())
+    }
+
+    /// Stores the event-id index's full runs; one that cannot be stored
+    /// now is tried again with the next commit (and the ids are indexed
+    /// from the log at open), never fails this one.
+    fn seal_id_runs(&self) {
+        if let Err(e) = self.event_index.seal_runs() {
+            tracing::warn!(error = %e, "an event-id index run was not stored; trying again with the next commit");
+        }
+    }
+}
+
+impl EventLog for SledLog {
+    fn head(&self) -> Result<u64, StoreError> {
+        head_of(&self.db)
+    }
+
+    fn write_durable(
+        &self,
+        records: &[NewRecord],
+        tree: &[(u64, [u8; 32])],
+    ) -> Result<(), StoreError> {
+        self.apply(records, tree)?;
         let syncing = std::time::Instant::now();
         let synced = self.flush_and_sync();
         self.sync_nanos.fetch_add(
@@ -363,12 +403,8 @@ impl EventLog for SledLog {
             std::sync::atomic::Ordering::Relaxed,
         );
         synced?;
-        // The records are durable and their ids findable in memory: a run
-        // that cannot be stored now is tried again with the next commit (and
-        // the ids are indexed from the log at open), never fails this one.
-        if let Err(e) = self.event_index.seal_runs() {
-            tracing::warn!(error = %e, "an event-id index run was not stored; trying again with the next commit");
-        }
+        // The records are durable and their ids findable in memory.
+        self.seal_id_runs();
         Ok(())
     }
 
