@@ -676,6 +676,129 @@ async fn a_node_killed_under_load_fetches_back_what_its_copy_lost() {
     drop(node);
 }
 
+/// The cluster over mutual TLS: NATS servers that take only TLS clients
+/// with a certificate from the ledger's CA. A node given `--nats-tls-ca`,
+/// `--nats-tls-cert` and `--nats-tls-key` appends and reads (the servers
+/// admit nothing else, so it spoke TLS and showed its certificate); one
+/// without a client certificate is refused and does not open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_reaches_the_cluster_over_mutual_tls() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let certs = tempfile::tempdir().unwrap();
+    let pki = crate::common::pki::Pki::new(certs.path());
+    pki.issue("localhost", "nats");
+    pki.issue("complaint-ledger", "client");
+    let file = |f: &str| certs.path().join(f).to_str().unwrap().to_string();
+    let tls = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}",
+        file("nats.pem"),
+        file("nats.key"),
+        file("ca.pem")
+    );
+    let nats = tokio::task::spawn_blocking(move || NatsCluster::start_with(3, &tls))
+        .await
+        .unwrap();
+    let urls = nats.urls_as(Some("localhost"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+    let args = [
+        "--nats-url",
+        &urls,
+        "--nats-tls-ca",
+        &ca,
+        "--nats-tls-cert",
+        &cert,
+        "--nats-tls-key",
+        &key,
+    ];
+    let (node, url) = spawn_server_with(dir.path(), &args);
+    let mut l = pb::ledger_client::LedgerClient::connect(url.clone())
+        .await
+        .unwrap();
+    open_case(&mut l, "t1", "cust-t").await;
+    let events = read_case(&mut l, "t1").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(checkpoint_at(url).await.tree_size, 1);
+    drop(node);
+
+    // Trusting the servers is not enough: they want the client's certificate.
+    let mut opts = JetStreamOptions::new(urls.split(',').map(String::from).collect());
+    opts.tls_ca = Some(ca.into());
+    opts.timeout = std::time::Duration::from_secs(1);
+    let other = tempfile::tempdir().unwrap();
+    let refused = tokio::task::spawn_blocking(move || {
+        complaint_ledger::store::jetstream::JetStreamLog::open(
+            other.path(),
+            &Default::default(),
+            opts,
+        )
+        .err()
+        .map(|e| e.to_string())
+    })
+    .await
+    .unwrap();
+    let refused = refused.expect("opened without a client certificate");
+    // The client keeps trying in the background; the refusal names what
+    // its attempts met.
+    assert!(
+        refused.contains("unavailable") && refused.contains("the last error connecting to NATS"),
+        "{refused}"
+    );
+}
+
+/// The cluster with NATS's own authentication: servers in operator mode
+/// that admit only users of the ledger's account. A node given
+/// `--nats-credentials` (the user's JWT and NKey seed) appends and reads;
+/// one without is refused, and the refusal names the server's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_authenticates_to_the_cluster_with_credentials() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let auth = crate::common::nats_auth::NatsAuth::new();
+    let config = auth.server_config.clone();
+    let nats = tokio::task::spawn_blocking(move || NatsCluster::start_with(3, &config))
+        .await
+        .unwrap();
+    let urls = nats.urls();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("ledger.creds");
+    std::fs::write(&creds, &auth.user_creds).unwrap();
+    let data = dir.path().join("node");
+    let args = [
+        "--nats-url",
+        urls.as_str(),
+        "--nats-credentials",
+        creds.to_str().unwrap(),
+    ];
+    let (node, url) = spawn_server_with(&data, &args);
+    let mut l = pb::ledger_client::LedgerClient::connect(url.clone())
+        .await
+        .unwrap();
+    open_case(&mut l, "u1", "cust-u").await;
+    assert_eq!(read_case(&mut l, "u1").await.len(), 1);
+    drop(node);
+
+    let mut opts = JetStreamOptions::new(urls.split(',').map(String::from).collect());
+    opts.timeout = std::time::Duration::from_secs(1);
+    let other = tempfile::tempdir().unwrap();
+    let refused = tokio::task::spawn_blocking(move || {
+        complaint_ledger::store::jetstream::JetStreamLog::open(
+            other.path(),
+            &Default::default(),
+            opts,
+        )
+        .err()
+        .map(|e| e.to_string())
+    })
+    .await
+    .unwrap()
+    .expect("opened without credentials");
+    assert!(
+        refused.to_lowercase().contains("authorization"),
+        "{refused}"
+    );
+}
+
 /// A ledger node in network namespace `netns`, listening on `ip`, with
 /// bearer-token authentication (a node off loopback needs it).
 fn node_in(

@@ -12,7 +12,7 @@
 
 use super::bridge::{read_patiently, Bridge};
 use super::table::KvTable;
-use super::{connect, unavailable, JetStreamOptions};
+use super::{open_stream, unavailable, JetStreamOptions};
 use crate::store::{EventLog, NewRecord, SideTable, SledLog, SledOptions, StoreError};
 use async_nats::jetstream::{self, stream};
 use futures_util::StreamExt;
@@ -33,8 +33,8 @@ const SHARED_TABLES: &[&str] = &["customer-keys", "pii-access"];
 /// again at its next start.
 const LOCAL_FLUSH_MS: u64 = 500;
 
-/// The header naming the node that published a record: which node
-/// committed what, for whoever reads the stream.
+/// The header naming the node that published a batch, on its first
+/// record: which node committed what, for whoever reads the stream.
 const NODE_HEADER: &str = "Complaint-Ledger-Node";
 
 pub struct JetStreamLog {
@@ -58,13 +58,7 @@ impl JetStreamLog {
     ) -> Result<Self, StoreError> {
         let bridge = Arc::new(Bridge::new()?);
         let o = opts.clone();
-        let js = bridge.run(async move {
-            let client = connect(&o).await?;
-            let mut js = jetstream::new(client);
-            js.set_timeout(o.timeout);
-            ensure_stream(&js, &o).await?;
-            Ok::<_, StoreError>(js)
-        })??;
+        let js = bridge.run(async move { open_stream(&o).await })??;
         let node = {
             use rand_core::RngCore;
             let mut id = [0u8; 8];
@@ -153,9 +147,11 @@ pub(super) fn publish(
         .iter()
         .enumerate()
         .map(|(i, r)| {
+            // Headers on the batch's first message only: every byte of a
+            // message costs each of the servers that store it.
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert(NODE_HEADER, node);
             if i == 0 {
+                headers.insert(NODE_HEADER, node);
                 headers.insert("Nats-Expected-Last-Sequence", expected.to_string());
             }
             jetstream::message::OutboundMessage {

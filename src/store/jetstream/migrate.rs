@@ -9,12 +9,11 @@
 //! stopped); anything else is another ledger's stream and is refused.
 
 use super::bridge::Bridge;
-use super::log::{ensure_stream, fetch, publish, stream_head, MAX_BATCH};
+use super::log::{fetch, publish, stream_head, MAX_BATCH};
 use super::table::KvTable;
-use super::{connect, JetStreamOptions};
+use super::JetStreamOptions;
 use crate::proto::v1 as pb;
 use crate::store::{EventLog, NewRecord, SideTable, StoreError};
-use async_nats::jetstream;
 use prost::Message;
 use std::sync::Arc;
 
@@ -38,12 +37,7 @@ pub fn migrate(
 ) -> Result<Migrated, StoreError> {
     let bridge = Arc::new(Bridge::new()?);
     let o = opts.clone();
-    let js = bridge.run(async move {
-        let mut js = jetstream::new(connect(&o).await?);
-        js.set_timeout(o.timeout);
-        ensure_stream(&js, &o).await?;
-        Ok::<_, StoreError>(js)
-    })??;
+    let js = bridge.run(async move { super::open_stream(&o).await })??;
     let head = src.head()?;
     let there = stream_head(&bridge, &js, opts)?;
     let foreign = |why: String| {

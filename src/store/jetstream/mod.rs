@@ -89,9 +89,49 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("{what}: {e}"))
 }
 
-/// Connects to the cluster with the configured credentials and TLS.
-async fn connect(opts: &JetStreamOptions) -> Result<async_nats::Client, StoreError> {
+/// Connects to the cluster and finds (or creates) the stream, checked as
+/// [`log::ensure_stream`] checks it. The client keeps trying servers in the
+/// background, so a refused connection (a TLS handshake, credentials) shows
+/// as no answer: the last such error is named in the failure.
+async fn open_stream(o: &JetStreamOptions) -> Result<async_nats::jetstream::Context, StoreError> {
+    let last_error = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let client = connect(o, last_error.clone()).await?;
+    let mut js = async_nats::jetstream::new(client);
+    js.set_timeout(o.timeout);
+    match log::ensure_stream(&js, o).await {
+        Ok(()) => Ok(js),
+        Err(StoreError::Unavailable(m)) => {
+            let seen = last_error.lock().map(|e| e.clone()).unwrap_or_default();
+            Err(StoreError::Unavailable(match seen {
+                Some(e) => format!("{m}; the last error connecting to NATS: {e}"),
+                None => m,
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Connects to the cluster with the configured credentials and TLS; the
+/// client's connection errors go into `last_error`, until it connects.
+async fn connect(
+    opts: &JetStreamOptions,
+    last_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+) -> Result<async_nats::Client, StoreError> {
     let mut c = async_nats::ConnectOptions::new()
+        .event_callback(move |event| {
+            let last_error = last_error.clone();
+            async move {
+                use async_nats::Event;
+                let seen = match &event {
+                    Event::ClientError(_) | Event::ServerError(_) => Some(event.to_string()),
+                    Event::Connected => None,
+                    _ => return,
+                };
+                if let Ok(mut e) = last_error.lock() {
+                    *e = seen;
+                }
+            }
+        })
         .name("complaint-ledger")
         .request_timeout(Some(opts.timeout))
         .retry_on_initial_connect()

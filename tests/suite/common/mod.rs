@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod kf006;
 pub mod nats;
+pub mod nats_auth;
 pub mod netns;
 pub mod pki;
 pub mod seed_000;

@@ -46,6 +46,11 @@ impl NatsCluster {
     /// Starts `n` routed servers on loopback and waits until JetStream
     /// answers on each.
     pub fn start(n: usize) -> Self {
+        Self::start_with(n, "")
+    }
+
+    /// [`Self::start`] with more configuration for each server (its TLS).
+    pub fn start_with(n: usize, extra: &str) -> Self {
         let hosts: Vec<(Option<String>, String, u16, u16, u16)> = (0..n)
             .map(|_| {
                 (
@@ -57,12 +62,16 @@ impl NatsCluster {
                 )
             })
             .collect();
-        Self::start_on(hosts)
+        Self::start_configured(hosts, extra)
     }
 
     /// Starts one server per host (network namespace, address, client,
     /// route and monitoring port).
     pub fn start_on(hosts: Vec<(Option<String>, String, u16, u16, u16)>) -> Self {
+        Self::start_configured(hosts, "")
+    }
+
+    fn start_configured(hosts: Vec<(Option<String>, String, u16, u16, u16)>, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let routes: Vec<String> = hosts
             .iter()
@@ -77,7 +86,7 @@ impl NatsCluster {
                 format!(
                     "server_name: n{i}\nlisten: {ip}:{port}\nhttp: {ip}:{http}\nping_interval: \"2s\"\nping_max: 2\n\
                      jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
-                     cluster {{ name: ledger-test, listen: {ip}:{cluster}, routes: [{}] }}\n",
+                     cluster {{ name: ledger-test, listen: {ip}:{cluster}, routes: [{}] }}\n{extra}\n",
                     store.display(),
                     routes.join(", ")
                 ),
@@ -103,9 +112,15 @@ impl NatsCluster {
 
     /// The client URLs of every server, comma-separated.
     pub fn urls(&self) -> String {
+        self.urls_as(None)
+    }
+
+    /// [`Self::urls`] naming each server by `host` (the name its TLS
+    /// certificate carries) rather than its address.
+    pub fn urls_as(&self, host: Option<&str>) -> String {
         self.nodes
             .iter()
-            .map(|n| format!("nats://{}:{}", n.ip, n.port))
+            .map(|n| format!("nats://{}:{}", host.unwrap_or(&n.ip), n.port))
             .collect::<Vec<_>>()
             .join(",")
     }
