@@ -23,6 +23,12 @@
 //! than an append-only file: the witness needs only the latest head, and a
 //! file that grew by one entry per group commit would grow without bound.
 //!
+//! On a clustered node the store is a copy written behind the stream,
+//! which holds every acknowledged record: there the witness may be ahead of
+//! the copy after a crash, and the start fetches the missing records back
+//! from the stream before it checks the root (`ledger::restore`). A store of
+//! its own has nowhere to fetch from: a witness ahead of it is damage.
+//!
 //! What it cannot protect against: someone who rewrites both the store and
 //! the witness (they sit in one directory). Auditors' kept checkpoints
 //! (`verify --since`) catch that; see the README's guarantees.
