@@ -239,6 +239,7 @@ fn adopt(dir: &Path, signing_key_file: Option<&Path>) -> anyhow::Result<()> {
     };
     let access = crate::privacy::access_log::AccessLog::open(log.side_table("pii-access")?)
         .map_err(|e| anyhow::anyhow!(e))?;
+    access.verify_all().map_err(|e| anyhow::anyhow!(e))?;
     let signer = integrity::signing_key(dir, signing_key_file, None, false)
         .map_err(|e| anyhow::anyhow!(e))?;
     let head = integrity::adopt(dir, &report, &access, signer.public_key())

@@ -220,6 +220,7 @@ pub fn check_data_dir(
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
     let access = AccessLog::open(log.side_table("pii-access").map_err(|e| e.to_string())?)?;
+    access.verify_all()?;
     let public_key = signing_key(dir, signing_key_file, None, false)?
         .public_key()
         .to_string();

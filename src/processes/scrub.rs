@@ -1,7 +1,7 @@
 //! The background scrub: the whole log verified again while the server
 //! runs — every record's chain, its Merkle leaf and the nodes it completes,
-//! its case-index and event-id entries — one pass every interval, up to the
-//! head when the pass starts.
+//! its case-index and event-id entries, and the PII-access log's hash chain
+//! — one pass every interval, up to the head when the pass starts.
 //!
 //! Why: a start verifies fully only what was written since the last full
 //! verification (the rest it does not read: `ledger::integrity::verified_through`),
@@ -65,9 +65,13 @@ pub async fn run(
         });
         let (l, st) = (ledger.clone(), state.clone());
         let pass = tokio::task::spawn_blocking(move || {
-            verify_prefix(l.log().as_ref(), upto, |done, _| {
+            let report = verify_prefix(l.log().as_ref(), upto, |done, _| {
                 st.update(|s| s.checked = done);
             })
+            .map_err(|e| e.to_string())?;
+            // The PII-access log's chain too: a start checks only its head.
+            l.access_log().verify_all()?;
+            Ok::<_, String>(report)
         })
         .await;
         let found = match pass {

@@ -260,3 +260,41 @@ async fn appends_after_a_light_start_chain_correctly() {
     let report = complaint_ledger::audit::verify::verify_store(&log, |_, _| {}).unwrap();
     assert_eq!(report.records, 9);
 }
+
+/// The PII-access log's chain is the scrub's too: a start checks only its
+/// head against the integrity witness, so an entry altered in the middle
+/// is found by the next pass, which stops appends and names the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_log_entry_altered_while_running_is_found_by_the_scrub() {
+    let server = TestServer::start_with(|c| {
+        c.scrub_interval = Some(Duration::from_millis(300));
+    })
+    .await;
+    let mut c = server.ledger().await;
+    open_case(&mut c, "s9", "cust-s").await;
+    let ledger = server.server.as_ref().unwrap().ledger.clone();
+    for actor in ["agent-1", "agent-2", "agent-3"] {
+        ledger
+            .access_log()
+            .record(pb::PiiAccess {
+                actor: actor.into(),
+                case_id: "s9".into(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    scrub_until(&server, |s| s.passes >= 1).await;
+
+    let table = ledger.log().side_table("pii-access").unwrap();
+    let key = 2u64.to_be_bytes();
+    let mut e = pb::PiiAccess::decode(table.get(&key).unwrap().unwrap().as_slice()).unwrap();
+    e.actor = "someone else".into();
+    table.insert(&key, &e.encode_to_vec()).unwrap();
+
+    let s = scrub_until(&server, |s| !s.failure.is_empty()).await;
+    assert!(
+        s.failure.contains("PII-access log entry 2 was altered"),
+        "{s:?}"
+    );
+    assert_appends_refused(&server, "s9").await;
+}
