@@ -222,14 +222,9 @@ impl<L: EventLog> Writer<L> {
             let fact = OwnedFact::stored(&rec, &event);
             last_recorded = last_recorded.max(fact.recorded_at);
             staged.facts.push(fact);
-            staged.records.push(NewRecord {
-                position,
-                case_id: rec.case_id.clone(),
-                case_version: rec.case_version,
-                event_id: rec.event_id,
-                bytes: bytes.to_vec(),
-            });
-            staged.cases.insert(rec.case_id, state);
+            let case_id = rec.case_id.clone();
+            staged.records.push(NewRecord::again(position, rec, &bytes));
+            staged.cases.insert(case_id, state);
         }
         let Some(head) = staged.records.last().map(|r| r.position) else {
             return Ok(());

@@ -64,13 +64,7 @@ pub(super) fn restore<L: EventLog + ?Sized>(log: &L, up_to: u64) -> Result<u64, 
             let reader = StagedReader { staged: &tree, log };
             let hashes = hashes_for_new_leaf(position - 1, &bytes, &reader)?;
             tree.extend(hashes);
-            records.push(NewRecord {
-                position,
-                case_id: rec.case_id,
-                case_version: rec.case_version,
-                event_id: rec.event_id,
-                bytes: bytes.to_vec(),
-            });
+            records.push(NewRecord::again(position, rec, &bytes));
         }
         log.adopt(&records, &tree)?;
         head += records.len() as u64;

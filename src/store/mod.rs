@@ -32,6 +32,20 @@ pub struct NewRecord {
     pub bytes: Vec<u8>,
 }
 
+impl NewRecord {
+    /// A record read back as `bytes` (decoded as `rec`) to store again at
+    /// `position`: another node's, or one copied between stores.
+    pub fn again(position: u64, rec: crate::proto::v1::StoredRecord, bytes: &[u8]) -> Self {
+        Self {
+            position,
+            case_id: rec.case_id,
+            case_version: rec.case_version,
+            event_id: rec.event_id,
+            bytes: bytes.to_vec(),
+        }
+    }
+}
+
 /// A storage failure. After a failed durable write the writer stops taking
 /// appends: the state of the disk is unknown until a restart recovers it.
 #[derive(Debug, thiserror::Error)]

@@ -22,13 +22,7 @@ fn contact(case: &str, id: &str) -> pb::ProposedEvent {
 }
 
 async fn stats(server: &TestServer) -> pb::Stats {
-    pb::ops_client::OpsClient::connect(server.url())
-        .await
-        .unwrap()
-        .get_stats(pb::GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
+    stats_at(server.url()).await
 }
 
 #[tokio::test]

@@ -46,10 +46,15 @@ async fn node_with(urls: &str, keys_from: Option<&Path>, early_warning: bool) ->
     .await
 }
 
-async fn cluster_of_two() -> (NatsCluster, TestServer, TestServer) {
-    let nats = tokio::task::spawn_blocking(|| NatsCluster::start(3))
+/// Three NATS servers, started off the runtime's threads.
+async fn three_nats() -> NatsCluster {
+    tokio::task::spawn_blocking(|| NatsCluster::start(3))
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn cluster_of_two() -> (NatsCluster, TestServer, TestServer) {
+    let nats = three_nats().await;
     let a = node(&nats.urls(), None).await;
     let b = node(&nats.urls(), Some(a.dir.path())).await;
     (nats, a, b)
@@ -91,9 +96,7 @@ async fn checkpoint_at(url: String) -> pb::Checkpoint {
 async fn early_warning_on_two_nodes_raises_each_warning_once() {
     use crate::policies::{wait_for_warnings, warnings, CASE, EXPECTED_WARNINGS};
     let _alone = ONE_AT_A_TIME.lock().await;
-    let nats = tokio::task::spawn_blocking(|| NatsCluster::start(3))
-        .await
-        .unwrap();
+    let nats = three_nats().await;
     let a = node_with(&nats.urls(), None, true).await;
     let b = node_with(&nats.urls(), Some(a.dir.path()), true).await;
     let (mut la, mut lb) = (a.ledger().await, b.ledger().await);
@@ -232,13 +235,7 @@ async fn two_nodes_serve_one_ledger() {
     );
     verify_checkpoint(&cb.signed_note, &ca.public_key).unwrap();
     // B adopted what A committed, and says so.
-    let stats = pb::ops_client::OpsClient::connect(b.url())
-        .await
-        .unwrap()
-        .get_stats(pb::GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = stats_at(b.url()).await;
     assert!(stats.adopted_records >= 6, "{stats:?}");
     assert_eq!(stats.head_position, 12);
 
@@ -433,9 +430,7 @@ async fn a_single_node_ledger_migrates_with_the_same_root() {
     let dir = single.stop().await;
     let src = dir.path().to_str().unwrap().to_string();
 
-    let nats = tokio::task::spawn_blocking(|| NatsCluster::start(3))
-        .await
-        .unwrap();
+    let nats = three_nats().await;
     let urls = nats.urls();
     let out = cli(&["migrate", "--data-dir", &src, "--nats-url", &urls]).await;
     assert!(out.status.success(), "{}", text(&out));
@@ -581,9 +576,7 @@ async fn write_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_a_nats_node_then_a_ledger_node_under_64_writers() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let mut nats = tokio::task::spawn_blocking(|| NatsCluster::start(3))
-        .await
-        .unwrap();
+    let mut nats = three_nats().await;
     let urls = nats.urls();
     let first = tempfile::tempdir().unwrap();
     let second = tempfile::tempdir().unwrap();
@@ -639,9 +632,7 @@ async fn kill_9_of_a_nats_node_then_a_ledger_node_under_64_writers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_shorter_than_its_witness_is_fetched_back_at_start() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let nats = tokio::task::spawn_blocking(|| NatsCluster::start(3))
-        .await
-        .unwrap();
+    let nats = three_nats().await;
     let urls = nats.urls();
     let dir = tempfile::tempdir().unwrap();
     let (live, earlier) = (dir.path().join("live"), dir.path().join("earlier"));
@@ -680,13 +671,7 @@ async fn a_copy_shorter_than_its_witness_is_fetched_back_at_start() {
     std::fs::copy(live.join("witness"), earlier.join("witness")).unwrap();
 
     let (node, url) = spawn_server_with(&earlier, &args);
-    let stats = pb::ops_client::OpsClient::connect(url.clone())
-        .await
-        .unwrap()
-        .get_stats(pb::GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = stats_at(url.clone()).await;
     assert_eq!(stats.fetched_back_records, 10, "{stats:?}");
     assert_eq!(stats.head_position, 20);
     let mut l = pb::ledger_client::LedgerClient::connect(url.clone())
@@ -710,6 +695,27 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), target).unwrap();
         }
     }
+}
+
+/// Why a clustered log on `urls` (with `options` as `configure` leaves
+/// them, a request timeout of 1 s) does not open; fails if it opens.
+async fn open_refused(urls: &str, configure: impl FnOnce(&mut JetStreamOptions)) -> String {
+    let mut opts = JetStreamOptions::new(urls.split(',').map(String::from).collect());
+    opts.timeout = std::time::Duration::from_secs(1);
+    configure(&mut opts);
+    let other = tempfile::tempdir().unwrap();
+    tokio::task::spawn_blocking(move || {
+        complaint_ledger::store::jetstream::JetStreamLog::open(
+            other.path(),
+            &Default::default(),
+            opts,
+        )
+        .err()
+        .map(|e| e.to_string())
+    })
+    .await
+    .unwrap()
+    .expect("the log opened")
 }
 
 /// The cluster over mutual TLS: NATS servers that take only TLS clients
@@ -759,22 +765,7 @@ async fn a_node_reaches_the_cluster_over_mutual_tls() {
     drop(node);
 
     // Trusting the servers is not enough: they want the client's certificate.
-    let mut opts = JetStreamOptions::new(urls.split(',').map(String::from).collect());
-    opts.tls_ca = Some(ca.into());
-    opts.timeout = std::time::Duration::from_secs(1);
-    let other = tempfile::tempdir().unwrap();
-    let refused = tokio::task::spawn_blocking(move || {
-        complaint_ledger::store::jetstream::JetStreamLog::open(
-            other.path(),
-            &Default::default(),
-            opts,
-        )
-        .err()
-        .map(|e| e.to_string())
-    })
-    .await
-    .unwrap();
-    let refused = refused.expect("opened without a client certificate");
+    let refused = open_refused(&urls, |o| o.tls_ca = Some(ca.into())).await;
     // The client keeps trying in the background; the refusal names what
     // its attempts met.
     assert!(
@@ -814,21 +805,7 @@ async fn a_node_authenticates_to_the_cluster_with_credentials() {
     assert_eq!(read_case(&mut l, "u1").await.len(), 1);
     drop(node);
 
-    let mut opts = JetStreamOptions::new(urls.split(',').map(String::from).collect());
-    opts.timeout = std::time::Duration::from_secs(1);
-    let other = tempfile::tempdir().unwrap();
-    let refused = tokio::task::spawn_blocking(move || {
-        complaint_ledger::store::jetstream::JetStreamLog::open(
-            other.path(),
-            &Default::default(),
-            opts,
-        )
-        .err()
-        .map(|e| e.to_string())
-    })
-    .await
-    .unwrap()
-    .expect("opened without credentials");
+    let refused = open_refused(&urls, |_| {}).await;
     assert!(
         refused.to_lowercase().contains("authorization"),
         "{refused}"

@@ -105,13 +105,7 @@ pub fn migrate(
             let rec = pb::StoredRecord::decode(&bytes[..]).map_err(|e| {
                 StoreError::Corrupt(format!("record {position} does not decode: {e}"))
             })?;
-            records.push(NewRecord {
-                position,
-                case_id: rec.case_id,
-                case_version: rec.case_version,
-                event_id: rec.event_id,
-                bytes: bytes.to_vec(),
-            });
+            records.push(NewRecord::again(position, rec, &bytes));
         }
         publish(&bridge, &js, opts, "migrate", &records)?;
         next += records.len() as u64;

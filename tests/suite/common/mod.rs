@@ -312,6 +312,17 @@ pub async fn read_case(
     out
 }
 
+/// `Ops.GetStats` of the server at `url`.
+pub async fn stats_at(url: String) -> pb::Stats {
+    pb::ops_client::OpsClient::connect(url)
+        .await
+        .expect("connect")
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner()
+}
+
 /// Drains a ReadAll stream.
 pub async fn read_all(
     client: &mut LedgerClient<Channel>,
