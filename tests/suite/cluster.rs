@@ -628,7 +628,8 @@ async fn kill_9_of_a_nats_node_then_a_ledger_node_under_64_writers() {
 /// witness). Made here exactly: the directory as it was after ten events,
 /// with the witness of twenty. The node starts, fetches the ten back from
 /// the stream before it verifies (`fetched_back_records`), and holds the
-/// whole case with the acknowledged root.
+/// whole case with the acknowledged root; `verify --data-dir --nats-url`
+/// of such a directory does the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_shorter_than_its_witness_is_fetched_back_at_start() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -669,6 +670,25 @@ async fn a_copy_shorter_than_its_witness_is_fetched_back_at_start() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     drop(node);
     std::fs::copy(live.join("witness"), earlier.join("witness")).unwrap();
+
+    // `verify` of such a directory fetches back as a start would, and says so.
+    let checked = dir.path().join("checked");
+    copy_dir(&earlier, &checked);
+    let verified = text(
+        &cli(&[
+            "verify",
+            "--data-dir",
+            checked.to_str().unwrap(),
+            "--nats-url",
+            &urls,
+        ])
+        .await,
+    );
+    assert!(
+        verified.contains("had lost 10 acknowledged records")
+            && verified.contains("OK: 20 records in 1 cases"),
+        "{verified}"
+    );
 
     let (node, url) = spawn_server_with(&earlier, &args);
     let stats = stats_at(url.clone()).await;
