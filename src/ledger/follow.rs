@@ -61,7 +61,7 @@ impl<L: EventLog> Writer<L> {
     /// (nothing of it was acknowledged; a retry with the same event ids is
     /// safe whichever way it went).
     pub(super) fn requeue(
-        &self,
+        &mut self,
         e: StoreError,
         replies: Vec<(Reply, AppendOutcome)>,
         retries: Vec<Retry>,
@@ -69,7 +69,7 @@ impl<L: EventLog> Writer<L> {
         carry: &mut VecDeque<Command>,
     ) {
         // Whatever happened, the next batch first learns where the stream is.
-        self.nudged.store(true, Ordering::Release);
+        self.look = true;
         match e {
             StoreError::Conflict { upstream_head } => {
                 tracing::debug!(
@@ -107,9 +107,18 @@ impl<L: EventLog> Writer<L> {
         if !self.follows || self.failed.get().is_some() {
             return Ok(());
         }
-        if !self.nudged.swap(false, Ordering::AcqRel) {
+        let asked = self.nudged.swap(false, Ordering::AcqRel);
+        if !(asked || std::mem::take(&mut self.look)) {
             return Ok(());
         }
+        let adopted = self.adopt_to_upstream_head(host);
+        // Not known to be caught up: the next batch looks again.
+        self.look |= adopted.is_err();
+        adopted
+    }
+
+    /// Adopts every record up to the stream's head as asked now.
+    fn adopt_to_upstream_head(&mut self, host: &ProjectionHost) -> Result<(), String> {
         let target = match self.log.upstream_head() {
             Ok(t) => t.unwrap_or(0),
             Err(e) => return Err(format!("{e}; retry the request")),
@@ -146,7 +155,7 @@ impl<L: EventLog> Writer<L> {
     pub(super) fn settle_refusals(&mut self, refused: Vec<Refused>, carry: &mut VecDeque<Command>) {
         match self.log.upstream_head() {
             Ok(Some(h)) if h > self.head => {
-                self.nudged.store(true, Ordering::Release);
+                self.look = true;
                 for (reply, _, r) in refused {
                     carry.push_back(r.again(reply));
                 }

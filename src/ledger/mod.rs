@@ -389,6 +389,7 @@ impl<L: EventLog> Ledger<L> {
             witness,
             follows: log.follows_upstream(),
             nudged: nudged.clone(),
+            look: false,
         };
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())

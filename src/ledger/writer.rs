@@ -236,6 +236,12 @@ pub(crate) struct Writer<L: EventLog> {
     /// Set when a catch-up was asked for and not yet done (one queued
     /// [`Command::CatchUp`] at a time).
     pub nudged: Arc<std::sync::atomic::AtomicBool>,
+    /// The writer's own note that its next batch must first look at the
+    /// stream (after a refused or failed write). Kept apart from `nudged`:
+    /// setting that one without a queued command would silence every later
+    /// nudge until an append came, and a node asked only to read would
+    /// never catch up.
+    pub look: bool,
 }
 
 /// An accepted request as it came, to decide again.
@@ -1372,6 +1378,7 @@ mod tests {
             ),
             follows: false,
             nudged: Arc::default(),
+            look: false,
             // The witness file outlives its directory's name: only its
             // writes matter here.
             witness: Witness::create(

@@ -383,6 +383,22 @@ async fn with_two_nats_nodes_down_appends_fail_cleanly_and_resume() {
     );
     let refused = la.append(request.clone()).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    // B's append fails too; afterwards B is only asked to read, and must
+    // still catch up with what A commits (nothing of B's may wait for an
+    // append of its own to look at the stream again).
+    let on_b = lb
+        .append(append(
+            "q2",
+            vec![ev(
+                "q2-open",
+                "2020-12-03T02:00:00+08:00",
+                "8030",
+                opened("cust-q"),
+            )],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(on_b.code(), tonic::Code::Unavailable, "{on_b:?}");
 
     tokio::task::block_in_place(|| {
         nats.restart(1);
@@ -404,7 +420,10 @@ async fn with_two_nats_nodes_down_appends_fail_cleanly_and_resume() {
         }
     }
     let stored = stored.expect("appends resume with a quorum");
-    assert_eq!((stored.first_position, stored.case_version), (2, 2));
+    // Position 2 or 3: B's refused append may have reached the stream too
+    // (UNAVAILABLE leaves the outcome open).
+    assert_eq!(stored.case_version, 2);
+    assert!((2..=3).contains(&stored.first_position), "{stored:?}");
     let on_b = read_case(&mut lb, "q1").await;
     assert_eq!(kinds_of(&on_b), ["CaseOpened", "NoteAdded"]);
 }
@@ -1025,12 +1044,20 @@ async fn a_partitioned_node_acknowledges_nothing_the_majority_lacks() {
 
     let la = authed(&url_a, &creds.bearer).await;
     let lb = authed(&url_b, &creds.bearer).await;
+    // A node still catching up after the heal answers UNAVAILABLE, which
+    // a client retries; what is tested is that both end with one log.
     let read = |mut c: AuthedLedger| async move {
-        let mut s = c
-            .read_all(pb::ReadAllRequest::default())
-            .await
-            .unwrap()
-            .into_inner();
+        let mut tries = 0;
+        let mut s = loop {
+            match c.read_all(pb::ReadAllRequest::default()).await {
+                Ok(s) => break s.into_inner(),
+                Err(e) if e.code() == tonic::Code::Unavailable && tries < 6 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        };
         let mut out = Vec::new();
         while let Some(e) = s.message().await.unwrap() {
             out.push(e);

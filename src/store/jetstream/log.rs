@@ -16,7 +16,7 @@ use super::{open_stream, unavailable, JetStreamOptions};
 use crate::store::{EventLog, NewRecord, SideTable, SledLog, SledOptions, StoreError};
 use async_nats::jetstream::{self, stream};
 use futures_util::StreamExt;
-use jetstream_extra::batch_fetch::BatchFetchExt;
+use jetstream_extra::batch_fetch::{BatchFetchErrorKind, BatchFetchExt};
 use jetstream_extra::batch_publish::BatchPublishExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -481,27 +481,41 @@ pub(super) fn fetch(
     // A batch's messages come as a stream with no deadline of its own: a
     // server cut off mid-answer would hold the writer forever.
     let read = async move {
-        let mut got = Vec::new();
-        let mut messages = match js.get_batch(&name, limit).sequence(from).send().await {
-            Ok(m) => m,
-            Err(e) if e.to_string().to_lowercase().contains("not found") => return Ok(got),
-            Err(e) => return Err(unavailable("reading the stream", e)),
-        };
-        while let Some(m) = messages.next().await {
-            let m = match m {
+        loop {
+            let mut got = Vec::new();
+            let mut messages = match js.get_batch(&name, limit).sequence(from).send().await {
                 Ok(m) => m,
-                Err(e) if e.to_string().to_lowercase().contains("not found") => break,
+                Err(e) if e.to_string().to_lowercase().contains("not found") => return Ok(got),
                 Err(e) => return Err(unavailable("reading the stream", e)),
             };
-            if m.sequence != from + got.len() as u64 {
-                break;
+            let mut status_only = false;
+            while let Some(m) = messages.next().await {
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) if e.to_string().to_lowercase().contains("not found") => break,
+                    // A status answer instead of records (no responder
+                    // for the stream's direct gets yet: a replica starting
+                    // or a leader being elected), which the client names
+                    // "not supported": asked again, within the timeout.
+                    Err(e) if e.kind() == BatchFetchErrorKind::UnsupportedByServer => {
+                        status_only = got.is_empty();
+                        break;
+                    }
+                    Err(e) => return Err(unavailable("reading the stream", e)),
+                };
+                if m.sequence != from + got.len() as u64 {
+                    break;
+                }
+                got.push((m.sequence, m.payload));
+                if got.len() == limit {
+                    break;
+                }
             }
-            got.push((m.sequence, m.payload));
-            if got.len() == limit {
-                break;
+            if !status_only {
+                return Ok(got);
             }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        Ok(got)
     };
     bridge.run(async move {
         tokio::time::timeout(timeout, read)

@@ -28,6 +28,19 @@ fn ip(args: &[&str]) {
     );
 }
 
+/// What an aborted run with the same id may have left: processes in the
+/// namespace (which keep it, and its end of the veth pair, alive), the
+/// namespace, the veth.
+fn clear_stale(name: &str, veth: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).output();
+        }
+    }
+    let _ = Command::new("ip").args(["netns", "del", name]).output();
+    let _ = Command::new("ip").args(["link", "del", veth]).output();
+}
+
 impl Hosts {
     pub fn new(n: usize) -> Self {
         // Names and a subnet of this process's own, so that runs side by
@@ -47,7 +60,7 @@ impl Hosts {
             let name = format!("cl{id}h{i}");
             let veth = format!("cl{id}v{i}");
             let addr = format!("10.78.{id}.{}", 10 + i);
-            let _ = Command::new("ip").args(["netns", "del", &name]).output();
+            clear_stale(&name, &veth);
             ip(&["netns", "add", &name]);
             hosts.names.push(name.clone());
             ip(&[
