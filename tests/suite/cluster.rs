@@ -242,16 +242,7 @@ async fn two_nodes_serve_one_ledger() {
     // One PII-access log for the ledger: A's reveal and B's are entries
     // of one chain, listed alike on both nodes.
     read_case(&mut la, "c1").await;
-    let access = |url: String| async move {
-        PrivacyClient::connect(url)
-            .await
-            .unwrap()
-            .list_pii_access(pb::ListPiiAccessRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .entries
-    };
+    let access = pii_access_at;
     let (on_a, on_b) = (access(a.url()).await, access(b.url()).await);
     assert!(on_a.len() >= 2, "{on_a:?}");
     assert_eq!(on_a, on_b);

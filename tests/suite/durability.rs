@@ -398,7 +398,7 @@ async fn altering_or_dropping_the_last_record_of_a_case_is_detected() {
 /// PII-access log after the restart, hash-chained.
 #[tokio::test]
 async fn a_reveal_answered_before_kill_9_is_in_the_access_log() {
-    use complaint_ledger::proto::v1::{cases_client::CasesClient, privacy_client::PrivacyClient};
+    use complaint_ledger::proto::v1::cases_client::CasesClient;
     let dir = tempfile::tempdir().unwrap();
     let mut revealed = Vec::new();
     for round in 0..3 {
@@ -439,14 +439,7 @@ async fn a_reveal_answered_before_kill_9_is_in_the_access_log() {
         drop(server);
     }
     let (_server, url) = spawn_server(dir.path());
-    let log = PrivacyClient::connect(url)
-        .await
-        .unwrap()
-        .list_pii_access(pb::ListPiiAccessRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .entries;
+    let log = pii_access_at(url).await;
     let logged: Vec<&str> = log
         .iter()
         .filter(|e| e.rpc == "Cases.GetCase")

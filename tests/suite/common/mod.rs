@@ -312,6 +312,18 @@ pub async fn read_case(
     out
 }
 
+/// The PII-access log as `Privacy.ListPiiAccess` lists it at `url`.
+pub async fn pii_access_at(url: String) -> Vec<pb::PiiAccess> {
+    complaint_ledger::proto::v1::privacy_client::PrivacyClient::connect(url)
+        .await
+        .expect("connect")
+        .list_pii_access(pb::ListPiiAccessRequest::default())
+        .await
+        .expect("list PII access")
+        .into_inner()
+        .entries
+}
+
 /// `Ops.GetStats` of the server at `url`.
 pub async fn stats_at(url: String) -> pb::Stats {
     pb::ops_client::OpsClient::connect(url)

@@ -85,42 +85,26 @@ impl Hosts {
 
     /// Cuts host `a` off from host `b`, both ways.
     pub fn cut(&self, a: usize, b: usize) {
-        ip(&[
-            "-n",
-            &self.names[a],
-            "route",
-            "add",
-            "blackhole",
-            &format!("{}/32", self.ips[b]),
-        ]);
-        ip(&[
-            "-n",
-            &self.names[b],
-            "route",
-            "add",
-            "blackhole",
-            &format!("{}/32", self.ips[a]),
-        ]);
+        self.blackholes("add", a, b);
     }
 
     /// Joins hosts `a` and `b` again.
     pub fn heal(&self, a: usize, b: usize) {
-        ip(&[
-            "-n",
-            &self.names[a],
-            "route",
-            "del",
-            "blackhole",
-            &format!("{}/32", self.ips[b]),
-        ]);
-        ip(&[
-            "-n",
-            &self.names[b],
-            "route",
-            "del",
-            "blackhole",
-            &format!("{}/32", self.ips[a]),
-        ]);
+        self.blackholes("del", a, b);
+    }
+
+    /// Adds or deletes the blackhole routes between `a` and `b`, both ways.
+    fn blackholes(&self, action: &str, a: usize, b: usize) {
+        for (from, to) in [(a, b), (b, a)] {
+            ip(&[
+                "-n",
+                &self.names[from],
+                "route",
+                action,
+                "blackhole",
+                &format!("{}/32", self.ips[to]),
+            ]);
+        }
     }
 }
 
