@@ -825,7 +825,13 @@ async fn traces_continue_the_callers_trace_into_the_writer_and_reach_an_otlp_rec
             .filter(|s| s.trace_id == trace_bytes)
             .cloned()
             .collect();
-        if spans.iter().any(|s| s.name == "ledger.decide") || Instant::now() > deadline {
+        // Spans reach the receiver in the order they end, in batches: the
+        // writer's span can arrive a batch before the RPC span that encloses
+        // it, so wait for both.
+        let has = |name: &str| spans.iter().any(|s| s.name == name);
+        if (has("ledger.decide") && has("complaint_ledger.v1.Ledger/Append"))
+            || Instant::now() > deadline
+        {
             break spans;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
