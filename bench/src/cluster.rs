@@ -300,6 +300,15 @@ impl Nats {
             .iter()
             .map(|(_, c, _)| format!("nats-route://127.0.0.1:{c}"))
             .collect();
+        // Three servers share this machine's cores with the ledger nodes
+        // and the load: each Go runtime is given its share of them (one
+        // core's worth at least) unless GOMAXPROCS says otherwise. With
+        // every runtime sized to all the cores, their schedulers spin
+        // against each other (BENCHMARKS.md, change 50).
+        let procs = std::env::var("GOMAXPROCS").unwrap_or_else(|_| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / 3).max(1).to_string()
+        });
         let mut children = Vec::new();
         for (i, (port, cluster, http)) in ports.iter().enumerate() {
             let conf = dir.join(format!("n{i}.conf"));
@@ -317,6 +326,7 @@ impl Nats {
                 Command::new(&bin)
                     .arg("-c")
                     .arg(&conf)
+                    .env("GOMAXPROCS", &procs)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
