@@ -42,6 +42,8 @@ pub struct ClusterRow {
     /// node's server, node A's, and the three NATS servers' together.
     pub single_cpu_us: Option<f64>,
     pub one_node_cpu_us: Option<f64>,
+    /// Node B's meanwhile: it follows the stream (adopts A's commits).
+    pub follower_cpu_us: Option<f64>,
     pub nats_cpu_us: Option<f64>,
     pub raw_jetstream: LoadResult,
     pub postgres: Option<LoadResult>,
@@ -76,10 +78,11 @@ pub fn table(rows: &[ClusterRow]) -> String {
         ));
         let us = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.0} µs"));
         t.push_str(&format!(
-            "        CPU per event: single node {}; cluster, 1 node: the node {}, the NATS servers {}\n",
+            "        CPU per event: single node {}; cluster, 1 node: the node {}, the NATS servers {}, node B following {}\n",
             us(r.single_cpu_us),
             us(r.one_node_cpu_us),
             us(r.nats_cpu_us),
+            us(r.follower_cpu_us),
         ));
         if let Some(w) = &r.one_node_writer {
             t.push_str(&format!(
@@ -186,11 +189,16 @@ async fn run_in(opts: &ClusterOptions, dir: &Path) -> anyhow::Result<Vec<Cluster
     for (&c, (single, single_cpu_us)) in opts.clients.iter().zip(singles) {
         eprintln!("bench: cluster appends, {c} clients");
         let before = stats(&a.url, &creds.bearer).await?;
-        let (a_cpu, nats_cpu) = (cpu_seconds(a.child.id()), nats.cpu_seconds());
+        let (a_cpu, b_cpu, nats_cpu) = (
+            cpu_seconds(a.child.id()),
+            cpu_seconds(b.child.id()),
+            nats.cpu_seconds(),
+        );
         let one_node =
             ledger_appends(&on_a, c, opts.cases, 1, duration, &format!("{run}-a{c}")).await;
         let one_node_cpu_us = cpu_us_per_event(a_cpu, cpu_seconds(a.child.id()), one_node.events);
         let nats_cpu_us = cpu_us_per_event(nats_cpu, nats.cpu_seconds(), one_node.events);
+        let follower_cpu_us = cpu_us_per_event(b_cpu, cpu_seconds(b.child.id()), one_node.events);
         let after = stats(&a.url, &creds.bearer).await?;
         let one_node_writer = WriterSplit::between(&before, &after);
         let two_nodes =
@@ -218,6 +226,7 @@ async fn run_in(opts: &ClusterOptions, dir: &Path) -> anyhow::Result<Vec<Cluster
             one_node_writer,
             single_cpu_us,
             one_node_cpu_us,
+            follower_cpu_us,
             nats_cpu_us,
             raw_jetstream,
             postgres,

@@ -3,12 +3,14 @@
 //! Every node's writer seals records at the positions it believes come
 //! next; the stream takes a batch only if it still ends where the node's
 //! log does (see `store::jetstream`). When the node hears that another
-//! node committed (each node announces its commits), or the stream
-//! refused a batch, the writer asks where the stream is before its
-//! next group commit and adopts the records it lacks — each checked as a
-//! start checks a record (its position, its case's version and previous
-//! hash), its tree hashes computed, stored in the local copy and handed to
-//! the projection host like a commit of its own, with no one to answer. A
+//! node committed (each node announces its commits with the head they
+//! reached), the writer adopts up to that head before its next group
+//! commit; after a refused batch, or when the stream does not answer up to
+//! an announced head, it asks the stream where it is. Each record it lacks
+//! is adopted: checked as a start checks a record (its position, its
+//! case's version and previous hash), its tree hashes computed, stored in
+//! the local copy and handed to the projection host like a commit of its
+//! own, with no one to answer. A
 //! batch decided on a log that had moved on is refused by the stream and
 //! decided again after that adoption, its refusals with it: a refusal is
 //! answered only once the stream took the batch at the node's head (or,
@@ -107,21 +109,39 @@ impl<L: EventLog> Writer<L> {
         if !self.follows || self.failed.get().is_some() {
             return Ok(());
         }
-        let asked = self.nudged.swap(false, Ordering::AcqRel);
-        if !(asked || std::mem::take(&mut self.look)) {
+        // Asked (a nudge), or another node announced a commit this node
+        // has not adopted yet.
+        let asked =
+            self.nudged.swap(false, Ordering::AcqRel) | (self.log.announced_head() > self.head);
+        let look = std::mem::take(&mut self.look);
+        if !(asked || look) {
             return Ok(());
         }
-        let adopted = self.adopt_to_upstream_head(host);
+        let adopted = self.adopt_to_upstream_head(host, look);
         // Not known to be caught up: the next batch looks again.
         self.look |= adopted.is_err();
         adopted
     }
 
-    /// Adopts every record up to the stream's head as asked now.
-    fn adopt_to_upstream_head(&mut self, host: &ProjectionHost) -> Result<(), String> {
-        let target = match self.log.upstream_head() {
-            Ok(t) => t.unwrap_or(0),
-            Err(e) => return Err(format!("{e}; retry the request")),
+    /// Adopts every record up to the stream's head: as known from the
+    /// committing node's announcement or a read, or else (and always with
+    /// `ask`: after a refused or failed write) as asked of the stream now.
+    /// Asking costs the cluster a stream-info request, once per commit of
+    /// another node's were it asked every time.
+    fn adopt_to_upstream_head(&mut self, host: &ProjectionHost, ask: bool) -> Result<(), String> {
+        let known = self
+            .known_upstream
+            .load(Ordering::Acquire)
+            .max(self.log.announced_head());
+        let ask_stream = |log: &L| match log.upstream_head() {
+            Ok(t) => Ok(t.unwrap_or(0)),
+            Err(e) => Err(format!("{e}; retry the request")),
+        };
+        let mut asked = ask || known <= self.head;
+        let mut target = if asked {
+            ask_stream(self.log.as_ref())?
+        } else {
+            known
         };
         let mut empty = 0;
         while self.head < target {
@@ -129,6 +149,13 @@ impl<L: EventLog> Writer<L> {
                 .log
                 .fetch_upstream(self.head + 1, ADOPT_CHUNK)
                 .map_err(|e| format!("{e}; retry the request"))?;
+            if fetched.is_empty() && !asked {
+                // A head only heard of, which the stream does not answer
+                // past: the stream itself says how far it is.
+                asked = true;
+                target = ask_stream(self.log.as_ref())?;
+                continue;
+            }
             if fetched.is_empty() {
                 empty += 1;
                 if empty > EMPTY_READS {

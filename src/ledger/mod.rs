@@ -102,6 +102,9 @@ pub struct Ledger<L: EventLog = AnyLog> {
     blind: Arc<BlindIndex>,
     /// A catch-up is asked of the writer and not yet begun (see `nudge`).
     nudged: Arc<std::sync::atomic::AtomicBool>,
+    /// The highest head the stream is known to have reached: announced by
+    /// the node that committed it, or asked of the stream by a read.
+    known_upstream: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long a read on a clustered ledger waits for this node to hold what
@@ -363,11 +366,17 @@ impl<L: EventLog> Ledger<L> {
             .store(fetched_back, std::sync::atomic::Ordering::Relaxed);
         let board = Arc::new(board);
         let nudged = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let known_upstream = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if log.follows_upstream() {
             // Other nodes' commits are adopted as they come, not only when
             // this node is asked something.
-            let (to, flag) = (tx.clone(), nudged.clone());
-            log.on_upstream_change(Box::new(move || nudge(&to, &flag)));
+            let (to, flag, known) = (tx.clone(), nudged.clone(), known_upstream.clone());
+            log.on_upstream_change(Box::new(move |head| {
+                if let Some(h) = head {
+                    known.fetch_max(h, std::sync::atomic::Ordering::AcqRel);
+                }
+                nudge(&to, &flag)
+            }));
             nudge(&tx, &nudged);
         }
         let writer = Writer {
@@ -389,6 +398,7 @@ impl<L: EventLog> Ledger<L> {
             witness,
             follows: log.follows_upstream(),
             nudged: nudged.clone(),
+            known_upstream: known_upstream.clone(),
             look: false,
         };
         let handle = std::thread::Builder::new()
@@ -413,6 +423,7 @@ impl<L: EventLog> Ledger<L> {
                 access,
                 blind,
                 nudged,
+                known_upstream,
             },
             report,
         ))
@@ -434,6 +445,8 @@ impl<L: EventLog> Ledger<L> {
         if *head.borrow() >= target {
             return Ok(());
         }
+        self.known_upstream
+            .fetch_max(target, std::sync::atomic::Ordering::AcqRel);
         nudge(&self.tx, &self.nudged);
         let reached = tokio::time::timeout(CATCH_UP_WAIT, head.wait_for(|h| *h >= target))
             .await

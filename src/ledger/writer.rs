@@ -236,6 +236,9 @@ pub(crate) struct Writer<L: EventLog> {
     /// Set when a catch-up was asked for and not yet done (one queued
     /// [`Command::CatchUp`] at a time).
     pub nudged: Arc<std::sync::atomic::AtomicBool>,
+    /// The highest head the stream is known to have reached without
+    /// asking it (announcements, reads); a catch-up adopts up to it.
+    pub known_upstream: Arc<AtomicU64>,
     /// The writer's own note that its next batch must first look at the
     /// stream (after a refused or failed write). Kept apart from `nudged`:
     /// setting that one without a queued command would silence every later
@@ -1378,6 +1381,7 @@ mod tests {
             ),
             follows: false,
             nudged: Arc::default(),
+            known_upstream: Arc::default(),
             look: false,
             // The witness file outlives its directory's name: only its
             // writes matter here.

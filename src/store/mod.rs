@@ -149,9 +149,17 @@ pub trait EventLog: Send + Sync + 'static {
     }
 
     /// Calls `nudge` whenever the authoritative log may have moved on
-    /// (nothing for a store that is its own authority).
-    fn on_upstream_change(&self, nudge: Box<dyn Fn() + Send + Sync>) {
+    /// (nothing for a store that is its own authority), with the head it
+    /// reached when that is known.
+    fn on_upstream_change(&self, nudge: Box<dyn Fn(Option<u64>) + Send + Sync>) {
         let _ = nudge;
+    }
+
+    /// The highest head other nodes announced for the authoritative log,
+    /// without asking it (0 when none did, or for a store that follows
+    /// none): the writer adopts up to it before deciding a batch.
+    fn announced_head(&self) -> u64 {
+        0
     }
 
     /// Where the authoritative log is when this store follows one (a
@@ -254,11 +262,14 @@ impl EventLog for AnyLog {
     fn follows_upstream(&self) -> bool {
         (**self).follows_upstream()
     }
-    fn on_upstream_change(&self, nudge: Box<dyn Fn() + Send + Sync>) {
+    fn on_upstream_change(&self, nudge: Box<dyn Fn(Option<u64>) + Send + Sync>) {
         (**self).on_upstream_change(nudge)
     }
     fn upstream_head(&self) -> Result<Option<u64>, StoreError> {
         (**self).upstream_head()
+    }
+    fn announced_head(&self) -> u64 {
+        (**self).announced_head()
     }
     fn fetch_upstream(
         &self,

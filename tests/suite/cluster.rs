@@ -143,6 +143,92 @@ async fn early_warning_on_two_nodes_raises_each_warning_once() {
     assert_one_log(&all_a, &all_b, &HashSet::new());
 }
 
+/// A node that only follows adopts another node's commits by itself,
+/// asked nothing; and a head it hears of that the stream does not have (a
+/// false announcement on the heads subject) costs it nothing: it asks the
+/// stream how far it is and goes on appending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_adopts_unasked_and_checks_a_head_it_only_heard_of() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let (nats, a, b) = cluster_of_two().await;
+    let mut la = a.ledger().await;
+    for i in 0..20 {
+        la.append(append(
+            &format!("f{i}"),
+            vec![ev(
+                &format!("f{i}-open"),
+                "2020-12-03T01:24:30+08:00",
+                "8030",
+                opened("cust-f"),
+            )],
+        ))
+        .await
+        .unwrap();
+    }
+    // No read on B (a read would make it catch up): its ledger's head
+    // moves by itself.
+    let mut head_b = b.server.as_ref().unwrap().ledger.head();
+    let reached = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        head_b.wait_for(|h| *h >= 20),
+    )
+    .await;
+    assert!(
+        reached.is_ok_and(|r| r.is_ok()),
+        "B did not adopt A's 20 commits unasked: at {}",
+        *head_b.borrow()
+    );
+
+    // Another "node" announces a head a million records past the stream.
+    let first = nats.urls().split(',').next().unwrap().to_string();
+    let client = async_nats::connect(first).await.unwrap();
+    client
+        .publish("COMPLAINT_LEDGER.heads", "someone 1000020".into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // B's appends go on where the stream is, each of them (a node that
+    // believed the announcement would wait for records that never come
+    // and refuse every batch UNAVAILABLE).
+    let mut lb = b.ledger().await;
+    for (i, want) in [(0, 21), (1, 22)] {
+        let done = lb
+            .append(append(
+                &format!("g{i}"),
+                vec![ev(
+                    &format!("g{i}-open"),
+                    "2020-12-03T01:24:30+08:00",
+                    "8030",
+                    opened("cust-g"),
+                )],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(done.first_position, want);
+    }
+    // And A, which heard it too, goes on as well, after B's.
+    let on_a = la
+        .append(append(
+            "f0",
+            vec![ev(
+                "f0-n1",
+                "2020-12-03T02:00:00+08:00",
+                "8030",
+                note("still here"),
+            )],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(on_a.first_position, 23);
+    assert_eq!(
+        checkpoint(&a).await.root_hash,
+        checkpoint(&b).await.root_hash
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_serve_one_ledger() {
     let _alone = ONE_AT_A_TIME.lock().await;

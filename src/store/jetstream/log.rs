@@ -33,6 +33,10 @@ const SHARED_TABLES: &[&str] = &["customer-keys", "pii-access"];
 /// again at its next start.
 const LOCAL_FLUSH_MS: u64 = 500;
 
+/// How often at most another node's commits nudge this node's catch-up
+/// (see [`JetStreamLog::on_upstream_change`]).
+const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The header naming the node that published a batch, on its first
 /// record: which node committed what, for whoever reads the stream.
 const NODE_HEADER: &str = "Complaint-Ledger-Node";
@@ -41,6 +45,9 @@ pub struct JetStreamLog {
     /// This process's name in [`NODE_HEADER`] and its commits'
     /// announcements, fresh at each start.
     node: String,
+    /// The highest head another node announced (see
+    /// [`EventLog::announced_head`]).
+    announced: Arc<std::sync::atomic::AtomicU64>,
     local: SledLog,
     bridge: Arc<Bridge>,
     js: jetstream::Context,
@@ -67,6 +74,7 @@ impl JetStreamLog {
         };
         let log = Self {
             node,
+            announced: Default::default(),
             local: SledLog::open(
                 dir,
                 &SledOptions {
@@ -162,7 +170,12 @@ pub(super) fn publish(
         })
         .collect();
     let (js2, timeout) = (js.clone(), opts.timeout);
-    let (heads, me) = (opts.heads_subject(), bytes::Bytes::from(node.to_string()));
+    // The announcement names the node and the head its commit reached, so
+    // that the others adopt up to it without asking the stream.
+    let (heads, me) = (
+        opts.heads_subject(),
+        bytes::Bytes::from(format!("{node} {last}")),
+    );
     let acked = bridge.run(async move {
         // No acknowledgement of the first message: it would cost a round
         // trip per batch, and a batch the server did not take whole is
@@ -409,36 +422,69 @@ impl EventLog for JetStreamLog {
     /// slow tick covers what a lost announcement or a reconnect missed.
     /// Nudges only hurry adoption: a read waits for the stream's head
     /// itself, and a stale batch is refused by the stream.
-    fn on_upstream_change(&self, nudge: Box<dyn Fn() + Send + Sync>) {
+    fn on_upstream_change(&self, nudge: Box<dyn Fn(Option<u64>) + Send + Sync>) {
         let client = self.js.client();
         let subject = self.opts.heads_subject();
-        let me = bytes::Bytes::from(self.node.clone());
+        let me = self.node.clone();
+        let announced_head = self.announced.clone();
         self.bridge.handle().spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             let mut sub = client.subscribe(subject.clone()).await.ok();
+            // Announcements are heard at once (`announced_head`, which a
+            // node that appends reads before each batch), but they nudge
+            // a node that only follows at most every FOLLOW_INTERVAL: its
+            // catch-ups then take many commits each, not one, and each
+            // catch-up's fixed costs (a read of the stream, the witness's
+            // sync, the projections' batch, waking threads) are paid once
+            // for them all. A read still nudges at once (it waits for it).
+            let mut quiet_until = tokio::time::Instant::now();
+            let mut held: Option<u64> = None;
             loop {
+                if let Some(h) = held {
+                    if tokio::time::Instant::now() >= quiet_until {
+                        held = None;
+                        quiet_until = tokio::time::Instant::now() + FOLLOW_INTERVAL;
+                        nudge(Some(h));
+                        continue;
+                    }
+                }
+                let holding = held.is_some();
+                // Another node's commit (with the head it reached, if it
+                // says), or a tick: `None` for this node's own commits.
                 let other = match sub.as_mut() {
                     Some(s) => tokio::select! {
                         m = s.next() => match m {
-                            Some(m) => m.payload != me,
+                            Some(m) => match announced(&m.payload, &me) {
+                                Some(Some(h)) => {
+                                    announced_head.fetch_max(h, std::sync::atomic::Ordering::AcqRel);
+                                    held = Some(held.map_or(h, |x| x.max(h)));
+                                    None
+                                }
+                                other => other,
+                            },
                             None => {
                                 sub = client.subscribe(subject.clone()).await.ok();
-                                true
+                                Some(None)
                             }
                         },
-                        _ = tick.tick() => true,
+                        _ = tokio::time::sleep_until(quiet_until), if holding => None,
+                        _ = tick.tick() => Some(None),
                     },
                     None => {
                         tick.tick().await;
                         sub = client.subscribe(subject.clone()).await.ok();
-                        true
+                        Some(None)
                     }
                 };
-                if other {
-                    nudge();
+                if let Some(head) = other {
+                    nudge(head);
                 }
             }
         });
+    }
+
+    fn announced_head(&self) -> u64 {
+        self.announced.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The stream's last sequence, asked of its leader.
@@ -464,6 +510,14 @@ impl EventLog for JetStreamLog {
     fn tamper_record(&self, position: u64, bytes: Option<Vec<u8>>) -> Result<(), StoreError> {
         self.local.tamper_record(position, bytes)
     }
+}
+
+/// What a commit announcement (`<node> <head>`) tells the node `me`:
+/// `None` for its own; another node's, with the head if it is given.
+fn announced(payload: &[u8], me: &str) -> Option<Option<u64>> {
+    let text = std::str::from_utf8(payload).unwrap_or_default();
+    let (node, head) = text.split_once(' ').unwrap_or((text, ""));
+    (node != me).then(|| head.parse().ok())
 }
 
 /// Up to `limit` records of the stream from `from` on, without a gap.
@@ -522,4 +576,20 @@ pub(super) fn fetch(
             .await
             .unwrap_or_else(|_| Err(unavailable("reading the stream", "no answer in time")))
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::announced;
+
+    #[test]
+    fn an_announcement_names_its_node_and_head() {
+        assert_eq!(announced(b"n2 42", "n1"), Some(Some(42)));
+        // A node's own commit is not news to it.
+        assert_eq!(announced(b"n1 42", "n1"), None);
+        // Without a readable head, it is still another node's commit.
+        assert_eq!(announced(b"n2", "n1"), Some(None));
+        assert_eq!(announced(b"n2 x", "n1"), Some(None));
+        assert_eq!(announced(&[0xff, b' ', b'1'], "n1"), Some(None));
+    }
 }

@@ -50,19 +50,30 @@ impl NatsCluster {
     }
 
     /// [`Self::start`] with more configuration for each server (its TLS).
+    /// A port found free can be taken by another process (an outgoing
+    /// connection of a test beside this one) before the server binds it;
+    /// the server then exits, and the cluster is started again on other
+    /// ports.
     pub fn start_with(n: usize, extra: &str) -> Self {
-        let hosts: Vec<(Option<String>, String, u16, u16, u16)> = (0..n)
-            .map(|_| {
-                (
-                    None,
-                    "127.0.0.1".to_string(),
-                    free_port(),
-                    free_port(),
-                    free_port(),
-                )
-            })
-            .collect();
-        Self::start_configured(hosts, extra)
+        let mut last = String::new();
+        for _ in 0..3 {
+            let hosts: Vec<(Option<String>, String, u16, u16, u16)> = (0..n)
+                .map(|_| {
+                    (
+                        None,
+                        "127.0.0.1".to_string(),
+                        free_port(),
+                        free_port(),
+                        free_port(),
+                    )
+                })
+                .collect();
+            match Self::try_start(hosts, extra) {
+                Ok(c) => return c,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}")
     }
 
     /// Starts one server per host (network namespace, address, client,
@@ -72,6 +83,13 @@ impl NatsCluster {
     }
 
     fn start_configured(hosts: Vec<(Option<String>, String, u16, u16, u16)>, extra: &str) -> Self {
+        Self::try_start(hosts, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start(
+        hosts: Vec<(Option<String>, String, u16, u16, u16)>,
+        extra: &str,
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let routes: Vec<String> = hosts
             .iter()
@@ -103,11 +121,11 @@ impl NatsCluster {
             node.spawn();
             nodes.push(node);
         }
-        let c = Self { nodes, _dir: dir };
+        let mut c = Self { nodes, _dir: dir };
         for i in 0..c.nodes.len() {
-            c.wait_healthy(i);
+            c.healthy(i)?;
         }
-        c
+        Ok(c)
     }
 
     /// The client URLs of every server, comma-separated.
@@ -134,19 +152,24 @@ impl NatsCluster {
 
     pub fn restart(&mut self, i: usize) {
         self.nodes[i].spawn();
-        self.wait_healthy(i);
+        self.healthy(i).unwrap_or_else(|e| panic!("{e}"));
     }
 
-    fn wait_healthy(&self, i: usize) {
+    /// Waits until server `i` answers healthy; an error if it exits first
+    /// (it could not bind its ports) or takes a minute.
+    fn healthy(&mut self, i: usize) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let addr = format!("{}:{}", self.nodes[i].ip, self.nodes[i].http_port);
         while Instant::now() < deadline {
             if healthz(&addr) {
-                return;
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.nodes[i].child.as_mut().map(|c| c.try_wait()) {
+                return Err(format!("nats-server n{i} exited at start ({status})"));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("nats-server n{i} did not become healthy");
+        Err(format!("nats-server n{i} did not become healthy"))
     }
 }
 
