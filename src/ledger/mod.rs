@@ -102,8 +102,9 @@ pub struct Ledger<L: EventLog = AnyLog> {
     blind: Arc<BlindIndex>,
     /// A catch-up is asked of the writer and not yet begun (see `nudge`).
     nudged: Arc<std::sync::atomic::AtomicBool>,
-    /// The highest head the stream is known to have reached: announced by
-    /// the node that committed it, or asked of the stream by a read.
+    /// The highest head a read asked of the stream and waits for; the
+    /// writer's catch-up adopts up to it (and to the announced head, see
+    /// `EventLog::announced_head`) without asking again.
     known_upstream: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -370,13 +371,8 @@ impl<L: EventLog> Ledger<L> {
         if log.follows_upstream() {
             // Other nodes' commits are adopted as they come, not only when
             // this node is asked something.
-            let (to, flag, known) = (tx.clone(), nudged.clone(), known_upstream.clone());
-            log.on_upstream_change(Box::new(move |head| {
-                if let Some(h) = head {
-                    known.fetch_max(h, std::sync::atomic::Ordering::AcqRel);
-                }
-                nudge(&to, &flag)
-            }));
+            let (to, flag) = (tx.clone(), nudged.clone());
+            log.on_upstream_change(Box::new(move || nudge(&to, &flag)));
             nudge(&tx, &nudged);
         }
         let writer = Writer {

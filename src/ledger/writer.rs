@@ -236,8 +236,8 @@ pub(crate) struct Writer<L: EventLog> {
     /// Set when a catch-up was asked for and not yet done (one queued
     /// [`Command::CatchUp`] at a time).
     pub nudged: Arc<std::sync::atomic::AtomicBool>,
-    /// The highest head the stream is known to have reached without
-    /// asking it (announcements, reads); a catch-up adopts up to it.
+    /// The highest head a read asked of the stream (see `Ledger`); a
+    /// catch-up adopts up to it, and to the announced head.
     pub known_upstream: Arc<AtomicU64>,
     /// The writer's own note that its next batch must first look at the
     /// stream (after a refused or failed write). Kept apart from `nudged`:

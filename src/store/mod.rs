@@ -149,9 +149,9 @@ pub trait EventLog: Send + Sync + 'static {
     }
 
     /// Calls `nudge` whenever the authoritative log may have moved on
-    /// (nothing for a store that is its own authority), with the head it
-    /// reached when that is known.
-    fn on_upstream_change(&self, nudge: Box<dyn Fn(Option<u64>) + Send + Sync>) {
+    /// (nothing for a store that is its own authority); the head it
+    /// reached, when announced, is [`Self::announced_head`].
+    fn on_upstream_change(&self, nudge: Box<dyn Fn() + Send + Sync>) {
         let _ = nudge;
     }
 
@@ -262,7 +262,7 @@ impl EventLog for AnyLog {
     fn follows_upstream(&self) -> bool {
         (**self).follows_upstream()
     }
-    fn on_upstream_change(&self, nudge: Box<dyn Fn(Option<u64>) + Send + Sync>) {
+    fn on_upstream_change(&self, nudge: Box<dyn Fn() + Send + Sync>) {
         (**self).on_upstream_change(nudge)
     }
     fn upstream_head(&self) -> Result<Option<u64>, StoreError> {

@@ -422,7 +422,7 @@ impl EventLog for JetStreamLog {
     /// slow tick covers what a lost announcement or a reconnect missed.
     /// Nudges only hurry adoption: a read waits for the stream's head
     /// itself, and a stale batch is refused by the stream.
-    fn on_upstream_change(&self, nudge: Box<dyn Fn(Option<u64>) + Send + Sync>) {
+    fn on_upstream_change(&self, nudge: Box<dyn Fn() + Send + Sync>) {
         let client = self.js.client();
         let subject = self.opts.heads_subject();
         let me = self.node.clone();
@@ -438,46 +438,45 @@ impl EventLog for JetStreamLog {
             // sync, the projections' batch, waking threads) are paid once
             // for them all. A read still nudges at once (it waits for it).
             let mut quiet_until = tokio::time::Instant::now();
-            let mut held: Option<u64> = None;
+            // An announced head not yet nudged for.
+            let mut held = false;
             loop {
-                if let Some(h) = held {
-                    if tokio::time::Instant::now() >= quiet_until {
-                        held = None;
-                        quiet_until = tokio::time::Instant::now() + FOLLOW_INTERVAL;
-                        nudge(Some(h));
-                        continue;
-                    }
+                if held && tokio::time::Instant::now() >= quiet_until {
+                    held = false;
+                    quiet_until = tokio::time::Instant::now() + FOLLOW_INTERVAL;
+                    nudge();
+                    continue;
                 }
-                let holding = held.is_some();
-                // Another node's commit (with the head it reached, if it
-                // says), or a tick: `None` for this node's own commits.
-                let other = match sub.as_mut() {
+                // Whether to nudge now: another node's commit that says no
+                // head, a lost subscription, a tick. Not this node's own
+                // commits, nor announced heads (held, above).
+                let now = match sub.as_mut() {
                     Some(s) => tokio::select! {
                         m = s.next() => match m {
                             Some(m) => match announced(&m.payload, &me) {
                                 Some(Some(h)) => {
                                     announced_head.fetch_max(h, std::sync::atomic::Ordering::AcqRel);
-                                    held = Some(held.map_or(h, |x| x.max(h)));
-                                    None
+                                    held = true;
+                                    false
                                 }
-                                other => other,
+                                other => other.is_some(),
                             },
                             None => {
                                 sub = client.subscribe(subject.clone()).await.ok();
-                                Some(None)
+                                true
                             }
                         },
-                        _ = tokio::time::sleep_until(quiet_until), if holding => None,
-                        _ = tick.tick() => Some(None),
+                        _ = tokio::time::sleep_until(quiet_until), if held => false,
+                        _ = tick.tick() => true,
                     },
                     None => {
                         tick.tick().await;
                         sub = client.subscribe(subject.clone()).await.ok();
-                        Some(None)
+                        true
                     }
                 };
-                if let Some(head) = other {
-                    nudge(head);
+                if now {
+                    nudge();
                 }
             }
         });
