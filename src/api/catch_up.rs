@@ -73,8 +73,10 @@ where
             .filter(|_| !NO_WAIT.iter().any(|p| path.starts_with(p)));
         Box::pin(async move {
             if let Some(ledger) = ledger {
+                // UNAVAILABLE while the cluster cannot answer; INTERNAL
+                // for a stream found damaged, which waiting does not mend.
                 if let Err(e) = ledger.caught_up().await {
-                    return Ok(tonic::Status::unavailable(e.to_string()).into_http());
+                    return Ok(super::status::to_status(e).into_http());
                 }
             }
             inner.call(req).await

@@ -1146,3 +1146,114 @@ async fn a_partitioned_node_acknowledges_nothing_the_majority_lacks() {
     let acked: HashSet<String> = acked.into_iter().collect();
     assert_one_log(&all_a, &all_b, &acked);
 }
+
+/// The stream's layout through a real node: a request's events are one
+/// message of the stream holding the records exactly as the ledger stores
+/// them, at their positions; a stream of another layout is refused at
+/// start; and a message in the stream that is not a commit of the ledger
+/// is found as damage, never adopted, and the node takes no more appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stream_holds_commits_and_refuses_what_is_not_the_ledgers() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nats = three_nats().await;
+    let first = nats.urls().split(',').next().unwrap().to_string();
+    let js = async_nats::jetstream::new(async_nats::connect(first).await.unwrap());
+
+    // A stream with per-case subjects and everything else the ledger needs.
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "OTHER".into(),
+        subjects: vec!["OTHER.case.>".into()],
+        num_replicas: 3,
+        deny_delete: true,
+        deny_purge: true,
+        allow_atomic_publish: true,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let why = open_refused(&nats.urls(), |o| o.stream = "OTHER".into()).await;
+    assert!(
+        why.contains("stream OTHER exists without the subject <stream>.commits alone"),
+        "{why}"
+    );
+
+    let a = node(&nats.urls(), None).await;
+    let mut la = a.ledger().await;
+    let events: Vec<_> = std::iter::once(ev(
+        "s-open",
+        "2020-12-03T01:24:30+08:00",
+        "8030",
+        opened("cust-s"),
+    ))
+    .chain((1..=5).map(|i| {
+        ev(
+            &format!("s-note-{i}"),
+            "2020-12-03T01:30:00+08:00",
+            "8030",
+            note(&format!("note {i}")),
+        )
+    }))
+    .collect();
+    let done = la.append(append("s", events)).await.unwrap().into_inner();
+    assert_eq!((done.first_position, done.last_position), (1, 6));
+
+    let stream = js.get_stream("COMPLAINT_LEDGER").await.unwrap();
+    assert_eq!(
+        stream.cached_info().state.messages,
+        1,
+        "one commit, one message"
+    );
+    let message = stream.direct_get(1).await.unwrap();
+    assert_eq!(message.subject.as_str(), "COMPLAINT_LEDGER.commits");
+    let (span, records) =
+        complaint_ledger::store::jetstream::commit_message::decode(1, &message.payload).unwrap();
+    assert_eq!((span.first, span.last), (1, 6));
+    let stored = read_all(&mut la, pb::ReadAllRequest::default()).await;
+    assert_eq!(stored.len(), 6);
+    for ((position, bytes), event) in records.iter().zip(&stored) {
+        assert_eq!(*position, event.position);
+        let rec = <pb::StoredRecord as prost::Message>::decode(&bytes[..]).unwrap();
+        assert_eq!(rec.event_id, event.event_id);
+        assert_eq!(rec.position, event.position);
+    }
+
+    // Someone else writes into the log's subject.
+    js.publish("COMPLAINT_LEDGER.commits", "{\"not\":\"a commit\"}".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let next = |id: &str| {
+        append(
+            "s",
+            vec![ev(id, "2020-12-03T02:00:00+08:00", "8030", note("after"))],
+        )
+    };
+    let damaged = la.append(next("s-note-6")).await.unwrap_err();
+    assert!(
+        damaged
+            .message()
+            .contains("message 2 is not a commit of this ledger"),
+        "{damaged:?}"
+    );
+    let after = la.append(next("s-note-7")).await.unwrap_err();
+    assert!(after.message().contains("takes no appends"), "{after:?}");
+    // The damage itself is INTERNAL; a node that stopped taking appends
+    // answers UNAVAILABLE after it (another node may take them).
+    assert_eq!(damaged.code(), tonic::Code::Internal, "{damaged:?}");
+    assert_eq!(after.code(), tonic::Code::Unavailable, "{after:?}");
+    // Reads cannot catch up past the damage, and say so (waiting will not
+    // mend it); nothing of either append reached the stream.
+    let read = la
+        .read_all(pb::ReadAllRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(read.code(), tonic::Code::Internal, "{read:?}");
+    assert!(
+        read.message().contains("not a commit of this ledger"),
+        "{read:?}"
+    );
+    let stream = js.get_stream("COMPLAINT_LEDGER").await.unwrap();
+    assert_eq!(stream.cached_info().state.messages, 2);
+}

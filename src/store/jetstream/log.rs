@@ -4,25 +4,20 @@
 //! quorum of replicas, each syncing every write (the servers run with
 //! `sync_interval: always`; see `deploy/nats/`) — and then stored in the
 //! local copy with the same bytes and tree hashes, so every read stays
-//! local. Stream sequence = log position: the stream denies deletes and
-//! purges, so it has no gap. A local copy is only ever behind the stream
+//! local. The stream's messages hold the log's records at their positions
+//! ([`super::stream`]); it denies deletes and purges, so it has no gap. A
+//! local copy is only ever behind the stream
 //! (records other nodes committed, which the writer adopts), never ahead:
 //! [`JetStreamLog::open`] refuses a data directory whose head the stream
 //! does not hold byte for byte.
 
-use super::bridge::{read_patiently, Bridge};
+use super::stream::{Upstream, MAX_BATCH};
 use super::table::KvTable;
-use super::{open_stream, unavailable, JetStreamOptions};
+use super::JetStreamOptions;
 use crate::store::{EventLog, NewRecord, SideTable, SledLog, SledOptions, StoreError};
-use async_nats::jetstream::{self, stream};
 use futures_util::StreamExt;
-use jetstream_extra::batch_fetch::{BatchFetchErrorKind, BatchFetchExt};
-use jetstream_extra::batch_publish::BatchPublishExt;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Records in one atomic batch at most (the server's limit is 1,000).
-pub const MAX_BATCH: usize = 1000;
 
 /// The side tables that must be one for the ledger: customers' data keys,
 /// and the PII-access log (every node appends to the one chain).
@@ -37,10 +32,6 @@ const LOCAL_FLUSH_MS: u64 = 500;
 /// (see [`JetStreamLog::on_upstream_change`]).
 const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The header naming the node that published a batch, on its first
-/// record: which node committed what, for whoever reads the stream.
-const NODE_HEADER: &str = "Complaint-Ledger-Node";
-
 pub struct JetStreamLog {
     /// This process's name in [`NODE_HEADER`] and its commits'
     /// announcements, fresh at each start.
@@ -49,9 +40,7 @@ pub struct JetStreamLog {
     /// [`EventLog::announced_head`]).
     announced: Arc<std::sync::atomic::AtomicU64>,
     local: SledLog,
-    bridge: Arc<Bridge>,
-    js: jetstream::Context,
-    opts: JetStreamOptions,
+    upstream: Upstream,
 }
 
 impl JetStreamLog {
@@ -63,9 +52,7 @@ impl JetStreamLog {
         local: &SledOptions,
         opts: JetStreamOptions,
     ) -> Result<Self, StoreError> {
-        let bridge = Arc::new(Bridge::new()?);
-        let o = opts.clone();
-        let js = bridge.run(async move { open_stream(&o).await })??;
+        let upstream = Upstream::open(&opts)?;
         let node = {
             use rand_core::RngCore;
             let mut id = [0u8; 8];
@@ -82,16 +69,14 @@ impl JetStreamLog {
                     ..local.clone()
                 },
             )?,
-            bridge,
-            js,
-            opts,
+            upstream,
         };
         log.check_local_copy()?;
         Ok(log)
     }
 
     pub fn options(&self) -> &JetStreamOptions {
-        &self.opts
+        &self.upstream.opts
     }
 
     /// The local copy's head must be a record of the stream, the same bytes.
@@ -104,7 +89,7 @@ impl JetStreamLog {
         // A replica that lags (one restarting, say) answers a direct get
         // with nothing: asked again until the leader's answer is had.
         let mut theirs = None;
-        let deadline = std::time::Instant::now() + self.opts.timeout;
+        let deadline = std::time::Instant::now() + self.upstream.opts.timeout;
         while head <= upstream && theirs.is_none() {
             theirs = self.fetch_upstream(head, 1)?.into_iter().next();
             if theirs.is_none() {
@@ -121,202 +106,10 @@ impl JetStreamLog {
             (Some((_, t)), Some(o)) if t[..] == o[..] => Ok(()),
             _ => Err(StoreError::Corrupt(format!(
                 "this data directory holds {head} records, and the stream {} does not hold the same record at {head} (it holds {upstream}): the directory belongs to another ledger, or the stream was replaced. Start with an empty data directory to copy the stream",
-                self.opts.stream
+                self.upstream.opts.stream
             ))),
         }
     }
-
-    fn publish(&self, records: &[NewRecord]) -> Result<(), StoreError> {
-        publish(&self.bridge, &self.js, &self.opts, &self.node, records)
-    }
-}
-
-/// Publishes the records as one atomic batch whose first message expects
-/// the stream to end where they begin.
-pub(super) fn publish(
-    bridge: &Bridge,
-    js: &jetstream::Context,
-    opts: &JetStreamOptions,
-    node: &str,
-    records: &[NewRecord],
-) -> Result<(), StoreError> {
-    if records.len() > MAX_BATCH {
-        return Err(StoreError::Engine(format!(
-            "{} records in one write; a clustered write takes at most {MAX_BATCH}",
-            records.len()
-        )));
-    }
-    let Some(first) = records.first() else {
-        return Ok(());
-    };
-    let expected = first.position - 1;
-    let last = first.position + records.len() as u64 - 1;
-    let messages: Vec<jetstream::message::OutboundMessage> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            // Headers on the batch's first message only: every byte of a
-            // message costs each of the servers that store it.
-            let mut headers = async_nats::HeaderMap::new();
-            if i == 0 {
-                headers.insert(NODE_HEADER, node);
-                headers.insert("Nats-Expected-Last-Sequence", expected.to_string());
-            }
-            jetstream::message::OutboundMessage {
-                subject: opts.case_subject(&r.case_id).into(),
-                payload: bytes::Bytes::copy_from_slice(&r.bytes),
-                headers: Some(headers),
-            }
-        })
-        .collect();
-    let (js2, timeout) = (js.clone(), opts.timeout);
-    // The announcement names the node and the head its commit reached, so
-    // that the others adopt up to it without asking the stream.
-    let (heads, me) = (
-        opts.heads_subject(),
-        bytes::Bytes::from(format!("{node} {last}")),
-    );
-    let acked = bridge.run(async move {
-        // No acknowledgement of the first message: it would cost a round
-        // trip per batch, and a batch the server did not take whole is
-        // refused at its commit anyway.
-        let mut batch = js2
-            .batch_publish()
-            .ack_first(false)
-            .timeout(timeout)
-            .build();
-        let mut messages = messages.into_iter();
-        let final_one = messages.next_back().expect("one record at least");
-        for m in messages {
-            batch.add_message(m).await?;
-        }
-        let acked = batch.commit_message(final_one).await;
-        if acked.is_ok() {
-            // Other nodes learn of the commit from this (core NATS, not
-            // the stream; a lost one is covered by their tick).
-            let _ = js2.client().publish(heads, me).await;
-        }
-        acked
-    })?;
-    match acked {
-        Ok(ack) if ack.sequence == last => Ok(()),
-        Ok(ack) => Err(StoreError::Corrupt(format!(
-            "the stream acknowledged records {}..={last} at sequence {}: its sequences are not the log's positions",
-            first.position, ack.sequence
-        ))),
-        Err(e) if wrong_last_sequence(&e) => Err(StoreError::Conflict {
-            upstream_head: stream_head(bridge, js, opts)?,
-        }),
-        Err(e) => Err(unavailable("publishing to the stream", e)),
-    }
-}
-
-/// The stream's last sequence, asked of its leader.
-pub(super) fn stream_head(
-    bridge: &Bridge,
-    js: &jetstream::Context,
-    opts: &JetStreamOptions,
-) -> Result<u64, StoreError> {
-    let (js, name) = (js.clone(), opts.stream.clone());
-    bridge.run(read_patiently(opts.timeout, move || {
-        let (js, name) = (js.clone(), name.clone());
-        async move {
-            // One request: finding the stream reads its state.
-            let s = js
-                .get_stream(&name)
-                .await
-                .map_err(|e| unavailable("reading the stream's state", e))?;
-            Ok::<_, StoreError>(s.cached_info().state.last_sequence)
-        }
-    }))?
-}
-
-/// Whether a batch was refused because the stream had moved on.
-fn wrong_last_sequence(e: &jetstream_extra::batch_publish::BatchPublishError) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(api) = s.downcast_ref::<jetstream::Error>() {
-            return api.error_code() == jetstream::ErrorCode::STREAM_WRONG_LAST_SEQUENCE;
-        }
-        source = s.source();
-    }
-    e.to_string().contains("wrong last sequence")
-}
-
-/// The stream as the ledger needs it; an existing stream that lacks one
-/// of its guarantees is refused, never changed.
-pub(super) async fn ensure_stream(
-    js: &jetstream::Context,
-    o: &JetStreamOptions,
-) -> Result<(), StoreError> {
-    let subjects = format!("{}.case.>", o.stream);
-    let config = stream::Config {
-        name: o.stream.clone(),
-        description: Some("complaint-ledger: the event log, one subject per case".into()),
-        subjects: vec![subjects.clone()],
-        storage: stream::StorageType::File,
-        num_replicas: o.replicas,
-        deny_delete: true,
-        deny_purge: true,
-        allow_atomic_publish: true,
-        allow_direct: true,
-        ..Default::default()
-    };
-    // A cluster that is starting, or electing a leader after losing a
-    // server, answers nothing for a moment: a node started meanwhile (a
-    // deployment starts them together) waits for it.
-    let deadline = tokio::time::Instant::now() + o.timeout * 6;
-    let s = loop {
-        match js.get_or_create_stream(config.clone()).await {
-            Ok(s) => break s,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::info!(error = %e, "the stream cannot be created or found yet; waiting");
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            }
-            Err(e) => {
-                return Err(unavailable(
-                    &format!("creating or finding stream {}", o.stream),
-                    e,
-                ))
-            }
-        }
-    };
-    // Finding or creating the stream answered its configuration.
-    let c = &s.cached_info().config;
-    let mut lacks = Vec::new();
-    if !c.deny_delete {
-        lacks.push("deny_delete");
-    }
-    if !c.deny_purge {
-        lacks.push("deny_purge");
-    }
-    if !c.allow_atomic_publish {
-        lacks.push("allow_atomic");
-    }
-    if !c.allow_direct {
-        lacks.push("allow_direct");
-    }
-    if c.storage != stream::StorageType::File {
-        lacks.push("file storage");
-    }
-    if c.subjects != [subjects.clone()] {
-        lacks.push("the subjects <stream>.case.> alone");
-    }
-    if c.max_messages > 0
-        || c.max_bytes > 0
-        || !c.max_age.is_zero()
-        || c.max_messages_per_subject > 0
-    {
-        lacks.push("no limits");
-    }
-    if !lacks.is_empty() {
-        return Err(StoreError::Engine(format!(
-            "stream {} exists without {}; the ledger does not run on it",
-            o.stream,
-            lacks.join(", ")
-        )));
-    }
-    Ok(())
 }
 
 impl EventLog for JetStreamLog {
@@ -336,7 +129,7 @@ impl EventLog for JetStreamLog {
         records: &[NewRecord],
         tree: &[(u64, [u8; 32])],
     ) -> Result<(), StoreError> {
-        self.publish(records)?;
+        self.upstream.publish(&self.node, records)?;
         self.local.write_behind(records, tree)
     }
 
@@ -381,20 +174,21 @@ impl EventLog for JetStreamLog {
 
     fn side_table(&self, name: &str) -> Result<Box<dyn SideTable>, StoreError> {
         if SHARED_TABLES.contains(&name) {
+            let up = &self.upstream;
             let bucket = match name {
-                "customer-keys" => self.opts.keys_bucket(),
+                "customer-keys" => up.opts.keys_bucket(),
                 other => format!(
                     "{}_{}",
-                    self.opts.stream,
+                    up.opts.stream,
                     other.to_uppercase().replace('-', "_")
                 ),
             };
             return Ok(Box::new(KvTable::open(
-                self.bridge.clone(),
-                self.js.clone(),
+                up.bridge.clone(),
+                up.js.clone(),
                 &bucket,
-                self.opts.replicas,
-                self.opts.timeout,
+                up.opts.replicas,
+                up.opts.timeout,
             )?));
         }
         EventLog::side_table(&self.local, name)
@@ -423,11 +217,11 @@ impl EventLog for JetStreamLog {
     /// Nudges only hurry adoption: a read waits for the stream's head
     /// itself, and a stale batch is refused by the stream.
     fn on_upstream_change(&self, nudge: Box<dyn Fn() + Send + Sync>) {
-        let client = self.js.client();
-        let subject = self.opts.heads_subject();
+        let client = self.upstream.js.client();
+        let subject = self.upstream.opts.heads_subject();
         let me = self.node.clone();
         let announced_head = self.announced.clone();
-        self.bridge.handle().spawn(async move {
+        self.upstream.bridge.handle().spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             let mut sub = client.subscribe(subject.clone()).await.ok();
             // Announcements are heard at once (`announced_head`, which a
@@ -486,9 +280,9 @@ impl EventLog for JetStreamLog {
         self.announced.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// The stream's last sequence, asked of its leader.
+    /// The position of the stream's last record, from its leader.
     fn upstream_head(&self) -> Result<Option<u64>, StoreError> {
-        stream_head(&self.bridge, &self.js, &self.opts).map(Some)
+        self.upstream.head().map(Some)
     }
 
     /// One batched direct get. A replica that lags answers fewer records;
@@ -498,7 +292,7 @@ impl EventLog for JetStreamLog {
         from: u64,
         limit: usize,
     ) -> Result<Vec<(u64, bytes::Bytes)>, StoreError> {
-        fetch(&self.bridge, &self.js, &self.opts, from, limit)
+        self.upstream.fetch(from, limit)
     }
 
     /// Written behind, as this node's own commits are.
@@ -517,64 +311,6 @@ fn announced(payload: &[u8], me: &str) -> Option<Option<u64>> {
     let text = std::str::from_utf8(payload).unwrap_or_default();
     let (node, head) = text.split_once(' ').unwrap_or((text, ""));
     (node != me).then(|| head.parse().ok())
-}
-
-/// Up to `limit` records of the stream from `from` on, without a gap.
-pub(super) fn fetch(
-    bridge: &Bridge,
-    js: &jetstream::Context,
-    opts: &JetStreamOptions,
-    from: u64,
-    limit: usize,
-) -> Result<Vec<(u64, bytes::Bytes)>, StoreError> {
-    let js = js.clone();
-    let name = opts.stream.clone();
-    let limit = limit.clamp(1, MAX_BATCH);
-    let timeout = opts.timeout;
-    // A batch's messages come as a stream with no deadline of its own: a
-    // server cut off mid-answer would hold the writer forever.
-    let read = async move {
-        loop {
-            let mut got = Vec::new();
-            let mut messages = match js.get_batch(&name, limit).sequence(from).send().await {
-                Ok(m) => m,
-                Err(e) if e.to_string().to_lowercase().contains("not found") => return Ok(got),
-                Err(e) => return Err(unavailable("reading the stream", e)),
-            };
-            let mut status_only = false;
-            while let Some(m) = messages.next().await {
-                let m = match m {
-                    Ok(m) => m,
-                    Err(e) if e.to_string().to_lowercase().contains("not found") => break,
-                    // A status answer instead of records (no responder
-                    // for the stream's direct gets yet: a replica starting
-                    // or a leader being elected), which the client names
-                    // "not supported": asked again, within the timeout.
-                    Err(e) if e.kind() == BatchFetchErrorKind::UnsupportedByServer => {
-                        status_only = got.is_empty();
-                        break;
-                    }
-                    Err(e) => return Err(unavailable("reading the stream", e)),
-                };
-                if m.sequence != from + got.len() as u64 {
-                    break;
-                }
-                got.push((m.sequence, m.payload));
-                if got.len() == limit {
-                    break;
-                }
-            }
-            if !status_only {
-                return Ok(got);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
-    bridge.run(async move {
-        tokio::time::timeout(timeout, read)
-            .await
-            .unwrap_or_else(|_| Err(unavailable("reading the stream", "no answer in time")))
-    })?
 }
 
 #[cfg(test)]

@@ -8,14 +8,12 @@
 //! byte for byte (a migration that was interrupted continues where it
 //! stopped); anything else is another ledger's stream and is refused.
 
-use super::bridge::Bridge;
-use super::log::{fetch, publish, stream_head, MAX_BATCH};
+use super::stream::{Upstream, MAX_BATCH};
 use super::table::KvTable;
 use super::JetStreamOptions;
 use crate::proto::v1 as pb;
 use crate::store::{EventLog, NewRecord, SideTable, StoreError};
 use prost::Message;
-use std::sync::Arc;
 
 /// What a migration did.
 #[derive(Debug, Default)]
@@ -35,11 +33,9 @@ pub fn migrate(
     opts: &JetStreamOptions,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Migrated, StoreError> {
-    let bridge = Arc::new(Bridge::new()?);
-    let o = opts.clone();
-    let js = bridge.run(async move { super::open_stream(&o).await })??;
+    let up = Upstream::open(opts)?;
     let head = src.head()?;
-    let there = stream_head(&bridge, &js, opts)?;
+    let there = up.head()?;
     let foreign = |why: String| {
         StoreError::Engine(format!(
             "stream {} {why}: it is another ledger's; migrate into an empty stream",
@@ -53,7 +49,7 @@ pub fn migrate(
     }
     let mut at = 1;
     while at <= there {
-        let theirs = fetch(&bridge, &js, opts, at, MAX_BATCH)?;
+        let theirs = up.fetch(at, MAX_BATCH)?;
         if theirs.is_empty() {
             return Err(StoreError::Unavailable(format!(
                 "the stream answers no record at {at} though it holds {there}"
@@ -71,8 +67,8 @@ pub fn migrate(
 
     // Keys first: a node that adopts a record can then open its data.
     let shared = KvTable::open(
-        bridge.clone(),
-        js.clone(),
+        up.bridge.clone(),
+        up.js.clone(),
         &opts.keys_bucket(),
         opts.replicas,
         opts.timeout,
@@ -107,7 +103,7 @@ pub fn migrate(
             })?;
             records.push(NewRecord::again(position, rec, &bytes));
         }
-        publish(&bridge, &js, opts, "migrate", &records)?;
+        up.publish("migrate", &records)?;
         next += records.len() as u64;
         progress(next - 1, head);
     }

@@ -1,26 +1,34 @@
 //! The clustered store: the authoritative log is one NATS JetStream stream
 //! (file storage, replicated, `deny_delete`, `deny_purge`, atomic batch
-//! publish), one subject per case, and each ledger node keeps a local
-//! embedded store beside it as its copy, index and read-model cache.
+//! publish), one message per group commit, and each ledger node keeps a
+//! local embedded store beside it as its copy, index and read-model cache.
 //!
 //! Why a stream-wide expected sequence and not a per-case one: a stored
 //! record carries its own position and the hash of its case's previous
 //! record, and its bytes are hashed as stored (the Merkle leaf). A node can
 //! only seal those bytes if it knows the position the record will take, so
 //! each group commit is one atomic batch whose first message expects the
-//! stream's last sequence to be the node's head. A node that is behind is
-//! refused whole (`wrong last sequence`), adopts what it missed and
-//! decides again; nothing else coordinates the nodes. The cost is that
-//! nodes writing at once take turns at the stream's head, which group
-//! commit amortizes.
+//! stream to end with the message that ends at the node's head. A node
+//! that is behind is refused whole (`wrong last sequence`), adopts what it
+//! missed and decides again; nothing else coordinates the nodes. The cost
+//! is that nodes writing at once take turns at the stream's head, which
+//! group commit amortizes.
+//!
+//! Why one message per commit and not per record (or per case subject):
+//! the servers' cost is mostly per message, and the per-case subjects had
+//! no reader once concurrency was stream-wide
+//! ([`commit_message`] has the measurement).
 //!
 //! What must be one for the ledger and not one per node — customers' data
 //! keys, the PII-access log — is a replicated key-value bucket each
 //! ([`table::KvTable`]).
 
 mod bridge;
+pub mod commit_message;
 mod log;
 pub mod migrate;
+mod positions;
+mod stream;
 pub mod table;
 
 pub use log::JetStreamLog;
@@ -64,10 +72,10 @@ impl JetStreamOptions {
         }
     }
 
-    /// The subject of a case's records. Case ids are `[A-Za-z0-9._:-]`;
-    /// a `.` would split the subject, so it is written `~`, which no id has.
-    pub fn case_subject(&self, case_id: &str) -> String {
-        format!("{}.case.{}", self.stream, case_id.replace('.', "~"))
+    /// The stream's one subject: every message is a commit's records
+    /// (see [`commit_message`]).
+    pub fn commits_subject(&self) -> String {
+        format!("{}.commits", self.stream)
     }
 
     /// Where nodes announce their commits (core NATS, outside the
@@ -90,7 +98,7 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Connects to the cluster and finds (or creates) the stream, checked as
-/// [`log::ensure_stream`] checks it. The client keeps trying servers in the
+/// [`stream::ensure_stream`] checks it. The client keeps trying servers in the
 /// background, so a refused connection (a TLS handshake, credentials) shows
 /// as no answer: the last such error is named in the failure.
 async fn open_stream(o: &JetStreamOptions) -> Result<async_nats::jetstream::Context, StoreError> {
@@ -98,7 +106,7 @@ async fn open_stream(o: &JetStreamOptions) -> Result<async_nats::jetstream::Cont
     let client = connect(o, last_error.clone()).await?;
     let mut js = async_nats::jetstream::new(client);
     js.set_timeout(o.timeout);
-    match log::ensure_stream(&js, o).await {
+    match stream::ensure_stream(&js, o).await {
         Ok(()) => Ok(js),
         Err(StoreError::Unavailable(m)) => {
             let seen = last_error.lock().map(|e| e.clone()).unwrap_or_default();
