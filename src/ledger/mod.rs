@@ -396,6 +396,7 @@ impl<L: EventLog> Ledger<L> {
             nudged: nudged.clone(),
             known_upstream: known_upstream.clone(),
             look: false,
+            turns: Default::default(),
         };
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())

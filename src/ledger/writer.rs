@@ -245,6 +245,9 @@ pub(crate) struct Writer<L: EventLog> {
     /// nudge until an append came, and a node asked only to read would
     /// never catch up.
     pub look: bool,
+    /// Taking turns at the stream's head with another node that appends
+    /// (see `follow`).
+    pub turns: super::follow::Turns,
 }
 
 /// An accepted request as it came, to decide again.
@@ -334,6 +337,8 @@ impl<L: EventLog> Writer<L> {
                     None => break,
                 },
             };
+            // Requests that come meanwhile join this batch.
+            self.wait_for_turn();
             let staging = time.work();
             let mut batch = vec![first];
             batch.extend(carry.drain(..));
@@ -558,12 +563,17 @@ impl<L: EventLog> Writer<L> {
                     }
                 }
             }
+            let writing = std::time::Instant::now();
             let written = keys_stored
                 .and_then(|_| self.log.write_durable(&records, &tree))
                 .and_then(|_| {
                     let head = records.last().map(|r| r.position).unwrap_or(self.head);
                     self.witness_head(head)
                 });
+            if written.is_ok() {
+                let head = records.last().map(|r| r.position).unwrap_or(self.head);
+                self.turns.committed(head, writing.elapsed());
+            }
             store_answered = Some(std::time::Instant::now());
             let written = match written {
                 Err(e) if self.follows && Self::passing(&e) => {
@@ -1383,6 +1393,7 @@ mod tests {
             nudged: Arc::default(),
             known_upstream: Arc::default(),
             look: false,
+            turns: Default::default(),
             // The witness file outlives its directory's name: only its
             // writes matter here.
             witness: Witness::create(
