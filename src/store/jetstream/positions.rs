@@ -44,6 +44,15 @@ impl Spans {
             .filter(|s| s.first <= position)
     }
 
+    /// Records per message in the newest message remembered (1 if none):
+    /// how many messages a read of a number of records should ask for.
+    pub fn records_per_message(&self) -> usize {
+        let m = self.by_last.lock().unwrap_or_else(|p| p.into_inner());
+        m.values()
+            .next_back()
+            .map_or(1, |s| usize::try_from(s.last - s.first + 1).unwrap_or(1))
+    }
+
     /// The remembered message at stream sequence `seq`.
     pub fn at_seq(&self, seq: u64) -> Option<Span> {
         let m = self.by_last.lock().unwrap_or_else(|p| p.into_inner());
@@ -157,7 +166,9 @@ mod tests {
     fn the_next_message_is_found_without_asking_the_stream() {
         let msgs = stream(&[3, 4, 5]);
         let spans = Spans::default();
+        assert_eq!(spans.records_per_message(), 1);
         spans.note(msgs[0]);
+        assert_eq!(spans.records_per_message(), 3);
         let never = |_| -> Result<Span, StoreError> { panic!("the stream was asked") };
         let no_last = || -> Result<u64, StoreError> { panic!("the stream was asked") };
         assert_eq!(locate(&spans, 2, no_last, never).unwrap(), Some(1));

@@ -238,9 +238,13 @@ impl Upstream {
             return Ok(Vec::new());
         };
         let limit = limit.clamp(1, MAX_BATCH);
+        // As many messages as the records wanted take if they are like the
+        // newest one known, and one more; a read that comes short is
+        // continued by the caller.
+        let messages = limit.div_ceil(self.spans.records_per_message()) + 1;
         let mut got = Vec::new();
         let mut next = from;
-        for (s, payload) in self.read(seq, limit)? {
+        for (s, payload) in self.read(seq, messages)? {
             let (span, records) = commit_message::decode(s, &payload)?;
             if span.first > next || span.last < next {
                 return Err(StoreError::Corrupt(format!(
