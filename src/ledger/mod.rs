@@ -24,6 +24,7 @@ mod rebuild;
 pub mod recorded;
 mod restore;
 mod sync_watch;
+mod turns;
 mod writer;
 
 pub use audit::SignedCheckpoint;

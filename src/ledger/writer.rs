@@ -247,7 +247,7 @@ pub(crate) struct Writer<L: EventLog> {
     pub look: bool,
     /// Taking turns at the stream's head with another node that appends
     /// (see `follow`).
-    pub turns: super::follow::Turns,
+    pub turns: super::turns::Turns,
 }
 
 /// An accepted request as it came, to decide again.
