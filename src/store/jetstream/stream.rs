@@ -85,48 +85,68 @@ impl Upstream {
         let payloads = commit_message::encode(records);
         let sent = payloads.len() as u64;
         let subject = self.opts.commits_subject();
-        let messages: Vec<jetstream::message::OutboundMessage> = payloads
-            .iter()
-            .enumerate()
-            .map(|(i, payload)| {
-                // Headers of ours on the batch's first message only:
-                // every byte of a message costs each server that stores it.
-                let mut headers = async_nats::HeaderMap::new();
-                if i == 0 {
-                    headers.insert(NODE_HEADER, node);
-                    headers.insert("Nats-Expected-Last-Sequence", expected.to_string());
-                }
-                jetstream::message::OutboundMessage {
-                    subject: subject.clone().into(),
-                    payload: payload.clone(),
-                    headers: Some(headers),
-                }
-            })
-            .collect();
-        let (js, timeout) = (self.js.clone(), self.opts.timeout);
         // The announcement names the node and the head its commit reached,
         // so that the others adopt up to it without asking the stream.
-        let (heads, me) = (
-            self.opts.heads_subject(),
-            Bytes::from(format!("{node} {last}")),
-        );
+        let me = Bytes::from(format!("{node} {last}"));
+        let node = node.to_string();
+        let to_send = payloads.clone();
+        let messages = move || -> Vec<jetstream::message::OutboundMessage> {
+            to_send
+                .iter()
+                .enumerate()
+                .map(|(i, payload)| {
+                    // Headers of ours on the batch's first message only:
+                    // every byte of a message costs each server that
+                    // stores it.
+                    let mut headers = async_nats::HeaderMap::new();
+                    if i == 0 {
+                        headers.insert(NODE_HEADER, node.as_str());
+                        headers.insert("Nats-Expected-Last-Sequence", expected.to_string());
+                    }
+                    jetstream::message::OutboundMessage {
+                        subject: subject.clone().into(),
+                        payload: payload.clone(),
+                        headers: Some(headers),
+                    }
+                })
+                .collect()
+        };
+        let (js, timeout) = (self.js.clone(), self.opts.timeout);
+        let heads = self.opts.heads_subject();
         let acked = self.bridge.run(async move {
-            // No acknowledgement of the first message: it would cost a
-            // round trip per batch, and a batch the server did not take
-            // whole is refused at its commit anyway.
-            let mut batch = js.batch_publish().ack_first(false).timeout(timeout).build();
-            let mut messages = messages.into_iter();
-            let final_one = messages.next_back().expect("one message at least");
-            for m in messages {
-                batch.add_message(m).await?;
+            // "No responders": no server took the batch's commit (a stream
+            // just created, a leader being elected), so nothing of it is
+            // stored and it is sent again, within the timeout. Any other
+            // failure may have been stored and is the caller's to settle.
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                // No acknowledgement of the first message: it would cost
+                // a round trip per batch, and a batch the server did not
+                // take whole is refused at its commit anyway.
+                let mut batch = js.batch_publish().ack_first(false).timeout(timeout).build();
+                let mut sending = messages().into_iter();
+                let final_one = sending.next_back().expect("one message at least");
+                for m in sending {
+                    batch.add_message(m).await?;
+                }
+                let acked = batch.commit_message(final_one).await;
+                match &acked {
+                    Err(e)
+                        if e.to_string().contains("no responders")
+                            && tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    // Other nodes learn of the commit from this (core NATS,
+                    // not the stream; a lost one is covered by their tick).
+                    Ok(_) => {
+                        let _ = js.client().publish(heads.clone(), me.clone()).await;
+                    }
+                    Err(_) => {}
+                }
+                return acked;
             }
-            let acked = batch.commit_message(final_one).await;
-            if acked.is_ok() {
-                // Other nodes learn of the commit from this (core NATS,
-                // not the stream; a lost one is covered by their tick).
-                let _ = js.client().publish(heads, me).await;
-            }
-            acked
         })?;
         match acked {
             Ok(ack) if ack.sequence == expected + sent => {
