@@ -4,7 +4,7 @@
 //! | key                                   | value            |
 //! |---------------------------------------|------------------|
 //! | `L` first position (u64 BE)           | a pack of records at consecutive positions from that one (see `store::sled::pack`); in stores written before packs, one record |
-//! | `C` case id `0x00` first version (u64 BE) | first position (u64 BE) ‖ count (u32 BE): a run of consecutive versions at consecutive positions |
+//! | `C` case id `0x00` first version (u64 BE) | up to [`CASE_RUNS_PER_ENTRY`] runs, each first position (u64 BE) ‖ count (u32 BE): consecutive versions from the key's, each run at consecutive positions (stores before chunked entries held one run per key, which reads the same) |
 //! | `J` first position ‖ last position (u64 BE each) ‖ first id hash (u64 BE) ‖ value number (u32 BE) | part of a run of the event-id index: sorted (id hash, position) pairs, 16 bytes each, see `store::event_index` |
 //! | `H` first position ‖ last position (u64 BE each) | empty: a run of the event-id index is stored (the directory of runs) |
 //! | `B` first position ‖ last position (u64 BE each) ‖ part number (u32 BE) | part of the run's Bloom filter, checksummed whole (see `store::event_filter`); parts stay below sled's blob threshold |
@@ -152,11 +152,27 @@ pub fn case_run(position: u64, count: u32) -> [u8; 12] {
     v
 }
 
-/// Decodes a case-index run: (first position, count).
-pub fn parse_case_run(v: &[u8]) -> Option<(u64, u64)> {
-    let position = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
-    let count = u32::from_be_bytes(v.get(8..12)?.try_into().ok()?);
-    (v.len() == 12 && count > 0).then_some((position, u64::from(count)))
+/// Bytes of one case-index run.
+pub const CASE_RUN_BYTES: usize = 12;
+
+/// Most runs one case-index entry holds. A case's later commits extend
+/// its last entry rather than adding a key each: a case like the seed's
+/// (its opening, then a warning or a note at a time) takes one key, not
+/// ten, and sled keeps memory for every page it ever wrote.
+pub const CASE_RUNS_PER_ENTRY: usize = 32;
+
+/// Decodes a case-index entry: its runs, each (first position, count).
+pub fn parse_case_runs(v: &[u8]) -> Option<Vec<(u64, u64)>> {
+    if v.is_empty() || v.len() % CASE_RUN_BYTES != 0 {
+        return None;
+    }
+    v.chunks_exact(CASE_RUN_BYTES)
+        .map(|r| {
+            let position = u64::from_be_bytes(r[..8].try_into().ok()?);
+            let count = u32::from_be_bytes(r[8..].try_into().ok()?);
+            (count > 0).then_some((position, u64::from(count)))
+        })
+        .collect()
 }
 
 /// The trailing big-endian u64 of a key or value.
@@ -175,8 +191,11 @@ mod tests {
         assert!(case_key("12", u64::MAX) < case_key("123", 0));
         assert!(!case_key("123", 1).starts_with(&case_prefix("12")));
         assert_eq!(trailing_u64(&case_key("a", 42)), Some(42));
-        assert_eq!(parse_case_run(&case_run(7, 100)), Some((7, 100)));
-        assert_eq!(parse_case_run(&case_run(7, 0)), None);
-        assert_eq!(parse_case_run(&[0; 8]), None);
+        assert_eq!(parse_case_runs(&case_run(7, 100)), Some(vec![(7, 100)]));
+        let two = [case_run(7, 100), case_run(300, 1)].concat();
+        assert_eq!(parse_case_runs(&two), Some(vec![(7, 100), (300, 1)]));
+        assert_eq!(parse_case_runs(&case_run(7, 0)), None);
+        assert_eq!(parse_case_runs(&[0; 8]), None);
+        assert_eq!(parse_case_runs(&[]), None);
     }
 }

@@ -342,23 +342,8 @@ impl SledLog {
         for (start, bytes) in tree_runs(tree) {
             batch.insert(&keys::tree_key(start)[..], bytes);
         }
-        // Case index: one entry per run of consecutive versions stored at
-        // consecutive positions (a request's events, or adjacent requests).
-        let mut runs: Vec<(&str, u64, u64, u32)> = Vec::new();
-        for r in records {
-            match runs.last_mut() {
-                Some((case, v0, p0, n))
-                    if *case == r.case_id
-                        && *v0 + u64::from(*n) == r.case_version
-                        && *p0 + u64::from(*n) == r.position =>
-                {
-                    *n += 1
-                }
-                _ => runs.push((r.case_id.as_str(), r.case_version, r.position, 1)),
-            }
-        }
-        for (case, v0, p0, n) in runs {
-            batch.insert(keys::case_key(case, v0), &keys::case_run(p0, n)[..]);
+        for (key, value) in self.case_entries(records)? {
+            batch.insert(key, value);
         }
         // A commit's records have consecutive positions: a few per value.
         for (i, value) in pack::pack(records.iter().map(|r| r.bytes.as_slice())) {
@@ -373,6 +358,80 @@ impl SledLog {
             .collect();
         self.event_index.add(&ids);
         Ok(())
+    }
+
+    /// The case-index entries a commit of `records` writes. A run is
+    /// consecutive versions stored at consecutive positions (a request's
+    /// events, or adjacent requests); a case's runs extend the last entry
+    /// it has when that one ends where they begin and has room (up to
+    /// [`keys::CASE_RUNS_PER_ENTRY`] runs), else start a new one. The
+    /// entry rewritten holds its earlier runs unchanged: the batch that
+    /// stores the records replaces it whole or not at all.
+    fn case_entries(&self, records: &[NewRecord]) -> Result<Vec<Entry>, StoreError> {
+        // Each case's runs, in version order (a commit's records of one
+        // case have rising versions at rising positions).
+        let mut by_case: std::collections::BTreeMap<&str, Vec<(u64, u64, u32)>> =
+            Default::default();
+        for r in records {
+            let runs = by_case.entry(r.case_id.as_str()).or_default();
+            match runs.last_mut() {
+                Some((v0, p0, n))
+                    if *v0 + u64::from(*n) == r.case_version
+                        && *p0 + u64::from(*n) == r.position
+                        && *n < u32::MAX =>
+                {
+                    *n += 1
+                }
+                _ => runs.push((r.case_version, r.position, 1)),
+            }
+        }
+        let mut out = Vec::new();
+        for (case, runs) in by_case {
+            let first_version = runs[0].0;
+            // The entry being filled: its first version and its runs.
+            let (mut entry_version, mut entry) =
+                match self.db.get_lt(keys::case_key(case, first_version))? {
+                    Some((k, v)) if k.starts_with(&keys::case_prefix(case)) => {
+                        let held = trailing_u64(&k).zip(keys::parse_case_runs(&v));
+                        match held {
+                            Some((v0, held))
+                                if held.len() < keys::CASE_RUNS_PER_ENTRY
+                                    && v0 + held.iter().map(|(_, n)| n).sum::<u64>()
+                                        == first_version =>
+                            {
+                                (v0, v.to_vec())
+                            }
+                            // Full, or not ending where this commit begins (a
+                            // damaged entry stays as it is, for verification
+                            // to name): a new entry.
+                            _ => (first_version, Vec::new()),
+                        }
+                    }
+                    _ => (first_version, Vec::new()),
+                };
+            for (v0, p0, n) in runs {
+                let last = entry.len().checked_sub(keys::CASE_RUN_BYTES);
+                let joins = last.and_then(|at| {
+                    let (p, c) = keys::parse_case_runs(&entry[at..])?.pop()?;
+                    (p + c == p0 && c + u64::from(n) <= u64::from(u32::MAX)).then_some((at, c))
+                });
+                if let Some((at, c)) = joins {
+                    let count = (c + u64::from(n)) as u32;
+                    entry[at + 8..].copy_from_slice(&count.to_be_bytes());
+                    continue;
+                }
+                if entry.len() / keys::CASE_RUN_BYTES == keys::CASE_RUNS_PER_ENTRY {
+                    out.push((
+                        keys::case_key(case, entry_version),
+                        std::mem::take(&mut entry),
+                    ));
+                    entry_version = v0;
+                }
+                entry.extend_from_slice(&keys::case_run(p0, n));
+            }
+            out.push((keys::case_key(case, entry_version), entry));
+        }
+        Ok(out)
     }
 
     /// Stores the event-id index's full runs; one that cannot be stored
@@ -438,16 +497,23 @@ impl EventLog for SledLog {
         backwards: bool,
         limit: usize,
     ) -> Result<Vec<(u64, u64)>, StoreError> {
-        let run =
-            |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<(u64, u64, u64), StoreError> {
-                let (k, v) = item?;
-                match (trailing_u64(&k), keys::parse_case_run(&v)) {
-                    (Some(version), Some((position, count))) => Ok((version, position, count)),
-                    _ => Err(StoreError::Corrupt(format!(
-                        "bad case index entry for {case_id}"
-                    ))),
-                }
-            };
+        // An entry's runs as (first version, first position, count).
+        let runs = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<Vec<(u64, u64, u64)>, StoreError> {
+            let (k, v) = item?;
+            match (trailing_u64(&k), keys::parse_case_runs(&v)) {
+                (Some(mut version), Some(runs)) => Ok(runs
+                    .into_iter()
+                    .map(|(position, count)| {
+                        let run = (version, position, count);
+                        version += count;
+                        run
+                    })
+                    .collect()),
+                _ => Err(StoreError::Corrupt(format!(
+                    "bad case index entry for {case_id}"
+                ))),
+            }
+        };
         let mut out = Vec::new();
         if backwards {
             let last = if from_version == 0 {
@@ -457,15 +523,16 @@ impl EventLog for SledLog {
             };
             let range = keys::case_key(case_id, 0)..=keys::case_key(case_id, last);
             for item in self.db.range(range).rev() {
-                let (v0, p0, count) = run(item)?;
-                for k in (0..count).rev() {
-                    if v0 + k > last {
-                        continue;
+                for (v0, p0, count) in runs(item)?.into_iter().rev() {
+                    for k in (0..count).rev() {
+                        if v0 + k > last {
+                            continue;
+                        }
+                        if out.len() == limit {
+                            return Ok(out);
+                        }
+                        out.push((v0 + k, p0 + k));
                     }
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
-                    out.push((v0 + k, p0 + k));
                 }
             }
         } else {
@@ -482,15 +549,16 @@ impl EventLog for SledLog {
             };
             let range = keys::case_key(case_id, start)..=keys::case_key(case_id, u64::MAX);
             for item in self.db.range(range) {
-                let (v0, p0, count) = run(item)?;
-                for k in 0..count {
-                    if v0 + k < first {
-                        continue;
+                for (v0, p0, count) in runs(item)? {
+                    for k in 0..count {
+                        if v0 + k < first {
+                            continue;
+                        }
+                        if out.len() == limit {
+                            return Ok(out);
+                        }
+                        out.push((v0 + k, p0 + k));
                     }
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
-                    out.push((v0 + k, p0 + k));
                 }
             }
         }
@@ -667,6 +735,83 @@ mod tests {
             event_id: format!("e{pos}"),
             bytes: record(pos),
         }
+    }
+
+    #[test]
+    fn a_cases_commits_extend_its_last_index_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+        // Case "a" takes 100 commits of one event each, between which
+        // case "b" commits too (so no two of "a"'s runs are adjacent),
+        // then a commit of two events of "a" at adjacent positions.
+        let mut pos = 0;
+        let mut want_a = Vec::new();
+        let rec = |case: &str, version: u64, position: u64| NewRecord {
+            position,
+            case_id: case.into(),
+            case_version: version,
+            event_id: format!("e{position}"),
+            bytes: record(position),
+        };
+        for v in 1..=100 {
+            pos += 1;
+            want_a.push((v, pos));
+            let a = rec("a", v, pos);
+            pos += 1;
+            let b = rec("b", v, pos);
+            log.write_durable(&[a, b], &[]).unwrap();
+        }
+        let two = [rec("a", 101, pos + 1), rec("a", 102, pos + 2)];
+        want_a.extend([(101, pos + 1), (102, pos + 2)]);
+        log.write_durable(&two, &[]).unwrap();
+        // 101 runs of "a": four entries of at most 32, not 101 keys.
+        let entries = log.db.scan_prefix(keys::case_prefix("a")).count();
+        assert_eq!(entries, 4);
+        assert_eq!(
+            log.case_positions("a", 1, false, usize::MAX).unwrap(),
+            want_a
+        );
+        for from in [1, 31, 32, 33, 64, 65, 100, 101, 102] {
+            let forward = log.case_positions("a", from, false, 5).unwrap();
+            let want: Vec<_> = want_a
+                .iter()
+                .copied()
+                .filter(|(v, _)| *v >= from)
+                .take(5)
+                .collect();
+            assert_eq!(forward, want, "forward from {from}");
+            let backward = log.case_positions("a", from, true, 5).unwrap();
+            let want: Vec<_> = want_a
+                .iter()
+                .rev()
+                .copied()
+                .filter(|(v, _)| *v <= from)
+                .take(5)
+                .collect();
+            assert_eq!(backward, want, "backward from {from}");
+        }
+        assert_eq!(
+            log.case_positions("a", 0, true, 1).unwrap(),
+            vec![(102, pos + 2)]
+        );
+        assert_eq!(
+            log.case_positions("b", 1, false, usize::MAX).unwrap().len(),
+            100
+        );
+        // A one-run entry is byte for byte what stores before chunked
+        // entries wrote for every run; it is extended like any other.
+        log.write_durable(&[rec("c", 1, pos + 3)], &[]).unwrap();
+        assert_eq!(
+            log.db.get(keys::case_key("c", 1)).unwrap().unwrap(),
+            keys::case_run(pos + 3, 1)[..]
+        );
+        log.write_durable(&[rec("c", 2, pos + 4), rec("c", 3, pos + 5)], &[])
+            .unwrap();
+        assert_eq!(log.db.scan_prefix(keys::case_prefix("c")).count(), 1);
+        assert_eq!(
+            log.case_positions("c", 1, false, 9).unwrap(),
+            vec![(1, pos + 3), (2, pos + 4), (3, pos + 5)]
+        );
     }
 
     #[test]
