@@ -260,6 +260,12 @@ mod tests {
         fn apply(&self, changes: &[crate::store::side_table::Change]) -> Result<(), StoreError> {
             self.0 .0.apply(changes)
         }
+        fn last_at_or_before(
+            &self,
+            key: &[u8],
+        ) -> Result<Option<crate::store::side_table::Entry>, StoreError> {
+            self.0 .0.last_at_or_before(key)
+        }
     }
 
     fn entry(case: &str) -> pb::PiiAccess {

@@ -27,13 +27,24 @@ use crate::store::{EventLog, SideTable, StoreError};
 pub const TABLE: &str = "early-warning";
 
 /// The layout of the table; a table of another layout is folded again.
-const LAYOUT: u64 = 1;
+/// 2: a customer's contacts a few per entry (1 had a key per contact).
+const LAYOUT: u64 = 2;
 
 /// The table's own entries: layout, rules, position.
 const META: u8 = b'm';
-/// A customer's inbound contacts: customer, then start time and log
-/// position.
-const CONTACT: u8 = b't';
+/// A customer's inbound contacts, up to [`CONTACTS_PER_ENTRY`] per entry:
+/// customer, then the start time and log position of the entry's first
+/// contact; valued with its contacts (start time, log position; 24 bytes
+/// each) in that order. Why not a key each: sled keeps memory for every
+/// page it ever wrote, and a key per contact made this table the
+/// store's largest by keys (eleven per case like the seed's).
+const CONTACTS: u8 = b'c';
+
+/// Most contacts one entry holds; a fuller one is split in two.
+const CONTACTS_PER_ENTRY: usize = 32;
+
+/// One contact in an entry: start time ([`num`]) and log position.
+type Contact = [u8; 24];
 /// When the repeated-contacts rule fired for a customer: rule, customer,
 /// then the position inverted (the latest first); valued with the start
 /// time of the contact it fired on.
@@ -59,11 +70,26 @@ fn customer_prefix(tag: u8, head: &[u8], customer: &str) -> Vec<u8> {
     k
 }
 
-fn contact_key(customer: &str, started: i128, position: u64) -> Vec<u8> {
-    let mut k = customer_prefix(CONTACT, &[], customer);
-    k.extend_from_slice(&num(started));
-    k.extend_from_slice(&position.to_be_bytes());
-    k
+fn contact(started: i128, position: u64) -> Contact {
+    let mut c = [0; 24];
+    c[..16].copy_from_slice(&num(started));
+    c[16..].copy_from_slice(&position.to_be_bytes());
+    c
+}
+
+/// An entry's contacts, checked: whole contacts, at least one, in order.
+fn contacts_of(k: &[u8], v: &[u8]) -> Result<Vec<Contact>, StoreError> {
+    if v.is_empty() || v.len() % 24 != 0 {
+        return Err(damaged("contacts", k));
+    }
+    let list: Vec<Contact> = v
+        .chunks_exact(24)
+        .map(|c| c.try_into().expect("24 bytes"))
+        .collect();
+    if list.windows(2).any(|w| w[0] >= w[1]) || !k.ends_with(&list[0]) {
+        return Err(damaged("contacts", k));
+    }
+    Ok(list)
 }
 
 fn fired_prefix(rule: &str, customer: &str) -> Vec<u8> {
@@ -148,15 +174,51 @@ impl WarningTable {
 
     /// Records an inbound contact of `customer` started at `started`,
     /// folded at `position`.
+    /// A contact folded again (after a crash) is found and not added
+    /// twice.
     pub fn add_contact(
         &self,
         customer: &str,
         started: i128,
         position: u64,
     ) -> Result<(), StoreError> {
-        self.table
-            .insert(&contact_key(customer, started, position), &[])
-            .map(|_| ())
+        let prefix = customer_prefix(CONTACTS, &[], customer);
+        let new = contact(started, position);
+        let key_of = |c: &Contact| [prefix.as_slice(), c].concat();
+        // The entry holding the contacts just before it, else the
+        // customer's first entry (the new contact goes first).
+        let held = match self.table.last_at_or_before(&key_of(&new))? {
+            Some((k, v)) if k.starts_with(&prefix) => Some((k, v)),
+            _ => self
+                .table
+                .scan(&prefix, 1)?
+                .into_iter()
+                .find(|(k, _)| k.starts_with(&prefix)),
+        };
+        let Some((key, value)) = held else {
+            return self.table.insert(&key_of(&new), &new).map(|_| ());
+        };
+        let mut list = contacts_of(&key, &value)?;
+        let Err(at) = list.binary_search(&new) else {
+            return Ok(());
+        };
+        list.insert(at, new);
+        // Written whole in one batch: the old entry's key goes if the
+        // entry now starts elsewhere, and a full entry splits in two.
+        let halves: Vec<&[Contact]> = if list.len() > CONTACTS_PER_ENTRY {
+            let (a, b) = list.split_at(list.len() / 2);
+            vec![a, b]
+        } else {
+            vec![&list]
+        };
+        let mut changes: Vec<Change> = Vec::new();
+        if key != key_of(&list[0]) {
+            changes.push((key, None));
+        }
+        for half in halves {
+            changes.push((key_of(&half[0]), Some(half.concat())));
+        }
+        self.table.apply(&changes)
     }
 
     /// The inbound contacts of `customer` started from `from` to `to`
@@ -168,27 +230,35 @@ impl WarningTable {
         to: i128,
         through: u64,
     ) -> Result<usize, StoreError> {
-        let prefix = customer_prefix(CONTACT, &[], customer);
-        let mut at = prefix.clone();
-        at.extend_from_slice(&num(from));
+        let prefix = customer_prefix(CONTACTS, &[], customer);
+        // From the entry holding the contacts just before `from`.
+        let first = [prefix.as_slice(), &contact(from, 0)].concat();
+        let mut at = match self.table.last_at_or_before(&first)? {
+            Some((k, _)) if k.starts_with(&prefix) => k,
+            _ => prefix.clone(),
+        };
         let mut n = 0;
+        // Entries are a few hundred bytes and a window of the rule spans
+        // one or two: read a few at a time, more as the walk goes on,
+        // not a page of other customers' entries after them.
+        let mut want = 2;
         loop {
-            let page = self.table.scan(&at, PAGE)?;
-            let full = page.len() == PAGE;
-            for (k, _) in &page {
-                let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
-                    return Ok(n);
-                };
-                if rest.len() != 24 {
-                    return Err(damaged("contact", k));
-                }
-                let started = un_num(&rest[..16]).ok_or_else(|| damaged("contact", k))?;
-                if started > to {
+            let page = self.table.scan(&at, want)?;
+            let full = page.len() == want;
+            want = (want * 4).min(PAGE);
+            for (k, v) in &page {
+                if !k.starts_with(&prefix) {
                     return Ok(n);
                 }
-                let position = u64::from_be_bytes(rest[16..].try_into().expect("8 bytes"));
-                if position <= through {
-                    n += 1;
+                for c in contacts_of(k, v)? {
+                    let started = un_num(&c[..16]).ok_or_else(|| damaged("contacts", k))?;
+                    if started > to {
+                        return Ok(n);
+                    }
+                    let position = u64::from_be_bytes(c[16..].try_into().expect("8 bytes"));
+                    if started >= from && position <= through {
+                        n += 1;
+                    }
                 }
             }
             match page.last() {
@@ -291,6 +361,53 @@ mod tests {
         assert_eq!(t.contacts_within("u", 10, 20, 2).unwrap(), 2);
         assert_eq!(t.contacts_within("u", 11, 19, 9).unwrap(), 0);
         assert_eq!(t.contacts_within("u2", 0, 100, 9).unwrap(), 1);
+    }
+
+    #[test]
+    fn many_contacts_in_any_order_count_as_one_key_each_would() {
+        let t = table();
+        // 200 contacts of one customer in a scrambled order, each added
+        // twice (a fold again after a crash), around another customer's.
+        let contacts: Vec<(i128, u64)> = (0..200u64)
+            .map(|i| (((i * 7919) % 200) as i128 * 10 - 500, i + 1))
+            .collect();
+        for &(started, position) in contacts.iter().chain(contacts.iter().rev()) {
+            t.add_contact("u", started, position).unwrap();
+            t.add_contact("u1", started, position).unwrap();
+        }
+        let entries = t.table.scan(&[CONTACTS], 1000).unwrap();
+        assert!(
+            entries.len() <= 2 * 200 * 2 / CONTACTS_PER_ENTRY + 2,
+            "{}",
+            entries.len()
+        );
+        let brute = |from: i128, to: i128, through: u64| {
+            contacts
+                .iter()
+                .filter(|(s, p)| *s >= from && *s <= to && *p <= through)
+                .count()
+        };
+        for (from, to, through) in [
+            (i128::MIN, i128::MAX, u64::MAX),
+            (-500, -500, 200),
+            (-495, 1490, 200),
+            (0, 300, 100),
+            (1490, 1490, 200),
+            (1491, i128::MAX, 200),
+            (-1000, -501, 200),
+            (100, 99, 200),
+        ] {
+            assert_eq!(
+                t.contacts_within("u", from, to, through).unwrap(),
+                brute(from, to, through),
+                "{from}..={to} through {through}"
+            );
+        }
+        assert_eq!(
+            t.contacts_within("u2", i128::MIN, i128::MAX, u64::MAX)
+                .unwrap(),
+            0
+        );
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub trait SideTable: Send + Sync + 'static {
     /// Up to `limit` entries with keys from `from` (inclusive), in key order.
     fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError>;
 
+    /// The entry with the greatest key at or before `key`, if any: where a
+    /// table that keeps several items per entry finds the one holding an
+    /// item.
+    fn last_at_or_before(&self, key: &[u8]) -> Result<Option<Entry>, StoreError>;
+
     /// Applies every change, all or none: a crash leaves the table as it
     /// was before the batch or after it, never in between (a read model
     /// writes its entries and the position they reached in one batch).
@@ -168,6 +173,9 @@ macro_rules! table_behind_pointer {
             fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
                 (**self).apply(changes)
             }
+            fn last_at_or_before(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+                (**self).last_at_or_before(key)
+            }
         }
     )*};
 }
@@ -205,6 +213,16 @@ impl SideTable for MemoryTable {
                 Ok(())
             }
         })
+    }
+
+    fn last_at_or_before(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .expect("table")
+            .range(..=key.to_vec())
+            .next_back()
+            .map(|(k, v)| (k.clone(), v.clone())))
     }
 
     fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {

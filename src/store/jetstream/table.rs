@@ -92,6 +92,41 @@ fn bytes_of(k: &str) -> Option<Vec<u8>> {
     }
 }
 
+impl KvTable {
+    /// Every key of the bucket, sorted.
+    fn sorted_keys(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let kv = self.kv.clone();
+        // Listing walks the whole bucket (a consumer of its stream): on a
+        // busy cluster it takes longer than a read.
+        let patience = self.patience * 3;
+        let mut keys: Vec<Vec<u8>> = self.bridge.run(read_patiently(patience, move || {
+            let kv = kv.clone();
+            let listing = async move {
+                let mut keys = Vec::new();
+                let mut listed = match kv.keys().await {
+                    Ok(l) => l,
+                    Err(e) => return Err(unavailable("listing a shared table", e)),
+                };
+                while let Some(k) = listed.next().await {
+                    let k = k.map_err(|e| unavailable("listing a shared table", e))?;
+                    keys.extend(bytes_of(&k));
+                }
+                Ok(keys)
+            };
+            // The keys come as a stream with no deadline of its own.
+            async move {
+                tokio::time::timeout(patience, listing)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(unavailable("listing a shared table", "no answer in time"))
+                    })
+            }
+        }))??;
+        keys.sort();
+        Ok(keys)
+    }
+}
+
 impl SideTable for KvTable {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let kv = self.kv.clone();
@@ -162,35 +197,8 @@ impl SideTable for KvTable {
     }
 
     fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
-        let kv = self.kv.clone();
-        // Listing walks the whole bucket (a consumer of its stream): on a
-        // busy cluster it takes longer than a read.
-        let patience = self.patience * 3;
-        let mut keys: Vec<Vec<u8>> = self.bridge.run(read_patiently(patience, move || {
-            let kv = kv.clone();
-            let listing = async move {
-                let mut keys = Vec::new();
-                let mut listed = match kv.keys().await {
-                    Ok(l) => l,
-                    Err(e) => return Err(unavailable("listing a shared table", e)),
-                };
-                while let Some(k) = listed.next().await {
-                    let k = k.map_err(|e| unavailable("listing a shared table", e))?;
-                    keys.extend(bytes_of(&k));
-                }
-                Ok(keys)
-            };
-            // The keys come as a stream with no deadline of its own.
-            async move {
-                tokio::time::timeout(patience, listing)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(unavailable("listing a shared table", "no answer in time"))
-                    })
-            }
-        }))??;
+        let mut keys = self.sorted_keys()?;
         keys.retain(|k| k.as_slice() >= from);
-        keys.sort();
         let mut out = Vec::new();
         for k in keys {
             if out.len() == limit {
@@ -201,6 +209,19 @@ impl SideTable for KvTable {
             }
         }
         Ok(out)
+    }
+
+    fn last_at_or_before(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        // A key listed may be gone by the time it is read: the one before.
+        for k in self.sorted_keys()?.into_iter().rev() {
+            if k.as_slice() > key {
+                continue;
+            }
+            if let Some(v) = self.get(&k)? {
+                return Ok(Some((k, v)));
+            }
+        }
+        Ok(None)
     }
 
     /// One change after the other: a bucket has no batch of several keys.

@@ -703,6 +703,15 @@ impl SideTable for SledTable {
             .collect()
     }
 
+    fn last_at_or_before(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        Ok(self
+            .0
+            .range(..=key)
+            .next_back()
+            .transpose()?
+            .map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
     fn apply(&self, changes: &[crate::store::side_table::Change]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (k, v) in changes {
