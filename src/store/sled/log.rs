@@ -389,34 +389,39 @@ impl SledLog {
         for (case, runs) in by_case {
             let first_version = runs[0].0;
             // The entry being filled: its first version and its runs.
-            let (mut entry_version, mut entry) =
-                match self.db.get_lt(keys::case_key(case, first_version))? {
-                    Some((k, v)) if k.starts_with(&keys::case_prefix(case)) => {
-                        let held = trailing_u64(&k).zip(keys::parse_case_runs(&v));
-                        match held {
-                            Some((v0, held))
-                                if held.len() < keys::CASE_RUNS_PER_ENTRY
-                                    && v0 + held.iter().map(|(_, n)| n).sum::<u64>()
-                                        == first_version =>
-                            {
-                                (v0, v.to_vec())
-                            }
-                            // Full, or not ending where this commit begins (a
-                            // damaged entry stays as it is, for verification
-                            // to name): a new entry.
-                            _ => (first_version, Vec::new()),
+            // A case's first commit has no entry before it: no lookup.
+            let held = match first_version {
+                1 => None,
+                _ => self.db.get_lt(keys::case_key(case, first_version))?,
+            };
+            let (mut entry_version, mut entry) = match held {
+                Some((k, v)) if k.starts_with(&keys::case_prefix(case)) => {
+                    let runs = trailing_u64(&k).zip(keys::parse_case_runs(&v));
+                    match runs {
+                        Some((v0, runs))
+                            if runs.len() < keys::CASE_RUNS_PER_ENTRY
+                                && v0 + runs.iter().map(|(_, n)| n).sum::<u64>()
+                                    == first_version =>
+                        {
+                            (v0, v.to_vec())
                         }
+                        // Full, or not ending where this commit begins (a
+                        // damaged entry stays as it is, for verification
+                        // to name): a new entry.
+                        _ => (first_version, Vec::new()),
                     }
-                    _ => (first_version, Vec::new()),
-                };
+                }
+                _ => (first_version, Vec::new()),
+            };
             for (v0, p0, n) in runs {
+                // The entry's last run, if this one continues it.
                 let last = entry.len().checked_sub(keys::CASE_RUN_BYTES);
                 let joins = last.and_then(|at| {
-                    let (p, c) = keys::parse_case_runs(&entry[at..])?.pop()?;
-                    (p + c == p0 && c + u64::from(n) <= u64::from(u32::MAX)).then_some((at, c))
+                    let p = u64::from_be_bytes(entry[at..at + 8].try_into().ok()?);
+                    let c = u32::from_be_bytes(entry[at + 8..].try_into().ok()?);
+                    (p + u64::from(c) == p0).then_some(at).zip(c.checked_add(n))
                 });
-                if let Some((at, c)) = joins {
-                    let count = (c + u64::from(n)) as u32;
+                if let Some((at, count)) = joins {
                     entry[at + 8..].copy_from_slice(&count.to_be_bytes());
                     continue;
                 }
