@@ -1,7 +1,9 @@
 //! The policy board on disk: its indexes as keys in a table of the store
-//! ([`super::board_keys`]), written one batch per commit together with the
-//! log position they reached; each case's facts folded from the case's
-//! stream when asked for, the most recently used kept in a bounded cache.
+//! ([`super::board_keys`]), packed a few dozen to a stored entry
+//! ([`PackedTable`]: a key per entry made sled's memory grow with every
+//! case), written one batch per commit together with the log position
+//! they reached; each case's facts folded from the case's stream when
+//! asked for, the most recently used kept in a bounded cache.
 //!
 //! Why: kept in memory, the board grew by several KB per case for as long
 //! as the server ran, and every start folded the whole log to rebuild it.
@@ -23,14 +25,21 @@ use super::fact::OwnedFact;
 use crate::proto::v1::QueueKind;
 use crate::recent::Recent;
 use crate::store::side_table::{Change, Entry};
-use crate::store::{EventLog, SideTable, StoreError, TablePosition};
+use crate::store::{EventLog, PackedTable, SideTable, StoreError, TablePosition};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use time::Date;
 
 /// The layout of the table; a table of another layout is refolded.
-const LAYOUT: u64 = 1;
+/// Layout 2 packs the index entries ([`PackedTable`]); layout 1 stored a
+/// key per entry.
+const LAYOUT: u64 = 2;
+
+/// The store's own entries stay plain, so every layout reads them alike.
+fn is_meta(k: &[u8]) -> bool {
+    k.first() == Some(&keys::META)
+}
 
 fn meta(name: &str) -> Vec<u8> {
     keys::key(keys::META, &[], &[name])
@@ -43,7 +52,7 @@ struct Cached {
 }
 
 pub struct BoardStore {
-    table: Box<dyn SideTable>,
+    table: PackedTable<Box<dyn SideTable>>,
     log: Arc<dyn EventLog>,
     escalate_within: i128,
     cached: Mutex<Cached>,
@@ -97,6 +106,7 @@ impl BoardStore {
             clear(table.as_ref())?;
         }
         let store = Self {
+            table: PackedTable::new(table, is_meta),
             escalate_within,
             cached: Mutex::new(Cached {
                 facts: Recent::new(cache),
@@ -108,7 +118,6 @@ impl BoardStore {
             warnings: AtomicU64::new(0),
             loads: AtomicU64::new(0),
             log,
-            table,
         };
         if refold.is_none() {
             store.position.written(position);
@@ -348,7 +357,7 @@ impl BoardStore {
     /// last: a crash before them leaves a table without them, which the
     /// next start empties and folds again.
     fn take_entries_of(&self, other: &BoardStore) -> Result<(), StoreError> {
-        clear(self.table.as_ref())?;
+        clear(self.table.inner().as_ref())?;
         let mut metas = Vec::new();
         let mut page: Vec<Change> = Vec::new();
         let mut copy = |k: &[u8], v: &[u8]| -> Result<(), StoreError> {

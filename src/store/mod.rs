@@ -7,11 +7,13 @@
 //! [`EventLog::write_durable`]; any number of readers read concurrently.
 
 pub mod jetstream;
+pub mod packed_table;
 pub mod side_table;
 pub mod sled;
 pub mod witness;
 
 pub use self::sled::{contain_panics, SledLog, SledOptions, SledTable};
+pub use packed_table::PackedTable;
 pub use side_table::{MemoryTable, SideTable, TablePosition};
 
 /// The log a data directory holds, as the embedded store keeps it: what
