@@ -78,8 +78,12 @@ impl<T> Recent<T> {
             };
             self.values.remove(&key);
         }
-        if self.values.capacity() > 2 * self.capacity.max(self.values.len()) {
-            self.values.shrink_to_fit();
+        // Values are stored in the table itself, so a table sized for a
+        // burst (thousands of open cases that then closed) would keep the
+        // burst's memory while holding few: it gives it back once it is
+        // three quarters empty, keeping room to double.
+        if self.values.capacity() > 64 && self.values.capacity() > 4 * self.values.len() {
+            self.values.shrink_to(2 * self.values.len());
         }
     }
 
@@ -113,5 +117,23 @@ mod tests {
         assert!(c.contains_key("c") && c.len() == 1);
         c.clear();
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_table_emptied_after_a_burst_gives_its_room_back() {
+        let mut c = Recent::new(20_000);
+        for i in 0..10_000 {
+            c.insert(format!("case-{i}"), [0u8; 512]);
+        }
+        c.trim();
+        let burst = c.values.capacity();
+        assert!(burst >= 10_000);
+        for i in 0..9_990 {
+            c.remove(&format!("case-{i}"));
+        }
+        c.trim();
+        assert_eq!(c.len(), 10);
+        assert!(c.values.capacity() < 100, "{}", c.values.capacity());
+        assert_eq!(c.get("case-9999"), Some(&[0u8; 512]));
     }
 }

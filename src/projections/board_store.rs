@@ -232,11 +232,21 @@ impl BoardStore {
         Ok(())
     }
 
-    /// Keeps the folded cases' facts, as of `head`.
+    /// Keeps the folded cases' facts, as of `head`, but closed cases':
+    /// most cases end closed and few take anything after, so keeping the
+    /// last few thousand closed would fill the cache with cases nobody
+    /// asks for. A query or commit naming a closed case folds it again
+    /// (a query then keeps it, see [`BoardSource::case`]).
     fn reached(&self, touched: Vec<(String, Arc<Board>, Entries)>, head: u64) {
         let mut cached = self.cached.lock().expect("board cache");
         for (case_id, board, _) in touched {
-            cached.facts.insert(case_id, board);
+            let closed = board
+                .cases
+                .get(case_id.as_str())
+                .is_some_and(|c| c.status == crate::proto::v1::CaseStatus::Closed as i32);
+            if !closed {
+                cached.facts.insert(case_id, board);
+            }
         }
         cached.through = head;
         cached.facts.trim();

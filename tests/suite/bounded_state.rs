@@ -183,3 +183,40 @@ async fn the_board_answers_from_a_small_cache_as_from_a_large_one() {
     let s = stats(&small).await;
     assert_eq!(s.board_position, s.head_position, "{s:?}");
 }
+
+#[tokio::test]
+async fn closed_cases_leave_the_board_cache_and_answer_when_asked() {
+    let server = TestServer::start().await;
+    six_cases_with_promises(&server).await;
+    let expected = board_answers(&server).await;
+    let mut c = server.ledger().await;
+    for i in 0..4 {
+        let case = format!("board-{i}");
+        let close = ev(
+            &format!("{case}-close"),
+            "2020-12-04T02:00:00+08:00",
+            "8030",
+            Kind::CaseClosed(pb::CaseClosed {
+                reason: "done".into(),
+            }),
+        );
+        c.append(append(&case, vec![close])).await.expect("close");
+    }
+    let s = stats(&server).await;
+    assert_eq!(s.board_position, s.head_position, "{s:?}");
+    assert_eq!(
+        s.case_facts_cached, 2,
+        "the four closed cases' facts are not kept: {s:?}"
+    );
+
+    // Asked about, a closed case is folded from the log: its promises
+    // are still listed, and the customers' histories name it closed.
+    let after = board_answers(&server).await;
+    assert_eq!(after[0], expected[0], "the promises, closed cases' too");
+    for (a, e) in after[1..].iter().zip(&expected[1..]) {
+        assert_ne!(a, e, "a customer's history shows the close");
+        assert!(a.contains("board-"), "{a}");
+    }
+    let s = stats(&server).await;
+    assert!(s.case_fact_loads >= 4, "{s:?}");
+}
