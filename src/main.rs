@@ -353,8 +353,9 @@ struct ServeArgs {
     case_cache: usize,
     /// Cases whose facts the policy board keeps in memory to answer
     /// queries and fold commits (a few KB each for a case like the
-    /// seed's); a query or commit naming a case not kept folds its stream
-    /// from the log first.
+    /// seed's): open cases, and closed ones a query asked about; a query
+    /// or commit naming a case not kept folds its stream from the log
+    /// first.
     #[arg(long, env = "COMPLAINT_LEDGER_BOARD_CACHE", default_value_t = complaint_ledger::ledger::DEFAULT_BOARD_CACHE)]
     board_cache: usize,
     /// Connections open at once. At the limit, the oldest connection that

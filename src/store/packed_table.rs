@@ -546,6 +546,24 @@ mod tests {
     }
 
     #[test]
+    fn single_writes_answer_as_a_plain_table_does() {
+        let t = PackedTable::new(MemoryTable::default(), plain);
+        let model = MemoryTable::default();
+        for (k, v) in [(b"a2", b"x"), (b"a1", b"y"), (b"a2", b"z"), (b"m1", b"p")] {
+            assert_eq!(t.insert(k, v).unwrap(), model.insert(k, v).unwrap());
+        }
+        for (k, v) in [(b"a1", b"n"), (b"a0", b"n"), (b"m1", b"n"), (b"m2", b"n")] {
+            assert_eq!(t.insert_new(k, v).unwrap(), model.insert_new(k, v).unwrap());
+        }
+        for k in [b"a1", b"a9", b"m2"] {
+            t.remove(k).unwrap();
+            model.remove(k).unwrap();
+        }
+        assert_eq!(t.scan(b"", 100).unwrap(), model.scan(b"", 100).unwrap());
+        assert_eq!(t.get(b"a2").unwrap(), Some(b"z".to_vec()));
+    }
+
+    #[test]
     fn a_malformed_group_is_damage_and_a_bad_plain_key_is_refused() {
         let inner = Arc::new(MemoryTable::default());
         let t = PackedTable::new(inner.clone(), plain);
