@@ -46,6 +46,10 @@ pub struct CaseFacts {
 }
 
 impl CaseFacts {
+    pub fn is_closed(&self) -> bool {
+        self.status == pb::CaseStatus::Closed as i32
+    }
+
     /// Whether the case's contacts and promise book are set aside: it is
     /// closed. Most of a ledger's cases are; kept whole, their contacts and
     /// books were ~5 KB each (a case like the seed's) for as long as the
@@ -525,7 +529,7 @@ impl Board {
                     _ => None,
                 };
                 case.promises.apply(f);
-                if case.status == pb::CaseStatus::Closed as i32 {
+                if case.is_closed() {
                     // A correction of a closed case's promise or demand
                     // took the book back from the log: set it aside again.
                     case.set_contacts_and_promises_aside();

@@ -240,11 +240,11 @@ impl BoardStore {
     fn reached(&self, touched: Vec<(String, Arc<Board>, Entries)>, head: u64) {
         let mut cached = self.cached.lock().expect("board cache");
         for (case_id, board, _) in touched {
-            let closed = board
+            if !board
                 .cases
                 .get(case_id.as_str())
-                .is_some_and(|c| c.status == crate::proto::v1::CaseStatus::Closed as i32);
-            if !closed {
+                .is_some_and(|c| c.is_closed())
+            {
                 cached.facts.insert(case_id, board);
             }
         }

@@ -190,28 +190,39 @@ impl<T: SideTable> PackedTable<T> {
     /// Packed entries from `from` on, at most `limit`.
     fn packed_scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
+        // Adds a group's entries from `from` on; true once `limit` is reached.
+        let take = |k: &[u8], v: &[u8], out: &mut Vec<Entry>| -> Result<bool, StoreError> {
+            for e in decode(k, v)? {
+                if out.len() == limit {
+                    break;
+                }
+                if e.0.as_slice() >= from {
+                    out.push(e);
+                }
+            }
+            Ok(out.len() == limit)
+        };
         if limit == 0 {
             return Ok(out);
         }
         let mut next = match self.group_at_or_before(from)? {
-            Some((k, _)) => k,
+            Some((k, v)) => {
+                if take(&k, &v, &mut out)? {
+                    return Ok(out);
+                }
+                let mut after = k;
+                after.push(0);
+                after
+            }
             None => vec![GROUP],
         };
-        let groups = (limit / (MAX_ENTRIES / 2)).clamp(1, SCAN_GROUPS) + 1;
+        let groups = (limit / (MAX_ENTRIES / 2)).clamp(1, SCAN_GROUPS);
         loop {
             let page = self.inner.scan(&next, groups)?;
             let full = page.len() == groups;
             for (k, v) in page {
-                if !is_group(&k) {
+                if !is_group(&k) || take(&k, &v, &mut out)? {
                     return Ok(out);
-                }
-                for e in decode(&k, &v)? {
-                    if e.0.as_slice() >= from {
-                        out.push(e);
-                        if out.len() == limit {
-                            return Ok(out);
-                        }
-                    }
                 }
                 next = k;
             }
@@ -232,10 +243,11 @@ impl<T: SideTable> PackedTable<T> {
         self.inner.scan(from, limit)
     }
 
-    /// Opens the group a change of `key` falls in: the one at or before
-    /// it, else the first one (re-keyed when written), else a new one.
-    fn open_for(&self, key: &[u8]) -> Result<Open, StoreError> {
-        let (found, as_first) = match self.group_at_or_before(key)? {
+    /// Opens the group a change falls in, given the group at or before
+    /// its key (`found`): that one, else the first one (re-keyed when
+    /// written), else a new one.
+    fn open(&self, found: Option<Entry>) -> Result<Open, StoreError> {
+        let (found, as_first) = match found {
             Some(g) => (Some(g), false),
             None => (self.first_group()?, true),
         };
@@ -251,14 +263,6 @@ impl<T: SideTable> PackedTable<T> {
             as_first,
             entries,
             changed: false,
-        })
-    }
-
-    /// Whether a change of `key` falls in `open`.
-    fn falls_in(&self, open: &Open, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(match self.group_at_or_before(key)? {
-            Some((k, _)) => open.stored.as_deref() == Some(&k[1..]),
-            None => open.as_first,
         })
     }
 
@@ -315,15 +319,18 @@ impl<T: SideTable> PackedTable<T> {
         }
         let mut open: Option<Open> = None;
         for (k, v) in packed {
-            let same = match &open {
-                Some(o) => self.falls_in(o, k)?,
-                None => false,
-            };
+            // One lookup per change: the group it falls in is the one at
+            // or before its key, or, before every group, the first.
+            let found = self.group_at_or_before(k)?;
+            let same = open.as_ref().is_some_and(|o| match &found {
+                Some((g, _)) => o.stored.as_deref() == Some(&g[1..]),
+                None => o.as_first,
+            });
             if !same {
                 if let Some(o) = open.take() {
                     Self::close(o, &mut stored);
                 }
-                open = Some(self.open_for(k)?);
+                open = Some(self.open(found)?);
             }
             let o = open.as_mut().expect("opened above");
             let changed = match v {

@@ -192,14 +192,7 @@ async fn closed_cases_leave_the_board_cache_and_answer_when_asked() {
     let mut c = server.ledger().await;
     for i in 0..4 {
         let case = format!("board-{i}");
-        let close = ev(
-            &format!("{case}-close"),
-            "2020-12-04T02:00:00+08:00",
-            "8030",
-            Kind::CaseClosed(pb::CaseClosed {
-                reason: "done".into(),
-            }),
-        );
+        let close = close_or_reopen(&case, "close", "2020-12-04T02:00:00+08:00");
         c.append(append(&case, vec![close])).await.expect("close");
     }
     let s = stats(&server).await;

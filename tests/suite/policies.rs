@@ -273,19 +273,6 @@ fn up_to_the_first_rejection(case: &str) -> Vec<pb::ProposedEvent> {
     events
 }
 
-fn close_or_reopen(case: &str, name: &str, at: &str) -> pb::ProposedEvent {
-    let kind = if name == "close" {
-        Kind::CaseClosed(pb::CaseClosed {
-            reason: "done".into(),
-        })
-    } else {
-        Kind::CaseReopened(pb::CaseReopened {
-            reason: "the customer called again".into(),
-        })
-    };
-    ev(&format!("{case}-{name}"), at, "8030", kind)
-}
-
 /// The ticket appended to and rejected a second time, after the reopen.
 fn second_rejection(case: &str) -> Vec<pb::ProposedEvent> {
     let appended = copy_of(case)

@@ -223,6 +223,20 @@ impl TestServer {
 /// An RFC 3339 time as a timestamp, and a proposed event: the seed story's.
 pub use complaint_ledger_bench::seed_case::{ev, ts};
 
+/// The case closed, or reopened (`name` "reopen"), at `at`, by agent 8030.
+pub fn close_or_reopen(case: &str, name: &str, at: &str) -> pb::ProposedEvent {
+    let kind = if name == "close" {
+        Kind::CaseClosed(pb::CaseClosed {
+            reason: "done".into(),
+        })
+    } else {
+        Kind::CaseReopened(pb::CaseReopened {
+            reason: "the customer called again".into(),
+        })
+    };
+    ev(&format!("{case}-{name}"), at, "8030", kind)
+}
+
 pub fn opened(customer: &str) -> Kind {
     Kind::CaseOpened(pb::CaseOpened {
         customer_id: customer.into(),
