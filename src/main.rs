@@ -36,11 +36,16 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// thread: the ledger's bursts (group commits, index merges, read chunks)
 /// otherwise left their freed pages resident — 185–268 MB right after a
 /// 1,000,000-event fill, 145 MB with no decay at all (BENCHMARKS.md).
+/// Two arenas instead of four per core: each arena keeps its own partly
+/// used pages, and with eight of them the pages that a fill's churn left
+/// partly used were a quarter to a third of the server's resident memory
+/// (BENCHMARKS.md, change 57); thread caches take most allocations before
+/// an arena's lock is needed.
 /// A byte array, not a slice: jemalloc reads a C string pointer.
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
-pub static malloc_conf: &[u8; 60] =
-    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+pub static malloc_conf: &[u8; 70] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2\0";
 
 #[derive(Parser)]
 #[command(

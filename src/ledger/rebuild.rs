@@ -5,7 +5,7 @@
 //! digest, and taken in place of it when they differ.
 
 use super::{Ledger, BOARD_TABLE};
-use crate::projections::board_store::{clear, BoardStore};
+use crate::projections::board_store::BoardStore;
 use crate::proto::v1 as pb;
 use crate::store::{EventLog, StoreError};
 
@@ -23,7 +23,7 @@ impl<L: EventLog> Ledger<L> {
         let live = self.board();
         let scratch = format!("{BOARD_TABLE}-rebuild");
         let table = self.log().side_table(&scratch)?;
-        clear(table.as_ref())?;
+        table.clear()?;
         let fresh = BoardStore::open(
             table,
             self.log().clone(),
@@ -40,7 +40,7 @@ impl<L: EventLog> Ledger<L> {
         })?;
         let compared = live.compare_with_fresh(&fresh);
         drop(fresh);
-        clear(self.log().side_table(&scratch)?.as_ref())?;
+        self.log().side_table(&scratch)?.clear()?;
         let (incremental, rebuilt, done) = compared.map_err(StoreError::Corrupt)?;
         let identical = incremental == rebuilt;
         if !identical {

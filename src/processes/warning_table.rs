@@ -21,14 +21,18 @@
 
 use crate::projections::board_keys::{key, num, parts, un_num};
 use crate::store::side_table::Change;
-use crate::store::{EventLog, SideTable, StoreError};
+use crate::store::{EventLog, PackedTable, SideTable, StoreError};
 
 /// The name of the table in the store.
 pub const TABLE: &str = "early-warning";
 
 /// The layout of the table; a table of another layout is folded again.
-/// 2: a customer's contacts a few per entry (1 had a key per contact).
-const LAYOUT: u64 = 2;
+/// 3: every entry but the table's own packed a few dozen to a stored key
+/// ([`PackedTable`]; 2 stored a key per entry, 1 a key per contact). Why:
+/// a customer's contacts and firings were keys of their own, and sled
+/// keeps memory for every page it ever wrote; packed, a closed case's
+/// share of them is a few percent of a key.
+const LAYOUT: u64 = 3;
 
 /// The table's own entries: layout, rules, position.
 const META: u8 = b'm';
@@ -119,7 +123,12 @@ pub fn stored_position(log: &dyn EventLog) -> Result<u64, StoreError> {
 }
 
 pub struct WarningTable {
-    table: Box<dyn SideTable>,
+    table: PackedTable<Box<dyn SideTable>>,
+}
+
+/// The table's own entries stay plain, so every layout reads them alike.
+fn is_meta(k: &[u8]) -> bool {
+    k.first() == Some(&META)
 }
 
 impl WarningTable {
@@ -129,35 +138,28 @@ impl WarningTable {
     /// changed or added applies to the whole history, as it would have had
     /// it been there all along. Why is logged.
     pub fn open(table: Box<dyn SideTable>, rules: &str) -> Result<Self, StoreError> {
-        let t = Self { table };
-        let layout = t.table.get_u64(&meta("layout"))?;
-        let stored_rules = t.table.get(&meta("rules"))?;
+        // Checked and emptied as stored: a table of another layout does
+        // not read as packed entries.
+        let layout = table.get_u64(&meta("layout"))?;
+        let stored_rules = table.get(&meta("rules"))?;
         let why = match (layout, stored_rules) {
-            (None, None) if t.table.is_empty()? => None,
+            (None, None) if table.is_empty()? => None,
             (Some(LAYOUT), Some(r)) if r == rules.as_bytes() => None,
             (Some(LAYOUT), _) => Some("the early-warning rules changed"),
             _ => Some("the early-warning table has another layout"),
         };
         if let Some(why) = why {
             tracing::info!("{why}: early warning folds the log again from its start");
-            t.clear()?;
+            table.clear()?;
         }
+        let t = Self {
+            table: PackedTable::new(table, is_meta),
+        };
         t.table.apply(&[
             (meta("layout"), Some(LAYOUT.to_be_bytes().to_vec())),
             (meta("rules"), Some(rules.as_bytes().to_vec())),
         ])?;
         Ok(t)
-    }
-
-    fn clear(&self) -> Result<(), StoreError> {
-        loop {
-            let page = self.table.scan(&[], PAGE)?;
-            if page.is_empty() {
-                return Ok(());
-            }
-            let changes: Vec<Change> = page.into_iter().map(|(k, _)| (k, None)).collect();
-            self.table.apply(&changes)?;
-        }
     }
 
     /// The position up to which every fact was folded and what it raised
@@ -449,5 +451,38 @@ mod tests {
         let t = WarningTable::open(Box::new(store), "v2").unwrap();
         assert_eq!(t.position().unwrap(), 0);
         assert_eq!(t.contacts_within("u", 0, 9, 9).unwrap(), 0);
+    }
+
+    /// A table of layout 2 (a key per customer's contacts, per firing) is
+    /// emptied at open, to be folded again; the packed layout keeps the
+    /// entries of many customers in a few stored keys.
+    #[test]
+    fn a_key_per_entry_table_is_emptied_and_entries_are_packed() {
+        let store = std::sync::Arc::new(MemoryTable::default());
+        let c = contact(1, 1);
+        let raw = [customer_prefix(CONTACTS, &[], "u").as_slice(), &c].concat();
+        store
+            .apply(&[
+                (meta("layout"), Some(2u64.to_be_bytes().to_vec())),
+                (meta("rules"), Some(b"v1".to_vec())),
+                (meta("position"), Some(9u64.to_be_bytes().to_vec())),
+                (raw, Some(c.to_vec())),
+            ])
+            .unwrap();
+        let t = WarningTable::open(Box::new(store.clone()), "v1").unwrap();
+        assert_eq!(t.position().unwrap(), 0);
+        assert_eq!(t.contacts_within("u", 0, 9, 9).unwrap(), 0);
+
+        for i in 0..1000u64 {
+            let customer = format!("cust-{i}");
+            t.add_contact(&customer, 5, i + 1).unwrap();
+            t.fire("r", &customer, i + 1, 5).unwrap();
+        }
+        assert_eq!(t.contacts_within("cust-7", 0, 9, 9).unwrap(), 1);
+        assert_eq!(t.last_fired("r", "cust-7", 9).unwrap(), Some(5));
+        let stored = store.scan(&[], usize::MAX).unwrap().len();
+        assert!(stored < 2000 / 16, "{stored} stored keys for 2,000 entries");
+        // The table's own entries stay plain: read alike in every layout.
+        assert_eq!(store.get_u64(&meta("layout")).unwrap(), Some(LAYOUT));
     }
 }

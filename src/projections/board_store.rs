@@ -103,7 +103,7 @@ impl BoardStore {
         };
         if let Some(why) = &refold {
             tracing::warn!(reason = %why, "the policy board on disk is folded again from the log");
-            clear(table.as_ref())?;
+            table.clear()?;
         }
         let store = Self {
             table: PackedTable::new(table, is_meta),
@@ -367,7 +367,7 @@ impl BoardStore {
     /// last: a crash before them leaves a table without them, which the
     /// next start empties and folds again.
     fn take_entries_of(&self, other: &BoardStore) -> Result<(), StoreError> {
-        clear(self.table.inner().as_ref())?;
+        self.table.inner().clear()?;
         let mut metas = Vec::new();
         let mut page: Vec<Change> = Vec::new();
         let mut copy = |k: &[u8], v: &[u8]| -> Result<(), StoreError> {
@@ -445,18 +445,6 @@ fn diff(had: &Entries, wanted: &Entries, changes: &mut Vec<Change>, counts: &mut
                 count(k, 1);
             }
         }
-    }
-}
-
-/// Removes every entry of `table`.
-pub fn clear(table: &dyn SideTable) -> Result<(), StoreError> {
-    loop {
-        let page = table.scan(&[], 4096)?;
-        if page.is_empty() {
-            return Ok(());
-        }
-        let changes: Vec<Change> = page.into_iter().map(|(k, _)| (k, None)).collect();
-        table.apply(&changes)?;
     }
 }
 

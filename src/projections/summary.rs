@@ -11,12 +11,15 @@
 //! folded from their streams again.
 //!
 //! Why on disk: kept in memory, the list grew with every case that ever
-//! existed, and every start folded the whole log to rebuild it.
+//! existed, and every start folded the whole log to rebuild it. Why
+//! packed ([`PackedTable`], a few dozen rows to a stored key): sled keeps
+//! memory for every page it ever wrote, so a key per case made the
+//! server's memory grow with every closed case for as long as it ran.
 
 use crate::domain::{CaseState, CaseStatus};
 use crate::proto::v1 as pb;
 use crate::store::side_table::Change;
-use crate::store::{EventLog, MemoryTable, SideTable, StoreError, TablePosition};
+use crate::store::{EventLog, MemoryTable, PackedTable, SideTable, StoreError, TablePosition};
 use prost::Message;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +69,17 @@ impl Row {
 const ROW: u8 = b'c';
 const META: u8 = b'm';
 
+/// The layout of the table; a table of another layout is emptied and
+/// folded again from the log. 2: rows packed; 1 (no layout entry): a key
+/// per row.
+const LAYOUT: u64 = 2;
+
+/// The table's own entries (layout, counts, position) stay plain, so
+/// every layout reads them alike.
+fn is_meta(k: &[u8]) -> bool {
+    k.first() == Some(&META)
+}
+
 fn row_key(case_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + case_id.len());
     k.push(ROW);
@@ -85,7 +99,7 @@ pub const LIST_BUDGET: usize = 4096;
 
 /// Every case summary, in case-id order, in a table of the store.
 pub struct CaseIndex {
-    table: Box<dyn SideTable>,
+    table: PackedTable<Box<dyn SideTable>>,
     cases: AtomicU64,
     /// How many rows are of closed cases (`Ops.GetStats`).
     closed: AtomicU64,
@@ -151,14 +165,27 @@ pub fn summarize(case_id: &str, s: &CaseState) -> SummaryEntry {
 }
 
 impl CaseIndex {
-    /// The index kept in `table`.
+    /// The index kept in `table`. A table of another layout is emptied
+    /// (why is logged): its position is then 0, and [`Self::catch_up`]
+    /// folds every case again.
     pub fn open(table: Box<dyn SideTable>) -> Result<Self, StoreError> {
+        let layout = table.get_u64(&meta("layout"))?;
+        if layout != Some(LAYOUT) {
+            if !table.is_empty()? {
+                tracing::warn!(
+                    layout = layout.unwrap_or(1),
+                    "the case list on disk has another layout: it is folded again from the log"
+                );
+                table.clear()?;
+            }
+            table.insert(&meta("layout"), &LAYOUT.to_be_bytes())?;
+        }
         let count = |name| Ok::<_, StoreError>(table.get_u64(&meta(name))?.unwrap_or(0));
         let index = Self {
             cases: AtomicU64::new(count("cases")?),
             closed: AtomicU64::new(count("closed")?),
             position: TablePosition::new(count("position")?),
-            table,
+            table: PackedTable::new(table, is_meta),
         };
         Ok(index)
     }
@@ -400,7 +427,8 @@ mod tests {
     /// token, and the next page finds it.
     #[test]
     fn rows_are_counted_and_a_page_ends_at_the_budget_with_a_token() {
-        let index = CaseIndex::default();
+        let store = std::sync::Arc::new(MemoryTable::default());
+        let index = CaseIndex::open(Box::new(store.clone())).unwrap();
         let n = LIST_BUDGET + 10;
         let rows: Vec<_> = (0..n)
             .map(|i| {
@@ -431,10 +459,44 @@ mod tests {
         let (page, next) = index.list(&CaseFilter::default(), "", 3).unwrap();
         assert_eq!(page.len(), 3);
         assert_eq!(next.as_deref(), Some("c00002"));
-        let reopened = CaseIndex::open(index.table).unwrap();
+        let reopened = CaseIndex::open(Box::new(store.clone())).unwrap();
         assert_eq!(
             (reopened.len(), reopened.closed(), reopened.position()),
             (n, 1, 8)
         );
+        assert_eq!(reopened.digest().unwrap(), index.digest().unwrap());
+        // Packed: a few dozen rows to a stored key.
+        let stored = store.scan(&[], usize::MAX).unwrap().len();
+        assert!(stored < n / 16, "{stored} stored keys for {n} rows");
+    }
+
+    /// A table of the layout before packing (a key per row, no layout
+    /// entry) is emptied at open; its position is then 0, so the case
+    /// list is folded again from the log, and a new row reads back.
+    #[test]
+    fn a_key_per_row_table_is_emptied_to_be_folded_again() {
+        let store = std::sync::Arc::new(MemoryTable::default());
+        let old = Row::of(&row("c1", "u", true)).encode_to_vec();
+        store
+            .apply(&[
+                (row_key("c1"), Some(old)),
+                (meta("cases"), Some(1u64.to_be_bytes().to_vec())),
+                (meta("closed"), Some(1u64.to_be_bytes().to_vec())),
+                (meta("position"), Some(5u64.to_be_bytes().to_vec())),
+            ])
+            .unwrap();
+        let index = CaseIndex::open(Box::new(store.clone())).unwrap();
+        assert_eq!((index.len(), index.closed(), index.position()), (0, 0, 0));
+        assert!(index.get("c1").unwrap().is_none());
+        assert!(store.get(&row_key("c1")).unwrap().is_none());
+        index.write(&[row("c1", "u", true)], 5).unwrap();
+        assert_eq!(
+            index.get("c1").unwrap(),
+            Some(row("c1", "u", true)).map(|mut e| {
+                e.summary.version = 0;
+                e
+            })
+        );
+        assert_eq!((index.len(), index.closed(), index.position()), (1, 1, 5));
     }
 }

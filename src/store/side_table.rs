@@ -70,6 +70,21 @@ pub trait SideTable: Send + Sync + 'static {
         Ok(self.scan(&[], 1)?.is_empty())
     }
 
+    /// Removes every entry, a page per batch: a read model emptied to be
+    /// folded again. Not atomic as a whole; an owner whose check treats a
+    /// table without its layout entry but with other entries as one to
+    /// empty finishes the job at its next start after a crash.
+    fn clear(&self) -> Result<(), StoreError> {
+        loop {
+            let page = self.scan(&[], 4096)?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            let changes: Vec<Change> = page.into_iter().map(|(k, _)| (k, None)).collect();
+            self.apply(&changes)?;
+        }
+    }
+
     /// Every entry, in key order, a page at a time.
     fn for_each(&self, f: &mut Visit<'_>) -> Result<(), StoreError> {
         const PAGE: usize = 1024;

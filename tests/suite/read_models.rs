@@ -306,6 +306,22 @@ async fn read_model_tables_that_are_missing_are_folded_again_at_start() {
     }
     let server = TestServer::start_in(dir, |_| {}).await;
     assert_eq!(answers(&server).await, before);
+
+    // A case list without its layout entry reads as one of an earlier
+    // layout: emptied at start and folded again, to the same answers.
+    let dir = server.stop().await;
+    {
+        use complaint_ledger::ledger::SUMMARY_TABLE;
+        let log = complaint_ledger::store::SledLog::open(dir.path(), &Default::default()).unwrap();
+        let table = log.raw().open_tree(SUMMARY_TABLE).unwrap();
+        assert!(
+            table.remove(b"mlayout").unwrap().is_some(),
+            "a layout entry"
+        );
+        log.close().unwrap();
+    }
+    let server = TestServer::start_in(dir, |_| {}).await;
+    assert_eq!(answers(&server).await, before);
 }
 
 /// Early warning keeps what it knows across cases in a table of its own
