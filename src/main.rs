@@ -47,6 +47,15 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static malloc_conf: &[u8; 70] =
     b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2\0";
 
+/// Bytes live allocations hold, by jemalloc's own count (its statistics
+/// are refreshed first: they are a snapshot as of the last `epoch`).
+fn jemalloc_allocated() -> u64 {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance()
+        .and_then(|_| stats::allocated::read())
+        .map_or(0, |b| b as u64)
+}
+
 #[derive(Parser)]
 #[command(
     name = "complaint-ledger",
@@ -652,6 +661,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    complaint_ledger::api::ops_service::count_allocated_with(jemalloc_allocated);
     let json = cli.log_format == LogFormat::Json;
     let telemetry = match complaint_ledger::telemetry::init(&cli.log, cli.log_format) {
         Ok(t) => Some(t),

@@ -72,6 +72,10 @@ pub struct Curve {
     pub empty_bytes: u64,
     /// (copies, resident bytes) at each checkpoint.
     pub at: Vec<(u64, u64)>,
+    /// Bytes live allocations held at each checkpoint, by the server's
+    /// allocator (0 where it does not say): what the ledger keeps, apart
+    /// from the allocator's partly used pages.
+    pub allocated_at: Vec<u64>,
     /// After a restart with every copy.
     pub restarted_bytes: u64,
     /// Events in the log at the end.
@@ -109,6 +113,8 @@ pub async fn curve(
             to,
             settled_resident_bytes(&server.url, &creds.bearer).await?,
         ));
+        c.allocated_at
+            .push(stats(&server.url, &creds.bearer).await?.allocated_bytes);
         from = to;
     }
     drop(conns);

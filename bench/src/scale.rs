@@ -87,11 +87,12 @@ impl ScaleReport {
             "  resident, empty ledger: {:.1} MB\n",
             mb(c.empty_bytes)
         ));
-        for (cases, bytes) in &c.at {
+        for (i, (cases, bytes)) in c.at.iter().enumerate() {
             t.push_str(&format!(
-                "  resident with {cases:>7} {} seed copies: {:>7.1} MB\n",
+                "  resident with {cases:>7} {} seed copies: {:>7.1} MB (live allocations {:.1} MB)\n",
                 if c.closed { "closed" } else { "open" },
-                mb(*bytes)
+                mb(*bytes),
+                mb(c.allocated_at.get(i).copied().unwrap_or(0))
             ));
         }
         if let [(ca, a), (cb, b), ..] = &c.at[..] {

@@ -427,6 +427,12 @@ impl Collector for LedgerState {
             "Resident memory of the server process",
             as_i64(super::ops_service::resident_bytes()),
         )?;
+        gauge(
+            &mut e,
+            "allocated_memory_bytes",
+            "Bytes the server's live allocations hold, as its allocator counts them (resident minus this: partly used pages, stacks, code)",
+            as_i64(super::ops_service::allocated_bytes()),
+        )?;
         Ok(())
     }
 }

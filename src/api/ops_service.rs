@@ -23,6 +23,21 @@ impl OpsService {
     }
 }
 
+/// Where the binary's allocator says how many bytes live allocations hold:
+/// set once by the binary, which chooses the allocator (`main.rs`).
+static ALLOCATED: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
+/// Makes `Ops.GetStats` and the metrics report `source()` as the bytes
+/// live allocations hold.
+pub fn count_allocated_with(source: fn() -> u64) {
+    let _ = ALLOCATED.set(source);
+}
+
+/// Bytes live allocations hold; 0 when no allocator said.
+pub fn allocated_bytes() -> u64 {
+    ALLOCATED.get().map_or(0, |f| f())
+}
+
 /// Resident memory of this process from /proc (Linux); 0 elsewhere.
 pub fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -74,6 +89,7 @@ impl OpsApi for OpsService {
             committed_requests: s.requests.load(Ordering::Relaxed),
             max_batch_requests: s.max_batch_requests.load(Ordering::Relaxed),
             resident_bytes: resident_bytes(),
+            allocated_bytes: allocated_bytes(),
             disk_bytes,
             writer_time: Some(writer_time(&s.time)),
             longest_sync_us: crate::time::duration_nanos(s.syncs.longest()) / 1_000,

@@ -582,6 +582,26 @@ async fn metrics_count_calls_and_commits_and_each_call_has_an_access_line() {
         ) > 1.7e9
     );
     assert!(metrics.contains("complaint_ledger_build_info{"));
+    // What live allocations hold, by the binary's allocator, below what is
+    // resident (which adds its partly used pages, stacks and code); the
+    // same figure in Ops.GetStats.
+    let allocated = get("complaint_ledger_allocated_memory_bytes", &[]);
+    let resident = get("complaint_ledger_resident_memory_bytes", &[]);
+    assert!(
+        allocated > 1e6 && allocated < resident,
+        "allocated {allocated}, resident {resident}"
+    );
+    let s = pb::ops_client::OpsClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        s.allocated_bytes > 1_000_000 && s.allocated_bytes < s.resident_bytes,
+        "{s:?}"
+    );
     // Only the methods served are named: a made-up path is "unknown", so no
     // client can grow the label set.
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
