@@ -86,47 +86,61 @@ fn malformed(stored: &[u8], why: &str) -> StoreError {
     ))
 }
 
-/// The entries of the group stored under `stored` with value `value`.
-fn decode(stored: &[u8], value: &[u8]) -> Result<Vec<Entry>, StoreError> {
+/// Walks the entries of the group stored under `stored` with value
+/// `value`, in key order, checking the encoding as it goes: `visit` gets
+/// each key and value, the key in a buffer reused for the next, so a
+/// lookup allocates nothing per entry.
+fn walk(
+    stored: &[u8],
+    value: &[u8],
+    mut visit: impl FnMut(&[u8], &[u8]),
+) -> Result<(), StoreError> {
     let mut buf = match value.split_first() {
         Some((&VERSION, rest)) => rest,
         Some((v, _)) => return Err(malformed(stored, &format!("encoding {v}"))),
         None => return Err(malformed(stored, "empty")),
     };
-    let mut out: Vec<Entry> = Vec::new();
-    let mut previous: &[u8] = &stored[1..];
+    if buf.is_empty() {
+        return Err(malformed(stored, "it holds no entry"));
+    }
     let read_len = |buf: &mut &[u8]| -> Result<usize, StoreError> {
         let n = decode_varint(buf).map_err(|e| malformed(stored, &e.to_string()))?;
         usize::try_from(n).map_err(|_| malformed(stored, "a length overflows"))
     };
+    let mut key: Vec<u8> = stored[1..].to_vec();
+    let mut first = true;
     while !buf.is_empty() {
         let shared = read_len(&mut buf)?;
         let rest = read_len(&mut buf)?;
-        if shared > previous.len() || rest > buf.len() {
+        if shared > key.len() || rest > buf.len() {
             return Err(malformed(stored, "a key runs past its bounds"));
         }
-        let mut key = Vec::with_capacity(shared + rest);
-        key.extend_from_slice(&previous[..shared]);
+        // In order: the first entry's key is the group's, each next one
+        // greater than the one before. Both share the first `shared`
+        // bytes, so the rest decides.
+        let greater = buf[..rest] > key[shared..];
+        key.truncate(shared);
         key.extend_from_slice(&buf[..rest]);
         buf = &buf[rest..];
         let len = read_len(&mut buf)?;
         if len > buf.len() {
             return Err(malformed(stored, "a value runs past its bounds"));
         }
-        let in_order = match out.last() {
-            None => key == stored[1..],
-            Some((k, _)) => *k < key,
-        };
+        let in_order = if first { key == stored[1..] } else { greater };
         if !in_order {
             return Err(malformed(stored, "its keys are out of order"));
         }
-        out.push((key, buf[..len].to_vec()));
+        first = false;
+        visit(&key, &buf[..len]);
         buf = &buf[len..];
-        previous = &out.last().expect("just pushed").0;
     }
-    if out.is_empty() {
-        return Err(malformed(stored, "it holds no entry"));
-    }
+    Ok(())
+}
+
+/// The entries of the group stored under `stored` with value `value`.
+fn decode(stored: &[u8], value: &[u8]) -> Result<Vec<Entry>, StoreError> {
+    let mut out: Vec<Entry> = Vec::new();
+    walk(stored, value, |k, v| out.push((k.to_vec(), v.to_vec())))?;
     Ok(out)
 }
 
@@ -358,10 +372,15 @@ impl<T: SideTable> SideTable for PackedTable<T> {
         let Some((k, v)) = self.group_at_or_before(key)? else {
             return Ok(None);
         };
-        Ok(decode(&k, &v)?
-            .into_iter()
-            .find(|(e, _)| e.as_slice() == key)
-            .map(|(_, v)| v))
+        // The whole group is walked (and so checked), only the entry
+        // asked for copied.
+        let mut found = None;
+        walk(&k, &v, |e, v| {
+            if e == key {
+                found = Some(v.to_vec());
+            }
+        })?;
+        Ok(found)
     }
 
     fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
