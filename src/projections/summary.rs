@@ -202,42 +202,50 @@ impl CaseIndex {
     /// positions.
     pub fn write(&self, rows: &[SummaryEntry], position: u64) -> Result<(), StoreError> {
         let closed_row = |s: &pb::CaseSummary| s.status == pb::CaseStatus::Closed as i32;
-        let (mut cases, mut closed) = (self.len() as i64, self.closed() as i64);
-        let mut changes: Vec<Change> = Vec::with_capacity(rows.len() + 3);
+        // A case twice in one batch: its last row stands.
         let mut seen = HashSet::new();
-        for e in rows.iter().rev() {
-            // A case twice in one batch: its last row stands.
-            if !seen.insert(e.summary.case_id.as_str()) {
-                continue;
-            }
-            let key = row_key(&e.summary.case_id);
-            let row = Row::of(e).encode_to_vec();
-            let old = self.table.get(&key)?;
-            if old.as_deref() == Some(&row[..]) {
-                continue;
-            }
-            match old {
-                None => cases += 1,
-                Some(old) => {
-                    let old = Row::decode(old.as_slice())
-                        .map_err(|err| corrupt(&e.summary.case_id, err))?;
-                    closed -= i64::from(closed_row(&old.summary.unwrap_or_default()));
+        let latest: Vec<&SummaryEntry> = rows
+            .iter()
+            .rev()
+            .filter(|e| seen.insert(e.summary.case_id.as_str()))
+            .collect();
+        let keys: Vec<Vec<u8>> = latest.iter().map(|e| row_key(&e.summary.case_id)).collect();
+        let (mut cases, mut closed) = (self.len() as i64, self.closed() as i64);
+        let mut wrote = false;
+        // Each row's group is read once: for the row it holds and to write.
+        self.table.update(&keys, |olds| {
+            let mut changes: Vec<Change> = Vec::with_capacity(latest.len() + 3);
+            for ((e, key), old) in latest.iter().zip(&keys).zip(olds) {
+                let row = Row::of(e).encode_to_vec();
+                if old.as_deref() == Some(&row[..]) {
+                    continue;
                 }
+                match old {
+                    None => cases += 1,
+                    Some(old) => {
+                        let old = Row::decode(old.as_slice())
+                            .map_err(|err| corrupt(&e.summary.case_id, err))?;
+                        closed -= i64::from(closed_row(&old.summary.unwrap_or_default()));
+                    }
+                }
+                closed += i64::from(closed_row(&e.summary));
+                changes.push((key.clone(), Some(row)));
             }
-            closed += i64::from(closed_row(&e.summary));
-            changes.push((key, Some(row)));
+            if changes.is_empty() && self.position.skip_to(position) {
+                return Ok(changes);
+            }
+            let (cases, closed) = (cases.max(0) as u64, closed.max(0) as u64);
+            for (name, v) in [("cases", cases), ("closed", closed), ("position", position)] {
+                changes.push((meta(name), Some(v.to_be_bytes().to_vec())));
+            }
+            wrote = true;
+            Ok(changes)
+        })?;
+        if wrote {
+            self.cases.store(cases.max(0) as u64, Ordering::Relaxed);
+            self.closed.store(closed.max(0) as u64, Ordering::Relaxed);
+            self.position.written(position);
         }
-        if changes.is_empty() && self.position.skip_to(position) {
-            return Ok(());
-        }
-        let (cases, closed) = (cases.max(0) as u64, closed.max(0) as u64);
-        for (name, v) in [("cases", cases), ("closed", closed), ("position", position)] {
-            changes.push((meta(name), Some(v.to_be_bytes().to_vec())));
-        }
-        self.table.apply(&changes)?;
-        self.cases.store(cases, Ordering::Relaxed);
-        self.closed.store(closed, Ordering::Relaxed);
-        self.position.written(position);
         Ok(())
     }
 

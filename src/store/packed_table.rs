@@ -57,6 +57,9 @@ pub struct PackedTable<T> {
     writing: Mutex<()>,
 }
 
+/// The groups that packed keys fall in, as a write read them first.
+type Found = std::collections::HashMap<Vec<u8>, Option<Entry>>;
+
 /// A group being changed by a write.
 struct Open {
     /// Its stored key (without [`GROUP`]), if it was stored.
@@ -315,7 +318,51 @@ impl<T: SideTable> PackedTable<T> {
         out.insert(stored_key(chunk[0].0), Some(encode(chunk.into_iter())));
     }
 
-    fn apply_locked(&self, changes: &[Change]) -> Result<(), StoreError> {
+    /// The value under packed `key` and the group it falls in (the one
+    /// at or before it), as stored now: what a write that must first read
+    /// its key hands to [`Self::apply_locked`], so the group is read once.
+    fn lookup(&self, key: &[u8]) -> Result<(Option<Vec<u8>>, Option<Entry>), StoreError> {
+        let Some((k, v)) = self.group_at_or_before(key)? else {
+            return Ok((None, None));
+        };
+        // The whole group is walked (and so checked), only the entry
+        // asked for copied.
+        let mut found = None;
+        walk(&k, &v, |e, v| {
+            if e == key {
+                found = Some(v.to_vec());
+            }
+        })?;
+        Ok((found, Some((k, v))))
+    }
+
+    /// Applies the changes `decide` makes of the values `keys` hold now,
+    /// reading the group of each key once (not once for the read and once
+    /// more for the write), with no other write in between. `decide` gets
+    /// the values in the order of `keys`; changes to keys not among them
+    /// are applied too, their groups looked up then.
+    pub fn update(
+        &self,
+        keys: &[Vec<u8>],
+        decide: impl FnOnce(Vec<Option<Vec<u8>>>) -> Result<Vec<Change>, StoreError>,
+    ) -> Result<(), StoreError> {
+        let _one = self.writing.lock().expect("packed table writes");
+        let mut known = Found::new();
+        let mut values = Vec::with_capacity(keys.len());
+        for k in keys {
+            if (self.plain)(k) {
+                values.push(self.inner.get(k)?);
+            } else {
+                let (value, group) = self.lookup(k)?;
+                values.push(value);
+                known.insert(k.clone(), group);
+            }
+        }
+        let changes = decide(values)?;
+        self.apply_locked(&changes, &known)
+    }
+
+    fn apply_locked(&self, changes: &[Change], known: &Found) -> Result<(), StoreError> {
         let mut stored: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         let mut packed: BTreeMap<&[u8], &Option<Vec<u8>>> = BTreeMap::new();
         for (k, v) in changes {
@@ -335,7 +382,10 @@ impl<T: SideTable> PackedTable<T> {
         for (k, v) in packed {
             // One lookup per change: the group it falls in is the one at
             // or before its key, or, before every group, the first.
-            let found = self.group_at_or_before(k)?;
+            let found = match known.get(k) {
+                Some(group) => group.clone(),
+                None => self.group_at_or_before(k)?,
+            };
             let same = open.as_ref().is_some_and(|o| match &found {
                 Some((g, _)) => o.stored.as_deref() == Some(&g[1..]),
                 None => o.as_first,
@@ -369,24 +419,15 @@ impl<T: SideTable> SideTable for PackedTable<T> {
         if (self.plain)(key) {
             return self.inner.get(key);
         }
-        let Some((k, v)) = self.group_at_or_before(key)? else {
-            return Ok(None);
-        };
-        // The whole group is walked (and so checked), only the entry
-        // asked for copied.
-        let mut found = None;
-        walk(&k, &v, |e, v| {
-            if e == key {
-                found = Some(v.to_vec());
-            }
-        })?;
-        Ok(found)
+        Ok(self.lookup(key)?.0)
     }
 
     fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let _one = self.writing.lock().expect("packed table writes");
-        let had = self.get(key)?;
-        self.apply_locked(&[(key.to_vec(), Some(value.to_vec()))])?;
+        let mut had = None;
+        self.update(&[key.to_vec()], |old| {
+            had = old.into_iter().next().flatten();
+            Ok(vec![(key.to_vec(), Some(value.to_vec()))])
+        })?;
         Ok(had)
     }
 
@@ -395,12 +436,18 @@ impl<T: SideTable> SideTable for PackedTable<T> {
     }
 
     fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Result<(), Vec<u8>>, StoreError> {
-        let _one = self.writing.lock().expect("packed table writes");
-        if let Some(had) = self.get(key)? {
-            return Ok(Err(had));
-        }
-        self.apply_locked(&[(key.to_vec(), Some(value.to_vec()))])?;
-        Ok(Ok(()))
+        let mut had = None;
+        self.update(&[key.to_vec()], |old| {
+            had = old.into_iter().next().flatten();
+            Ok(match had {
+                Some(_) => Vec::new(),
+                None => vec![(key.to_vec(), Some(value.to_vec()))],
+            })
+        })?;
+        Ok(match had {
+            Some(v) => Err(v),
+            None => Ok(()),
+        })
     }
 
     fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
@@ -445,7 +492,7 @@ impl<T: SideTable> SideTable for PackedTable<T> {
 
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         let _one = self.writing.lock().expect("packed table writes");
-        self.apply_locked(changes)
+        self.apply_locked(changes, &Found::new())
     }
 }
 
@@ -587,6 +634,82 @@ mod tests {
         }
         assert_eq!(t.scan(b"", 100).unwrap(), model.scan(b"", 100).unwrap());
         assert_eq!(t.get(b"a2").unwrap(), Some(b"z".to_vec()));
+    }
+
+    /// A table that counts the groups looked up in it.
+    #[derive(Default)]
+    struct Counted {
+        table: MemoryTable,
+        lookups: std::sync::atomic::AtomicUsize,
+    }
+
+    impl SideTable for Counted {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.table.get(key)
+        }
+        fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.table.insert(key, value)
+        }
+        fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+            self.table.remove(key)
+        }
+        fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Result<(), Vec<u8>>, StoreError> {
+            self.table.insert_new(key, value)
+        }
+        fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+            self.table.scan(from, limit)
+        }
+        fn last_at_or_before(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.table.last_at_or_before(key)
+        }
+        fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+            self.table.apply(changes)
+        }
+    }
+
+    /// An update reads each key's value and group once, writes what
+    /// `decide` makes of the values (other keys and plain ones too), and
+    /// writes nothing when `decide` changes nothing.
+    #[test]
+    fn an_update_reads_each_group_once_and_writes_what_it_decides() {
+        let inner = Arc::new(Counted::default());
+        let t = PackedTable::new(inner.clone(), plain);
+        let model = MemoryTable::default();
+        let start: Vec<Change> = (0u8..200).map(|i| (vec![b'a', i], Some(vec![i]))).collect();
+        t.apply(&start).unwrap();
+        model.apply(&start).unwrap();
+        let keys = vec![vec![b'a', 5], vec![b'a', 150], vec![b'b'], b"m1".to_vec()];
+        let lookups = || inner.lookups.load(std::sync::atomic::Ordering::Relaxed);
+        let before = lookups();
+        t.update(&keys, |old| {
+            assert_eq!(old, vec![Some(vec![5]), Some(vec![150]), None, None]);
+            Ok(vec![
+                (vec![b'a', 5], None),
+                (vec![b'a', 150], Some(b"new".to_vec())),
+                (vec![b'b'], Some(vec![])),
+                (b"m1".to_vec(), Some(b"p".to_vec())),
+            ])
+        })
+        .unwrap();
+        assert_eq!(lookups() - before, 3, "one lookup per packed key");
+        model
+            .apply(&[
+                (vec![b'a', 5], None),
+                (vec![b'a', 150], Some(b"new".to_vec())),
+                (vec![b'b'], Some(vec![])),
+                (b"m1".to_vec(), Some(b"p".to_vec())),
+            ])
+            .unwrap();
+        assert_eq!(t.scan(b"", 1000).unwrap(), model.scan(b"", 1000).unwrap());
+        // A key outside `keys` is looked up when written.
+        t.update(&[], |_| Ok(vec![(vec![b'a', 7], None)])).unwrap();
+        model.remove(&[b'a', 7]).unwrap();
+        assert_eq!(t.scan(b"", 1000).unwrap(), model.scan(b"", 1000).unwrap());
+        let stored = inner.table.scan(b"", 1000).unwrap();
+        t.update(&keys, |_| Ok(Vec::new())).unwrap();
+        assert_eq!(inner.table.scan(b"", 1000).unwrap(), stored);
     }
 
     #[test]
