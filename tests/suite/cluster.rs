@@ -433,6 +433,26 @@ async fn read_all_once_healed(url: String) -> Vec<pb::RecordedEvent> {
     }
 }
 
+/// The stream `name`, asked again while the cluster cannot answer (a
+/// request can time out on a loaded machine right after a write).
+async fn stream_of(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+) -> async_nats::jetstream::stream::Stream {
+    let mut tries = 0;
+    loop {
+        match js.get_stream(name).await {
+            Ok(s) => return s,
+            Err(e) if tries < 10 => {
+                tries += 1;
+                eprintln!("stream {name} not answered yet ({e}); asking again");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("stream {name}: {e}"),
+        }
+    }
+}
+
 /// The event ids the writers had acknowledged; more than a handful, or
 /// the fault stopped the ledger rather than tested it.
 async fn acknowledged(writers: Vec<tokio::task::JoinHandle<Vec<String>>>) -> HashSet<String> {
@@ -1238,7 +1258,7 @@ async fn the_stream_holds_commits_and_refuses_what_is_not_the_ledgers() {
     let done = la.append(append("s", events)).await.unwrap().into_inner();
     assert_eq!((done.first_position, done.last_position), (1, 6));
 
-    let stream = js.get_stream("COMPLAINT_LEDGER").await.unwrap();
+    let stream = stream_of(&js, "COMPLAINT_LEDGER").await;
     assert_eq!(
         stream.cached_info().state.messages,
         1,
@@ -1294,6 +1314,6 @@ async fn the_stream_holds_commits_and_refuses_what_is_not_the_ledgers() {
         read.message().contains("not a commit of this ledger"),
         "{read:?}"
     );
-    let stream = js.get_stream("COMPLAINT_LEDGER").await.unwrap();
+    let stream = stream_of(&js, "COMPLAINT_LEDGER").await;
     assert_eq!(stream.cached_info().state.messages, 2);
 }
