@@ -827,8 +827,8 @@ mod tests {
     }
 
     fn rules(cache: usize) -> WarningRules {
-        let table = WarningTable::open(Box::new(crate::store::MemoryTable::default()), "")
-            .expect("table in memory");
+        let memory = || Box::new(crate::store::MemoryTable::default());
+        let table = WarningTable::open(memory(), memory(), "").expect("table in memory");
         WarningRules::new(PolicyConfig::default().early_warning.rules, table, cache)
     }
 

@@ -113,17 +113,34 @@ fn damaged(what: &str, k: &[u8]) -> StoreError {
     ))
 }
 
-/// The position stored in the table of `log`, without opening the table
-/// for the rules (what `Ops.GetStats` shows); 0 when there is none.
+/// The table early warning's position is kept in, apart from its
+/// entries. Why: it is written after every round, and sled copies a
+/// leaf whole on each change of it; beside the packed groups each write
+/// copied kilobytes, 15 % of the server's CPU per append at 16 clients
+/// (BENCHMARKS.md, change 58).
+pub const POSITION_TABLE: &str = "early-warning-position";
+
+/// The position stored for early warning in `log`, without opening the
+/// tables for the rules (what `Ops.GetStats` shows); 0 when there is none.
 pub fn stored_position(log: &dyn EventLog) -> Result<u64, StoreError> {
-    Ok(log
-        .side_table(TABLE)?
-        .get_u64(&meta("position"))?
-        .unwrap_or(0))
+    position_in(
+        log.side_table(POSITION_TABLE)?.as_ref(),
+        log.side_table(TABLE)?.as_ref(),
+    )
+}
+
+/// The position in its own table, else where a table written before it
+/// had one kept it: among the entries.
+fn position_in(position: &dyn SideTable, table: &dyn SideTable) -> Result<u64, StoreError> {
+    match position.get_u64(&meta("position"))? {
+        Some(p) => Ok(p),
+        None => Ok(table.get_u64(&meta("position"))?.unwrap_or(0)),
+    }
 }
 
 pub struct WarningTable {
     table: PackedTable<Box<dyn SideTable>>,
+    position: Box<dyn SideTable>,
 }
 
 /// The table's own entries stay plain, so every layout reads them alike.
@@ -137,7 +154,13 @@ impl WarningTable {
     /// emptied, to be folded again from the start of the log: a rule
     /// changed or added applies to the whole history, as it would have had
     /// it been there all along. Why is logged.
-    pub fn open(table: Box<dyn SideTable>, rules: &str) -> Result<Self, StoreError> {
+    /// Its position is kept in `position` ([`POSITION_TABLE`]), emptied
+    /// with it.
+    pub fn open(
+        table: Box<dyn SideTable>,
+        position: Box<dyn SideTable>,
+        rules: &str,
+    ) -> Result<Self, StoreError> {
         // Checked and emptied as stored: a table of another layout does
         // not read as packed entries.
         let layout = table.get_u64(&meta("layout"))?;
@@ -152,8 +175,14 @@ impl WarningTable {
             tracing::info!("{why}: early warning folds the log again from its start");
             table.clear()?;
         }
+        if why.is_some() || layout.is_none() {
+            // A new (or lost) table starts from the log's start, whatever
+            // position was kept beside it.
+            position.clear()?;
+        }
         let t = Self {
             table: PackedTable::new(table, is_meta),
+            position,
         };
         t.table.apply(&[
             (meta("layout"), Some(LAYOUT.to_be_bytes().to_vec())),
@@ -165,11 +194,11 @@ impl WarningTable {
     /// The position up to which every fact was folded and what it raised
     /// is in the log; 0 for a new table.
     pub fn position(&self) -> Result<u64, StoreError> {
-        Ok(self.table.get_u64(&meta("position"))?.unwrap_or(0))
+        position_in(self.position.as_ref(), self.table.inner().as_ref())
     }
 
     pub fn set_position(&self, position: u64) -> Result<(), StoreError> {
-        self.table
+        self.position
             .insert(&meta("position"), &position.to_be_bytes())
             .map(|_| ())
     }
@@ -344,9 +373,14 @@ impl WarningTable {
 mod tests {
     use super::*;
     use crate::store::MemoryTable;
+    use std::sync::Arc;
 
     fn table() -> WarningTable {
-        WarningTable::open(Box::new(MemoryTable::default()), "rules").unwrap()
+        open(Arc::new(MemoryTable::default()), &Arc::default(), "rules")
+    }
+
+    fn open(store: Arc<MemoryTable>, position: &Arc<MemoryTable>, rules: &str) -> WarningTable {
+        WarningTable::open(Box::new(store), Box::new(position.clone()), rules).unwrap()
     }
 
     #[test]
@@ -441,16 +475,37 @@ mod tests {
 
     #[test]
     fn other_rules_or_layout_empty_the_table() {
-        let store = std::sync::Arc::new(MemoryTable::default());
-        let t = WarningTable::open(Box::new(store.clone()), "v1").unwrap();
+        let (store, position) = (Arc::new(MemoryTable::default()), Arc::default());
+        let t = open(store.clone(), &position, "v1");
         t.add_contact("u", 1, 1).unwrap();
         t.set_position(9).unwrap();
-        let t = WarningTable::open(Box::new(store.clone()), "v1").unwrap();
+        let t = open(store.clone(), &position, "v1");
         assert_eq!(t.position().unwrap(), 9);
         assert_eq!(t.contacts_within("u", 0, 9, 9).unwrap(), 1);
-        let t = WarningTable::open(Box::new(store), "v2").unwrap();
+        let t = open(store, &position, "v2");
         assert_eq!(t.position().unwrap(), 0);
         assert_eq!(t.contacts_within("u", 0, 9, 9).unwrap(), 0);
+        // The entries lost, the position kept beside them goes too.
+        t.set_position(9).unwrap();
+        let t = open(Arc::default(), &position, "v2");
+        assert_eq!(t.position().unwrap(), 0);
+    }
+
+    /// The position lives in its own table; one kept among the entries
+    /// (a table written before) is read until the first is written.
+    #[test]
+    fn the_position_is_kept_apart_and_read_where_it_was_before() {
+        let (store, position) = (Arc::new(MemoryTable::default()), Arc::default());
+        open(store.clone(), &position, "v1");
+        store
+            .insert(&meta("position"), &7u64.to_be_bytes())
+            .unwrap();
+        let t = open(store.clone(), &position, "v1");
+        assert_eq!(t.position().unwrap(), 7);
+        t.set_position(12).unwrap();
+        assert_eq!(t.position().unwrap(), 12);
+        assert_eq!(store.get_u64(&meta("position")).unwrap(), Some(7));
+        assert_eq!(position.get_u64(&meta("position")).unwrap(), Some(12));
     }
 
     /// A table of layout 2 (a key per customer's contacts, per firing) is
@@ -469,7 +524,7 @@ mod tests {
                 (raw, Some(c.to_vec())),
             ])
             .unwrap();
-        let t = WarningTable::open(Box::new(store.clone()), "v1").unwrap();
+        let t = open(store.clone(), &Arc::default(), "v1");
         assert_eq!(t.position().unwrap(), 0);
         assert_eq!(t.contacts_within("u", 0, 9, 9).unwrap(), 0);
 
