@@ -359,10 +359,10 @@ impl<T: SideTable> PackedTable<T> {
             }
         }
         let changes = decide(values)?;
-        self.apply_locked(&changes, &known)
+        self.apply_locked(&changes, known)
     }
 
-    fn apply_locked(&self, changes: &[Change], known: &Found) -> Result<(), StoreError> {
+    fn apply_locked(&self, changes: &[Change], mut known: Found) -> Result<(), StoreError> {
         let mut stored: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         let mut packed: BTreeMap<&[u8], &Option<Vec<u8>>> = BTreeMap::new();
         for (k, v) in changes {
@@ -382,8 +382,9 @@ impl<T: SideTable> PackedTable<T> {
         for (k, v) in packed {
             // One lookup per change: the group it falls in is the one at
             // or before its key, or, before every group, the first.
-            let found = match known.get(k) {
-                Some(group) => group.clone(),
+            // Taken, not copied: each key is changed once in a batch.
+            let found = match known.remove(k) {
+                Some(group) => group,
                 None => self.group_at_or_before(k)?,
             };
             let same = open.as_ref().is_some_and(|o| match &found {
@@ -492,7 +493,7 @@ impl<T: SideTable> SideTable for PackedTable<T> {
 
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         let _one = self.writing.lock().expect("packed table writes");
-        self.apply_locked(changes, &Found::new())
+        self.apply_locked(changes, Found::new())
     }
 }
 
