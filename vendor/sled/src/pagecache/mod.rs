@@ -2077,7 +2077,13 @@ impl PageCache {
 
             trace!("load_snapshot pid {} {:?}", pid, state);
 
-            let mut cache_infos = Vec::default();
+            // Patched (PATCHES.md, 4): sized to what the page holds; a
+            // vector grown by pushes from empty keeps room for four, and
+            // this one lives as long as the page.
+            let mut cache_infos = Vec::with_capacity(match *state {
+                PageState::Present { ref frags, .. } => 1 + frags.len(),
+                _ => 1,
+            });
 
             let guard = pin();
 
