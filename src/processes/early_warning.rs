@@ -18,7 +18,7 @@
 //! fell due, append what was raised, then store the position.
 
 use super::warning_rules::{Hit, Pending, WarningLog, WarningRules};
-use super::warning_table::{DueKey, WarningTable, POSITION_TABLE, TABLE};
+use super::warning_table::{DueKey, WarningTable};
 use crate::ledger::{Ledger, LedgerError};
 use crate::projections::fact::{Fact, OwnedFact};
 use crate::proto::v1 as pb;
@@ -88,14 +88,9 @@ impl Follower {
     /// Opens the table and the rules (blocking).
     fn open(ledger: Arc<Ledger>, cache: usize) -> Result<Self, String> {
         let rules = ledger.policy().config.early_warning.rules.clone();
-        let log = ledger.log();
-        let table = log
-            .side_table(TABLE)
-            .and_then(|t| Ok((t, log.side_table(POSITION_TABLE)?)))
-            .and_then(|(t, p)| {
-                WarningTable::open(Box::new(t), Box::new(p), &WarningRules::fingerprint(&rules))
-            })
-            .map_err(|e| e.to_string())?;
+        let table =
+            WarningTable::open_in(ledger.log().as_ref(), &WarningRules::fingerprint(&rules))
+                .map_err(|e| e.to_string())?;
         let next = table.position().map_err(|e| e.to_string())? + 1;
         Ok(Self {
             rules: WarningRules::new(rules, table, cache),

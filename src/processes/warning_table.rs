@@ -191,6 +191,16 @@ impl WarningTable {
         Ok(t)
     }
 
+    /// Opens early warning's tables of `log` ([`TABLE`] and
+    /// [`POSITION_TABLE`]) for `rules`, as [`Self::open`] does.
+    pub fn open_in(log: &dyn EventLog, rules: &str) -> Result<Self, StoreError> {
+        Self::open(
+            log.side_table(TABLE)?,
+            log.side_table(POSITION_TABLE)?,
+            rules,
+        )
+    }
+
     /// The position up to which every fact was folded and what it raised
     /// is in the log; 0 for a new table.
     pub fn position(&self) -> Result<u64, StoreError> {
