@@ -41,6 +41,17 @@ const CHUNK: usize = 4096;
 /// of it. Appended together they share the writer's group commits.
 const RAISED_AT_ONCE: usize = 256;
 
+/// Least time between two rounds while following commits live. A round
+/// costs two trips off the async workers, a scan of the due queue and a
+/// write of the position, whatever it folds: one per commit, those cost
+/// appends at 16 clients about a tenth of their throughput (BENCHMARKS.md,
+/// change 60). Commits that come meanwhile wait in the follower's channel
+/// ([`crate::ledger::Ledger::follow_commits`] keeps 64, a few times what
+/// the writer commits in this time) and are folded in one round. A warning
+/// is about a deadline hours or days away; raising it a few milliseconds
+/// later changes nothing.
+const ROUND_GAP: Duration = Duration::from_millis(10);
+
 fn request(h: &Hit) -> pb::AppendRequest {
     pb::AppendRequest {
         case_id: h.case_id.clone(),
@@ -283,12 +294,19 @@ pub async fn run(ledger: Arc<Ledger>, cache: usize, mut stopping: watch::Receive
         }
         let batch = std::mem::take(&mut received);
         let now = crate::time::now_nanos();
+        // A round that raised nothing stores its position in the same
+        // trip off the async workers; one that raised waits until its
+        // warnings are in the log.
         let done = tokio::task::spawn_blocking(move || {
             let r = follower.round(read_log, &batch, now);
-            (follower, r)
+            let stored = match &r {
+                Ok((hits, _)) if hits.is_empty() => Some(follower.raised()),
+                _ => None,
+            };
+            (follower, r, stored)
         })
         .await;
-        let Ok((f, r)) = done else { return };
+        let Ok((f, r, mut stored)) = done else { return };
         follower = f;
         let hits = match r {
             Ok((hits, behind)) => {
@@ -300,20 +318,24 @@ pub async fn run(ledger: Arc<Ledger>, cache: usize, mut stopping: watch::Receive
                 return;
             }
         };
-        if !raise_all(&ledger, hits, &stopping).await {
-            return;
+        if stored.is_none() {
+            if !raise_all(&ledger, hits, &stopping).await {
+                return;
+            }
+            let done = tokio::task::spawn_blocking(move || {
+                let r = follower.raised();
+                (follower, r)
+            })
+            .await;
+            let Ok((f, r)) = done else { return };
+            follower = f;
+            stored = Some(r);
         }
-        let done = tokio::task::spawn_blocking(move || {
-            let r = follower.raised();
-            (follower, r)
-        })
-        .await;
-        let Ok((f, r)) = done else { return };
-        follower = f;
-        if let Err(e) = r {
+        if let Some(Err(e)) = stored {
             tracing::error!(error = %e, "early warning: storing its position failed; stopping");
             return;
         }
+        let last_round = tokio::time::Instant::now();
         if read_log {
             if *stopping.borrow() {
                 return;
@@ -326,7 +348,12 @@ pub async fn run(ledger: Arc<Ledger>, cache: usize, mut stopping: watch::Receive
                 Err(RecvError::Lagged(_)) => read_log = true,
                 Err(RecvError::Closed) => return,
             },
-            _ = tokio::time::sleep(tick) => {}
+            _ = tokio::time::sleep(tick) => continue,
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        // A commit came: let the ones right behind it join its round.
+        tokio::select! {
+            _ = tokio::time::sleep_until(last_round + ROUND_GAP) => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
     }

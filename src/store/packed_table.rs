@@ -420,7 +420,20 @@ impl<T: SideTable> SideTable for PackedTable<T> {
         if (self.plain)(key) {
             return self.inner.get(key);
         }
-        Ok(self.lookup(key)?.0)
+        // Read in place: only the entry asked for is copied.
+        let mut found = None;
+        self.inner
+            .with_last_at_or_before(&stored_key(key), &mut |k, v| {
+                if is_group(k) {
+                    walk(k, v, |e, v| {
+                        if e == key {
+                            found = Some(v.to_vec());
+                        }
+                    })?;
+                }
+                Ok(())
+            })?;
+        Ok(found)
     }
 
     fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

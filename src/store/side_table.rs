@@ -42,6 +42,17 @@ pub trait SideTable: Send + Sync + 'static {
     /// item.
     fn last_at_or_before(&self, key: &[u8]) -> Result<Option<Entry>, StoreError>;
 
+    /// Calls `f` with the entry [`Self::last_at_or_before`] finds, as the
+    /// table holds it (no copy where the store can lend it: a lookup in a
+    /// packed group reads one entry of a group of dozens); false when
+    /// there is none.
+    fn with_last_at_or_before(&self, key: &[u8], f: &mut Visit<'_>) -> Result<bool, StoreError> {
+        match self.last_at_or_before(key)? {
+            Some((k, v)) => f(&k, &v).map(|_| true),
+            None => Ok(false),
+        }
+    }
+
     /// Applies every change, all or none: a crash leaves the table as it
     /// was before the batch or after it, never in between (a read model
     /// writes its entries and the position they reached in one batch).
@@ -190,6 +201,13 @@ macro_rules! table_behind_pointer {
             }
             fn last_at_or_before(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
                 (**self).last_at_or_before(key)
+            }
+            fn with_last_at_or_before(
+                &self,
+                key: &[u8],
+                f: &mut Visit<'_>,
+            ) -> Result<bool, StoreError> {
+                (**self).with_last_at_or_before(key, f)
             }
         }
     )*};

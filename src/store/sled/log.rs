@@ -717,6 +717,17 @@ impl SideTable for SledTable {
             .map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 
+    fn with_last_at_or_before(
+        &self,
+        key: &[u8],
+        f: &mut crate::store::side_table::Visit<'_>,
+    ) -> Result<bool, StoreError> {
+        match self.0.range(..=key).next_back().transpose()? {
+            Some((k, v)) => f(&k, &v).map(|_| true),
+            None => Ok(false),
+        }
+    }
+
     fn apply(&self, changes: &[crate::store::side_table::Change]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (k, v) in changes {
@@ -749,6 +760,33 @@ mod tests {
             event_id: format!("e{pos}"),
             bytes: record(pos),
         }
+    }
+
+    #[test]
+    fn a_table_lends_the_entry_at_or_before_a_key_as_it_copies_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path(), &SledOptions::default()).unwrap();
+        let table = log.side_table("lend").unwrap();
+        for k in [b"b".as_slice(), b"d", b"f"] {
+            table.insert(k, &[k[0]; 3]).unwrap();
+        }
+        for key in [b"a".as_slice(), b"b", b"c", b"e", b"f", b"z"] {
+            let copied = table.last_at_or_before(key).unwrap();
+            let mut lent = None;
+            let found = table
+                .with_last_at_or_before(key, &mut |k, v| {
+                    lent = Some((k.to_vec(), v.to_vec()));
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(found, copied.is_some(), "{key:?}");
+            assert_eq!(lent, copied, "{key:?}");
+        }
+        assert_eq!(table.last_at_or_before(b"a").unwrap(), None);
+        assert_eq!(
+            table.last_at_or_before(b"e").unwrap(),
+            Some((b"d".to_vec(), b"ddd".to_vec()))
+        );
     }
 
     #[test]
