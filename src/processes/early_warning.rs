@@ -42,7 +42,7 @@ const CHUNK: usize = 4096;
 const RAISED_AT_ONCE: usize = 256;
 
 /// Least time between two rounds while following commits live. A round
-/// costs two trips off the async workers, a scan of the due queue and a
+/// costs a trip off the async workers, a scan of the due queue and a
 /// write of the position, whatever it folds: one per commit, those cost
 /// appends at 16 clients about a tenth of their throughput (BENCHMARKS.md,
 /// change 60). Commits that come meanwhile wait in the follower's channel
@@ -306,7 +306,7 @@ pub async fn run(ledger: Arc<Ledger>, cache: usize, mut stopping: watch::Receive
             (follower, r, stored)
         })
         .await;
-        let Ok((f, r, mut stored)) = done else { return };
+        let Ok((f, r, stored)) = done else { return };
         follower = f;
         let hits = match r {
             Ok((hits, behind)) => {
@@ -318,20 +318,23 @@ pub async fn run(ledger: Arc<Ledger>, cache: usize, mut stopping: watch::Receive
                 return;
             }
         };
-        if stored.is_none() {
-            if !raise_all(&ledger, hits, &stopping).await {
-                return;
+        let stored = match stored {
+            Some(stored) => stored,
+            None => {
+                if !raise_all(&ledger, hits, &stopping).await {
+                    return;
+                }
+                let done = tokio::task::spawn_blocking(move || {
+                    let r = follower.raised();
+                    (follower, r)
+                })
+                .await;
+                let Ok((f, r)) = done else { return };
+                follower = f;
+                r
             }
-            let done = tokio::task::spawn_blocking(move || {
-                let r = follower.raised();
-                (follower, r)
-            })
-            .await;
-            let Ok((f, r)) = done else { return };
-            follower = f;
-            stored = Some(r);
-        }
-        if let Some(Err(e)) = stored {
+        };
+        if let Err(e) = stored {
             tracing::error!(error = %e, "early warning: storing its position failed; stopping");
             return;
         }

@@ -93,6 +93,18 @@ fn malformed(stored: &[u8], why: &str) -> StoreError {
 /// `value`, in key order, checking the encoding as it goes: `visit` gets
 /// each key and value, the key in a buffer reused for the next, so a
 /// lookup allocates nothing per entry.
+/// The value of `key` in the group stored under `stored`: the whole group
+/// is walked (and so checked), only that entry copied.
+fn entry_in(stored: &[u8], value: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut found = None;
+    walk(stored, value, |e, v| {
+        if e == key {
+            found = Some(v.to_vec());
+        }
+    })?;
+    Ok(found)
+}
+
 fn walk(
     stored: &[u8],
     value: &[u8],
@@ -325,15 +337,7 @@ impl<T: SideTable> PackedTable<T> {
         let Some((k, v)) = self.group_at_or_before(key)? else {
             return Ok((None, None));
         };
-        // The whole group is walked (and so checked), only the entry
-        // asked for copied.
-        let mut found = None;
-        walk(&k, &v, |e, v| {
-            if e == key {
-                found = Some(v.to_vec());
-            }
-        })?;
-        Ok((found, Some((k, v))))
+        Ok((entry_in(&k, &v, key)?, Some((k, v))))
     }
 
     /// Applies the changes `decide` makes of the values `keys` hold now,
@@ -425,11 +429,7 @@ impl<T: SideTable> SideTable for PackedTable<T> {
         self.inner
             .with_last_at_or_before(&stored_key(key), &mut |k, v| {
                 if is_group(k) {
-                    walk(k, v, |e, v| {
-                        if e == key {
-                            found = Some(v.to_vec());
-                        }
-                    })?;
+                    found = entry_in(k, v, key)?;
                 }
                 Ok(())
             })?;
