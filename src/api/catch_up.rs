@@ -1,9 +1,13 @@
-//! Read-your-writes across the nodes of a clustered ledger: before a call
-//! is handled, this node holds every record the stream held when the call
-//! came (`Ledger::caught_up`), so a read on one node right after an
-//! append acknowledged by another sees it. Appends need no wait here: the
-//! writer adopts what other nodes committed before it decides. Health and
-//! reflection never wait. On the embedded store nothing waits at all.
+//! Read-your-writes: before a call is handled, the read models hold every
+//! commit the ledger had made durable when the call came
+//! (`Ledger::caught_up`). Appends are answered at the durable commit,
+//! while the projection host folds it; a read right after one waits for
+//! that fold, and pays nothing once the host has caught up. On a
+//! clustered ledger the node also holds every record the stream held when
+//! the call came, so a read on one node right after an append
+//! acknowledged by another sees it. Appends need no wait here: the writer
+//! decides on its own states, and adopts what other nodes committed
+//! before it decides. Health and reflection never wait.
 
 use crate::ledger::Ledger;
 use std::pin::Pin;
@@ -19,12 +23,11 @@ const NO_WAIT: &[&str] = &[
 ];
 
 #[derive(Clone)]
-pub struct CatchUpLayer(pub Option<Arc<Ledger>>);
+pub struct CatchUpLayer(pub Arc<Ledger>);
 
 impl CatchUpLayer {
-    /// Waits on `ledger` if it runs on a clustered log.
     pub fn new(ledger: &Arc<Ledger>) -> Self {
-        Self(ledger.log().follows_upstream().then(|| ledger.clone()))
+        Self(ledger.clone())
     }
 }
 
@@ -41,7 +44,7 @@ impl<S> tower::Layer<S> for CatchUpLayer {
 #[derive(Clone)]
 pub struct CatchUp<S> {
     inner: S,
-    ledger: Option<Arc<Ledger>>,
+    ledger: Arc<Ledger>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -67,14 +70,12 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let path = req.uri().path();
-        let ledger = self
-            .ledger
-            .clone()
-            .filter(|_| !NO_WAIT.iter().any(|p| path.starts_with(p)));
+        let ledger = (!NO_WAIT.iter().any(|p| path.starts_with(p))).then(|| self.ledger.clone());
         Box::pin(async move {
             if let Some(ledger) = ledger {
-                // UNAVAILABLE while the cluster cannot answer; INTERNAL
-                // for a stream found damaged, which waiting does not mend.
+                // UNAVAILABLE while the read models or the cluster cannot
+                // answer; INTERNAL for a stream found damaged, which
+                // waiting does not mend.
                 if let Err(e) = ledger.caught_up().await {
                     return Ok(super::status::to_status(e).into_http());
                 }

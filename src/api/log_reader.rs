@@ -249,6 +249,7 @@ mod tests {
                 .await
                 .unwrap();
         }
+        ledger.caught_up().await.unwrap();
         let durable = *ledger.head().borrow();
         assert_eq!(durable, 1301);
 

@@ -358,8 +358,14 @@ impl Collector for LedgerState {
         gauge(
             &mut e,
             "head_position",
-            "Position of the last committed record (the log's size)",
+            "Position of the last committed record the read models hold (the log's size they show)",
             as_i64(ledger.tree_size()),
+        )?;
+        gauge(
+            &mut e,
+            "committed_position",
+            "Position of the last record made durable; appends are answered here, and head_position follows once the read models hold it",
+            as_i64(ledger.committed()),
         )?;
         gauge(
             &mut e,

@@ -22,8 +22,8 @@
 //! damage found by the scrub does: it is reported, never absorbed.
 
 use super::error::LedgerError;
-use super::projection_host::{Committed, ProjectionHost, Reply};
-use super::writer::{kept_in_memory, Command, Refused, Retry, Staged, Writer};
+use super::projection_host::{Committed, ProjectionHost};
+use super::writer::{kept_in_memory, Command, Refused, Reply, Retry, Staged, Writer};
 use super::AppendOutcome;
 use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
 use crate::audit::record_hash;
@@ -287,6 +287,7 @@ impl<L: EventLog> Writer<L> {
         // every turn two appending nodes take.
         self.log.adopt(&staged.records, &staged.tree)?;
         self.head = head;
+        self.mark_committed();
         self.last_recorded_at = last_recorded;
         self.stats
             .adopted
@@ -309,7 +310,6 @@ impl<L: EventLog> Writer<L> {
             customers: staged.blind,
             erased,
             head,
-            replies: Vec::new(),
         });
         Ok(())
     }

@@ -20,6 +20,8 @@ mod follow;
 pub mod integrity;
 mod preseal;
 mod projection_host;
+#[cfg(test)]
+mod read_your_writes;
 mod rebuild;
 pub mod recorded;
 mod restore;
@@ -90,7 +92,12 @@ pub struct Ledger<L: EventLog = AnyLog> {
     index: Arc<CaseIndex>,
     limits: Limits,
     tx: mpsc::Sender<Command>,
+    /// The head the projection host published: the read models hold every
+    /// commit through it.
     head_rx: watch::Receiver<u64>,
+    /// The last position the writer made durable (and so may have
+    /// answered): what a read waits for the published head to reach.
+    committed: Arc<std::sync::atomic::AtomicU64>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     commits_tx: broadcast::Sender<Arc<Vec<OwnedFact>>>,
     signer: CheckpointSigner,
@@ -109,8 +116,9 @@ pub struct Ledger<L: EventLog = AnyLog> {
     known_upstream: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// How long a read on a clustered ledger waits for this node to hold what
-/// the stream held when the read came, before it is refused UNAVAILABLE.
+/// How long a read waits for the read models to hold what was committed
+/// (on a clustered ledger: what the stream held) when it came, before it
+/// is refused UNAVAILABLE.
 const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Asks the writer to adopt what other nodes committed, unless it was
@@ -369,6 +377,7 @@ impl<L: EventLog> Ledger<L> {
         let board = Arc::new(board);
         let nudged = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let known_upstream = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let committed = Arc::new(std::sync::atomic::AtomicU64::new(head));
         if log.follows_upstream() {
             // Other nodes' commits are adopted as they come, not only when
             // this node is asked something.
@@ -388,6 +397,7 @@ impl<L: EventLog> Ledger<L> {
             index: index.clone(),
             head,
             head_tx,
+            committed: committed.clone(),
             commits_tx: commits_tx.clone(),
             last_recorded_at: last_recorded_at.max(0),
             failed: Default::default(),
@@ -410,6 +420,7 @@ impl<L: EventLog> Ledger<L> {
                 limits,
                 tx,
                 head_rx,
+                committed,
                 writer_thread: Mutex::new(Some(handle)),
                 commits_tx,
                 signer,
@@ -427,32 +438,47 @@ impl<L: EventLog> Ledger<L> {
         ))
     }
 
-    /// On a clustered log, waits until this node holds every record the
-    /// stream held when asked: a read after an append acknowledged by any
-    /// node sees it. At once on a log of its own.
+    /// Read-your-writes: waits until the read models hold every commit
+    /// the writer had made durable when asked, so a read after an
+    /// acknowledged append sees it (appends are answered at the durable
+    /// commit, before the projection host folds them). On a clustered
+    /// log, also until this node holds every record the stream held when
+    /// asked: a read after an append acknowledged by any node sees it.
+    /// At once when the host has caught up, as it has but for the last
+    /// commit or so.
     pub async fn caught_up(&self) -> Result<(), LedgerError> {
-        if !self.log.follows_upstream() {
-            return Ok(());
-        }
-        let log = self.log.clone();
-        let target = tokio::task::spawn_blocking(move || log.upstream_head())
-            .await
-            .map_err(|e| LedgerError::Unavailable(format!("asking the stream's head: {e}")))??
-            .unwrap_or(0);
+        use std::sync::atomic::Ordering;
+        let committed = self.committed.load(Ordering::Acquire);
         let mut head = self.head_rx.clone();
+        let upstream = if self.log.follows_upstream() {
+            let log = self.log.clone();
+            let target = tokio::task::spawn_blocking(move || log.upstream_head())
+                .await
+                .map_err(|e| LedgerError::Unavailable(format!("asking the stream's head: {e}")))??
+                .unwrap_or(0);
+            if *head.borrow() < target {
+                self.known_upstream.fetch_max(target, Ordering::AcqRel);
+                nudge(&self.tx, &self.nudged);
+            }
+            target
+        } else {
+            0
+        };
+        let target = committed.max(upstream);
         if *head.borrow() >= target {
             return Ok(());
         }
-        self.known_upstream
-            .fetch_max(target, std::sync::atomic::Ordering::AcqRel);
-        nudge(&self.tx, &self.nudged);
         let reached = tokio::time::timeout(CATCH_UP_WAIT, head.wait_for(|h| *h >= target))
             .await
             .is_ok_and(|r| r.is_ok());
         match reached {
             true => Ok(()),
-            false => Err(LedgerError::Unavailable(format!(
+            false if upstream > committed => Err(LedgerError::Unavailable(format!(
                 "this node did not catch up with the stream (at {target}) within {} s",
+                CATCH_UP_WAIT.as_secs()
+            ))),
+            false => Err(LedgerError::Unavailable(format!(
+                "the read models did not reach the committed position {target} within {} s",
                 CATCH_UP_WAIT.as_secs()
             ))),
         }
@@ -522,9 +548,19 @@ impl<L: EventLog> Ledger<L> {
         &self.index
     }
 
-    /// Last committed position, and a way to wait for the next one.
+    /// The position the read models hold (published by the projection
+    /// host), and a way to wait for the next one. It may trail the last
+    /// acknowledged append by the commit being folded: a read that must
+    /// see that append waits with [`Ledger::caught_up`] first.
     pub fn head(&self) -> watch::Receiver<u64> {
         self.head_rx.clone()
+    }
+
+    /// The last position made durable, which appends may have been
+    /// answered for; the published [`Ledger::head`] reaches it once the
+    /// projection host has folded it.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Validates, decides and durably appends a request. `actor` is who asked,

@@ -8,7 +8,9 @@
 //! the writer itself would seal that event for, and that customer's key still
 //! exists (not erased meanwhile). Otherwise — a customer's first personal
 //! data (the writer creates the key with the commit), a case opened by a
-//! request still in flight, an erasure in between — the writer seals the
+//! request still in flight or by a commit the case list does not hold yet
+//! (the projection host folds it just after the answer), an erasure in
+//! between — the writer seals the
 //! plaintext request itself, exactly as before. Sealing is deterministic
 //! (the nonce is derived from event id, field and plaintext), so both ways
 //! store the same bytes.

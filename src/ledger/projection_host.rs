@@ -2,16 +2,17 @@
 //! commit into the read models on disk — the case list's rows and the
 //! blind index's new customers (from the writer's states), the policy
 //! board (folded from the commit's facts), each in one batch with the
-//! position it reached — then publishes it (the new head, the commit's
-//! facts for followers) and answers its appends.
+//! position it reached — then publishes it: the new head, and the
+//! commit's facts for followers.
 //!
 //! Why a thread beside the writer: the writer only decides and commits.
-//! While the host folds one commit, the writer stages and syncs the next,
-//! and no reader of the board waits on the thread that writes. Read-your-
-//! writes still holds: an append is answered only after its commit is
-//! folded, and commits are folded, published and answered in commit order
-//! — a retry that found its events already stored is answered after the
-//! commit that stored them.
+//! It answers an append as soon as its commit is durable; while the host
+//! folds that commit, the writer stages and syncs the next, and no reader
+//! of the board waits on the thread that writes. Read-your-writes holds
+//! on the read side instead: a read first waits until the published head
+//! reaches the position the writer had committed when the read came
+//! (`Ledger::caught_up`), which costs nothing once the host has caught
+//! up. Commits are folded and published in commit order.
 //!
 //! A write that fails (the board cannot read a case's stream back, a
 //! table cannot be written) stops appends, as a failed durable write does:
@@ -19,15 +20,13 @@
 //! written, and the writer refuses every further append until a restart
 //! catches the read models up from the positions their tables reached.
 
-use super::error::LedgerError;
 use super::preseal::BlindTokens;
-use super::AppendOutcome;
 use crate::privacy::blind_index::BlindIndex;
 use crate::projections::board_store::BoardStore;
 use crate::projections::fact::OwnedFact;
 use crate::projections::summary::{CaseIndex, SummaryEntry};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{broadcast, watch};
 
 /// Commits the host may be behind the writer before the writer waits.
 const PIPELINE: usize = 64;
@@ -37,11 +36,9 @@ const PIPELINE: usize = 64;
 /// may find the reason).
 pub(crate) type Stopped = Arc<OnceLock<String>>;
 
-pub(crate) type Reply = oneshot::Sender<Result<AppendOutcome, LedgerError>>;
-
-/// One durable commit, for the host: its accepted events (none for a batch
-/// of retries only), the case list's rows of its cases, its newly opened
-/// customers' blind tokens, the head after it, and the appends to answer.
+/// One durable commit, for the host: its accepted events, the case list's
+/// rows of its cases, its newly opened customers' blind tokens and the
+/// head after it.
 pub(crate) struct Committed {
     pub facts: Vec<OwnedFact>,
     pub rows: Vec<SummaryEntry>,
@@ -51,7 +48,6 @@ pub(crate) struct Committed {
     /// own customers are added.
     pub erased: Vec<String>,
     pub head: u64,
-    pub replies: Vec<(Reply, AppendOutcome)>,
 }
 
 /// Where the host publishes.
@@ -67,45 +63,54 @@ pub(crate) struct Outlets {
 pub(crate) struct ProjectionHost {
     tx: std::sync::mpsc::SyncSender<Committed>,
     thread: Option<std::thread::JoinHandle<()>>,
+    stopped: Stopped,
 }
 
 impl ProjectionHost {
     pub fn start(outlets: Outlets, stopped: Stopped) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Committed>(PIPELINE);
+        let on_thread = stopped.clone();
         let thread = std::thread::Builder::new()
             .name("ledger-projections".into())
             .spawn(move || {
                 for c in rx {
-                    publish(&outlets, &stopped, c);
+                    publish(&outlets, &on_thread, c);
                 }
             })?;
         Ok(Self {
             tx,
             thread: Some(thread),
+            stopped,
         })
     }
 
-    /// A host that runs nothing (its thread could not start): every
-    /// commit handed over is answered UNAVAILABLE.
-    pub fn idle() -> Self {
+    /// A host that runs nothing (its thread could not start; appends are
+    /// refused before they reach a commit).
+    pub fn idle(stopped: Stopped) -> Self {
         let (tx, _) = std::sync::mpsc::sync_channel(0);
-        Self { tx, thread: None }
+        Self {
+            tx,
+            thread: None,
+            stopped,
+        }
     }
 
     /// Hands over a durable commit; waits while the host is
     /// [`PIPELINE`] commits behind.
     pub fn hand_over(&self, c: Committed) {
-        if let Err(std::sync::mpsc::SendError(c)) = self.tx.send(c) {
-            // The host is gone (it panicked): nothing will fold or answer.
-            for (reply, _) in c.replies {
-                let _ = reply.send(Err(LedgerError::Unavailable(
-                    "the ledger's projection host stopped".into(),
-                )));
-            }
+        if self.tx.send(c).is_err() {
+            // The host is gone (it panicked): nothing will fold this
+            // commit, so the read models would never show what the next
+            // ones store. Reads waiting for it are refused UNAVAILABLE
+            // when their wait runs out (`Ledger::caught_up`).
+            let _ = self.stopped.set(
+                "the ledger's projection host stopped; the ledger takes no appends until it is restarted"
+                    .into(),
+            );
         }
     }
 
-    /// Waits until every commit handed over is folded and answered.
+    /// Waits until every commit handed over is folded and published.
     pub fn finish(self) {
         drop(self.tx);
         if let Some(t) = self.thread {
@@ -115,34 +120,31 @@ impl ProjectionHost {
 }
 
 fn publish(out: &Outlets, stopped: &Stopped, c: Committed) {
-    if !c.facts.is_empty() {
-        if stopped.get().is_none() {
-            let written = out
-                .index
-                .write(&c.rows, c.head)
-                .map_err(|e| format!("the case list: {e}"))
-                .and_then(|_| {
-                    out.blind
-                        .add(&c.customers, c.head)
-                        .and_then(|_| c.erased.iter().try_for_each(|x| out.blind.forget(x)))
-                        .map_err(|e| format!("the blind index: {e}"))
-                })
-                .and_then(|_| out.board.fold(&c.facts, c.head));
-            if let Err(e) = written {
-                let why = format!(
-                    "the read models could not take the commit through position {} ({e}); the ledger takes no appends until it is restarted",
-                    c.head
-                );
-                tracing::error!(head = c.head, error = %e, "writing the read models failed; refusing further appends");
-                let _ = stopped.set(why);
-            }
+    if stopped.get().is_none() {
+        let written = out
+            .index
+            .write(&c.rows, c.head)
+            .map_err(|e| format!("the case list: {e}"))
+            .and_then(|_| {
+                out.blind
+                    .add(&c.customers, c.head)
+                    .and_then(|_| c.erased.iter().try_for_each(|x| out.blind.forget(x)))
+                    .map_err(|e| format!("the blind index: {e}"))
+            })
+            .and_then(|_| out.board.fold(&c.facts, c.head));
+        if let Err(e) = written {
+            let why = format!(
+                "the read models could not take the commit through position {} ({e}); the ledger takes no appends until it is restarted",
+                c.head
+            );
+            tracing::error!(head = c.head, error = %e, "writing the read models failed; refusing further appends");
+            let _ = stopped.set(why);
         }
-        out.head_tx.send_replace(c.head);
-        // No follower: nothing is kept. A slow one is told it lagged and
-        // reads the log instead.
-        let _ = out.commits_tx.send(Arc::new(c.facts));
     }
-    for (reply, outcome) in c.replies {
-        let _ = reply.send(Ok(outcome));
-    }
+    // Published even when the read models could not take it: the records
+    // are durable, and readers waiting for them must not wait forever.
+    out.head_tx.send_replace(c.head);
+    // No follower: nothing is kept. A slow one is told it lagged and
+    // reads the log instead.
+    let _ = out.commits_tx.send(Arc::new(c.facts));
 }

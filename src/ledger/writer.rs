@@ -18,7 +18,7 @@
 use super::case_cache::CaseCache;
 use super::error::LedgerError;
 use super::preseal::{still_holds, BlindTokens, Presealed};
-use super::projection_host::{Committed, Outlets, ProjectionHost, Reply, Stopped};
+use super::projection_host::{Committed, Outlets, ProjectionHost, Stopped};
 use super::AppendOutcome;
 use crate::audit::merkle::{hashes_for_new_leaf, StagedReader};
 use crate::audit::record_hash;
@@ -58,7 +58,7 @@ pub(crate) enum Command {
         presealed: Option<Box<Presealed>>,
         actor: String,
         line_scope: Option<String>,
-        reply: oneshot::Sender<Result<AppendOutcome, LedgerError>>,
+        reply: Reply,
         /// The caller's span: the writer's work for the request is traced
         /// as its child, the group commit as linked to it.
         span: tracing::Span,
@@ -86,6 +86,9 @@ pub(crate) enum Command {
 
 /// The answer to a request to record PII-access entries.
 type AccessReply = oneshot::Sender<Result<(), LedgerError>>;
+
+/// Where an append's answer goes.
+pub(crate) type Reply = oneshot::Sender<Result<AppendOutcome, LedgerError>>;
 
 /// An event stored (or staged) under an id, as needed to answer a retry or
 /// check a correction.
@@ -218,6 +221,9 @@ pub(crate) struct Writer<L: EventLog> {
     pub blind: Arc<BlindIndex>,
     pub head: u64,
     pub head_tx: watch::Sender<u64>,
+    /// The last position known durable, shared with the ledger's readers
+    /// (see [`Writer::mark_committed`]).
+    pub committed: Arc<AtomicU64>,
     /// Each commit's accepted events, for processes following the log
     /// (early warning) so they need not read back what was just written.
     pub commits_tx: broadcast::Sender<Arc<Vec<OwnedFact>>>,
@@ -321,7 +327,7 @@ impl<L: EventLog> Writer<L> {
                     .set(format!("the projection host thread could not start ({e})"));
                 // Appends are refused before they reach a commit, so a
                 // host that never runs is never handed one.
-                ProjectionHost::idle()
+                ProjectionHost::idle(self.failed.clone())
             }
         };
         let time = &Arc::clone(&self.stats).time;
@@ -628,34 +634,41 @@ impl<L: EventLog> Writer<L> {
             for (reply, recorded) in access {
                 let _ = reply.send(recorded);
             }
-            // Folded, published and answered by the projection host, in
-            // commit order.
+            // Answered now that the commit is durable; a read that comes
+            // after an answer waits for the projection host to fold it
+            // (`Ledger::caught_up`).
+            self.mark_committed();
+            Self::answer(replies);
             host.hand_over(Committed {
                 facts,
                 rows,
                 customers: blind,
                 erased: Vec::new(),
                 head: self.head,
-                replies,
             });
         } else {
             if !refused.is_empty() {
                 self.settle_refusals(refused, carry);
             }
             store_answered = self.commit_access_only(access);
-            // Retries only: answered after the commits before them are.
-            if !replies.is_empty() {
-                host.hand_over(Committed {
-                    facts: Vec::new(),
-                    rows: Vec::new(),
-                    customers: Vec::new(),
-                    erased: Vec::new(),
-                    head: self.head,
-                    replies,
-                });
-            }
+            // Retries only: what they found is in commits already durable
+            // (and marked committed).
+            Self::answer(replies);
         }
         store_answered
+    }
+
+    /// Records that everything through the writer's head is durable:
+    /// before any answer that says so, since reads wait for the read
+    /// models to reach this position.
+    pub(super) fn mark_committed(&self) {
+        self.committed.store(self.head, Ordering::Release);
+    }
+
+    fn answer(replies: Vec<(Reply, AppendOutcome)>) {
+        for (reply, outcome) in replies {
+            let _ = reply.send(Ok(outcome));
+        }
     }
 
     /// After a failed durable write (`what`): the disk's state is unknown
@@ -1383,6 +1396,7 @@ mod tests {
             blind: Arc::new(BlindIndex::in_memory([0; 32])),
             head: 2,
             head_tx,
+            committed: Arc::default(),
             commits_tx: broadcast::channel(1).0,
             last_recorded_at: 0,
             failed: Stopped::default(),
@@ -1459,7 +1473,8 @@ mod tests {
             new_keys: HashMap::from([("u1".to_string(), k1), ("u2".to_string(), k2)]),
             ..Default::default()
         };
-        writer.commit(staged, &ProjectionHost::idle(), &mut Default::default());
+        let host = ProjectionHost::idle(writer.failed.clone());
+        writer.commit(staged, &host, &mut Default::default());
         let err = answer.try_recv().unwrap().unwrap_err();
         assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
         // Nothing written (this log would have failed the writer), the
@@ -1537,7 +1552,14 @@ mod tests {
             inner: crate::store::SledLog::open(dir.path(), &Default::default()).unwrap(),
             reads_left: (-1).into(),
         });
-        let (head_tx, _) = watch::channel(0);
+        let (head_tx, published) = watch::channel(0);
+        // Appends are answered at the durable commit; the board has folded
+        // one once the head is published past it.
+        let folded = |position: u64| {
+            while *published.borrow() < position {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        };
         let writer = Writer {
             cases: CaseCache::new(8),
             head: 0,
@@ -1569,7 +1591,8 @@ mod tests {
             ..Default::default()
         });
         let closed = Kind::CaseClosed(pb::CaseClosed::default());
-        append(vec![event("open", opened), event("close", closed)]).unwrap();
+        let opening = append(vec![event("open", opened), event("close", closed)]).unwrap();
+        folded(opening.last_position);
         use crate::projections::board_source::BoardSource;
         assert!(board.case("c").unwrap().unwrap().cases["c"].set_aside());
 
@@ -1580,6 +1603,7 @@ mod tests {
         let acknowledged = append(vec![reopen]).unwrap();
         assert_eq!(acknowledged.last_position, 3);
         assert_eq!(log.head().unwrap(), 3);
+        folded(3);
 
         log.reads_left.store(-1, Ordering::Relaxed);
         let refused = append(vec![note("n1")]).unwrap_err();

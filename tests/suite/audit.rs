@@ -641,6 +641,7 @@ async fn verify_log_names_the_first_bad_position_of_a_damaged_store() {
             .await
             .unwrap();
     }
+    ledger.caught_up().await.unwrap();
     let log = ledger.log();
     // Position 2 is d1's note (its text is sealed: damage its event id).
     let mut bytes = log.read(2).unwrap().unwrap();

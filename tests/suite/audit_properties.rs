@@ -76,6 +76,9 @@ proptest! {
                     events.push(ev(&format!("{id}-{i}-{k}"), "2020-12-03T02:00:00+08:00", "8030", note("n")));
                 }
                 ledger.append(append(id, events), "prop".into()).await.unwrap();
+                // Answered at the durable commit; a read first waits for the
+                // read models (as every read RPC does).
+                ledger.caught_up().await.unwrap();
                 if i == keep_at {
                     kept = Some(verify_checkpoint(&ledger.checkpoint().unwrap().note, &key).unwrap());
                 }

@@ -565,6 +565,8 @@ async fn metrics_count_calls_and_commits_and_each_call_has_an_access_line() {
     );
     assert_eq!(get("complaint_ledger_events_committed_total", &[]), 2.0);
     assert_eq!(get("complaint_ledger_appends_committed_total", &[]), 1.0);
+    // The GetCase after the append waited for the read models to hold it.
+    assert_eq!(get("complaint_ledger_committed_position", &[]), 2.0);
     assert_eq!(get("complaint_ledger_head_position", &[]), 2.0);
     assert_eq!(get("complaint_ledger_cases", &[]), 1.0);
     assert_eq!(

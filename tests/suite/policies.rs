@@ -1269,6 +1269,9 @@ async fn followers_get_each_commit_in_order_and_are_told_when_they_lag() {
             .await
             .unwrap();
     }
+    // Appends are answered at the durable commit; the commits reach
+    // followers once the read models hold them.
+    ledger.caught_up().await.unwrap();
     assert!(matches!(follower.recv().await, Err(RecvError::Lagged(_))));
     // After the lag it receives the newest commits kept, still in order.
     let next = follower.recv().await.unwrap();

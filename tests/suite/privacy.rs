@@ -436,6 +436,9 @@ async fn personal_data_sealed_by_the_request_handler_is_stored_sealed_and_opens(
         .unwrap();
     // The customer's first personal data: the writer made the key.
     assert_eq!(sealed_by_handlers(), 0);
+    // The handler finds the case's customer in the case list once the
+    // read models hold the opening (until then the writer seals).
+    ledger.caught_up().await.unwrap();
     ledger
         .append(
             append(

@@ -249,6 +249,9 @@ proptest! {
                 }, "test".into()).await;
                 accepted += usize::from(r.is_ok());
             }
+            // Appends are answered at the durable commit: the read models
+            // hold them once caught up.
+            ledger.caught_up().await.unwrap();
         });
         let within = opts.policy.escalate_within_nanos();
         let incremental = ledger.board().entries().unwrap();

@@ -674,3 +674,148 @@ async fn ops_stats_account_for_the_writers_time_by_phase() {
         "{then:?} then {quiet:?}"
     );
 }
+
+/// Read-your-writes through the real server. Appends are answered at the
+/// durable commit, and the projection host writes the read models just
+/// after; every read that comes after an OK must see the append anyway —
+/// the case, the case list, the policy board, the customer's history, the
+/// blind index, the global log and the head in the stats — whichever of
+/// several concurrent writers made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_after_an_ok_sees_the_append() {
+    use complaint_ledger::proto::v1::{
+        cases_client::CasesClient, ledger_client::LedgerClient, ops_client::OpsClient,
+        policies_client::PoliciesClient, privacy_client::PrivacyClient,
+    };
+    let server = TestServer::start().await;
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let channel = server.channel().await;
+        writers.spawn(async move {
+            let mut ledger = LedgerClient::new(channel.clone());
+            let mut cases = CasesClient::new(channel.clone());
+            let mut policies = PoliciesClient::new(channel.clone());
+            let mut privacy = PrivacyClient::new(channel.clone());
+            let mut ops = OpsClient::new(channel);
+            let customer = format!("cust-ryw{w}");
+            let phone = format!("1380013{w:04}");
+            for round in 0..8 {
+                let case_id = format!("ryw{w}-{round}");
+                let mut open = opened(&customer);
+                if let Kind::CaseOpened(o) = &mut open {
+                    o.customer = Some(pb::CustomerPersonalData {
+                        phone: phone.clone(),
+                        ..Default::default()
+                    });
+                }
+                let at = "2020-12-03T01:24:30+08:00";
+                let opening = ledger
+                    .append(append(
+                        &case_id,
+                        vec![ev(&format!("{case_id}-open"), at, "8030", open)],
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let listed = cases
+                    .list_cases(pb::ListCasesRequest {
+                        customer_id: customer.clone(),
+                        page_size: 500,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert!(
+                    listed.cases.iter().any(|c| c.case_id == case_id),
+                    "{case_id} not listed right after its OK"
+                );
+                let found = privacy
+                    .find_customer_cases(pb::FindCustomerCasesRequest {
+                        by: Some(pb::find_customer_cases_request::By::Phone(phone.clone())),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert!(
+                    found.case_ids.contains(&case_id),
+                    "{case_id} not found by phone right after its OK: {found:?}"
+                );
+
+                let promise_id = format!("{case_id}-p");
+                let promise = Kind::PromiseMade(pb::PromiseMade {
+                    promise_id: promise_id.clone(),
+                    description: "专员1-2个工作日回复".into(),
+                    due_at: Some(ts("2099-01-01T10:00:00+08:00")),
+                    ..Default::default()
+                });
+                let promised = ledger
+                    .append(append(
+                        &case_id,
+                        vec![ev(
+                            &promise_id,
+                            "2020-12-03T02:00:00+08:00",
+                            "8030",
+                            promise,
+                        )],
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let view = cases
+                    .get_case(pb::GetCaseRequest {
+                        case_id: case_id.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert_eq!(view.version, promised.case_version, "{case_id}");
+                let listed = policies
+                    .list_promises(pb::ListPromisesRequest {
+                        page_size: 500,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert!(
+                    listed
+                        .promises
+                        .iter()
+                        .any(|p| p.promise.as_ref().unwrap().event_id == promise_id),
+                    "{promise_id} not on the board right after its OK"
+                );
+                let history = policies
+                    .get_customer_history(pb::GetCustomerHistoryRequest {
+                        customer_id: customer.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let this = history.cases.iter().find(|c| c.case_id == case_id);
+                assert_eq!(this.map(|c| c.promises_open), Some(1), "{history:?}");
+                let read = read_all(
+                    &mut ledger,
+                    pb::ReadAllRequest {
+                        from_position: opening.first_position,
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )
+                .await;
+                assert_eq!(read[0].event_id, format!("{case_id}-open"));
+                let stats = ops
+                    .get_stats(pb::GetStatsRequest {})
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert!(stats.head_position >= promised.last_position, "{stats:?}");
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+}

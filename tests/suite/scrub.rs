@@ -157,7 +157,7 @@ async fn write_and_stop(dir: &std::path::Path, id: &str, notes: usize, open: boo
     if open {
         open_case(&mut c, id, "cust-v").await;
     }
-    let head = *server.ledger.head().borrow();
+    let head = server.ledger.committed();
     for i in 0..notes {
         let e = ev(
             &format!("{id}-{head}-{i}"),

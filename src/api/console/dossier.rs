@@ -30,6 +30,7 @@ pub async fn build(c: &Console, case_id: &str, headers: &HeaderMap) -> Result<St
             rpc::call(&c.services, &c.mapping, method, caller, headers, &body).await
         }
     };
+    c.caught_up().await?;
     let view = read(Method::GetCase).await?;
     let events = read(Method::ReadCase).await?;
     let bundle = read(Method::ExportCase).await?;

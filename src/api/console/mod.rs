@@ -67,6 +67,15 @@ impl Console {
     fn check_peer(&self, peer: SocketAddr) -> Result<(), Refusal> {
         check_peer(self.auth.development(), peer)
     }
+
+    /// Read-your-writes, as for a gRPC read (`api::catch_up`): the
+    /// console calls the services past the gRPC layers.
+    async fn caught_up(&self) -> Result<(), Refusal> {
+        self.ledger
+            .caught_up()
+            .await
+            .map_err(|e| Refusal(crate::api::status::to_status(e)))
+    }
 }
 
 /// Refuses a development-mode call from beyond loopback: without token
@@ -202,6 +211,7 @@ async fn call(
             )))
         })?;
         let caller = rpc::authorize(&c.auth, method, &headers)?;
+        c.caught_up().await?;
         rpc::call(&c.services, &c.mapping, method, caller, &headers, &body).await
     }
     .await;

@@ -1,0 +1,194 @@
+//! Read-your-writes with appends answered at the durable commit: an
+//! append's answer does not wait for the projection host, and a read that
+//! comes after it waits (`Ledger::caught_up`) until the read models hold
+//! it. The host is held back here by a gate on the policy board's table,
+//! so the test sees both sides of the wait rather than a host that
+//! happened to be fast.
+
+use super::{Ledger, LedgerOptions, BOARD_TABLE};
+use crate::proto::v1::{self as pb, case_event::Kind};
+use crate::store::side_table::{Change, Entry};
+use crate::store::{EventLog, NewRecord, SideTable, SledLog, StoreError};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Holds every batch written to the board while closed.
+#[derive(Default)]
+struct Gate {
+    closed: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn set(&self, closed: bool) {
+        *self.closed.lock().unwrap() = closed;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+    }
+}
+
+struct GatedTable {
+    inner: Box<dyn SideTable>,
+    gate: Arc<Gate>,
+}
+
+impl SideTable for GatedTable {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.insert(key, value)
+    }
+    fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.inner.remove(key)
+    }
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Result<(), Vec<u8>>, StoreError> {
+        self.inner.insert_new(key, value)
+    }
+    fn scan(&self, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan(from, limit)
+    }
+    fn last_at_or_before(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        self.inner.last_at_or_before(key)
+    }
+    fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        self.gate.pass();
+        self.inner.apply(changes)
+    }
+}
+
+/// The sled store, its board table behind the gate.
+struct GatedLog {
+    inner: SledLog,
+    gate: Arc<Gate>,
+}
+
+impl EventLog for GatedLog {
+    fn head(&self) -> Result<u64, StoreError> {
+        self.inner.head()
+    }
+    fn write_durable(&self, r: &[NewRecord], t: &[(u64, [u8; 32])]) -> Result<(), StoreError> {
+        self.inner.write_durable(r, t)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        self.inner.sync()
+    }
+    fn tree_hashes(&self, i: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.inner.tree_hashes(i)
+    }
+    fn last_tree_index(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.last_tree_index()
+    }
+    fn read(&self, p: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.read(p)
+    }
+    fn read_range(&self, f: u64, l: usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError> {
+        self.inner.read_range(f, l)
+    }
+    fn case_positions(
+        &self,
+        case_id: &str,
+        from: u64,
+        backwards: bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.inner.case_positions(case_id, from, backwards, limit)
+    }
+    fn event_position(&self, e: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.event_position(e)
+    }
+    fn side_table(&self, name: &str) -> Result<Box<dyn SideTable>, StoreError> {
+        let inner = EventLog::side_table(&self.inner, name)?;
+        Ok(match name {
+            BOARD_TABLE => Box::new(GatedTable {
+                inner,
+                gate: self.gate.clone(),
+            }),
+            _ => inner,
+        })
+    }
+    fn close(&self) -> Result<(), StoreError> {
+        self.inner.close()
+    }
+}
+
+fn append(case_id: &str, id: &str, kind: Kind) -> pb::AppendRequest {
+    pb::AppendRequest {
+        case_id: case_id.into(),
+        expected_version: None,
+        events: vec![pb::ProposedEvent {
+            event_id: id.into(),
+            occurred_at: Some(crate::time::now_ts()),
+            event: Some(pb::CaseEvent { kind: Some(kind) }),
+            ..Default::default()
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_is_answered_before_its_fold_and_a_read_after_it_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(Gate::default());
+    let log = GatedLog {
+        inner: SledLog::open(dir.path(), &Default::default()).unwrap(),
+        gate: gate.clone(),
+    };
+    let (ledger, _) = Ledger::open_on(log, dir.path(), &LedgerOptions::default()).unwrap();
+    let ledger = Arc::new(ledger);
+    let opened = Kind::CaseOpened(pb::CaseOpened {
+        customer_id: "cust-g".into(),
+        business_line: "qidian".into(),
+        category: "auto-subscription".into(),
+        summary: "wants a callback".into(),
+        ..Default::default()
+    });
+    let first = ledger
+        .append(append("g", "g-open", opened), "agent".into())
+        .await
+        .unwrap();
+    ledger.caught_up().await.unwrap();
+    assert_eq!(*ledger.head().borrow(), first.last_position);
+
+    // The host cannot write the board: the append (a promise, which the
+    // board lists) is answered anyway.
+    gate.set(true);
+    let promise = Kind::PromiseMade(pb::PromiseMade {
+        promise_id: "g-p".into(),
+        description: "call back within two working days".into(),
+        due_at: Some(crate::time::nanos_ts(
+            crate::time::now_nanos() + 86_400_000_000_000,
+        )),
+        ..Default::default()
+    });
+    let second = ledger
+        .append(append("g", "g-p", promise), "agent".into())
+        .await
+        .unwrap();
+    assert_eq!(ledger.committed(), second.last_position);
+    assert_eq!(*ledger.head().borrow(), first.last_position);
+    // Published reads do not show it yet; the read that comes now waits.
+    assert_eq!(ledger.durable_version("g").unwrap(), Some(1));
+    let board_before = ledger.board().entries().unwrap();
+    let waiting = {
+        let ledger = ledger.clone();
+        tokio::spawn(async move { ledger.caught_up().await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "a read did not wait for the fold");
+
+    gate.set(false);
+    waiting.await.unwrap().unwrap();
+    assert_eq!(*ledger.head().borrow(), second.last_position);
+    assert_eq!(ledger.durable_version("g").unwrap(), Some(2));
+    let read = ledger.read_case("g", 1, false, 10).unwrap();
+    assert_eq!(read.len(), 2);
+    // The promise's keys (by due time, the customer's) are on the board.
+    let board_after = ledger.board().entries().unwrap();
+    assert!(board_after.len() > board_before.len());
+    ledger.shutdown().await;
+}
