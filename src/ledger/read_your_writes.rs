@@ -7,8 +7,9 @@
 
 use super::{Ledger, LedgerOptions, BOARD_TABLE};
 use crate::proto::v1::{self as pb, case_event::Kind};
+use crate::store::hooked::HookedLog;
 use crate::store::side_table::{Change, Entry};
-use crate::store::{EventLog, NewRecord, SideTable, SledLog, StoreError};
+use crate::store::{SideTable, SledLog, StoreError};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Holds every batch written to the board while closed.
@@ -62,61 +63,6 @@ impl SideTable for GatedTable {
     }
 }
 
-/// The sled store, its board table behind the gate.
-struct GatedLog {
-    inner: SledLog,
-    gate: Arc<Gate>,
-}
-
-impl EventLog for GatedLog {
-    fn head(&self) -> Result<u64, StoreError> {
-        self.inner.head()
-    }
-    fn write_durable(&self, r: &[NewRecord], t: &[(u64, [u8; 32])]) -> Result<(), StoreError> {
-        self.inner.write_durable(r, t)
-    }
-    fn sync(&self) -> Result<(), StoreError> {
-        self.inner.sync()
-    }
-    fn tree_hashes(&self, i: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
-        self.inner.tree_hashes(i)
-    }
-    fn last_tree_index(&self) -> Result<Option<u64>, StoreError> {
-        self.inner.last_tree_index()
-    }
-    fn read(&self, p: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.read(p)
-    }
-    fn read_range(&self, f: u64, l: usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError> {
-        self.inner.read_range(f, l)
-    }
-    fn case_positions(
-        &self,
-        case_id: &str,
-        from: u64,
-        backwards: bool,
-        limit: usize,
-    ) -> Result<Vec<(u64, u64)>, StoreError> {
-        self.inner.case_positions(case_id, from, backwards, limit)
-    }
-    fn event_position(&self, e: &str) -> Result<Option<u64>, StoreError> {
-        self.inner.event_position(e)
-    }
-    fn side_table(&self, name: &str) -> Result<Box<dyn SideTable>, StoreError> {
-        let inner = EventLog::side_table(&self.inner, name)?;
-        Ok(match name {
-            BOARD_TABLE => Box::new(GatedTable {
-                inner,
-                gate: self.gate.clone(),
-            }),
-            _ => inner,
-        })
-    }
-    fn close(&self) -> Result<(), StoreError> {
-        self.inner.close()
-    }
-}
-
 fn append(case_id: &str, id: &str, kind: Kind) -> pb::AppendRequest {
     pb::AppendRequest {
         case_id: case_id.into(),
@@ -134,10 +80,16 @@ fn append(case_id: &str, id: &str, kind: Kind) -> pb::AppendRequest {
 async fn an_append_is_answered_before_its_fold_and_a_read_after_it_waits() {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(Gate::default());
-    let log = GatedLog {
-        inner: SledLog::open(dir.path(), &Default::default()).unwrap(),
-        gate: gate.clone(),
-    };
+    let shut = gate.clone();
+    let log = HookedLog::new(SledLog::open(dir.path(), &Default::default()).unwrap()).wrap_table(
+        move |name, inner| match name {
+            BOARD_TABLE => Box::new(GatedTable {
+                inner,
+                gate: shut.clone(),
+            }),
+            _ => inner,
+        },
+    );
     let (ledger, _) = Ledger::open_on(log, dir.path(), &LedgerOptions::default()).unwrap();
     let ledger = Arc::new(ledger);
     let opened = Kind::CaseOpened(pb::CaseOpened {

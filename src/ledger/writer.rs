@@ -1485,55 +1485,6 @@ mod tests {
         assert!(writer.keys.get("u2").unwrap().is_none());
     }
 
-    /// A real store whose case index stops answering after a number of
-    /// reads (negative: never).
-    struct CaseIndexLost {
-        inner: crate::store::SledLog,
-        reads_left: std::sync::atomic::AtomicI64,
-    }
-
-    impl EventLog for CaseIndexLost {
-        fn head(&self) -> Result<u64, StoreError> {
-            self.inner.head()
-        }
-        fn write_durable(&self, r: &[NewRecord], t: &[(u64, [u8; 32])]) -> Result<(), StoreError> {
-            self.inner.write_durable(r, t)
-        }
-        fn tree_hashes(&self, i: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
-            self.inner.tree_hashes(i)
-        }
-        fn last_tree_index(&self) -> Result<Option<u64>, StoreError> {
-            self.inner.last_tree_index()
-        }
-        fn read(&self, p: u64) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.read(p)
-        }
-        fn read_range(&self, f: u64, l: usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError> {
-            self.inner.read_range(f, l)
-        }
-        fn case_positions(
-            &self,
-            case_id: &str,
-            from: u64,
-            backwards: bool,
-            limit: usize,
-        ) -> Result<Vec<(u64, u64)>, StoreError> {
-            if self.reads_left.fetch_sub(1, Ordering::Relaxed) == 0 {
-                return Err(StoreError::Corrupt("the case index is unreadable".into()));
-            }
-            self.inner.case_positions(case_id, from, backwards, limit)
-        }
-        fn event_position(&self, e: &str) -> Result<Option<u64>, StoreError> {
-            self.inner.event_position(e)
-        }
-        fn sync(&self) -> Result<(), StoreError> {
-            self.inner.sync()
-        }
-        fn side_table(&self, name: &str) -> Result<Box<dyn crate::store::SideTable>, StoreError> {
-            EventLog::side_table(&self.inner, name)
-        }
-    }
-
     fn event(id: &str, kind: Kind) -> pb::ProposedEvent {
         pb::ProposedEvent {
             event: Some(pb::CaseEvent { kind: Some(kind) }),
@@ -1548,10 +1499,19 @@ mod tests {
     #[test]
     fn a_board_that_cannot_take_a_case_back_stops_further_appends() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Arc::new(CaseIndexLost {
-            inner: crate::store::SledLog::open(dir.path(), &Default::default()).unwrap(),
-            reads_left: (-1).into(),
-        });
+        // The case index stops answering after a number of reads
+        // (negative: never).
+        let reads_left = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let left = reads_left.clone();
+        let log = Arc::new(
+            crate::store::hooked::HookedLog::new(
+                crate::store::SledLog::open(dir.path(), &Default::default()).unwrap(),
+            )
+            .before_case_read(move || match left.fetch_sub(1, Ordering::Relaxed) {
+                0 => Err(StoreError::Corrupt("the case index is unreadable".into())),
+                _ => Ok(()),
+            }),
+        );
         let (head_tx, published) = watch::channel(0);
         // Appends are answered at the durable commit; the board has folded
         // one once the head is published past it.
@@ -1598,14 +1558,14 @@ mod tests {
 
         // The writer's own reads of the closed case (whether it exists,
         // then its stream) succeed, the board's fails.
-        log.reads_left.store(2, Ordering::Relaxed);
+        reads_left.store(2, Ordering::Relaxed);
         let reopen = event("reopen", Kind::CaseReopened(pb::CaseReopened::default()));
         let acknowledged = append(vec![reopen]).unwrap();
         assert_eq!(acknowledged.last_position, 3);
         assert_eq!(log.head().unwrap(), 3);
         folded(3);
 
-        log.reads_left.store(-1, Ordering::Relaxed);
+        reads_left.store(-1, Ordering::Relaxed);
         let refused = append(vec![note("n1")]).unwrap_err();
         let LedgerError::Unavailable(why) = refused else {
             panic!("{refused:?}");

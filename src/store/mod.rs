@@ -6,6 +6,8 @@
 //! does not interpret payloads or decide anything. One writer calls
 //! [`EventLog::write_durable`]; any number of readers read concurrently.
 
+#[cfg(test)]
+pub(crate) mod hooked;
 pub mod jetstream;
 pub mod packed_table;
 pub mod side_table;
