@@ -449,14 +449,13 @@ impl<L: EventLog> Ledger<L> {
     pub async fn caught_up(&self) -> Result<(), LedgerError> {
         use std::sync::atomic::Ordering;
         let committed = self.committed.load(Ordering::Acquire);
-        let mut head = self.head_rx.clone();
         let upstream = if self.log.follows_upstream() {
             let log = self.log.clone();
             let target = tokio::task::spawn_blocking(move || log.upstream_head())
                 .await
                 .map_err(|e| LedgerError::Unavailable(format!("asking the stream's head: {e}")))??
                 .unwrap_or(0);
-            if *head.borrow() < target {
+            if *self.head_rx.borrow() < target {
                 self.known_upstream.fetch_max(target, Ordering::AcqRel);
                 nudge(&self.tx, &self.nudged);
             }
@@ -465,9 +464,10 @@ impl<L: EventLog> Ledger<L> {
             0
         };
         let target = committed.max(upstream);
-        if *head.borrow() >= target {
+        if *self.head_rx.borrow() >= target {
             return Ok(());
         }
+        let mut head = self.head_rx.clone();
         let reached = tokio::time::timeout(CATCH_UP_WAIT, head.wait_for(|h| *h >= target))
             .await
             .is_ok_and(|r| r.is_ok());

@@ -27,10 +27,9 @@ pub async fn build(c: &Console, case_id: &str, headers: &HeaderMap) -> Result<St
         let body = body.clone();
         async move {
             let caller = rpc::authorize(&c.auth, method, headers)?;
-            rpc::call(&c.services, &c.mapping, method, caller, headers, &body).await
+            c.read(method, caller, headers, &body).await
         }
     };
-    c.caught_up().await?;
     let view = read(Method::GetCase).await?;
     let events = read(Method::ReadCase).await?;
     let bundle = read(Method::ExportCase).await?;

@@ -68,13 +68,21 @@ impl Console {
         check_peer(self.auth.development(), peer)
     }
 
-    /// Read-your-writes, as for a gRPC read (`api::catch_up`): the
-    /// console calls the services past the gRPC layers.
-    async fn caught_up(&self) -> Result<(), Refusal> {
+    /// Calls one read for `caller`, as `rpc::call`, after the wait a gRPC
+    /// read makes (`api::catch_up`): the console calls the services past
+    /// the gRPC layers, so every console read goes through here.
+    async fn read(
+        &self,
+        method: Method,
+        caller: crate::security::roles::Caller,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<serde_json::Value, Refusal> {
         self.ledger
             .caught_up()
             .await
-            .map_err(|e| Refusal(crate::api::status::to_status(e)))
+            .map_err(|e| Refusal(crate::api::status::to_status(e)))?;
+        rpc::call(&self.services, &self.mapping, method, caller, headers, body).await
     }
 }
 
@@ -211,8 +219,7 @@ async fn call(
             )))
         })?;
         let caller = rpc::authorize(&c.auth, method, &headers)?;
-        c.caught_up().await?;
-        rpc::call(&c.services, &c.mapping, method, caller, &headers, &body).await
+        c.read(method, caller, &headers, &body).await
     }
     .await;
     answer(result)
