@@ -41,29 +41,36 @@ impl KvTable {
     ) -> Result<Self, StoreError> {
         let name = bucket.to_string();
         let context = js.clone();
-        let kv = bridge.run(async move {
-            if let Ok(kv) = js.get_key_value(&name).await {
-                return Ok(kv);
+        // Found or created again while the cluster cannot place it (a
+        // server starting or briefly taken for offline, a leader being
+        // elected), as the stream is (`stream::ensure_stream`): creating
+        // the bucket again is harmless, and a node started meanwhile waits.
+        let kv = bridge.run(read_patiently(patience * 6, move || {
+            let (js, name) = (js.clone(), name.clone());
+            async move {
+                if let Ok(kv) = js.get_key_value(&name).await {
+                    return Ok(kv);
+                }
+                let created = js
+                    .create_key_value(kv::Config {
+                        bucket: name.clone(),
+                        description: "complaint-ledger: a table all nodes share".into(),
+                        history: 1,
+                        storage: jetstream::stream::StorageType::File,
+                        num_replicas: replicas,
+                        ..Default::default()
+                    })
+                    .await;
+                match created {
+                    Ok(kv) => Ok(kv),
+                    // Another node created it meanwhile.
+                    Err(e) => js
+                        .get_key_value(&name)
+                        .await
+                        .map_err(|_| unavailable(&format!("opening bucket {name}"), e)),
+                }
             }
-            let created = js
-                .create_key_value(kv::Config {
-                    bucket: name.clone(),
-                    description: "complaint-ledger: a table all nodes share".into(),
-                    history: 1,
-                    storage: jetstream::stream::StorageType::File,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await;
-            match created {
-                Ok(kv) => Ok(kv),
-                // Another node created it meanwhile.
-                Err(e) => js
-                    .get_key_value(&name)
-                    .await
-                    .map_err(|_| unavailable(&format!("opening bucket {name}"), e)),
-            }
-        })??;
+        }))??;
         Ok(Self {
             bridge,
             kv,
