@@ -40,12 +40,17 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// used pages, and with eight of them the pages that a fill's churn left
 /// partly used were a quarter to a third of the server's resident memory
 /// (BENCHMARKS.md, change 57); thread caches take most allocations before
-/// an arena's lock is needed.
+/// an arena's lock is needed. Slabs of one page for the sizes up to 1 KiB
+/// (jemalloc's own are up to seven pages): sled keeps small records of
+/// every page it wrote, made among many short-lived allocations of the
+/// same sizes, and a slab holding one of them cannot be given back; a
+/// smaller slab pins less (BENCHMARKS.md, change 63). Above 1 KiB a page
+/// would hold too few to fill it.
 /// A byte array, not a slice: jemalloc reads a C string pointer.
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
-pub static malloc_conf: &[u8; 70] =
-    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2\0";
+pub static malloc_conf: &[u8; 90] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2,slab_sizes:1-1024:1\0";
 
 /// Bytes live allocations hold, by jemalloc's own count (its statistics
 /// are refreshed first: they are a snapshot as of the last `epoch`).
