@@ -29,12 +29,22 @@ pub struct RunFilter {
 impl RunFilter {
     /// The filter of a run holding `hashes`.
     pub fn build(hashes: &[u64]) -> Self {
-        let mut bloom =
-            BloomFilter::with_false_pos(FALSE_POSITIVE_RATE).expected_items(hashes.len().max(1));
+        let mut f = Self::empty(hashes.len());
         for h in hashes {
-            bloom.insert_hash(*h);
+            f.insert(*h);
         }
-        Self { bloom }
+        f
+    }
+
+    /// A filter for a run of `expected` hashes, filled by [`Self::insert`].
+    pub fn empty(expected: usize) -> Self {
+        Self {
+            bloom: BloomFilter::with_false_pos(FALSE_POSITIVE_RATE).expected_items(expected.max(1)),
+        }
+    }
+
+    pub fn insert(&mut self, h: u64) {
+        self.bloom.insert_hash(h);
     }
 
     /// False only if no id of the run has hash `h`.

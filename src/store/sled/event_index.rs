@@ -17,9 +17,11 @@
 //!   the run and the first hash of the value), and the run's entry in the
 //!   directory of runs (`H`); runs of about equal size (within a factor of
 //!   two: a commit may overshoot the run length) are merged, a binary
-//!   counter, up to four times the run length ([`MERGE_LIMIT`]): a merge
-//!   pause and the memory it takes stay bounded, and there is about one run
-//!   per 256k events;
+//!   counter, up to four times the run length ([`MERGE_LIMIT`]): the
+//!   writer's merge pause and the memory it takes stay bounded; full runs
+//!   are merged further, four at a time, by a thread of their own
+//!   ([`super::event_index_tiers`]), so the runs a lookup checks grow with
+//!   the log by tiers, not by one per 256k events;
 //! - runs stay on disk: finding a hash in a run is one ordered sled lookup
 //!   for the last value starting at or below it (the key carries the
 //!   value's first hash), so memory holds the directory of runs — a few
@@ -42,12 +44,13 @@
 //! ever ahead of the log.
 
 use super::event_filter::RunFilter;
+use super::event_index_tiers::Tiers;
 use super::keys::{self, trailing_u64};
 use crate::store::StoreError;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::Hasher;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// Events per new run.
 pub const RUN_LEN: usize = 64 * 1024;
@@ -55,12 +58,12 @@ pub const RUN_LEN: usize = 64 * 1024;
 /// Runs stop growing once they hold this many times `run_len` events: a
 /// merge rewrites at most this much (with 64k runs, 256k events: 4 MiB, a
 /// pause of about 15 ms), and the memory a merge briefly doubles stays
-/// small. Beyond it the number of runs grows by one per 256k events, which
-/// costs one more binary search per lookup the Bloom filter lets through.
+/// small. Full runs are merged further in the background
+/// ([`super::event_index_tiers`]).
 const MERGE_LIMIT: usize = 4;
 
 /// Pairs per stored value (16 bytes each): below sled's blob threshold.
-const PAIRS_PER_VALUE: usize = 384;
+pub(super) const PAIRS_PER_VALUE: usize = 384;
 
 /// Records read per step when indexing from the log at open.
 const CATCH_UP_CHUNK: usize = 4096;
@@ -93,13 +96,13 @@ pub fn event_id_of(position: u64, bytes: &[u8]) -> Result<String, StoreError> {
 
 /// A stored run: the events at positions first..=last, one pair each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Run {
-    first: u64,
-    last: u64,
+pub(super) struct Run {
+    pub first: u64,
+    pub last: u64,
 }
 
 impl Run {
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         (self.last - self.first + 1) as usize
     }
 }
@@ -109,7 +112,10 @@ fn bad(why: String) -> StoreError {
 }
 
 /// The pairs of a stored value.
-fn pairs_of(run: Run, v: &[u8]) -> Result<impl Iterator<Item = (u64, u64)> + '_, StoreError> {
+pub(super) fn pairs_of(
+    run: Run,
+    v: &[u8],
+) -> Result<impl Iterator<Item = (u64, u64)> + '_, StoreError> {
     if v.len() % 16 != 0 || v.is_empty() {
         return Err(bad(format!(
             "run {}-{} has a torn value",
@@ -186,7 +192,7 @@ fn write_run(batch: &mut sled::Batch, run: Run, pairs: &[(u64, u64)]) -> RunFilt
 
 /// Adds the writes of a run's filter to `batch`, in parts the size of a
 /// run's values: sled stores a larger value as a file of its own.
-fn write_filter(batch: &mut sled::Batch, run: Run, filter: &RunFilter) {
+pub(super) fn write_filter(batch: &mut sled::Batch, run: Run, filter: &RunFilter) {
     for (i, part) in filter.encode().chunks(PAIRS_PER_VALUE * 16).enumerate() {
         batch.insert(
             &keys::id_filter_key(run.first, run.last, i as u32)[..],
@@ -229,9 +235,9 @@ fn remove_run(db: &sled::Db, batch: &mut sled::Batch, run: Run) -> Result<(), St
     Ok(())
 }
 
-struct Inner {
+pub(super) struct Inner {
     /// The stored runs, oldest first, each with its filter.
-    runs: Vec<(Run, RunFilter)>,
+    pub runs: Vec<(Run, RunFilter)>,
     /// Pairs of the events after the last run, in memory only, by hash:
     /// the first position of each hash here, the rare others (a collision
     /// of two ids' 64-bit hashes) in `recent_more`. A hash map, not an
@@ -262,7 +268,10 @@ pub(super) struct EventIndex {
     /// Events per new run ([`RUN_LEN`] unless configured).
     run_len: usize,
     db: sled::Db,
-    inner: RwLock<Inner>,
+    inner: Arc<RwLock<Inner>>,
+    /// The merges of full runs (`store::event_index_tiers`); None when
+    /// not asked for.
+    tiers: Option<Tiers>,
     #[cfg(test)]
     fail_next_seal: std::sync::atomic::AtomicBool,
 }
@@ -275,6 +284,7 @@ impl EventIndex {
         db: &sled::Db,
         head: u64,
         run_len: usize,
+        tier_merges: bool,
         read_range: impl Fn(u64, usize) -> Result<Vec<(u64, bytes::Bytes)>, StoreError>,
     ) -> Result<Self, StoreError> {
         migrate_runs(db)?;
@@ -286,17 +296,18 @@ impl EventIndex {
             )));
         }
         let runs = load_filters(db, runs)?;
-        let index = Self {
+        let mut index = Self {
             run_len: run_len.max(1),
             db: db.clone(),
+            tiers: None,
             #[cfg(test)]
             fail_next_seal: Default::default(),
-            inner: RwLock::new(Inner {
+            inner: Arc::new(RwLock::new(Inner {
                 runs,
                 recent: HashMap::new(),
                 recent_more: Vec::new(),
                 through: covered,
-            }),
+            })),
         };
         if covered < head {
             tracing::info!(
@@ -331,6 +342,13 @@ impl EventIndex {
                 break;
             }
             next = last + 1;
+        }
+        if tier_merges {
+            index.tiers = Some(Tiers::start(
+                db,
+                index.inner.clone(),
+                MERGE_LIMIT * index.run_len,
+            ));
         }
         Ok(index)
     }
@@ -403,6 +421,10 @@ impl EventIndex {
             "event-id index run stored"
         );
         inner.runs.push((run, filter));
+        drop(inner);
+        if let Some(t) = &self.tiers {
+            t.nudge();
+        }
         Ok(())
     }
 
@@ -435,6 +457,19 @@ impl EventIndex {
             );
         }
         Ok(out)
+    }
+
+    /// Stored runs, for tests.
+    #[cfg(test)]
+    pub fn runs(&self) -> usize {
+        self.read().runs.len()
+    }
+
+    /// Whether full runs wait to be merged, for tests.
+    #[cfg(test)]
+    pub fn tier_merge_due(&self) -> bool {
+        let runs: Vec<Run> = self.read().runs.iter().map(|(r, _)| *r).collect();
+        super::event_index_tiers::next_group(&runs, MERGE_LIMIT * self.run_len).is_some()
     }
 
     /// Runs and events in stored runs and in `recent`, for tests.

@@ -8,6 +8,8 @@
 //! | `J` first position ‖ last position (u64 BE each) ‖ first id hash (u64 BE) ‖ value number (u32 BE) | part of a run of the event-id index: sorted (id hash, position) pairs, 16 bytes each, see `store::event_index` |
 //! | `H` first position ‖ last position (u64 BE each) | empty: a run of the event-id index is stored (the directory of runs) |
 //! | `B` first position ‖ last position (u64 BE each) ‖ part number (u32 BE) | part of the run's Bloom filter, checksummed whole (see `store::event_filter`); parts stay below sled's blob threshold |
+//! | `G` first position ‖ last position (u64 BE each) | empty: a merged run of the event-id index is being written under `J` and `B` keys and is not yet stored (see `store::event_index_tiers`) |
+//! | `D` first position ‖ last position (u64 BE each) | empty: a run merged into a larger one, whose `J` and `B` keys are being deleted |
 //! | `I` first position ‖ last position ‖ value number | a run of the event-id index in the layout before `J`: rewritten as `J` and `H` at open |
 //! | `E` event id                          | position (u64 BE): the event-id index of earlier builds, one entry per event; no longer written or read |
 //! | `T` first stored-hash index (u64 BE)  | a run of Merkle tree hashes (32 bytes each) from that index, see `audit::merkle` |
@@ -27,6 +29,8 @@ pub const ID_RUN: u8 = b'I';
 pub const ID_CHUNK: u8 = b'J';
 pub const ID_RUN_ENTRY: u8 = b'H';
 pub const ID_FILTER: u8 = b'B';
+pub const ID_MERGING: u8 = b'G';
+pub const ID_DROPPING: u8 = b'D';
 
 pub fn tree_key(index: u64) -> [u8; 9] {
     let mut k = [TREE; 9];
@@ -135,7 +139,26 @@ pub fn id_filter_key(first: u64, last: u64, i: u32) -> [u8; 21] {
 
 /// Decodes a directory entry: (first, last).
 pub fn parse_id_run_entry(k: &[u8]) -> Option<(u64, u64)> {
-    if k.len() != 17 || k[0] != ID_RUN_ENTRY {
+    parse_id_span(ID_RUN_ENTRY, k)
+}
+
+/// The marker of a merged run being written.
+pub fn id_merging(first: u64, last: u64) -> [u8; 17] {
+    let mut k = id_chunk_prefix(first, last);
+    k[0] = ID_MERGING;
+    k
+}
+
+/// The marker of a run being deleted after a merge.
+pub fn id_dropping(first: u64, last: u64) -> [u8; 17] {
+    let mut k = id_chunk_prefix(first, last);
+    k[0] = ID_DROPPING;
+    k
+}
+
+/// Decodes a key of `prefix` naming a run: (first, last).
+pub fn parse_id_span(prefix: u8, k: &[u8]) -> Option<(u64, u64)> {
+    if k.len() != 17 || k[0] != prefix {
         return None;
     }
     Some((

@@ -20,6 +20,10 @@ pub struct SledOptions {
     pub cache_capacity: u64,
     /// Events per new run of the event-id index (see `store::event_index`).
     pub id_run_len: usize,
+    /// Whether full runs of the event-id index are merged into larger
+    /// ones in the background (see `store::event_index_tiers`); off only
+    /// in tests that count runs.
+    pub id_tier_merges: bool,
     /// sled's own flush every so many milliseconds, for a store written
     /// with [`SledLog::write_behind`] (a clustered node's local copy);
     /// `None` when every write is made durable by the writer.
@@ -31,6 +35,7 @@ impl Default for SledOptions {
         Self {
             cache_capacity: 64 * 1024 * 1024,
             id_run_len: super::event_index::RUN_LEN,
+            id_tier_merges: true,
             background_flush_ms: None,
         }
     }
@@ -105,9 +110,13 @@ impl SledLog {
             d.sync_all()?;
         }
         let head = head_of(&db)?;
-        let event_index = EventIndex::open(&db, head, opts.id_run_len, |from, limit| {
-            read_range_in(&db, from, limit)
-        })?;
+        let event_index = EventIndex::open(
+            &db,
+            head,
+            opts.id_run_len,
+            opts.id_tier_merges,
+            |from, limit| read_range_in(&db, from, limit),
+        )?;
         Ok(Self {
             db,
             dir: dir.to_path_buf(),
@@ -1056,10 +1065,124 @@ mod tests {
         assert_eq!(log.db.scan_prefix([keys::EVENT]).count(), 0);
     }
 
+    fn open_without_tier_merges(dir: &Path, run_len: usize) -> SledLog {
+        let opts = SledOptions {
+            id_run_len: run_len,
+            id_tier_merges: false,
+            ..SledOptions::default()
+        };
+        SledLog::open(dir, &opts).unwrap()
+    }
+
+    /// Waits until the background merges have nothing left to do.
+    fn tiers_settled(log: &SledLog) -> usize {
+        let started = std::time::Instant::now();
+        loop {
+            let runs = log.event_index.runs();
+            let markers = log.db.scan_prefix([keys::ID_MERGING]).count()
+                + log.db.scan_prefix([keys::ID_DROPPING]).count();
+            if markers == 0 && !log.event_index.tier_merge_due() {
+                return runs;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "merges did not settle: {runs} runs, {markers} markers"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Every `J` and `B` key belongs to a run of the directory.
+    fn only_stored_runs_on_disk(log: &SledLog) {
+        let stored: std::collections::HashSet<(u64, u64)> = log
+            .db
+            .scan_prefix([keys::ID_RUN_ENTRY])
+            .keys()
+            .map(|k| keys::parse_id_run_entry(&k.unwrap()).unwrap())
+            .collect();
+        for prefix in [keys::ID_CHUNK, keys::ID_FILTER] {
+            for k in log.db.scan_prefix([prefix]).keys() {
+                let k = k.unwrap();
+                let span = keys::parse_id_span(prefix, &k[..17]).unwrap();
+                assert!(
+                    stored.contains(&span),
+                    "{} key of run {span:?}",
+                    prefix as char
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn full_runs_merge_by_tiers_and_every_id_stays_found() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // Runs of 4 events are full at 16: tiers of 16, 64, 256 and
+            // 1,024 events.
+            let log = open_with_runs_of(dir.path(), 4);
+            let mut next = 1;
+            while next <= 3_000 {
+                let rs: Vec<_> = (next..next + 7).map(enveloped).collect();
+                log.write_durable(&rs, &[]).unwrap();
+                next += 7;
+                if next % 700 == 1 {
+                    all_found(&log, next - 1);
+                }
+            }
+            let runs = tiers_settled(&log);
+            // Without the merges: 3,003 / 16 = 187 full runs. With them:
+            // two of 1,024, at most three of each lower tier, and the
+            // writer's runs below 16.
+            assert!(runs <= 2 + 3 * 3 + 4, "{runs} runs");
+            all_found(&log, 3_003);
+            only_stored_runs_on_disk(&log);
+            log.close().unwrap();
+        }
+        let log = open_with_runs_of(dir.path(), 4);
+        tiers_settled(&log);
+        all_found(&log, 3_003);
+        only_stored_runs_on_disk(&log);
+    }
+
+    #[test]
+    fn what_an_interrupted_merge_left_is_deleted_before_merging() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open_without_tier_merges(dir.path(), 4);
+            let rs: Vec<_> = (1..=200).map(enveloped).collect();
+            for chunk in rs.chunks(10) {
+                log.write_durable(chunk, &[]).unwrap();
+            }
+            assert!(log.event_index.runs() >= 8);
+            // A crash in a merge of the first four runs, before its switch:
+            // the marker and some values of the new run.
+            log.db.insert(keys::id_merging(1, 64), &[][..]).unwrap();
+            let bogus: Vec<u8> = [7u64.to_be_bytes(), 1u64.to_be_bytes()].concat();
+            log.db
+                .insert(&keys::id_chunk_key(1, 64, 7, 0)[..], bogus.clone())
+                .unwrap();
+            // And one after a switch: a run taken out of the directory,
+            // its values not yet deleted.
+            log.db.insert(keys::id_dropping(500, 515), &[][..]).unwrap();
+            log.db
+                .insert(&keys::id_chunk_key(500, 515, 7, 0)[..], bogus)
+                .unwrap();
+            log.db
+                .insert(&keys::id_filter_key(500, 515, 0)[..], &[1u8][..])
+                .unwrap();
+            log.close().unwrap();
+        }
+        let log = open_with_runs_of(dir.path(), 4);
+        tiers_settled(&log);
+        only_stored_runs_on_disk(&log);
+        all_found(&log, 200);
+        assert!(log.event_index.runs() < 8);
+    }
+
     #[test]
     fn runs_of_uneven_sizes_still_merge_up_to_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let log = open_with_runs_of(dir.path(), 8);
+        let log = open_without_tier_merges(dir.path(), 8);
         // Commits overshoot the run length by amounts that shrink: each run
         // a little smaller than the one before it.
         let mut next = 1;

@@ -6,11 +6,12 @@
 //! `fdatasync` after its flush (`durability`), records packed a few per
 //! value (`pack`), the key layout (`keys`), and the event-id index that
 //! follows each commit (`event_index`, behind a Bloom filter in
-//! `event_filter`).
+//! `event_filter`, its full runs merged by tiers in `event_index_tiers`).
 
 pub mod durability;
 pub mod event_filter;
 mod event_index;
+mod event_index_tiers;
 pub mod keys;
 mod log;
 pub mod pack;
