@@ -365,6 +365,11 @@ struct ServeArgs {
     /// sled page cache, bytes.
     #[arg(long, env = "COMPLAINT_LEDGER_CACHE_BYTES", default_value_t = SledOptions::default().cache_capacity)]
     cache_bytes: u64,
+    /// Events per new run of the event-id index (four full runs merge
+    /// into one in the background, by tiers); smaller runs only make
+    /// more of them. Tests set it low to exercise the merges.
+    #[arg(long, env = "COMPLAINT_LEDGER_ID_RUN_LEN", default_value_t = SledOptions::default().id_run_len as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    id_run_len: u64,
     /// Case states the writer keeps between appends (~3.4 KB each for a
     /// case like the seed's); an append to a case not kept folds its
     /// stream from the log first.
@@ -556,6 +561,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     },
                     sled: SledOptions {
                         cache_capacity: a.cache_bytes,
+                        id_run_len: a.id_run_len as usize,
                         ..SledOptions::default()
                     },
                     cluster,

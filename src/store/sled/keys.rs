@@ -116,17 +116,20 @@ pub fn parse_id_chunk_key(k: &[u8]) -> Option<(u64, u64, u64, u32)> {
 
 /// The directory entry of the event-id index run covering `first..=last`.
 pub fn id_run_entry(first: u64, last: u64) -> [u8; 17] {
+    id_span(ID_RUN_ENTRY, first, last)
+}
+
+/// A key of `prefix` naming the event-id index run `first..=last`.
+fn id_span(prefix: u8, first: u64, last: u64) -> [u8; 17] {
     let mut k = id_chunk_prefix(first, last);
-    k[0] = ID_RUN_ENTRY;
+    k[0] = prefix;
     k
 }
 
 /// The prefix of the parts of the Bloom filter of the event-id index run
 /// covering `first..=last`.
 pub fn id_filter_prefix(first: u64, last: u64) -> [u8; 17] {
-    let mut k = id_chunk_prefix(first, last);
-    k[0] = ID_FILTER;
-    k
+    id_span(ID_FILTER, first, last)
 }
 
 /// Key of part `i` of that filter.
@@ -144,16 +147,12 @@ pub fn parse_id_run_entry(k: &[u8]) -> Option<(u64, u64)> {
 
 /// The marker of a merged run being written.
 pub fn id_merging(first: u64, last: u64) -> [u8; 17] {
-    let mut k = id_chunk_prefix(first, last);
-    k[0] = ID_MERGING;
-    k
+    id_span(ID_MERGING, first, last)
 }
 
 /// The marker of a run being deleted after a merge.
 pub fn id_dropping(first: u64, last: u64) -> [u8; 17] {
-    let mut k = id_chunk_prefix(first, last);
-    k[0] = ID_DROPPING;
-    k
+    id_span(ID_DROPPING, first, last)
 }
 
 /// Decodes a key of `prefix` naming a run: (first, last).
