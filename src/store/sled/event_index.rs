@@ -45,7 +45,8 @@
 
 use super::event_filter::RunFilter;
 use super::event_index_tiers::Tiers;
-use super::keys::{self, trailing_u64};
+use super::event_runs::{bad, pairs_of, write_filter, Inner, Run, PAIRS_PER_VALUE};
+use super::keys;
 use crate::store::StoreError;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -61,9 +62,6 @@ pub const RUN_LEN: usize = 64 * 1024;
 /// small. Full runs are merged further in the background
 /// ([`super::event_index_tiers`]).
 const MERGE_LIMIT: usize = 4;
-
-/// Pairs per stored value (16 bytes each): below sled's blob threshold.
-pub(super) const PAIRS_PER_VALUE: usize = 384;
 
 /// Records read per step when indexing from the log at open.
 const CATCH_UP_CHUNK: usize = 4096;
@@ -92,40 +90,6 @@ pub fn event_id_of(position: u64, bytes: &[u8]) -> Result<String, StoreError> {
     let r = RecordEventId::decode(bytes)
         .map_err(|e| StoreError::Corrupt(format!("record {position} does not decode: {e}")))?;
     Ok(r.event_id)
-}
-
-/// A stored run: the events at positions first..=last, one pair each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Run {
-    pub first: u64,
-    pub last: u64,
-}
-
-impl Run {
-    pub fn len(&self) -> usize {
-        (self.last - self.first + 1) as usize
-    }
-}
-
-fn bad(why: String) -> StoreError {
-    StoreError::Corrupt(format!("event-id index: {why}"))
-}
-
-/// The pairs of a stored value.
-pub(super) fn pairs_of(
-    run: Run,
-    v: &[u8],
-) -> Result<impl Iterator<Item = (u64, u64)> + '_, StoreError> {
-    if v.len() % 16 != 0 || v.is_empty() {
-        return Err(bad(format!(
-            "run {}-{} has a torn value",
-            run.first, run.last
-        )));
-    }
-    Ok(v.chunks_exact(16).map(|pair| {
-        let h = u64::from_be_bytes(pair[..8].try_into().expect("8 bytes"));
-        (h, trailing_u64(pair).expect("8 bytes"))
-    }))
 }
 
 /// Every pair of a stored run, in order; checked whole: sorted, one per
@@ -190,17 +154,6 @@ fn write_run(batch: &mut sled::Batch, run: Run, pairs: &[(u64, u64)]) -> RunFilt
     filter
 }
 
-/// Adds the writes of a run's filter to `batch`, in parts the size of a
-/// run's values: sled stores a larger value as a file of its own.
-pub(super) fn write_filter(batch: &mut sled::Batch, run: Run, filter: &RunFilter) {
-    for (i, part) in filter.encode().chunks(PAIRS_PER_VALUE * 16).enumerate() {
-        batch.insert(
-            &keys::id_filter_key(run.first, run.last, i as u32)[..],
-            part,
-        );
-    }
-}
-
 /// The stored filter of a run; None when it is missing or does not check
 /// out.
 fn read_filter(db: &sled::Db, run: Run) -> Result<Option<RunFilter>, StoreError> {
@@ -233,35 +186,6 @@ fn remove_run(db: &sled::Db, batch: &mut sled::Batch, run: Run) -> Result<(), St
     remove_filter(db, batch, run)?;
     batch.remove(&keys::id_run_entry(run.first, run.last)[..]);
     Ok(())
-}
-
-pub(super) struct Inner {
-    /// The stored runs, oldest first, each with its filter.
-    pub runs: Vec<(Run, RunFilter)>,
-    /// Pairs of the events after the last run, in memory only, by hash:
-    /// the first position of each hash here, the rare others (a collision
-    /// of two ids' 64-bit hashes) in `recent_more`. A hash map, not an
-    /// ordered set: every commit inserts its ids at random places, and an
-    /// ordered insert cost most of this index's share of the writer; the
-    /// pairs are sorted once, into the run.
-    recent: HashMap<u64, u64>,
-    recent_more: Vec<(u64, u64)>,
-    /// Last position indexed (in a run or in `recent`).
-    through: u64,
-}
-
-impl Inner {
-    /// The pairs of `recent`, sorted as a run keeps them.
-    fn recent_pairs(&self) -> Vec<(u64, u64)> {
-        let mut pairs: Vec<(u64, u64)> = self
-            .recent
-            .iter()
-            .map(|(h, p)| (*h, *p))
-            .chain(self.recent_more.iter().copied())
-            .collect();
-        pairs.sort_unstable();
-        pairs
-    }
 }
 
 pub(super) struct EventIndex {

@@ -30,7 +30,7 @@
 //! it done. In each the directory covers every position once.
 
 use super::event_filter::RunFilter;
-use super::event_index::{write_filter, Inner, Run, PAIRS_PER_VALUE};
+use super::event_runs::{pairs_of, write_filter, Inner, Run, PAIRS_PER_VALUE};
 use super::keys;
 use crate::store::StoreError;
 use std::collections::BinaryHeap;
@@ -101,7 +101,7 @@ impl RunReader {
                 return Ok(None);
             };
             let (_, v) = item?;
-            self.pairs = super::event_index::pairs_of(self.run, &v)?.collect();
+            self.pairs = pairs_of(self.run, &v)?.collect();
             self.at = 0;
         }
         self.at += 1;

@@ -12,6 +12,7 @@ pub mod durability;
 pub mod event_filter;
 mod event_index;
 mod event_index_tiers;
+mod event_runs;
 pub mod keys;
 mod log;
 pub mod pack;
