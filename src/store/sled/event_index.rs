@@ -45,7 +45,9 @@
 
 use super::event_filter::RunFilter;
 use super::event_index_tiers::Tiers;
-use super::event_runs::{bad, pairs_of, write_filter, Inner, Run, PAIRS_PER_VALUE};
+use super::event_runs::{
+    bad, insert_value, pairs_of, value_keys, write_filter, Inner, Run, PAIRS_PER_VALUE,
+};
 use super::keys;
 use crate::store::StoreError;
 use std::collections::hash_map::Entry;
@@ -139,13 +141,7 @@ fn positions_in(db: &sled::Db, run: Run, hash: u64) -> Result<Vec<u64>, StoreErr
 /// its filter and its directory entry. Returns the filter.
 fn write_run(batch: &mut sled::Batch, run: Run, pairs: &[(u64, u64)]) -> RunFilter {
     for (i, chunk) in pairs.chunks(PAIRS_PER_VALUE).enumerate() {
-        let mut value = Vec::with_capacity(chunk.len() * 16);
-        for (h, p) in chunk {
-            value.extend_from_slice(&h.to_be_bytes());
-            value.extend_from_slice(&p.to_be_bytes());
-        }
-        let key = keys::id_chunk_key(run.first, run.last, chunk[0].0, i as u32);
-        batch.insert(&key[..], value);
+        insert_value(batch, run, i as u32, chunk);
     }
     let hashes: Vec<u64> = pairs.iter().map(|(h, _)| *h).collect();
     let filter = RunFilter::build(&hashes);
@@ -177,13 +173,9 @@ fn remove_filter(db: &sled::Db, batch: &mut sled::Batch, run: Run) -> Result<(),
 
 /// Adds the removal of a stored run to `batch`.
 fn remove_run(db: &sled::Db, batch: &mut sled::Batch, run: Run) -> Result<(), StoreError> {
-    for item in db
-        .scan_prefix(keys::id_chunk_prefix(run.first, run.last))
-        .keys()
-    {
-        batch.remove(item?);
+    for k in value_keys(db, run) {
+        batch.remove(k?);
     }
-    remove_filter(db, batch, run)?;
     batch.remove(&keys::id_run_entry(run.first, run.last)[..]);
     Ok(())
 }

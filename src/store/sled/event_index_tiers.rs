@@ -30,11 +30,12 @@
 //! it done. In each the directory covers every position once.
 
 use super::event_filter::RunFilter;
-use super::event_runs::{pairs_of, write_filter, Inner, Run, PAIRS_PER_VALUE};
+use super::event_runs::{
+    insert_value, pairs_of, value_keys, write_filter, Inner, Run, PAIRS_PER_VALUE,
+};
 use super::keys;
 use crate::store::StoreError;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 /// Runs of one tier merged into one of the next.
@@ -120,7 +121,6 @@ struct Work {
     inner: Arc<RwLock<Inner>>,
     full: usize,
     stop: Arc<(Mutex<bool>, Condvar)>,
-    stopping: AtomicBool,
 }
 
 impl Tiers {
@@ -133,7 +133,6 @@ impl Tiers {
             inner,
             full,
             stop: stop.clone(),
-            stopping: AtomicBool::new(false),
         };
         let thread = std::thread::Builder::new()
             .name("event-id-tiers".into())
@@ -164,7 +163,7 @@ struct Stopped;
 
 impl Work {
     fn stopped(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed) || *self.stop.0.lock().expect("tiers lock")
+        *self.stop.0.lock().expect("tiers lock")
     }
 
     fn run(self) {
@@ -241,31 +240,21 @@ impl Work {
     }
 
     fn delete_run_values(&self, run: Run) -> Result<(), StoreError> {
-        for prefix in [
-            keys::id_chunk_prefix(run.first, run.last),
-            keys::id_filter_prefix(run.first, run.last),
-        ] {
-            loop {
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for k in value_keys(&self.db, run) {
+            batch.remove(k?);
+            in_batch += 1;
+            if in_batch == DELETES_PER_BATCH {
+                self.db.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
                 if self.stopped() {
                     // The marker stays: the next start deletes the rest.
                     return Ok(());
                 }
-                let batch_keys: Vec<sled::IVec> = self
-                    .db
-                    .scan_prefix(prefix)
-                    .keys()
-                    .take(DELETES_PER_BATCH)
-                    .collect::<Result<_, _>>()?;
-                if batch_keys.is_empty() {
-                    break;
-                }
-                let mut batch = sled::Batch::default();
-                for k in batch_keys {
-                    batch.remove(k);
-                }
-                self.db.apply_batch(batch)?;
             }
         }
+        self.db.apply_batch(batch)?;
         Ok(())
     }
 
@@ -287,8 +276,7 @@ impl Work {
             }
         }
         let mut filter = RunFilter::empty(target.len());
-        let mut value: Vec<u8> = Vec::with_capacity(PAIRS_PER_VALUE * 16);
-        let mut value_first = 0u64;
+        let mut chunk: Vec<(u64, u64)> = Vec::with_capacity(PAIRS_PER_VALUE);
         let mut values = 0u32;
         let mut batch = sled::Batch::default();
         let mut in_batch = 0;
@@ -307,14 +295,10 @@ impl Work {
                 heads.push(std::cmp::Reverse((p, i)));
             }
             filter.insert(pair.0);
-            if value.is_empty() {
-                value_first = pair.0;
-            }
-            value.extend_from_slice(&pair.0.to_be_bytes());
-            value.extend_from_slice(&pair.1.to_be_bytes());
-            if value.len() == PAIRS_PER_VALUE * 16 {
-                let key = keys::id_chunk_key(target.first, target.last, value_first, values);
-                batch.insert(&key[..], std::mem::take(&mut value));
+            chunk.push(pair);
+            if chunk.len() == PAIRS_PER_VALUE {
+                insert_value(&mut batch, target, values, &chunk);
+                chunk.clear();
                 values += 1;
                 in_batch += 1;
                 if in_batch == VALUES_PER_BATCH {
@@ -326,9 +310,8 @@ impl Work {
                 }
             }
         }
-        if !value.is_empty() {
-            let key = keys::id_chunk_key(target.first, target.last, value_first, values);
-            batch.insert(&key[..], value);
+        if !chunk.is_empty() {
+            insert_value(&mut batch, target, values, &chunk);
         }
         if count != target.len() {
             return Err(StoreError::Corrupt(format!(

@@ -61,6 +61,32 @@ pub(super) fn write_filter(batch: &mut sled::Batch, run: Run, filter: &RunFilter
     }
 }
 
+/// Adds value number `i` of `run`, holding `chunk` (sorted pairs, at most
+/// [`PAIRS_PER_VALUE`]), to `batch`.
+pub(super) fn insert_value(batch: &mut sled::Batch, run: Run, i: u32, chunk: &[(u64, u64)]) {
+    let mut value = Vec::with_capacity(chunk.len() * 16);
+    for (h, p) in chunk {
+        value.extend_from_slice(&h.to_be_bytes());
+        value.extend_from_slice(&p.to_be_bytes());
+    }
+    let key = keys::id_chunk_key(run.first, run.last, chunk[0].0, i);
+    batch.insert(&key[..], value);
+}
+
+/// The keys of a run's values and of its filter's parts (not its
+/// directory entry).
+pub(super) fn value_keys(
+    db: &sled::Db,
+    run: Run,
+) -> impl Iterator<Item = Result<sled::IVec, sled::Error>> {
+    db.scan_prefix(keys::id_chunk_prefix(run.first, run.last))
+        .keys()
+        .chain(
+            db.scan_prefix(keys::id_filter_prefix(run.first, run.last))
+                .keys(),
+        )
+}
+
 /// The index in memory: the directory of stored runs with their filters,
 /// and the pairs not yet in a run.
 pub(super) struct Inner {
