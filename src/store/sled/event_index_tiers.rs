@@ -112,46 +112,70 @@ impl RunReader {
 
 /// The thread that merges; stopped and joined when dropped.
 pub(super) struct Tiers {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    signal: Arc<Signal>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What wakes the thread. Both flags are set under the mutex the thread
+/// checks them under before it waits, so a nudge or a stop that comes
+/// while it is looking for a group is seen at its next check instead of
+/// being lost while nobody waits.
+#[derive(Default)]
+struct Signal {
+    flags: Mutex<Flags>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Flags {
+    /// The index is closing: finish no merge, start none.
+    stop: bool,
+    /// A run was stored since the thread last looked at the runs.
+    nudged: bool,
+}
+
+impl Signal {
+    fn set(&self, f: impl FnOnce(&mut Flags)) {
+        f(&mut self.flags.lock().expect("tiers lock"));
+        self.changed.notify_all();
+    }
 }
 
 struct Work {
     db: sled::Db,
     inner: Arc<RwLock<Inner>>,
     full: usize,
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    signal: Arc<Signal>,
 }
 
 impl Tiers {
     /// Starts merging the runs of `inner` (full at `full` events), after
     /// deleting what a crash left.
     pub fn start(db: &sled::Db, inner: Arc<RwLock<Inner>>, full: usize) -> Self {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::new(Signal::default());
         let work = Work {
             db: db.clone(),
             inner,
             full,
-            stop: stop.clone(),
+            signal: signal.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("event-id-tiers".into())
             .spawn(move || work.run())
             .map_err(|e| tracing::error!(error = %e, "event-id index merges not started"))
             .ok();
-        Self { stop, thread }
+        Self { signal, thread }
     }
 
     /// Tells the thread a run was stored.
     pub fn nudge(&self) {
-        self.stop.1.notify_all();
+        self.signal.set(|f| f.nudged = true);
     }
 }
 
 impl Drop for Tiers {
     fn drop(&mut self) {
-        *self.stop.0.lock().expect("tiers lock") = true;
-        self.stop.1.notify_all();
+        self.signal.set(|f| f.stop = true);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -163,7 +187,7 @@ struct Stopped;
 
 impl Work {
     fn stopped(&self) -> bool {
-        *self.stop.0.lock().expect("tiers lock")
+        self.signal.flags.lock().expect("tiers lock").stop
     }
 
     fn run(self) {
@@ -172,8 +196,14 @@ impl Work {
             return;
         }
         loop {
-            if self.stopped() {
-                return;
+            {
+                let mut flags = self.signal.flags.lock().expect("tiers lock");
+                if flags.stop {
+                    return;
+                }
+                // Cleared before the runs are read: a run stored from here
+                // on sets it again, and the wait below does not start.
+                flags.nudged = false;
             }
             let group = {
                 let inner = self.inner.read().expect("event index lock");
@@ -192,14 +222,12 @@ impl Work {
                     }
                 },
                 None => {
-                    let stop = self.stop.0.lock().expect("tiers lock");
-                    if *stop {
-                        return;
-                    }
-                    let _ = self
-                        .stop
-                        .1
-                        .wait_timeout(stop, std::time::Duration::from_secs(10));
+                    let flags = self.signal.flags.lock().expect("tiers lock");
+                    let _waited = self
+                        .signal
+                        .changed
+                        .wait_while(flags, |f| !f.stop && !f.nudged)
+                        .expect("tiers lock");
                 }
             }
         }
