@@ -23,6 +23,11 @@ pub struct ServerConfig {
     /// How often the background scrub verifies the whole log
     /// (`processes::scrub`); `None` turns it off.
     pub scrub_interval: Option<Duration>,
+    /// How often the scrub verifies what was written since the
+    /// verified-through mark and moves the mark (`processes::scrub`), so a
+    /// restart verifies at most that long's writes; `None`: only full
+    /// passes move it. Nothing without the scrub.
+    pub verify_tail_interval: Option<Duration>,
 }
 
 /// How callers are authenticated. With no token verifier the server runs in
@@ -62,6 +67,7 @@ impl ServerConfig {
             },
             connections: Default::default(),
             scrub_interval: None,
+            verify_tail_interval: None,
         }
     }
 }

@@ -406,6 +406,16 @@ struct ServeArgs {
         default_value_t = 86_400
     )]
     scrub_interval_seconds: u64,
+    /// Seconds between the scrub's tail passes, which verify what was
+    /// written since the last verification and move the verified-through
+    /// mark, so a restart verifies at most that long's writes (0: only the
+    /// full passes move it). Nothing without the scrub.
+    #[arg(
+        long,
+        env = "COMPLAINT_LEDGER_VERIFY_TAIL_SECONDS",
+        default_value_t = 600
+    )]
+    verify_tail_seconds: u64,
     /// Verify every record fully at start (hash chains, indexes, Merkle
     /// tree hashes), not only those written since the last full
     /// verification (the start's, or the scrub's last pass). Always so
@@ -550,6 +560,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 http_listen,
                 scrub_interval: (a.scrub_interval_seconds > 0)
                     .then(|| std::time::Duration::from_secs(a.scrub_interval_seconds)),
+                verify_tail_interval: (a.verify_tail_seconds > 0)
+                    .then(|| std::time::Duration::from_secs(a.verify_tail_seconds)),
                 data_dir: a.data_dir,
                 ledger: LedgerOptions {
                     limits: Limits {

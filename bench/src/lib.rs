@@ -161,7 +161,11 @@ fn cpu_us_per_event(before: Option<f64>, after: Option<f64>, events: u64) -> Opt
 
 /// Starts the ledger server on `data`, checking bearer tokens as in
 /// production, with the per-caller rate limit off (the benchmark measures
-/// the ledger).
+/// the ledger), and without the scrub's tail passes unless
+/// `COMPLAINT_LEDGER_VERIFY_TAIL_SECONDS` asks for them: a pass would verify
+/// the fill's records on one core in the middle of whichever level runs
+/// ten minutes in, and "the first start after the fill" would measure how
+/// far the last pass got. Their effect is measured by setting it.
 fn spawn_ledger(data: &Path, creds: &Credentials) -> anyhow::Result<Server> {
     spawn_ledger_with(data, creds, &[])
 }
@@ -177,6 +181,9 @@ fn spawn_ledger_with(data: &Path, creds: &Credentials, more: &[String]) -> anyho
     ]
     .map(String::from)
     .to_vec();
+    if std::env::var_os("COMPLAINT_LEDGER_VERIFY_TAIL_SECONDS").is_none() {
+        args.extend(["--verify-tail-seconds".into(), "0".into()]);
+    }
     args.extend(creds.server_args());
     args.extend(more.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

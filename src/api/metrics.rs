@@ -421,6 +421,18 @@ impl Collector for LedgerState {
             "When the background scrub last finished a full pass (0: none since start)",
             scrub.last_pass_at.map(|t| t.seconds).unwrap_or(0),
         )?;
+        counter(
+            &mut e,
+            "scrub_tail_passes",
+            "Tail passes of the background scrub since start (the records written since the verified-through mark verified)",
+            scrub.tail_passes,
+        )?;
+        gauge(
+            &mut e,
+            "verified_through_position",
+            "The verified-through mark: records up to it had a full verification; a restart verifies only the ones after it (0 without the scrub)",
+            as_i64(scrub.verified_through),
+        )?;
         gauge(
             &mut e,
             "scrub_damage_found",

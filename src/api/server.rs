@@ -341,7 +341,10 @@ async fn serve_on(
     let scrub = config.scrub_interval.map(|every| {
         tokio::spawn(crate::processes::scrub::run(
             ledger.clone(),
-            every,
+            crate::processes::scrub::Intervals {
+                full: every,
+                tail: config.verify_tail_interval,
+            },
             scrub_state.clone(),
             stopping_for_scrub.clone(),
             partial,

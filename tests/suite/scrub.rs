@@ -298,3 +298,60 @@ async fn an_access_log_entry_altered_while_running_is_found_by_the_scrub() {
     );
     assert_appends_refused(&server, "s9").await;
 }
+
+/// Tail passes move the verified-through mark to the head between full
+/// passes: a restart then verifies only what was written since the last
+/// one. Shown by damage: a record written after the last full
+/// verification, which a start would have verified (see above: "damage
+/// above the mark"), is under the mark once a tail pass has run — the
+/// start does not read it, and the scrub's full pass right after finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_passes_keep_the_mark_near_the_head() {
+    let server = TestServer::start_with(|c| {
+        c.scrub_interval = Some(Duration::from_secs(3600));
+        c.verify_tail_interval = Some(Duration::from_millis(200));
+        c.http_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let http = server.server.as_ref().unwrap().http_addr.unwrap();
+    let mut c = server.ledger().await;
+    open_case(&mut c, "t1", "cust-t").await;
+    add_notes(&mut c, &["t1"], 4).await;
+    let s = scrub_until(&server, |s| s.verified_through == 5).await;
+    assert!(s.tail_passes >= 1, "{s:?}");
+    assert_eq!(s.passes, 0, "no full pass ran: {s:?}");
+    for i in 0..3 {
+        let e = ev(
+            &format!("t1-later-{i}"),
+            "2020-12-03T03:00:00+08:00",
+            "8030",
+            note("a later note"),
+        );
+        c.append(append("t1", vec![e])).await.unwrap();
+    }
+    let s = scrub_until(&server, |s| s.verified_through == 8).await;
+    assert!(s.failure.is_empty(), "{s:?}");
+    let (_, body) = http_get(&http.to_string(), "/metrics");
+    assert!(
+        body.lines()
+            .any(|l| l == "complaint_ledger_verified_through_position 8"),
+        "{body}"
+    );
+    let dir = server.stop().await;
+
+    // Position 7 was written after the start's verification; the tail
+    // pass verified it and moved the mark past it.
+    alter_offline(dir.path(), 7);
+    let server = TestServer::start_in(dir, |c| {
+        c.scrub_interval = Some(Duration::from_secs(3600));
+        c.verify_tail_interval = Some(Duration::from_millis(200));
+    })
+    .await;
+    let s = scrub_until(&server, |s| !s.failure.is_empty()).await;
+    assert!(
+        s.failure.starts_with("position 7: record altered"),
+        "{}",
+        s.failure
+    );
+    assert_appends_refused(&server, "t1").await;
+}
