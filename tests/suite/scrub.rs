@@ -93,6 +93,19 @@ async fn damage_found_while_running_stops_appends_and_is_reported() {
     assert_eq!(scrub_status(&server).await.passes, passes);
 }
 
+/// The scrub finds record `position` altered, and appends to `case` are
+/// refused from then on.
+async fn found_altered_and_refusing(server: &TestServer, position: u64, case: &str) {
+    let s = scrub_until(server, |s| !s.failure.is_empty()).await;
+    assert!(
+        s.failure
+            .starts_with(&format!("position {position}: record altered")),
+        "{}",
+        s.failure
+    );
+    assert_appends_refused(server, case).await;
+}
+
 /// An append to `case` after the scrub found damage: refused, saying why.
 async fn assert_appends_refused(server: &TestServer, case: &str) {
     let mut c = server.ledger().await;
@@ -211,13 +224,7 @@ async fn a_start_verifies_what_is_new_and_the_scrub_all_of_it() {
         c.scrub_interval = Some(Duration::from_secs(3600));
     })
     .await;
-    let s = scrub_until(&server, |s| !s.failure.is_empty()).await;
-    assert!(
-        s.failure.starts_with("position 3: record altered"),
-        "{}",
-        s.failure
-    );
-    assert_appends_refused(&server, "v1").await;
+    found_altered_and_refusing(&server, 3, "v1").await;
     server.stop().await;
 
     // Damage above the mark: the start itself refuses, as before.
@@ -347,11 +354,5 @@ async fn tail_passes_keep_the_mark_near_the_head() {
         c.verify_tail_interval = Some(Duration::from_millis(200));
     })
     .await;
-    let s = scrub_until(&server, |s| !s.failure.is_empty()).await;
-    assert!(
-        s.failure.starts_with("position 7: record altered"),
-        "{}",
-        s.failure
-    );
-    assert_appends_refused(&server, "t1").await;
+    found_altered_and_refusing(&server, 7, "t1").await;
 }
