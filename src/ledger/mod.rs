@@ -26,6 +26,8 @@ mod rebuild;
 pub mod recorded;
 mod restore;
 mod sync_watch;
+#[cfg(test)]
+pub(crate) mod test_support;
 mod turns;
 mod writer;
 

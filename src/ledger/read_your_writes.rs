@@ -5,33 +5,13 @@
 //! so the test sees both sides of the wait rather than a host that
 //! happened to be fast.
 
-use super::{Ledger, LedgerOptions, BOARD_TABLE};
+use super::test_support::{append, open, opened};
+use super::BOARD_TABLE;
 use crate::proto::v1::{self as pb, case_event::Kind};
-use crate::store::hooked::HookedLog;
+use crate::store::hooked::{Gate, HookedLog};
 use crate::store::side_table::{Change, Entry};
 use crate::store::{SideTable, SledLog, StoreError};
-use std::sync::{Arc, Condvar, Mutex};
-
-/// Holds every batch written to the board while closed.
-#[derive(Default)]
-struct Gate {
-    closed: Mutex<bool>,
-    opened: Condvar,
-}
-
-impl Gate {
-    fn set(&self, closed: bool) {
-        *self.closed.lock().unwrap() = closed;
-        self.opened.notify_all();
-    }
-
-    fn pass(&self) {
-        let mut closed = self.closed.lock().unwrap();
-        while *closed {
-            closed = self.opened.wait(closed).unwrap();
-        }
-    }
-}
+use std::sync::Arc;
 
 struct GatedTable {
     inner: Box<dyn SideTable>,
@@ -63,19 +43,6 @@ impl SideTable for GatedTable {
     }
 }
 
-fn append(case_id: &str, id: &str, kind: Kind) -> pb::AppendRequest {
-    pb::AppendRequest {
-        case_id: case_id.into(),
-        expected_version: None,
-        events: vec![pb::ProposedEvent {
-            event_id: id.into(),
-            occurred_at: Some(crate::time::now_ts()),
-            event: Some(pb::CaseEvent { kind: Some(kind) }),
-            ..Default::default()
-        }],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_is_answered_before_its_fold_and_a_read_after_it_waits() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,17 +57,9 @@ async fn an_append_is_answered_before_its_fold_and_a_read_after_it_waits() {
             _ => inner,
         },
     );
-    let (ledger, _) = Ledger::open_on(log, dir.path(), &LedgerOptions::default()).unwrap();
-    let ledger = Arc::new(ledger);
-    let opened = Kind::CaseOpened(pb::CaseOpened {
-        customer_id: "cust-g".into(),
-        business_line: "qidian".into(),
-        category: "auto-subscription".into(),
-        summary: "wants a callback".into(),
-        ..Default::default()
-    });
+    let ledger = open(log, dir.path());
     let first = ledger
-        .append(append("g", "g-open", opened), "agent".into())
+        .append(append("g", "g-open", opened("cust-g")), "agent".into())
         .await
         .unwrap();
     ledger.caught_up().await.unwrap();

@@ -22,6 +22,7 @@
 use crate::audit::verify::{verify_prefix, verify_range};
 use crate::ledger::Ledger;
 use crate::proto::v1 as pb;
+use crate::store::EventLog;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -37,6 +38,10 @@ impl ScrubState {
 
     fn update(&self, f: impl FnOnce(&mut pb::ScrubStatus)) {
         f(&mut self.0.lock().expect("scrub state"));
+    }
+
+    fn damage_found(&self) -> bool {
+        !self.0.lock().expect("scrub state").failure.is_empty()
     }
 }
 
@@ -65,13 +70,14 @@ type Found = String;
 /// a large store — used to move it, so a restart's time grew with the
 /// writes since the last one. A tail pass verifies each record once more
 /// than before, in the background, and bounds that to an interval's
-/// writes. Both kinds run on this one task, one after the other, so the
-/// mark only ever moves forward.
-pub async fn run(
-    ledger: Arc<Ledger>,
+/// writes. They run on a task of their own, beside a full pass that may
+/// take hours (the first one starts right after such a start); the mark
+/// only ever moves forward ([`mark`]).
+pub async fn run<L: EventLog + 'static>(
+    ledger: Arc<Ledger<L>>,
     intervals: Intervals,
     state: Arc<ScrubState>,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
     start_was_partial: bool,
 ) {
     let verified = crate::ledger::integrity::verified_through(ledger.log().as_ref());
@@ -79,31 +85,63 @@ pub async fn run(
         s.enabled = true;
         s.verified_through = verified;
     });
-    let now = tokio::time::Instant::now();
-    let mut next_full = now
-        + if start_was_partial {
-            Duration::ZERO
-        } else {
-            intervals.full
-        };
-    let mut next_tail = intervals.tail.map(|t| now + t);
+    let tails = intervals.tail.map(|every| {
+        tokio::spawn(repeat(
+            Pass::Tail,
+            ledger.clone(),
+            state.clone(),
+            stopping.clone(),
+            every,
+            every,
+        ))
+    });
+    let first = if start_was_partial {
+        Duration::ZERO
+    } else {
+        intervals.full
+    };
+    repeat(Pass::Full, ledger, state, stopping, first, intervals.full).await;
+    if let Some(t) = tails {
+        t.abort();
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    Full,
+    Tail,
+}
+
+/// Runs `pass` after `first`, then every `every`, until `stopping` turns
+/// true or a pass of either kind finds damage.
+async fn repeat<L: EventLog + 'static>(
+    pass: Pass,
+    ledger: Arc<Ledger<L>>,
+    state: Arc<ScrubState>,
+    mut stopping: watch::Receiver<bool>,
+    first: Duration,
+    every: Duration,
+) {
+    let mut wait = first;
     loop {
-        let due = next_tail.map_or(next_full, |t| t.min(next_full));
         tokio::select! {
-            _ = tokio::time::sleep_until(due) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
-        let full = due == next_full;
-        let found = if full {
-            next_full = tokio::time::Instant::now() + intervals.full;
-            full_pass(&ledger, &state).await
-        } else {
-            next_tail = intervals.tail.map(|t| tokio::time::Instant::now() + t);
-            tail_pass(&ledger, &state).await
+        wait = every;
+        if state.damage_found() {
+            return;
+        }
+        let result = match pass {
+            Pass::Full => full_pass(&ledger, &state).await,
+            Pass::Tail => tail_pass(&ledger, &state).await,
         };
-        let Err(found) = found else {
+        let Err(found) = result else {
             continue;
         };
+        if state.damage_found() {
+            return;
+        }
         tracing::error!(found = %found, "scrub: the store is damaged; refusing appends");
         state.update(|s| s.failure = found.clone());
         ledger
@@ -117,7 +155,10 @@ pub async fn run(
 
 /// Verifies records 1..=head (and the PII-access log's chain) and moves the
 /// mark to the head.
-async fn full_pass(ledger: &Arc<Ledger>, state: &Arc<ScrubState>) -> Result<(), Found> {
+async fn full_pass<L: EventLog + 'static>(
+    ledger: &Arc<Ledger<L>>,
+    state: &Arc<ScrubState>,
+) -> Result<(), Found> {
     let upto = *ledger.head().borrow();
     state.update(|s| {
         s.checked = 0;
@@ -160,7 +201,10 @@ const TAIL_CHUNK: u64 = 65_536;
 /// (and believed only while the tree still has its root), not from what
 /// this task last wrote: a mark that no longer matches makes the pass a
 /// full one.
-async fn tail_pass(ledger: &Arc<Ledger>, state: &Arc<ScrubState>) -> Result<(), Found> {
+async fn tail_pass<L: EventLog + 'static>(
+    ledger: &Arc<Ledger<L>>,
+    state: &Arc<ScrubState>,
+) -> Result<(), Found> {
     let upto = *ledger.head().borrow();
     let (l, st) = (ledger.clone(), state.clone());
     let pass = tokio::task::spawn_blocking(move || {
@@ -193,10 +237,118 @@ async fn tail_pass(ledger: &Arc<Ledger>, state: &Arc<ScrubState>) -> Result<(), 
     }
 }
 
-/// Moves the verified-through mark to `records` (root `root`).
-fn mark(ledger: &Ledger, state: &ScrubState, records: u64, root: [u8; 32]) {
+/// Moves the verified-through mark to `records` (root `root`), unless it
+/// already stands there or beyond (a tail pass moved it while a full pass
+/// ran) or damage was found meanwhile. Under the state's lock, so the two
+/// passes' marks are written one at a time and never move it back.
+fn mark<L: EventLog>(ledger: &Ledger<L>, state: &ScrubState, records: u64, root: [u8; 32]) {
+    let mut s = state.0.lock().expect("scrub state");
+    if records <= s.verified_through || !s.failure.is_empty() {
+        return;
+    }
     match crate::ledger::integrity::record_verified(ledger.log().as_ref(), records, root) {
-        Ok(()) => state.update(|s| s.verified_through = records),
+        Ok(()) => s.verified_through = records,
         Err(e) => tracing::warn!(error = %e, "scrub: the verified-through mark could not be moved"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::test_support::{append, open, opened};
+    use crate::proto::v1::case_event::Kind;
+    use crate::store::hooked::{Gate, HookedLog};
+    use crate::store::SledLog;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    async fn until(state: &ScrubState, what: &str, done: impl Fn(&pb::ScrubStatus) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !done(&state.status()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {:?}",
+                state.status()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A full pass that takes long (here: held at its first case-index
+    /// read) does not hold up the tail passes: they move the mark to the
+    /// head meanwhile, and the full pass, once done, does not move it
+    /// back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tail_passes_go_on_while_a_full_pass_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = Arc::new(Gate::default());
+        let armed = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicBool::new(false));
+        let log = {
+            let (gate, armed, held) = (gate.clone(), armed.clone(), held.clone());
+            HookedLog::new(SledLog::open(dir.path(), &Default::default()).unwrap())
+                .before_case_read(move || {
+                    // The first read after arming waits at the gate.
+                    if armed.swap(false, Ordering::SeqCst) {
+                        held.store(true, Ordering::SeqCst);
+                        gate.pass();
+                    }
+                    Ok(())
+                })
+        };
+        let ledger = open(log, dir.path());
+        ledger
+            .append(append("sc", "sc-open", opened("cust-sc")), "agent".into())
+            .await
+            .unwrap();
+        for i in 0..4 {
+            let note = Kind::NoteAdded(pb::NoteAdded {
+                text: format!("note {i}"),
+            });
+            ledger
+                .append(append("sc", &format!("sc-n{i}"), note), "agent".into())
+                .await
+                .unwrap();
+        }
+        ledger.caught_up().await.unwrap();
+
+        gate.set(true);
+        armed.store(true, Ordering::SeqCst);
+        let state = Arc::new(ScrubState::default());
+        let (stop, stopping) = watch::channel(false);
+        // The full pass starts at once (as after a start that relied on
+        // the mark); the first tail pass a second later.
+        let scrub = tokio::spawn(run(
+            ledger.clone(),
+            Intervals {
+                full: Duration::from_secs(3600),
+                tail: Some(Duration::from_secs(1)),
+            },
+            state.clone(),
+            stopping,
+            true,
+        ));
+        until(&state, "the full pass is not held", |_| {
+            held.load(Ordering::SeqCst)
+        })
+        .await;
+        until(&state, "the tail pass did not move the mark", |s| {
+            s.verified_through == 5
+        })
+        .await;
+        let s = state.status();
+        assert_eq!(s.passes, 0, "the full pass is still held: {s:?}");
+        assert_eq!(s.checking_up_to, 5, "{s:?}");
+
+        gate.set(false);
+        until(&state, "the full pass did not finish", |s| s.passes == 1).await;
+        let s = state.status();
+        assert_eq!(s.verified_through, 5, "{s:?}");
+        assert!(s.failure.is_empty(), "{s:?}");
+        assert_eq!(
+            crate::ledger::integrity::verified_through(ledger.log().as_ref()),
+            5
+        );
+        stop.send_replace(true);
+        scrub.await.unwrap();
     }
 }

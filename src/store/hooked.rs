@@ -5,6 +5,28 @@
 
 use super::side_table::SideTable;
 use super::{EventLog, NewRecord, SledLog, StoreError};
+use std::sync::{Condvar, Mutex};
+
+/// Holds the threads that pass it while closed: what a hook waits on.
+#[derive(Default)]
+pub(crate) struct Gate {
+    closed: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    pub fn set(&self, closed: bool) {
+        *self.closed.lock().unwrap() = closed;
+        self.opened.notify_all();
+    }
+
+    pub fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+    }
+}
 
 type CaseRead = Box<dyn Fn() -> Result<(), StoreError> + Send + Sync>;
 type WrapTable = Box<dyn Fn(&str, Box<dyn SideTable>) -> Box<dyn SideTable> + Send + Sync>;
